@@ -1,0 +1,58 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils import timezone
+
+from accounts import services
+from accounts.models import ApiToken, User
+
+
+class ApiTokenInline(admin.TabularInline):
+    model = ApiToken
+    extra = 0
+    can_delete = False
+    fields = ["name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = ["name", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False  # a token's secret can only be shown to its owner, on the tokens page
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = [
+        "username", "email", "first_name", "last_name", "is_active", "is_staff",
+        "storage_quota_bytes", "max_concurrent_runs", "last_login", "date_joined",
+    ]
+    list_filter = ["is_active", "is_staff", "is_superuser", "date_joined"]
+    search_fields = ["username", "email", "first_name", "last_name"]
+    fieldsets = [
+        *DjangoUserAdmin.fieldsets,
+        ("Quotas (empty = site default)", {"fields": ["storage_quota_bytes", "max_concurrent_runs"]}),
+    ]
+    add_fieldsets = [
+        (None, {"classes": ["wide"], "fields": ["username", "email", "password1", "password2"]}),
+        ("Quotas (empty = site default)", {"fields": ["storage_quota_bytes", "max_concurrent_runs"]}),
+    ]
+    inlines = [ApiTokenInline]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "created_at", "expires_at"]
+    search_fields = ["name", "prefix", "user__username", "user__email"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "name", "prefix", "digest", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        revoked = 0
+        for token in queryset.filter(revoked_at__isnull=True):
+            services.revoke_token(token)
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} token(s) at {timezone.now():%Y-%m-%d %H:%M}.")

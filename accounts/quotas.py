@@ -1,0 +1,72 @@
+"""Per-user limits: storage bytes and concurrent runs. Defaults in settings, per-user overrides on the User row."""
+
+from __future__ import annotations
+
+
+class QuotaExceeded(Exception):
+    """A write would take a user over one of their limits. ``str(error)`` is a message for the user."""
+
+    def __init__(self, message: str, *, limit: int, used: int, requested: int):
+        super().__init__(message)
+        self.message = message
+        self.limit = limit
+        self.used = used
+        self.requested = requested
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if abs(value) < 1000 or unit == "TB":
+            return f"{int(value)} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
+def storage_used(user) -> int:
+    """Bytes of uploads owned by ``user``, as counted by the projects app (0 until that app provides it)."""
+    try:
+        from projects.selectors import storage_used_by
+    except ImportError:
+        return 0
+    return int(storage_used_by(user) or 0)
+
+
+def storage_left(user) -> int:
+    return max(0, user.effective_storage_quota - storage_used(user))
+
+
+def check_storage(user, incoming_bytes: int) -> None:
+    """Raise QuotaExceeded if keeping ``incoming_bytes`` more would exceed the user's storage quota.
+
+    Call before anything is written, with the size of what arrives.
+    """
+    if incoming_bytes < 0:
+        raise ValueError("incoming_bytes must not be negative")
+    limit = user.effective_storage_quota
+    used = storage_used(user)
+    if used + incoming_bytes > limit:
+        raise QuotaExceeded(
+            f"This upload needs {human_bytes(incoming_bytes)} but only {human_bytes(max(0, limit - used))} of "
+            f"your {human_bytes(limit)} storage quota is left ({human_bytes(used)} used). Delete uploads you no "
+            "longer need, or ask an administrator for a larger quota.",
+            limit=limit,
+            used=used,
+            requested=incoming_bytes,
+        )
+
+
+def check_run_limit(user, active_runs: int) -> None:
+    """Raise QuotaExceeded if starting one more run would exceed the user's concurrent-run limit.
+
+    ``active_runs`` is the number of the user's runs queued or running, counted by the analysis app.
+    """
+    limit = user.effective_run_limit
+    if active_runs + 1 > limit:
+        raise QuotaExceeded(
+            f"You already have {active_runs} run(s) queued or running; your limit is {limit} at once. "
+            "Wait for one to finish or cancel one.",
+            limit=limit,
+            used=active_runs,
+            requested=1,
+        )

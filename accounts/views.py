@@ -1,0 +1,79 @@
+"""Account pages: home, self sign-up, API tokens. Sign-in, sign-out and passwords are Django's auth views."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_not_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import selectors, services
+from accounts.forms import SignUpForm, TokenCreateForm
+
+
+def home(request):
+    """Signed-in users land on their project list (or a welcome page until the projects app exists)."""
+    try:
+        return redirect(reverse("projects:list"))
+    except NoReverseMatch:
+        return render(request, "accounts/home.html")
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    if not settings.NEUROX_ALLOW_SIGNUP:
+        raise Http404("Self sign-up is turned off on this site; ask an administrator for an account.")
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.sign_up(
+            username=form.cleaned_data["username"],
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password1"],
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.username}. Your account is ready.")
+        return redirect("home")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+def _tokens_response(request, form, new_secret=None, new_token=None, status=200):
+    context = {
+        "form": form,
+        "tokens": selectors.tokens_of(request.user),
+        "new_secret": new_secret,
+        "new_token": new_token,
+    }
+    template = "accounts/tokens.html#token-panel" if request.htmx else "accounts/tokens.html"
+    return render(request, template, context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def tokens(request):
+    """List the user's tokens and create one (its secret is in this one response only)."""
+    if request.method == "GET":
+        return _tokens_response(request, TokenCreateForm())
+    form = TokenCreateForm(request.POST)
+    if not form.is_valid():
+        return _tokens_response(request, form, status=400)
+    token, secret = services.create_token(request.user, form.cleaned_data["name"], form.expires_at())
+    response = _tokens_response(request, TokenCreateForm(), new_secret=secret, new_token=token)
+    response["Cache-Control"] = "no-store"  # the secret must not linger in caches
+    return response
+
+
+@require_POST
+def revoke_token(request, token_id: int):
+    try:
+        token = selectors.token_of(request.user, token_id)
+    except selectors.ApiToken.DoesNotExist:
+        raise Http404("No such token.") from None
+    services.revoke_token(token)
+    if request.htmx:
+        return _tokens_response(request, TokenCreateForm())
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("accounts:tokens")

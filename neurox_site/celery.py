@@ -1,0 +1,15 @@
+"""The Celery app. Configuration lives in settings (CELERY_* names); see the README for worker commands.
+
+Workers: ``celery -A neurox_site worker -Q gpu --concurrency 1 --max-tasks-per-child 20`` for model work and
+``celery -A neurox_site worker -Q cpu`` for array work. Without REDIS_URL tasks run eagerly in-process.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neurox_site.settings")
+
+app = Celery("neurox_site")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

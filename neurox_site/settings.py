@@ -1,0 +1,364 @@
+"""NeuroX settings: one module, driven by environment variables (django-environ).
+
+Three situations, chosen by what the environment provides:
+
+* **Embedded defaults** (nothing set): SQLite and files under ``NEUROX_DATA_DIR`` (default ``./var/``), an
+  in-memory channel layer, a local-memory cache, Celery tasks run eagerly in the calling process (no broker),
+  ``DEBUG`` on, and a generated secret key persisted in the data folder so sessions survive restarts.
+* **Real services**: ``DATABASE_URL`` switches to PostgreSQL (psycopg 3, connection health checks);
+  ``REDIS_URL`` makes Redis the Celery broker, the Channels layer and the cache. ``DEBUG`` is off unless asked for.
+* **Production** (``DEBUG`` off, e.g. ``NEUROX_ENV=production``): ``SECRET_KEY`` and ``ALLOWED_HOSTS`` must come from
+  the environment (a clear error otherwise); secure cookies, HSTS and the HTTPS redirect are on, so that
+  ``python manage.py check --deploy`` passes with no warnings.
+
+Every variable is listed in the README's table.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+NEUROX_ENV = env.str("NEUROX_ENV", default="development").strip().lower()
+if NEUROX_ENV not in {"development", "production"}:
+    raise ImproperlyConfigured(f"NEUROX_ENV must be 'development' or 'production', not {NEUROX_ENV!r}.")
+
+DATA_DIR = Path(env.str("NEUROX_DATA_DIR", default=str(BASE_DIR / "var"))).expanduser().resolve()
+
+DATABASE_URL = env.str("DATABASE_URL", default="")
+REDIS_URL = env.str("REDIS_URL", default="")
+
+# The embedded mode is the only one where DEBUG defaults to on.
+EMBEDDED = NEUROX_ENV == "development" and not DATABASE_URL and not REDIS_URL
+DEBUG = env.bool("DEBUG", default=EMBEDDED)
+if NEUROX_ENV == "production" and DEBUG:
+    raise ImproperlyConfigured("DEBUG=true is not allowed with NEUROX_ENV=production.")
+
+
+def _dev_secret_key(data_dir: Path) -> str:
+    """A random secret generated once and kept in the data folder, so dev sessions survive restarts."""
+    key_file = data_dir / "dev-secret-key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(50)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+if DEBUG:
+    SECRET_KEY = env.str("SECRET_KEY", default="") or _dev_secret_key(DATA_DIR)
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+else:
+    SECRET_KEY = env.str("SECRET_KEY", default="")
+    if not SECRET_KEY:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off (production). Generate one with: "
+            "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+        )
+    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured(
+            "ALLOWED_HOSTS must be set when DEBUG is off (production): a comma-separated list of the host names "
+            "this site answers to, e.g. ALLOWED_HOSTS=neurox.example.edu"
+        )
+
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- Applications -------------------------------------------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "daphne",  # before staticfiles: `runserver` serves ASGI (http + websockets)
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "health_check",
+    "accounts",
+    "projects",
+    "analysis",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every HTML view needs a login unless marked @login_not_required. DRF views are exempt from this
+    # middleware (they are csrf_exempt class views with their own auth), hence IsAuthenticated below.
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "neurox_site.urls"
+WSGI_APPLICATION = "neurox_site.wsgi.application"
+ASGI_APPLICATION = "neurox_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "neurox_site.context_processors.sidebar_projects",
+                "neurox_site.context_processors.site_flags",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------------------------------
+
+if DATABASE_URL:
+    _database = env.db_url_config(DATABASE_URL)
+    if _database["ENGINE"] in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
+        _database["ENGINE"] = "django.db.backends.postgresql"  # psycopg 3 is what is installed
+    _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    _database["CONN_HEALTH_CHECKS"] = True
+    DATABASES = {"default": _database}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            # Lets the eager "worker" and the web process share the file without "database is locked".
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, channels, Celery --------------------------------------------------------------------------------------
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "neurox",
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "neurox:channels"},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Celery reads every CELERY_* name below (namespace "CELERY" in neurox_site/celery.py).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=6 * 3600)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=CELERY_TASK_SOFT_TIME_LIMIT + 600)
+if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
+    raise ImproperlyConfigured("CELERY_TASK_TIME_LIMIT (hard) must be greater than CELERY_TASK_SOFT_TIME_LIMIT.")
+# Without a broker, tasks run in the calling process; set CELERY_TASK_ALWAYS_EAGER=false with REDIS_URL only.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Clients read the Run row, never Celery's result backend.
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis re-delivers an unacknowledged task after visibility_timeout: it must exceed the hard limit or long
+# tasks run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600}
+CELERY_TASK_DEFAULT_QUEUE = "cpu"
+CELERY_TASK_CREATE_MISSING_QUEUES = True
+CELERY_TASK_QUEUES = (Queue("gpu"), Queue("cpu"))
+# Model work (forward passes) goes to the `gpu` queue, array work to `cpu`. Task modules may also pass
+# queue= explicitly; these globs are the default routing by task name.
+CELERY_TASK_ROUTES = {
+    "analysis.tasks.extract_*": {"queue": "gpu"},
+    "analysis.tasks.ablat*": {"queue": "gpu"},
+    "analysis.tasks.manipulat*": {"queue": "gpu"},
+    "analysis.tasks.*gpu*": {"queue": "gpu"},
+    "analysis.tasks.*": {"queue": "cpu"},
+}
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+
+# --- Storage ------------------------------------------------------------------------------------------------------
+
+MEDIA_ROOT = Path(env.str("NEUROX_MEDIA_ROOT", default=str(DATA_DIR / "media"))).resolve()
+MEDIA_URL = "/media/"  # never served publicly: files are reached through permission-checked views
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(env.str("NEUROX_STATIC_ROOT", default=str(DATA_DIR / "static"))).resolve()
+STATICFILES_DIRS = [BASE_DIR / "static"]
+if DEBUG:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing root; collectstatic fills it
+
+NEUROX_S3_BUCKET = env.str("NEUROX_S3_BUCKET", default="")
+if NEUROX_S3_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": NEUROX_S3_BUCKET,
+            "endpoint_url": env.str("NEUROX_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("NEUROX_S3_REGION", default="") or None,
+            "access_key": env.str("NEUROX_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("NEUROX_S3_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("NEUROX_S3_PREFIX", default=""),
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT, "base_url": MEDIA_URL},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# Uploads: anything above this many bytes goes to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
+FILE_UPLOAD_TEMP_DIR = env.str("NEUROX_UPLOAD_TEMP_DIR", default="") or None
+FILE_UPLOAD_PERMISSIONS = 0o640
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # non-file form fields only (Django's default)
+
+NEUROX_MAX_UPLOAD_BYTES = env.int("NEUROX_MAX_UPLOAD_BYTES", default=4 * 1024**3)
+NEUROX_MAX_ARCHIVE_FILES = env.int("NEUROX_MAX_ARCHIVE_FILES", default=200)
+NEUROX_MAX_UNPACKED_BYTES = env.int("NEUROX_MAX_UNPACKED_BYTES", default=8 * 1024**3)
+NEUROX_MAX_SENTENCE_WORDS = env.int("NEUROX_MAX_SENTENCE_WORDS", default=512)
+NEUROX_DEFAULT_STORAGE_QUOTA_BYTES = env.int("NEUROX_DEFAULT_STORAGE_QUOTA_BYTES", default=20 * 1024**3)
+NEUROX_DEFAULT_MAX_CONCURRENT_RUNS = env.int("NEUROX_DEFAULT_MAX_CONCURRENT_RUNS", default=2)
+NEUROX_ALLOW_SIGNUP = env.bool("NEUROX_ALLOW_SIGNUP", default=True)
+
+# --- Accounts -----------------------------------------------------------------------------------------------------
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# last_used_at is written at most this often per token, so API calls do not each cost a write.
+NEUROX_TOKEN_LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="neurox@localhost")
+
+# --- REST API -----------------------------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("NEUROX_API_USER_RATE", default="2000/hour"),
+        "anon": env.str("NEUROX_API_ANON_RATE", default="60/hour"),
+    },
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "NeuroX API",
+    "DESCRIPTION": "Find and analyse important neurons in neural NLP models. Authenticate with "
+    "`Authorization: Token <secret>` (create tokens on the API tokens page).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI assets from drf-spectacular-sidecar: the docs page works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Security -----------------------------------------------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env.bool("NEUROX_SECURE_COOKIES", default=True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_SSL_REDIRECT = env.bool("NEUROX_SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("NEUROX_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("NEUROX_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("NEUROX_HSTS_PRELOAD", default=True)
+    # Behind a TLS-terminating proxy (nginx, a load balancer) that sets X-Forwarded-Proto.
+    if env.bool("NEUROX_BEHIND_TLS_PROXY", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # The health endpoint is probed over plain HTTP by load balancers.
+    SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+
+# --- Misc ---------------------------------------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,34 @@
+"""Top-level URLs. HTML pages need a login (LoginRequiredMiddleware) unless marked otherwise; the API lives
+under /api/v1/ (see api_urls.py)."""
+
+from importlib.util import find_spec
+
+from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from health_check.checks import Cache, Database, Storage
+from health_check.views import HealthCheckView
+
+from accounts import views as account_views
+
+urlpatterns = [
+    path("", account_views.home, name="home"),
+    path("accounts/", include("accounts.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("neurox_site.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "health/",
+        login_not_required(HealthCheckView.as_view(checks=[Cache, Database, Storage])),
+        name="health",
+    ),
+]
+
+# Apps written in parallel by colleagues: mounted once their urls module exists.
+if find_spec("projects.urls") is not None:
+    urlpatterns.append(path("projects/", include("projects.urls")))
+if find_spec("analysis.urls") is not None:
+    urlpatterns.append(path("", include("analysis.urls")))

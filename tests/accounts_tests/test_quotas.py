@@ -1,0 +1,54 @@
+"""Per-user quotas: defaults from settings, overrides on the user, and the storage check."""
+
+import pytest
+
+from accounts import quotas
+from accounts.quotas import QuotaExceeded, check_run_limit, check_storage
+
+pytestmark = pytest.mark.django_db
+
+
+def test_quotas_default_to_settings(user, settings):
+    settings.NEUROX_DEFAULT_STORAGE_QUOTA_BYTES = 1234
+    settings.NEUROX_DEFAULT_MAX_CONCURRENT_RUNS = 3
+    assert user.storage_quota_bytes is None and user.max_concurrent_runs is None
+    assert user.effective_storage_quota == 1234
+    assert user.effective_run_limit == 3
+
+
+def test_user_overrides_win_including_zero(make_user, settings):
+    settings.NEUROX_DEFAULT_STORAGE_QUOTA_BYTES = 1234
+    settings.NEUROX_DEFAULT_MAX_CONCURRENT_RUNS = 3
+    limited = make_user(storage_quota_bytes=0, max_concurrent_runs=0)
+    generous = make_user(storage_quota_bytes=10**12, max_concurrent_runs=8)
+    assert (limited.effective_storage_quota, limited.effective_run_limit) == (0, 0)
+    assert (generous.effective_storage_quota, generous.effective_run_limit) == (10**12, 8)
+
+
+def test_check_storage_allows_up_to_the_limit_and_refuses_beyond(make_user, monkeypatch):
+    user = make_user(storage_quota_bytes=5_000_000)
+    monkeypatch.setattr(quotas, "storage_used", lambda u: 3_000_000)
+    check_storage(user, 2_000_000)  # exactly at the limit is allowed
+    with pytest.raises(QuotaExceeded) as refused:
+        check_storage(user, 2_000_001)
+    message = str(refused.value)
+    assert "2.0 MB" in message and "5.0 MB" in message and "3.0 MB used" in message
+    assert (refused.value.limit, refused.value.used, refused.value.requested) == (5_000_000, 3_000_000, 2_000_001)
+
+
+def test_storage_used_comes_from_the_projects_selector(user):
+    """The hook the projects app provides; with no uploads a user has used nothing."""
+    assert quotas.storage_used(user) == 0
+    check_storage(user, user.effective_storage_quota)
+
+
+def test_negative_incoming_bytes_is_a_programming_error(user):
+    with pytest.raises(ValueError):
+        check_storage(user, -1)
+
+
+def test_run_limit(make_user):
+    user = make_user(max_concurrent_runs=2)
+    check_run_limit(user, active_runs=1)
+    with pytest.raises(QuotaExceeded, match="limit is 2"):
+        check_run_limit(user, active_runs=2)
