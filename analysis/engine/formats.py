@@ -1,0 +1,430 @@
+"""Corpus readers (CoNLL-U, NeuroX plain ``.word``/``.label``), shared by the engine and the upload validators.
+
+Errors are :class:`CorpusError` with the file, the line and what is wrong, so a user can fix the file.
+
+A *source* is a path, ``bytes``, or a readable file object (binary or text; a Django ``UploadedFile`` works).
+Sources are read in chunks and decoded strictly as UTF-8 line by line, so a bad byte is reported with its
+offset and line, and the sha256 of the raw bytes is computed on the way (no second pass over the file).
+A UTF-8 byte-order mark at the very start is tolerated and skipped (it is still part of the hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import IO, Iterator, Union
+
+DEFAULT_MAX_SENTENCE_WORDS = 512
+CHUNK_BYTES = 1 << 20
+BASIC_LABEL_COLUMNS = ("upos", "xpos", "deprel")
+CONLLU_COLUMNS = 10
+MISSING = "_"
+_BOM = b"\xef\xbb\xbf"
+
+Source = Union[str, os.PathLike, bytes, bytearray, IO]
+
+
+@dataclass
+class Corpus:
+    sentences: list[list[str]]
+    labels: list[list[str | None]] | None = None  # one label per word; None = missing label
+    source_sha256: str = ""
+    label_column: str = ""
+    warnings: list[str] = field(default_factory=list)
+    # sha256 of each file read, by file name (the plain format reads two files; source_sha256 covers both)
+    file_sha256: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_words(self) -> int:
+        return sum(len(s) for s in self.sentences)
+
+    def label_names(self) -> list[str]:
+        """Sorted label set: label ids are positions in this list, so they are deterministic."""
+        if self.labels is None:
+            return []
+        return sorted({label for sentence in self.labels for label in sentence if label is not None})
+
+
+class CorpusError(ValueError):
+    def __init__(self, message: str, *, filename: str = "", line: int | None = None):
+        self.filename, self.line, self.reason = filename, line, message
+        where = filename + (f", line {line}" if line is not None else "")
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading sources: chunks -> hashed, strictly decoded, numbered lines
+
+
+def _source_name(source: Source, filename: str | None) -> str:
+    if filename:
+        return filename
+    if isinstance(source, (str, os.PathLike)):
+        return os.path.basename(os.fspath(source))
+    name = getattr(source, "name", None)
+    return os.path.basename(str(name)) if isinstance(name, (str, os.PathLike)) and name else "<upload>"
+
+
+def iter_chunks(source: Source, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The raw bytes of ``source`` in chunks (text streams are encoded as UTF-8)."""
+    if isinstance(source, (bytes, bytearray)):
+        for start in range(0, len(source), chunk_bytes):
+            yield bytes(source[start:start + chunk_bytes])
+        return
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as handle:
+            yield from iter_chunks(handle, chunk_bytes)
+        return
+    if hasattr(source, "seek"):
+        try:
+            source.seek(0)
+        except (OSError, ValueError):
+            pass  # not seekable: read from where it is
+    while True:
+        chunk = source.read(chunk_bytes)
+        if not chunk:
+            return
+        if isinstance(chunk, str):
+            chunk = chunk.encode("utf-8", "surrogateescape")
+        yield chunk
+
+
+def sha256_of(source: Source, chunk_bytes: int = CHUNK_BYTES) -> str:
+    """Streaming sha256 of a path, bytes or file object (never holds more than one chunk)."""
+    digest = hashlib.sha256()
+    for chunk in iter_chunks(source, chunk_bytes):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _NumberedLines:
+    """Iterates ``(line_number, text)`` over a source; counts bytes and hashes them while reading."""
+
+    def __init__(self, source: Source, filename: str):
+        self.source, self.filename = source, filename
+        self.digest = hashlib.sha256()
+        self.total_bytes = 0
+
+    @property
+    def sha256(self) -> str:
+        return self.digest.hexdigest()
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        pending = b""
+        line_number = 0
+        offset = 0  # byte offset of the start of ``pending`` in the file
+        for chunk in iter_chunks(self.source):
+            self.digest.update(chunk)
+            self.total_bytes += len(chunk)
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for raw in complete:
+                line_number += 1
+                yield line_number, self._decode(raw, offset, line_number)
+                offset += len(raw) + 1
+        if pending:
+            line_number += 1
+            yield line_number, self._decode(pending, offset, line_number)
+
+    def _decode(self, raw: bytes, offset: int, line_number: int) -> str:
+        if offset == 0 and raw.startswith(_BOM):
+            raw, offset = raw[len(_BOM):], len(_BOM)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise CorpusError(
+                f"not UTF-8 at byte {offset + error.start:,} (save the file as UTF-8)",
+                filename=self.filename, line=line_number,
+            ) from None
+        return text[:-1] if text.endswith("\r") else text
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CoNLL-U
+
+
+def check_label_column(label_column: str | None) -> str | None:
+    """Normalise a label column choice: ``upos``, ``xpos``, ``deprel``, ``feats:<Key>`` or None (no labels)."""
+    if label_column is None or label_column == "":
+        return None
+    column = label_column.strip()
+    lowered = column.lower()
+    if lowered in BASIC_LABEL_COLUMNS:
+        return lowered
+    if lowered.startswith("feats:") and column[len("feats:"):].strip():
+        return "feats:" + column[len("feats:"):].strip()  # FEATS keys are case-sensitive (Number, PronType)
+    raise CorpusError(
+        f"unknown label column {label_column!r}: choose upos, xpos, deprel or feats:<Key> (e.g. feats:Number)"
+    )
+
+
+def _label_of(token, column: str) -> str | None:
+    if column.startswith("feats:"):
+        feats = token.get("feats") or {}
+        value = feats.get(column[len("feats:"):])
+    else:
+        value = token.get(column)
+    if value is None or value == MISSING or value == "":
+        return None
+    return str(value)
+
+
+def read_conllu(
+    source: Source,
+    label_column: str | None = "upos",
+    *,
+    filename: str | None = None,
+    max_sentence_words: int | None = DEFAULT_MAX_SENTENCE_WORDS,
+) -> Corpus:
+    """Read syntactic words (and one label column) from CoNLL-U.
+
+    Comment lines, multiword-token ranges (``3-4``) and empty nodes (``8.1``) are skipped; ``_`` in the label
+    column is a missing label (``None``). ``label_column=None`` reads words only. Each sentence block is parsed
+    with the ``conllu`` package; this function adds what that package does not check (10 columns per line,
+    word ids 1..n in order) and line numbers in every error.
+    """
+    import conllu
+    from conllu.exceptions import ParseException
+
+    name = _source_name(source, filename)
+    column = check_label_column(label_column)
+    lines = _NumberedLines(source, name)
+    sentences: list[list[str]] = []
+    labels: list[list[str | None]] = []
+    block: list[str] = []
+    block_start = 0
+    words_in_block = 0
+
+    def finish_block():
+        nonlocal block, words_in_block
+        if words_in_block:
+            try:
+                tokens = conllu.parse_token_and_metadata("\n".join(block))
+            except ParseException as error:
+                raise CorpusError(f"cannot parse sentence: {error}", filename=name, line=block_start) from None
+            words = [token for token in tokens if isinstance(token["id"], int)]
+            if max_sentence_words is not None and len(words) > max_sentence_words:
+                raise CorpusError(
+                    f"sentence has {len(words):,} words; the limit is {max_sentence_words:,}",
+                    filename=name, line=block_start,
+                )
+            sentences.append([token["form"] for token in words])
+            if column is not None:
+                labels.append([_label_of(token, column) for token in words])
+        block, words_in_block = [], 0
+
+    for line_number, text in lines:
+        if not text.strip():
+            finish_block()
+            continue
+        if text.startswith("#"):
+            block.append(text)
+            continue
+        fields = text.split("\t")
+        if len(fields) != CONLLU_COLUMNS:
+            raise CorpusError(
+                f"expected {CONLLU_COLUMNS} tab-separated columns, found {len(fields)}", filename=name, line=line_number
+            )
+        word_id = fields[0]
+        if word_id.isdigit():
+            if words_in_block == 0:
+                block_start = line_number
+            if int(word_id) != words_in_block + 1:
+                raise CorpusError(
+                    f"word id {word_id} out of order: expected {words_in_block + 1}", filename=name, line=line_number
+                )
+            words_in_block += 1
+        elif not _is_range_or_empty_node(word_id):
+            raise CorpusError(f"invalid word id {word_id!r}", filename=name, line=line_number)
+        block.append(text)
+    finish_block()
+
+    if lines.total_bytes == 0:
+        raise CorpusError("empty file", filename=name)
+    if not sentences:
+        raise CorpusError("no sentences found (is this a CoNLL-U file?)", filename=name)
+    corpus = Corpus(
+        sentences=sentences,
+        labels=labels if column is not None else None,
+        source_sha256=lines.sha256,
+        label_column=column or "",
+        file_sha256={name: lines.sha256},
+    )
+    if column is not None and not corpus.label_names():
+        corpus.warnings.append(f"no word has a label in column {column}")
+    return corpus
+
+
+def _is_range_or_empty_node(word_id: str) -> bool:
+    for separator in ("-", "."):
+        head, sep, tail = word_id.partition(separator)
+        if sep and head.isdigit() and tail.isdigit():
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------------------
+# NeuroX plain: name.word + name.label
+
+
+def _plain_lines(lines: _NumberedLines, what: str) -> list[list[str]]:
+    """Split each line on single spaces. Blank lines at the end are ignored; any other blank line or empty
+    word (two spaces in a row, a leading or trailing space) is an error, because it would shift the
+    word/label alignment silently."""
+    rows: list[tuple[int, str]] = list(lines)
+    while rows and not rows[-1][1].strip():
+        rows.pop()
+    if lines.total_bytes == 0 or not rows:
+        raise CorpusError("empty file", filename=lines.filename)
+    result = []
+    for line_number, text in rows:
+        if not text.strip():
+            raise CorpusError(f"empty line: every line must hold one sentence's {what}", filename=lines.filename,
+                              line=line_number)
+        items = text.split(" ")
+        if "" in items:
+            position = items.index("") + 1
+            raise CorpusError(
+                f"empty {what[:-1]} at position {position} (a leading, trailing or double space)",
+                filename=lines.filename, line=line_number,
+            )
+        result.append(items)
+    return result
+
+
+def read_plain(
+    word_source: Source,
+    label_source: Source | None = None,
+    *,
+    word_filename: str | None = None,
+    label_filename: str | None = None,
+    max_sentence_words: int | None = DEFAULT_MAX_SENTENCE_WORDS,
+) -> Corpus:
+    """Read the NeuroX plain format: one sentence per line, words split on single spaces, and an optional
+    line-aligned label file with one label per word. Labels are taken verbatim (``_`` is not special here,
+    unlike CoNLL-U, because the NeuroX tools never treated it as missing).
+
+    ``source_sha256`` covers both files: sha256 of ``"<word sha256>\\n<label sha256>"`` (or the word file's
+    own sha256 when there is no label file), so a corpus is identified by its content, not by file names."""
+    word_name = _source_name(word_source, word_filename)
+    word_lines = _NumberedLines(word_source, word_name)
+    sentences = _plain_lines(word_lines, "words")
+    if max_sentence_words is not None:
+        for line_number, words in enumerate(sentences, start=1):
+            if len(words) > max_sentence_words:
+                raise CorpusError(
+                    f"sentence has {len(words):,} words; the limit is {max_sentence_words:,}",
+                    filename=word_name, line=line_number,
+                )
+    file_sha256 = {word_name: word_lines.sha256}
+    if label_source is None:
+        return Corpus(sentences=sentences, source_sha256=word_lines.sha256, file_sha256=file_sha256)
+
+    label_name = _source_name(label_source, label_filename)
+    label_lines = _NumberedLines(label_source, label_name)
+    labels = _plain_lines(label_lines, "labels")
+    if len(labels) != len(sentences):
+        raise CorpusError(
+            f"label file has {len(labels):,} lines but word file {word_name} has {len(sentences):,}",
+            filename=label_name,
+        )
+    for line_number, (words, sentence_labels) in enumerate(zip(sentences, labels), start=1):
+        if len(words) != len(sentence_labels):
+            raise CorpusError(
+                f"count mismatch on line {line_number}: {len(words):,} words, {len(sentence_labels):,} labels",
+                filename=label_name, line=line_number,
+            )
+    file_sha256[label_name] = label_lines.sha256
+    combined = hashlib.sha256(f"{word_lines.sha256}\n{label_lines.sha256}".encode()).hexdigest()
+    return Corpus(
+        sentences=sentences, labels=labels, source_sha256=combined, label_column="label", file_sha256=file_sha256
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Test sets for model-level ablation: source sentences and (optional) line-aligned references
+
+
+@dataclass
+class TestSet:
+    sources: list[str]
+    references: list[str] | None = None
+    source_sha256: str = ""
+    file_sha256: dict[str, str] = field(default_factory=dict)
+
+    __test__ = False  # not a pytest class
+
+
+def _sentence_lines(lines: _NumberedLines, what: str) -> list[str]:
+    rows = list(lines)
+    while rows and not rows[-1][1].strip():
+        rows.pop()
+    if lines.total_bytes == 0 or not rows:
+        raise CorpusError("empty file", filename=lines.filename)
+    for line_number, text in rows:
+        if not text.strip():
+            raise CorpusError(f"empty line: every line must hold one {what}", filename=lines.filename,
+                              line=line_number)
+    return [text for _, text in rows]
+
+
+def read_test_set(
+    source: Source,
+    references: Source | None = None,
+    *,
+    source_filename: str | None = None,
+    reference_filename: str | None = None,
+) -> TestSet:
+    """One source sentence per line and, optionally, a line-aligned reference (target) per sentence, as an
+    encoder-decoder model needs for BLEU/chrF. Trailing blank lines are ignored; inner blank lines are errors.
+    ``source_sha256`` is computed like the plain corpus format's (both files when there are references)."""
+    source_name = _source_name(source, source_filename)
+    source_lines = _NumberedLines(source, source_name)
+    sources = _sentence_lines(source_lines, "source sentence")
+    file_sha256 = {source_name: source_lines.sha256}
+    if references is None:
+        return TestSet(sources=sources, source_sha256=source_lines.sha256, file_sha256=file_sha256)
+    reference_name = _source_name(references, reference_filename)
+    reference_lines = _NumberedLines(references, reference_name)
+    targets = _sentence_lines(reference_lines, "reference")
+    if len(targets) != len(sources):
+        raise CorpusError(
+            f"reference file has {len(targets):,} lines but source file {source_name} has {len(sources):,}; "
+            "they must be line-aligned",
+            filename=reference_name,
+        )
+    file_sha256[reference_name] = reference_lines.sha256
+    combined = hashlib.sha256(f"{source_lines.sha256}\n{reference_lines.sha256}".encode()).hexdigest()
+    return TestSet(sources=sources, references=targets, source_sha256=combined, file_sha256=file_sha256)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Summary
+
+
+def corpus_summary(corpus: Corpus) -> dict:
+    """Small JSON-ready facts about a corpus: counts, the label set with frequencies (most frequent first,
+    ties by name), hashes. Suitable for an upload's metadata column."""
+    frequencies: Counter[str] = Counter()
+    labelled = 0
+    if corpus.labels is not None:
+        for sentence_labels in corpus.labels:
+            for label in sentence_labels:
+                if label is not None:
+                    frequencies[label] += 1
+                    labelled += 1
+    lengths = [len(sentence) for sentence in corpus.sentences]
+    return {
+        "sentences": len(corpus.sentences),
+        "words": corpus.n_words,
+        "labelled_words": labelled,
+        "label_column": corpus.label_column,
+        "n_labels": len(frequencies),
+        "labels": dict(sorted(frequencies.items(), key=lambda item: (-item[1], item[0]))),
+        "max_sentence_words": max(lengths, default=0),
+        "sha256": corpus.source_sha256,
+        "file_sha256": dict(corpus.file_sha256),
+        "warnings": list(corpus.warnings),
+    }

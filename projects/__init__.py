@@ -1,0 +1,1 @@
+"""Projects, memberships and uploads (models, corpora, test sets)."""

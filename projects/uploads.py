@@ -1,0 +1,306 @@
+"""Validation of uploaded files, before anything is kept: archive safety, model directories, corpora, test sets.
+
+Everything here works on local files (the services stream uploads into a fresh temporary folder first) and
+raises :class:`UploadRefused` with a message for the person who uploaded. Nothing here touches the database or
+the storage backend; :mod:`projects.services` does that.
+
+Archive rules: ``.zip``, ``.tar.gz`` / ``.tgz`` (and plain ``.tar``). Entries with an absolute path, a ``..``
+part, links (symbolic or hard), devices and other special files are refused, as are more than ``max_files``
+files or more than ``max_bytes`` unpacked bytes. The declared sizes are checked before anything is unpacked,
+and bytes are counted again while unpacking (a zip can lie about its sizes). Pickle-based weight files are
+refused from the archive listing, before unpacking.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import stat
+import tarfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from django.core.exceptions import ValidationError
+
+from analysis.engine import formats
+from analysis.engine.modeldir import CONVERT_HINT, PICKLE_SUFFIXES, ModelDirError, ModelInfo, inspect_model_dir
+
+COPY_CHUNK = 1 << 20
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+# Separate-file model uploads: config, weights, tokenizer and README files. Anything else (in particular
+# Python code, which we would never run) is refused so the library holds only what a model needs.
+MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".txt", ".model", ".md")
+# Archive clutter from desktop archivers: skipped, not stored.
+IGNORED_ARCHIVE_PREFIXES = ("__MACOSX/",)
+IGNORED_ARCHIVE_NAMES = (".DS_Store",)
+
+
+class UploadRefused(ValidationError):
+    """An upload is refused; ``message`` says which file and what is wrong. ``code`` is one of: ``archive``,
+    ``model``, ``corpus``, ``test_set``, ``quota``, ``too_large``, ``invalid``."""
+
+    def __init__(self, message: str, *, code: str = "invalid"):
+        super().__init__(message, code=code)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def human_count(n: int) -> str:
+    return f"{n:,}"
+
+
+# ---------------------------------------------------------------------------------------------- file names
+
+
+def pickle_refusal(name: str) -> str | None:
+    """The refusal message for a pickle-based weight file, or None if ``name`` is not one."""
+    if name.lower().endswith(PICKLE_SUFFIXES):
+        return (
+            f"{name}: pickle-based weight files (.bin, .pt, .pth, .pkl, .ckpt) are refused because loading them "
+            f"unpickles, which can run arbitrary code. Only safetensors weights are accepted; {CONVERT_HINT}"
+        )
+    return None
+
+
+def archive_kind(filename: str) -> str | None:
+    """'zip' or 'tar' by the file name, or None for a file that is not an archive."""
+    lowered = filename.lower()
+    if lowered.endswith(".zip"):
+        return "zip"
+    if lowered.endswith((".tar.gz", ".tgz", ".tar")):
+        return "tar"
+    return None
+
+
+def check_model_file_names(names: list[str]) -> None:
+    """Separate-file model uploads: flat names, no duplicates, only model/tokenizer file types, no pickles."""
+    if not names:
+        raise UploadRefused("no files were sent", code="model")
+    seen = set()
+    for name in names:
+        if message := pickle_refusal(name):
+            raise UploadRefused(message, code="model")
+        if "/" in name or "\\" in name or name in ("", ".", ".."):
+            raise UploadRefused(f"{name}: file names must not contain folders", code="model")
+        if not name.lower().endswith(MODEL_FILE_SUFFIXES):
+            raise UploadRefused(
+                f"{name}: not a model file; send config.json, *.safetensors weights and the tokenizer files "
+                f"({', '.join(MODEL_FILE_SUFFIXES)}), or one .zip / .tar.gz of the model folder",
+                code="model",
+            )
+        if name in seen:
+            raise UploadRefused(f"{name} was sent twice", code="model")
+        seen.add(name)
+    if "config.json" not in seen:
+        raise UploadRefused("config.json is missing: send it together with the weights and tokenizer files",
+                            code="model")
+
+
+def safe_relative_path(name: str, archive_name: str) -> PurePosixPath | None:
+    """The entry's path inside the extraction folder, or None for the archive's root entry.
+    Refuses absolute paths and ``..``; backslashes count as separators (archives made on Windows)."""
+    normalised = name.replace("\\", "/")
+    if normalised.startswith("/") or re.match(r"^[A-Za-z]:", normalised):
+        raise UploadRefused(f"{archive_name}: archive entry {name!r} is an absolute path; entries must be relative",
+                            code="archive")
+    parts = [part for part in normalised.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise UploadRefused(f"{archive_name}: archive entry {name!r} points outside the archive (it contains '..')",
+                            code="archive")
+    if any("\x00" in part for part in parts):
+        raise UploadRefused(f"{archive_name}: archive entry {name!r} has a NUL byte in its name", code="archive")
+    return PurePosixPath(*parts) if parts else None
+
+
+# ---------------------------------------------------------------------------------------------- archives
+
+
+@dataclass
+class _Entry:
+    path: PurePosixPath
+    is_dir: bool
+    declared_size: int
+    handle: object  # ZipInfo or TarInfo
+
+
+@dataclass
+class ExtractedArchive:
+    root: Path
+    files: list[str]
+    total_bytes: int
+
+
+def _ignored(path: PurePosixPath) -> bool:
+    text = path.as_posix() + "/"
+    return text.startswith(IGNORED_ARCHIVE_PREFIXES) or path.name in IGNORED_ARCHIVE_NAMES
+
+
+def _zip_entries(archive: zipfile.ZipFile, archive_name: str, max_files: int) -> list[_Entry]:
+    entries = []
+    for info in archive.infolist():
+        path = safe_relative_path(info.filename, archive_name)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise UploadRefused(f"{archive_name}: archive entry {info.filename!r} is a symbolic link; links are not "
+                                "accepted", code="archive")
+        if mode and stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise UploadRefused(f"{archive_name}: archive entry {info.filename!r} is not a regular file",
+                                code="archive")
+        if info.flag_bits & 0x1:
+            raise UploadRefused(f"{archive_name}: archive entry {info.filename!r} is encrypted", code="archive")
+        if path is None or _ignored(path):
+            continue
+        entries.append(_Entry(path, info.is_dir(), 0 if info.is_dir() else info.file_size, info))
+        _check_file_count(entries, archive_name, max_files)
+    return entries
+
+
+def _tar_entries(archive: tarfile.TarFile, archive_name: str, max_files: int) -> list[_Entry]:
+    entries = []
+    while (member := archive.next()) is not None:
+        path = safe_relative_path(member.name, archive_name)
+        if member.issym() or member.islnk():
+            kind = "symbolic link" if member.issym() else "hard link"
+            raise UploadRefused(f"{archive_name}: archive entry {member.name!r} is a {kind}; links are not accepted",
+                                code="archive")
+        if not (member.isreg() or member.isdir()):
+            raise UploadRefused(f"{archive_name}: archive entry {member.name!r} is a device or special file; only "
+                                "regular files and folders are accepted", code="archive")
+        if path is None or _ignored(path):
+            continue
+        entries.append(_Entry(path, member.isdir(), 0 if member.isdir() else member.size, member))
+        _check_file_count(entries, archive_name, max_files)
+    return entries
+
+
+def _check_file_count(entries: list[_Entry], archive_name: str, max_files: int) -> None:
+    n_files = sum(1 for entry in entries if not entry.is_dir)
+    if n_files > max_files:
+        raise UploadRefused(
+            f"{archive_name}: the archive holds more than {human_count(max_files)} files; the limit is "
+            f"{human_count(max_files)}", code="archive")
+
+
+def _too_big(archive_name: str, max_bytes: int) -> UploadRefused:
+    return UploadRefused(
+        f"{archive_name}: the archive unpacks to more than {human_count(max_bytes)} bytes; the limit is "
+        f"{human_count(max_bytes)} bytes", code="archive")
+
+
+def extract_archive(archive_path: Path, destination: Path, *, archive_name: str, max_files: int,
+                    max_bytes: int) -> ExtractedArchive:
+    """Unpack a zip or tar archive into ``destination`` (a fresh, empty folder), safely (see module doc)."""
+    kind = archive_kind(archive_name)
+    destination.mkdir(parents=True, exist_ok=True)
+    if any(destination.iterdir()):
+        raise ValueError("extract_archive needs an empty destination folder")
+    try:
+        if kind == "zip":
+            with zipfile.ZipFile(archive_path) as archive:
+                entries = _zip_entries(archive, archive_name, max_files)
+                return _unpack(entries, lambda e: archive.open(e.handle), destination, archive_name, max_bytes)
+        if kind == "tar":
+            with tarfile.open(archive_path, mode="r:*") as archive:
+                entries = _tar_entries(archive, archive_name, max_files)
+                return _unpack(entries, lambda e: archive.extractfile(e.handle), destination, archive_name,
+                               max_bytes)
+    except (zipfile.BadZipFile, tarfile.TarError, gzip.BadGzipFile, zlib.error, EOFError,
+            NotImplementedError) as error:
+        raise UploadRefused(f"{archive_name}: not a readable {kind} archive ({error})", code="archive") from None
+    raise UploadRefused(f"{archive_name}: not an archive; send a .zip or .tar.gz", code="archive")
+
+
+def _unpack(entries: list[_Entry], open_entry, destination: Path, archive_name: str,
+            max_bytes: int) -> ExtractedArchive:
+    for entry in entries:
+        if not entry.is_dir and (message := pickle_refusal(entry.path.as_posix())):
+            raise UploadRefused(f"{archive_name}: {message}", code="model")
+    if sum(entry.declared_size for entry in entries) > max_bytes:
+        raise _too_big(archive_name, max_bytes)
+    written_total = 0
+    files = []
+    seen: set[PurePosixPath] = set()
+    for entry in entries:
+        target = destination.joinpath(*entry.path.parts)
+        if entry.is_dir:
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        if entry.path in seen:
+            raise UploadRefused(f"{archive_name}: archive entry {entry.path.as_posix()!r} appears twice",
+                                code="archive")
+        seen.add(entry.path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source = open_entry(entry)
+        written = 0
+        with source, open(target, "xb") as sink:  # "x": never write through something already there
+            while chunk := source.read(COPY_CHUNK):
+                written += len(chunk)
+                written_total += len(chunk)
+                if written > entry.declared_size or written_total > max_bytes:
+                    raise _too_big(archive_name, max_bytes)
+                sink.write(chunk)
+        files.append(entry.path.as_posix())
+    return ExtractedArchive(root=destination, files=files, total_bytes=written_total)
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def find_model_root(folder: Path) -> Path:
+    """The folder that holds config.json: the top of the upload, or a single top-level folder inside it (an
+    archive made by zipping the model folder itself)."""
+    if (folder / "config.json").is_file():
+        return folder
+    children = [child for child in folder.iterdir()]
+    if len(children) == 1 and children[0].is_dir() and (children[0] / "config.json").is_file():
+        return children[0]
+    raise UploadRefused(
+        "config.json is missing: the archive must hold the model folder's files (config.json, *.safetensors, "
+        "tokenizer files) at its top, or inside one top-level folder", code="model")
+
+
+def inspect_model(folder: Path) -> ModelInfo:
+    """Inspect an unpacked model folder with the engine; refusals become :class:`UploadRefused`."""
+    try:
+        return inspect_model_dir(folder)
+    except ModelDirError as error:
+        raise UploadRefused(str(error), code="model") from None
+
+
+# ---------------------------------------------------------------------------------------------- corpora
+
+
+CORPUS_FORMATS = ("conllu", "plain")
+
+
+def read_corpus(fmt: str, path: Path, *, filename: str, label_column: str | None = "upos",
+                label_path: Path | None = None, label_filename: str | None = None,
+                max_sentence_words: int | None = formats.DEFAULT_MAX_SENTENCE_WORDS) -> formats.Corpus:
+    """Parse a stored corpus file (CoNLL-U, or NeuroX plain ``.word`` + optional ``.label``)."""
+    try:
+        if fmt == "conllu":
+            return formats.read_conllu(path, label_column, filename=filename, max_sentence_words=max_sentence_words)
+        if fmt == "plain":
+            return formats.read_plain(path, label_path, word_filename=filename, label_filename=label_filename,
+                                      max_sentence_words=max_sentence_words)
+    except formats.CorpusError as error:
+        raise UploadRefused(str(error), code="corpus") from None
+    raise UploadRefused(f"unknown corpus format {fmt!r}: choose conllu or plain", code="corpus")
+
+
+def read_test_set(path: Path, *, filename: str, reference_path: Path | None = None,
+                  reference_filename: str | None = None) -> formats.TestSet:
+    try:
+        return formats.read_test_set(path, reference_path, source_filename=filename,
+                                     reference_filename=reference_filename)
+    except formats.CorpusError as error:
+        raise UploadRefused(str(error), code="test_set") from None
+
+
+def remove_tree(path: Path | None) -> None:
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)

