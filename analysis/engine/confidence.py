@@ -1,0 +1,141 @@
+"""Ranking confidence (methods.md §2.7): bootstrap over sentences, and agreement between methods.
+
+:func:`bootstrap_confidence` resamples whole **sentences** with replacement (words of one sentence are not
+independent), hands the resampled word rows — with repeats — to ``rank_fn`` and summarises where each neuron
+landed: its 5th–95th percentile rank interval, its median rank, and for each k the top-k stability, the mean
+pairwise Jaccard overlap of the top-k sets across resamples. :func:`method_agreement` compares the top-k of
+different methods (Jaccard and Kendall τ).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .ranking import Ranking
+
+
+def resolve_k(k, n_neurons: int) -> int:
+    """``10`` -> 10; ``"1%"`` -> 1 % of the neurons (at least 1); never more than ``n_neurons``."""
+    if isinstance(k, str):
+        if not k.endswith("%"):
+            raise ValueError(f"k must be an int or a percentage like '1%', got {k!r}")
+        value = int(round(float(k[:-1]) / 100 * n_neurons))
+    else:
+        value = int(k)
+    if value < 1:
+        value = 1
+    return min(value, n_neurons)
+
+
+def jaccard(a, b) -> float:
+    a, b = set(int(x) for x in a), set(int(x) for x in b)
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def mean_pairwise_jaccard(top_sets: np.ndarray) -> float:
+    """Mean Jaccard over all pairs of rows of ``top_sets`` [B, k] (each row one top-k set)."""
+    b = len(top_sets)
+    if b < 2:
+        return float("nan")
+    k = top_sets.shape[1]
+    n = int(top_sets.max()) + 1
+    membership = np.zeros((b, n), dtype=np.float64)
+    np.put_along_axis(membership, top_sets, 1.0, axis=1)
+    inter = membership @ membership.T
+    union = 2 * k - inter
+    pairs = np.triu_indices(b, 1)
+    return float(np.mean(inter[pairs] / union[pairs]))
+
+
+def sentence_resample(sentence_offsets, rng: np.random.Generator, sentences=None) -> np.ndarray:
+    """Word rows of a bootstrap resample of sentences (drawn with replacement, so rows may repeat)."""
+    offsets = np.asarray(sentence_offsets, dtype=np.int64)
+    pool = np.arange(len(offsets) - 1) if sentences is None else np.asarray(sentences, dtype=np.int64)
+    drawn = pool[rng.integers(0, len(pool), size=len(pool))]
+    starts, lengths = offsets[drawn], offsets[drawn + 1] - offsets[drawn]
+    # rows = start of each drawn sentence + 0..length-1, without a Python loop
+    total = int(lengths.sum())
+    within = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + within
+
+
+def bootstrap_confidence(rank_fn: Callable[[np.ndarray], Ranking], sentence_offsets, n_boot: int = 20,
+                         seed: int = 0, ks: Sequence = (10, 50, "1%"), ranking: Ranking | None = None,
+                         sentences=None, progress: Callable[[int, int], None] | None = None) -> Ranking:
+    """Bootstrap a ranking over sentences; returns ``ranking`` with ``ranking.confidence`` filled in.
+
+    ``rank_fn(word_rows)`` must rank on exactly those rows (an int64 index array that may repeat).
+    ``ranking`` is the full-data ranking; computed with ``rank_fn`` on all rows of ``sentences`` when omitted.
+    ``sentences`` restricts the resampled pool (e.g. the training sentences).
+    """
+    offsets = np.asarray(sentence_offsets, dtype=np.int64)
+    if offsets.ndim != 1 or len(offsets) < 2 or offsets[0] < 0 or np.any(np.diff(offsets) < 0):
+        raise ValueError("sentence_offsets must be a non-decreasing array of at least 2 word offsets")
+    if n_boot < 2:
+        raise ValueError("n_boot must be at least 2 to measure stability")
+    if ranking is None:
+        pool = np.arange(len(offsets) - 1) if sentences is None else np.asarray(sentences, dtype=np.int64)
+        all_rows = np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in pool]) if len(pool) else \
+            np.array([], dtype=np.int64)
+        ranking = rank_fn(all_rows)
+    n_neurons = len(ranking.neuron_ids)
+    rng = np.random.default_rng(seed)
+    ranks = np.empty((n_boot, n_neurons), dtype=np.int64)
+    resolved = {str(k): resolve_k(k, n_neurons) for k in ks}
+    tops = {key: np.empty((n_boot, k), dtype=np.int64) for key, k in resolved.items()}
+    for b in range(n_boot):
+        resampled = rank_fn(sentence_resample(offsets, rng, sentences))
+        if len(resampled.order) != n_neurons:
+            raise ValueError(f"rank_fn returned {len(resampled.order)} neurons, expected {n_neurons}")
+        ranks[b] = resampled.rank_of()
+        for key, k in resolved.items():
+            tops[key][b] = resampled.order[:k]
+        if progress:
+            progress(b + 1, n_boot)
+    low, median, high = np.percentile(ranks, [5, 50, 95], axis=0, method="nearest")
+    ranking.confidence = {
+        "method": "bootstrap_sentences",
+        "n_boot": int(n_boot),
+        "seed": int(seed),
+        "interval": [5, 95],
+        "rank_low": [int(r) for r in low],
+        "rank_high": [int(r) for r in high],
+        "rank_median": [int(r) for r in median],
+        "k": {key: int(k) for key, k in resolved.items()},
+        "stability": {key: mean_pairwise_jaccard(tops[key]) for key in resolved},
+    }
+    return ranking
+
+
+def method_agreement(rankings: Sequence[Ranking], k=50) -> dict:
+    """Pairwise agreement of the top-k between rankings over the same neurons.
+
+    Jaccard of the two top-k sets, and Kendall τ (τ-b) between the two rankings' ranks over the union of the
+    two top-k sets (1 = same order, −1 = reversed). Returns names, the resolved k and two square tables.
+    """
+    from scipy.stats import kendalltau
+
+    if len(rankings) < 2:
+        raise ValueError("method_agreement needs at least two rankings")
+    ids = rankings[0].neuron_ids
+    for other in rankings[1:]:
+        if other.neuron_ids != ids:
+            raise ValueError(f"rankings {rankings[0].method!r} and {other.method!r} cover different neurons")
+    names, seen = [], {}
+    for r in rankings:
+        seen[r.method] = seen.get(r.method, 0) + 1
+        names.append(r.method if seen[r.method] == 1 else f"{r.method}#{seen[r.method]}")
+    k_value = resolve_k(k, len(ids))
+    m = len(rankings)
+    jac, tau = np.eye(m), np.eye(m)
+    ranks = [r.rank_of() for r in rankings]
+    for i, j in itertools.combinations(range(m), 2):
+        top_i, top_j = rankings[i].order[:k_value], rankings[j].order[:k_value]
+        jac[i, j] = jac[j, i] = jaccard(top_i, top_j)
+        union = np.union1d(top_i, top_j)
+        value = kendalltau(ranks[i][union], ranks[j][union]).statistic if len(union) > 1 else 1.0
+        tau[i, j] = tau[j, i] = float(value)
+    return {"methods": names, "k": k_value, "jaccard": jac.tolist(), "kendall_tau": tau.tolist()}

@@ -1,0 +1,283 @@
+"""Neuron statistics (methods.md §5), precomputed once per store and served per neuron without touching it.
+
+:func:`compute_neuron_stats` reads the store **column block by column block**: a block is a group of whole
+layers (or a slice of one layer when a layer alone is over the memory budget), holding every word for those
+neurons. Layers are separate files in the store, so reading layer after layer is one streaming pass over
+the store, and every statistic is exact per neuron: mean, std (population), min, max, exact quantiles,
+a histogram with ``n_bins`` equal bins between the neuron's own min and max, the mean per label, top words and
+top contexts. Memory is bounded by ``max_bytes`` plus O(words) small per-word vectors (row ids, label ids,
+word-type ids); the block width shrinks as the corpus grows.
+
+Top words (the original demo's formula): z = (a − μ)/σ per occurrence, score(type) = Σz / (count + 4); the
+``top_words`` types with the largest |score| are kept, signed. Per-type sums come from a sparse type×word
+indicator times the block, so no per-occurrence table is kept. Top contexts: the ``top_contexts`` highest and
+lowest activations with their row; the sentence index and word position come from the sentence offsets.
+
+:func:`column_blocks` is the shared reader for every computation that needs whole columns (exact AP, mutual
+information, statistics).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .features import Features
+from .neurons import NeuronId
+from .univariate import indicator
+
+DEFAULT_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+READ_BATCH_BYTES = 16 << 20
+
+
+def _column_spans(features: Features, chunk: int):
+    """(start, stop, reader) spans of at most ``chunk`` columns; a span never crosses a stored block."""
+    width = features.shape[1]
+    if type(features) is not Features:  # a column subset or another view: read rows, then slice
+        for start in range(0, width, chunk):
+            stop = min(start + chunk, width)
+            yield start, stop, (lambda idx, a=start, b=stop: features.rows(idx)[:, a:b])
+        return
+    offset = 0
+    for block in features.blocks:
+        units = block.shape[1]
+        for local in range(0, units, chunk):
+            local_stop = min(local + chunk, units)
+            yield (offset + local, offset + local_stop,
+                   (lambda idx, blk=block, a=local, b=local_stop: np.asarray(blk[idx, a:b], dtype=np.float32)))
+        offset += units
+
+
+def column_blocks(features: Features, rows=None, max_bytes: int = 256 << 20, column_bytes: int | None = None):
+    """Yield ``(start, stop, float32 [len(rows), stop-start])``: whole columns for the chosen rows, in blocks.
+
+    ``rows`` may be unsorted and repeat (bootstrap); the block's rows follow ``rows``' order. The block width
+    is ``max_bytes // column_bytes`` (default ``column_bytes`` = 4 bytes × rows), at least one column.
+    """
+    n_total, width = features.shape
+    all_rows = rows is None
+    rows = np.arange(n_total) if all_rows else np.asarray(rows, dtype=np.int64)
+    n = len(rows)
+    chunk = max(1, int(max_bytes // (column_bytes or 4 * max(1, n))))
+    order = None if all_rows else np.argsort(rows, kind="stable")
+    sorted_rows = rows if all_rows else rows[order]
+    for start, stop, read in _column_spans(features, chunk):
+        block = np.empty((n, stop - start), dtype=np.float32)
+        batch = max(256, READ_BATCH_BYTES // (4 * (stop - start)))
+        for b in range(0, n, batch):
+            if all_rows:
+                block[b : b + batch] = read(slice(b, min(b + batch, n)))
+            else:
+                block[order[b : b + batch]] = read(sorted_rows[b : b + batch])
+        yield start, stop, block
+
+
+@dataclass
+class NeuronStats:
+    neuron_ids: list[NeuronId]
+    arrays: dict[str, np.ndarray]  # see compute_neuron_stats for the keys
+    label_names: list[str] = field(default_factory=list)
+    vocabulary: list[str] = field(default_factory=list)  # word types referenced by top words / contexts
+    params: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.neuron_ids)
+
+    def position(self, neuron) -> int:
+        if isinstance(neuron, (int, np.integer)):
+            if not 0 <= neuron < len(self):
+                raise IndexError(f"neuron position {neuron} out of range [0, {len(self)})")
+            return int(neuron)
+        neuron_id = NeuronId.parse(neuron) if isinstance(neuron, str) else neuron
+        if not hasattr(self, "_positions"):
+            self._positions = {n: i for i, n in enumerate(self.neuron_ids)}
+        try:
+            return self._positions[neuron_id]
+        except KeyError:
+            raise KeyError(f"no statistics for neuron {neuron_id}") from None
+
+    def _contexts(self, i: int, which: str, words, window: int) -> list[dict]:
+        a = self.arrays
+        offsets = a["sentence_offsets"]
+        out = []
+        for row, value, word in zip(a[f"{which}_rows"][i], a[f"{which}_values"][i], a[f"{which}_words"][i]):
+            if row < 0:
+                continue
+            sentence = int(np.searchsorted(offsets, row, side="right") - 1)
+            position = int(row - offsets[sentence])
+            item = {"value": float(value), "row": int(row), "sentence": sentence, "position": position,
+                    "word": self.vocabulary[word] if word >= 0 else None}
+            if words is not None:
+                start, stop = int(offsets[sentence]), int(offsets[sentence + 1])
+                item["left"] = list(words[max(start, row - window) : row])
+                item["right"] = list(words[row + 1 : min(stop, row + 1 + window)])
+            out.append(item)
+        return out
+
+    def for_neuron(self, neuron, words=None, window: int = 8) -> dict:
+        """Everything a neuron page shows, JSON-ready. ``words`` (flat word list) adds the context words."""
+        i = self.position(neuron)
+        a = self.arrays
+        low, high = float(a["min"][i]), float(a["max"][i])
+        n_bins = a["histogram"].shape[1]
+        top_words = [
+            {"word": self.vocabulary[t], "score": float(s), "count": int(c)}
+            for t, s, c in zip(a["top_word_types"][i], a["top_word_scores"][i], a["top_word_counts"][i])
+            if t >= 0
+        ]
+        return {
+            "neuron": self.neuron_ids[i].label,
+            "mean": float(a["mean"][i]), "std": float(a["std"][i]), "min": low, "max": high,
+            "quantiles": {str(q): float(v) for q, v in zip(self.params["quantiles"], a["quantiles"][i])},
+            "histogram": {"edges": [float(e) for e in np.linspace(low, high, n_bins + 1)],
+                          "counts": [int(c) for c in a["histogram"][i]]},
+            "label_means": {name: (None if np.isnan(v) else float(v))
+                            for name, v in zip(self.label_names, a["label_means"][i])},
+            "top_words": top_words,
+            "top_contexts": {"highest": self._contexts(i, "high", words, window),
+                             "lowest": self._contexts(i, "low", words, window)},
+        }
+
+    def save(self, path) -> tuple[Path, Path]:
+        """Write ``<path>.npz`` (arrays) and ``<path>.json`` (ids, names, vocabulary, params); no pickle."""
+        base = Path(path)
+        base = base.with_suffix("") if base.suffix in (".npz", ".json") else base
+        npz, meta = base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
+        np.savez(npz, **self.arrays)
+        meta.write_text(json.dumps({
+            "neurons": [n.label for n in self.neuron_ids], "label_names": self.label_names,
+            "vocabulary": self.vocabulary, "params": self.params,
+        }))
+        return npz, meta
+
+    @classmethod
+    def load(cls, path) -> "NeuronStats":
+        base = Path(path)
+        base = base.with_suffix("") if base.suffix in (".npz", ".json") else base
+        meta = json.loads(base.with_name(base.name + ".json").read_text())
+        with np.load(base.with_name(base.name + ".npz"), allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        return cls([NeuronId.parse(n) for n in meta["neurons"]], arrays, meta["label_names"],
+                   meta["vocabulary"], meta["params"])
+
+
+def word_types(words) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct words, int32 type id per word)."""
+    vocabulary, type_ids = np.unique(np.asarray(list(words), dtype=object), return_inverse=True)
+    return vocabulary, type_ids.astype(np.int32)
+
+
+def top_word_scores(type_sums: np.ndarray, type_counts: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                    smoothing: float = 4.0) -> np.ndarray:
+    """score(type) = Σz / (count + smoothing) with z = (a − μ)/σ; [T, w] from per-type sums [T, w]."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z_sums = (type_sums - type_counts[:, None] * mean) / std
+    z_sums[:, std == 0] = 0.0  # a constant neuron has no top words
+    return z_sums / (type_counts[:, None] + smoothing)
+
+
+def _top_along_rows(values: np.ndarray, k: int, largest: bool) -> np.ndarray:
+    """Row indices of the k largest (or smallest) values of each column, best first; ties by lower row."""
+    k = min(k, values.shape[0])
+    key = -values if largest else values
+    part = np.argpartition(key, k - 1, axis=0)[:k] if k < values.shape[0] else np.tile(
+        np.arange(values.shape[0])[:, None], (1, values.shape[1]))
+    part_keys = np.take_along_axis(key, part, axis=0)
+    order = np.lexsort((part, part_keys), axis=0)
+    return np.take_along_axis(part, order, axis=0)
+
+
+def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, labels=None, label_names=(),
+                         n_bins: int = 32, quantiles=DEFAULT_QUANTILES, top_words: int = 20,
+                         top_contexts: int = 10, smoothing: float = 4.0,
+                         max_bytes: int = 256 << 20) -> NeuronStats:
+    n, width = features.shape
+    if n == 0:
+        raise ValueError("no words: cannot compute neuron statistics on an empty store")
+    offsets = np.asarray([0, n] if sentence_offsets is None else sentence_offsets, dtype=np.int64)
+    if offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"sentence_offsets must rise from 0 to the number of words ({n})")
+    label_names = list(label_names)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,):
+            raise ValueError(f"labels must be one id per word: got shape {labels.shape} for {n} words")
+        labelled = np.flatnonzero(labels >= 0)
+        label_groups = indicator(labels[labelled], len(label_names)) if len(label_names) else None
+        label_counts = np.bincount(labels[labelled], minlength=len(label_names)).astype(np.float64)
+    if words is not None:
+        if len(words) != n:
+            raise ValueError(f"{len(words)} words for {n} feature rows")
+        vocabulary, type_ids = word_types(words)
+        type_groups = indicator(type_ids, len(vocabulary))
+        type_counts = np.bincount(type_ids, minlength=len(vocabulary)).astype(np.float64)
+    else:
+        vocabulary, type_ids = np.array([], dtype=object), None
+    n_types = len(vocabulary)
+    k_words = min(top_words, n_types) if words is not None else 0
+    k_ctx = min(top_contexts, n)
+    quantiles = tuple(float(q) for q in quantiles)
+
+    arrays = {
+        "mean": np.zeros(width), "std": np.zeros(width),
+        "min": np.zeros(width, np.float32), "max": np.zeros(width, np.float32),
+        "quantiles": np.zeros((width, len(quantiles)), np.float32),
+        "histogram": np.zeros((width, n_bins), np.int64),
+        "label_means": np.full((width, len(label_names)), np.nan, np.float32),
+        "top_word_types": np.full((width, top_words), -1, np.int32),
+        "top_word_scores": np.zeros((width, top_words), np.float32),
+        "top_word_counts": np.zeros((width, top_words), np.int32),
+        "sentence_offsets": offsets,
+    }
+    for which in ("high", "low"):
+        arrays[f"{which}_rows"] = np.full((width, top_contexts), -1, np.int64)
+        arrays[f"{which}_values"] = np.zeros((width, top_contexts), np.float32)
+        arrays[f"{which}_words"] = np.full((width, top_contexts), -1, np.int32)
+
+    # per column: the float32 block, float64 temporaries of the moments and quantiles, per-type sums
+    column_bytes = n * (4 + 8 + 8) + n_types * 16
+    for start, stop, block in column_blocks(features, max_bytes=max_bytes, column_bytes=column_bytes):
+        cols = slice(start, stop)
+        mean = block.mean(axis=0, dtype=np.float64)
+        mean32 = mean.astype(np.float32)
+        variance = np.mean(np.square(block - mean32), axis=0, dtype=np.float64) - (mean - mean32) ** 2
+        std = np.sqrt(np.maximum(variance, 0.0))
+        low, high = block.min(axis=0), block.max(axis=0)
+        arrays["mean"][cols], arrays["std"][cols], arrays["min"][cols], arrays["max"][cols] = mean, std, low, high
+        arrays["quantiles"][cols] = np.quantile(block, quantiles, axis=0).T
+        span = np.where(high > low, high - low, 1.0).astype(np.float64)
+        bins = np.clip(((block - low) / span * n_bins).astype(np.int64), 0, n_bins - 1)
+        bins += np.arange(stop - start) * n_bins
+        arrays["histogram"][cols] = np.bincount(bins.ravel(), minlength=(stop - start) * n_bins).reshape(-1, n_bins)
+        del bins
+        if labels is not None and len(label_names):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                arrays["label_means"][cols] = ((label_groups @ block[labelled]) / label_counts[:, None]).T
+        if k_words:
+            scores = top_word_scores(type_groups @ block, type_counts, mean, std, smoothing)
+            best = _top_along_rows(np.abs(scores), k_words, largest=True)
+            arrays["top_word_types"][cols, :k_words] = np.where(std[:, None] > 0, best.T, -1)
+            arrays["top_word_scores"][cols, :k_words] = np.take_along_axis(scores, best, axis=0).T
+            arrays["top_word_counts"][cols, :k_words] = type_counts[best].T
+            del scores
+        for which, largest in (("high", True), ("low", False)):
+            best = _top_along_rows(block, k_ctx, largest)
+            arrays[f"{which}_rows"][cols, :k_ctx] = best.T
+            arrays[f"{which}_values"][cols, :k_ctx] = np.take_along_axis(block, best, axis=0).T
+            if type_ids is not None:
+                arrays[f"{which}_words"][cols, :k_ctx] = type_ids[best].T
+
+    # keep only the word types that something refers to, renumbered
+    used = np.unique(np.concatenate([arrays[key][arrays[key] >= 0].ravel()
+                                     for key in ("top_word_types", "high_words", "low_words")]))
+    remap = np.full(n_types + 1, -1, np.int32)
+    remap[used] = np.arange(len(used), dtype=np.int32)
+    for key in ("top_word_types", "high_words", "low_words"):
+        arrays[key] = remap[arrays[key]]  # -1 indexes the trailing -1
+    params = {"n_words": int(n), "n_bins": n_bins, "quantiles": list(quantiles), "top_words": top_words,
+              "top_contexts": top_contexts, "smoothing": smoothing, "std": "population",
+              "quantile_method": "exact (numpy linear interpolation)"}
+    return NeuronStats(list(features.neuron_ids), arrays, label_names, [str(w) for w in vocabulary[used]], params)

@@ -1,0 +1,97 @@
+import json
+
+import numpy as np
+import pytest
+
+from analysis.engine.baselines import variance_ranking
+from analysis.engine.confidence import (bootstrap_confidence, mean_pairwise_jaccard, method_agreement,
+                                        resolve_k, sentence_resample)
+from analysis.engine.features import as_features
+from analysis.engine.probeless import probeless_ranking
+from analysis.engine.univariate import anova_ranking
+
+LABELS = ["A", "B", "C"]
+
+
+def corpus(signal: bool, n_sentences=120, d=200, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(3, 12, n_sentences)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    n = int(offsets[-1])
+    labels = rng.integers(0, 3, n).astype(np.int32)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    if signal:
+        x[:, :10] += (3.0 + np.arange(10)[None, :]) * labels[:, None]  # distinct strengths: a stable order
+    return as_features(x), labels, offsets
+
+
+def test_sentence_resample_draws_whole_sentences_with_repeats():
+    offsets = np.array([0, 3, 5, 9])
+    rows = sentence_resample(offsets, np.random.default_rng(1))
+    sentences = np.searchsorted(offsets, rows, side="right") - 1
+    # every drawn sentence contributes all its words, in order
+    for s in np.unique(sentences):
+        count = np.sum(sentences == s)
+        assert count % (offsets[s + 1] - offsets[s]) == 0
+    again = sentence_resample(offsets, np.random.default_rng(1))
+    np.testing.assert_array_equal(rows, again)
+
+
+def test_planted_signal_gives_narrow_intervals_and_stable_top_k():
+    features, labels, offsets = corpus(signal=True)
+    ranking = bootstrap_confidence(lambda rows: anova_ranking(features, labels, LABELS, rows=rows), offsets,
+                                   n_boot=10, ks=(10, 50, "1%"))
+    conf = ranking.confidence
+    assert conf["k"] == {"10": 10, "50": 50, "1%": 2}
+    assert conf["stability"]["10"] == pytest.approx(1.0)
+    assert conf["stability"]["1%"] == pytest.approx(1.0)
+    assert conf["stability"]["50"] < 0.6  # beyond the planted units the order is noise
+    low, high = np.array(conf["rank_low"]), np.array(conf["rank_high"])
+    assert (high[:10] - low[:10]).max() <= 1 and (high[9] == 0)
+    assert (high[10:] - low[10:]).mean() > 50
+    json.dumps(ranking.to_dict())  # stored as JSON
+
+
+def test_pure_noise_gives_low_stability_and_is_seeded():
+    features, labels, offsets = corpus(signal=False)
+    rank = lambda rows: probeless_ranking(features, labels, LABELS, rows=rows)  # noqa: E731
+    first = bootstrap_confidence(rank, offsets, n_boot=8, seed=4).confidence
+    second = bootstrap_confidence(rank, offsets, n_boot=8, seed=4).confidence
+    assert first == second
+    assert first["stability"]["10"] < 0.3
+
+
+def test_restricted_sentence_pool_and_checks():
+    features, labels, offsets = corpus(signal=True, n_sentences=40)
+    seen = []
+
+    def rank(rows):
+        seen.append(rows)
+        return variance_ranking(features, rows=rows)
+
+    bootstrap_confidence(rank, offsets, n_boot=3, sentences=np.arange(10))
+    assert all(r.max() < offsets[10] for r in seen)
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_confidence(rank, offsets, n_boot=1)
+    with pytest.raises(ValueError, match="percentage"):
+        resolve_k("ten", 100)
+
+
+def test_mean_pairwise_jaccard():
+    tops = np.array([[0, 1], [0, 2], [0, 1]])
+    # pairs: {0,1}/{0,2} = 1/3, {0,1}/{0,1} = 1, {0,2}/{0,1} = 1/3
+    assert mean_pairwise_jaccard(tops) == pytest.approx(5 / 9)
+
+
+def test_agreement_between_methods_on_planted_data():
+    features, labels, offsets = corpus(signal=True)
+    anova = anova_ranking(features, labels, LABELS)
+    probeless = probeless_ranking(features, labels, LABELS)
+    noise = variance_ranking(as_features(np.random.default_rng(9).normal(size=features.shape)))
+    table = method_agreement([anova, probeless, noise], k=10)
+    assert table["methods"] == ["univariate_anova", "probeless", "baseline_variance"]
+    assert table["jaccard"][0][1] > 0.6 and table["kendall_tau"][0][1] > 0.6
+    assert table["jaccard"][0][2] < 0.3
+    json.dumps(table)
+    with pytest.raises(ValueError, match="different neurons"):
+        method_agreement([anova, variance_ranking(as_features(np.zeros((5, 3))))], k=2)

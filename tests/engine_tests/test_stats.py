@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pytest
+
+from analysis.engine.features import Features, as_features
+from analysis.engine.neurons import layer_neurons
+from analysis.engine.stats import NeuronStats, column_blocks, compute_neuron_stats
+
+
+def test_top_words_formula_on_a_hand_made_example():
+    words = ["the", "cat", "the", "dog", "cat", "the"]
+    values = np.array([[1.0], [2.0], [1.0], [5.0], [3.0], [0.0]], dtype=np.float32)
+    stats = compute_neuron_stats(as_features(values), words=words, sentence_offsets=[0, 3, 6])
+    page = stats.for_neuron("L0:0")
+    # mean 2, population std sqrt(16/6); score = sum(z) / (count + 4)
+    sigma = np.sqrt(16 / 6)
+    expected = [("dog", 3 / sigma / 5, 1), ("the", -4 / sigma / 7, 3), ("cat", 1 / sigma / 6, 2)]
+    assert [w["word"] for w in page["top_words"]] == [e[0] for e in expected]
+    for got, (_, score, count) in zip(page["top_words"], expected):
+        assert got["score"] == pytest.approx(score, rel=1e-5) and got["count"] == count
+    assert page["mean"] == pytest.approx(2.0) and page["std"] == pytest.approx(sigma)
+    highest = page["top_contexts"]["highest"][0]
+    assert (highest["value"], highest["sentence"], highest["position"], highest["word"]) == (5.0, 1, 0, "dog")
+    lowest = page["top_contexts"]["lowest"][0]
+    assert (lowest["sentence"], lowest["position"], lowest["word"]) == (1, 2, "the")
+
+
+def planted(n=900, seed=0):
+    rng = np.random.default_rng(seed)
+    offsets = np.concatenate([[0], np.cumsum(rng.integers(2, 9, 200))])
+    offsets = offsets[offsets <= n]
+    offsets = np.append(offsets, n) if offsets[-1] != n else offsets
+    vocabulary = [f"w{i}" for i in range(40)]
+    type_ids = rng.integers(0, 40, n)
+    words = [vocabulary[t] for t in type_ids]
+    labels = (type_ids % 3).astype(np.int32)
+    labels[::11] = -1
+    x = rng.normal(size=(n, 12)).astype(np.float32)
+    x[:, 2] += 4.0 * (type_ids == 7)  # w7 fires unit 2
+    x[:, 5] -= 4.0 * (type_ids == 9)  # w9 silences unit 5
+    x[:, 8] = 3.0  # constant
+    return x, words, labels, offsets
+
+
+def test_statistics_match_numpy_and_are_independent_of_block_size():
+    x, words, labels, offsets = planted()
+    features = Features([x[:, :5].astype(np.float16), x[:, 5:].astype(np.float16)],
+                        layer_neurons("hidden", 0, 5) + layer_neurons("mlp", 0, 7))
+    values = x.astype(np.float16).astype(np.float64)
+    big = compute_neuron_stats(features, words, offsets, labels, ["A", "B", "C"])
+    small = compute_neuron_stats(features, words, offsets, labels, ["A", "B", "C"], max_bytes=30_000)
+    for key in big.arrays:
+        np.testing.assert_allclose(big.arrays[key], small.arrays[key], rtol=1e-6, err_msg=key)
+    a = big.arrays
+    np.testing.assert_allclose(a["mean"], values.mean(0), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(a["std"], values.std(0), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(a["quantiles"], np.quantile(values, big.params["quantiles"], axis=0).T, rtol=1e-3)
+    counts, _ = np.histogram(values[:, 3], bins=32, range=(values[:, 3].min(), values[:, 3].max()))
+    np.testing.assert_array_equal(a["histogram"][3], counts)
+    assert a["histogram"].sum(1).tolist() == [len(x)] * 12
+    np.testing.assert_allclose(a["label_means"][0, 1], values[labels == 1, 0].mean(), rtol=1e-5)
+
+    assert big.for_neuron("L0:2")["top_words"][0]["word"] == "w7"
+    first = big.for_neuron("mlp.L0:0")["top_words"][0]
+    assert first["word"] == "w9" and first["score"] < 0
+    assert big.for_neuron("mlp.L0:3")["top_words"] == []  # constant neuron
+    high = big.for_neuron(2, words=words, window=2)["top_contexts"]["highest"]
+    assert len(high) == 10 and high[0]["value"] >= high[-1]["value"]
+    row = high[0]["row"]
+    assert offsets[high[0]["sentence"]] + high[0]["position"] == row
+    assert high[0]["left"] == words[max(offsets[high[0]["sentence"]], row - 2):row]
+
+
+def test_save_and_load_round_trip_without_pickle(tmp_path):
+    x, words, labels, offsets = planted(n=300)
+    stats = compute_neuron_stats(as_features(x), words, offsets, labels, ["A", "B", "C"])
+    npz, meta = stats.save(tmp_path / "stats")
+    assert npz.name == "stats.npz" and meta.name == "stats.json"
+    loaded = NeuronStats.load(tmp_path / "stats.npz")
+    for i in range(12):
+        assert loaded.for_neuron(i) == stats.for_neuron(i)
+    page = json.dumps(loaded.for_neuron("L0:2"))
+    assert len(page) < 10_000
+    with pytest.raises(KeyError, match="no statistics"):
+        loaded.for_neuron("L5:0")
+
+
+def test_column_blocks_follow_row_order_with_repeats():
+    x = np.arange(40, dtype=np.float32).reshape(10, 4)
+    rows = np.array([7, 2, 2, 9])
+    blocks = list(column_blocks(as_features(x), rows, max_bytes=2 * 4 * len(rows)))
+    assert [(s, e) for s, e, _ in blocks] == [(0, 2), (2, 4)]
+    np.testing.assert_array_equal(np.concatenate([b for _, _, b in blocks], 1), x[rows])
+
+
+def test_bad_inputs():
+    x = np.zeros((5, 2), np.float32)
+    with pytest.raises(ValueError, match="sentence_offsets"):
+        compute_neuron_stats(as_features(x), sentence_offsets=[0, 3])
+    with pytest.raises(ValueError, match="words for 5"):
+        compute_neuron_stats(as_features(x), words=["a"])
