@@ -1,0 +1,62 @@
+"""django-filter filter sets for the projects API. They only narrow querysets that already came from
+:mod:`projects.selectors`; they never widen what a user can see."""
+
+from __future__ import annotations
+
+import django_filters
+
+from .models import CorpusFormat, CorpusUpload, Membership, ModelUpload, Project, Role, TestSetUpload
+
+
+class ProjectFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains", help_text="Part of the project's name.")
+    owner = django_filters.CharFilter(field_name="owner__username", lookup_expr="iexact",
+                                      help_text="Username of the project's creator.")
+    role = django_filters.ChoiceFilter(choices=Role.choices, method="filter_role",
+                                       help_text="Only projects where you have this role.")
+
+    class Meta:
+        model = Project
+        fields = ["name", "owner", "role"]
+
+    def filter_role(self, queryset, name, value):
+        user = getattr(self.request, "user", None)
+        mine = Membership.objects.filter(user=user, role=value).values("project")
+        return queryset.filter(pk__in=mine)
+
+
+class UploadFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains", help_text="Part of the upload's name.")
+    sha256 = django_filters.CharFilter(lookup_expr="iexact", help_text="The content hash.")
+    own = django_filters.BooleanFilter(method="filter_own",
+                                       help_text="true: only your own uploads; false: only uploads shared with you "
+                                       "through a project.")
+
+    class Meta:
+        fields = ["name", "sha256", "own"]
+
+    def filter_own(self, queryset, name, value):
+        user = getattr(self.request, "user", None)
+        return queryset.filter(owner=user) if value else queryset.exclude(owner=user)
+
+
+class ModelUploadFilter(UploadFilter):
+    class Meta(UploadFilter.Meta):
+        model = ModelUpload
+        fields = [*UploadFilter.Meta.fields, "model_type", "model_kind"]
+
+
+class CorpusUploadFilter(UploadFilter):
+    format = django_filters.ChoiceFilter(choices=CorpusFormat.choices)
+
+    class Meta(UploadFilter.Meta):
+        model = CorpusUpload
+        fields = [*UploadFilter.Meta.fields, "format", "label_column"]
+
+
+class TestSetUploadFilter(UploadFilter):
+    __test__ = False  # not a pytest class
+
+    class Meta(UploadFilter.Meta):
+        model = TestSetUpload
+        fields = [*UploadFilter.Meta.fields, "has_references"]
