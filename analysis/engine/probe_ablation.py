@@ -1,0 +1,167 @@
+"""Probe-level ablation (methods.md §3): keep only the top / random / bottom k % of the neurons of a ranking.
+
+Two modes:
+- ``zero_out``: the trained probe, with every standardised input outside the kept set set to 0 (= its training
+  mean), scored on the test rows. No training, so cheap at every point.
+- ``retrain``: a new probe trained on the kept neurons only, with the original probe's settings and its (already
+  chosen) L2 strength — no new L2 selection, so every point has the same regularisation and costs one fit.
+
+Random selections are drawn for ``random_seeds`` seeds (≥ 5 by default) and reported as mean, std, min and max.
+Results are plain dicts ready to draw: x as neurons kept / removed, as counts and percentages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .features import Features
+from .probe import Probe, evaluate_probe, train_probe
+
+DEFAULT_PERCENTS = (5, 10, 15, 20, 30, 50, 75, 100)  # 10, 15, 20 are the published points
+SELECTIONS = ("top", "random", "bottom")
+MODES = ("zero_out", "retrain")
+
+
+@dataclass
+class ProbeAblation:
+    n_neurons: int
+    baseline_accuracy: float | None  # the full probe on the test rows
+    majority_accuracy: float | None
+    points: list[dict] = field(default_factory=list)  # one per (mode, selection, percent)
+    params: dict = field(default_factory=dict)
+
+    def curve(self, mode: str, selection: str) -> dict:
+        """One line of the chart: lists aligned by point, sorted by neurons kept."""
+        points = sorted(
+            (p for p in self.points if p["mode"] == mode and p["selection"] == selection), key=lambda p: p["kept"]
+        )
+        keys = ("kept", "kept_percent", "removed", "removed_percent")
+        keys += ("accuracy", "accuracy_std", "accuracy_min", "accuracy_max")
+        return {key: [p[key] for p in points] for key in keys}
+
+    def curves(self) -> dict:
+        modes = sorted({p["mode"] for p in self.points})
+        return {mode: {s: self.curve(mode, s) for s in SELECTIONS} for mode in modes}
+
+    def at(self, mode: str, selection: str, percent: float) -> dict:
+        for point in self.points:
+            if point["mode"] == mode and point["selection"] == selection and point["percent"] == percent:
+                return point
+        raise KeyError(f"no point for {mode}/{selection}/{percent}%")
+
+    def to_dict(self) -> dict:
+        return {
+            "n_neurons": self.n_neurons,
+            "baseline_accuracy": self.baseline_accuracy,
+            "majority_accuracy": self.majority_accuracy,
+            "points": self.points,
+            "curves": self.curves(),
+            "params": self.params,
+        }
+
+
+def kept_count(n_neurons: int, percent: float) -> int:
+    """Neurons kept at ``percent`` %: rounded, at least 1."""
+    if not 0 < percent <= 100:
+        raise ValueError(f"percent must be in (0, 100], got {percent}")
+    return max(1, min(n_neurons, int(round(n_neurons * percent / 100.0))))
+
+
+def probe_ablation(
+    probe: Probe,
+    features: Features,
+    labels,
+    order: Sequence[int],
+    *,
+    train,
+    test,
+    percents: Sequence[float] = DEFAULT_PERCENTS,
+    modes: Sequence[str] = MODES,
+    random_seeds: int = 5,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ProbeAblation:
+    """Ablate along ``order`` (positions into the probe's neurons, best first, e.g. ``Ranking.order``).
+
+    ``train`` is used by ``retrain`` (pass the rows the probe was trained on), ``test`` scores every point.
+    """
+    order = np.asarray(order, dtype=np.int64)
+    n_neurons = len(probe.neuron_ids)
+    if sorted(order.tolist()) != list(range(n_neurons)):
+        raise ValueError(f"order must be a permutation of the probe's {n_neurons} neuron positions")
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise ValueError(f"unknown ablation modes {sorted(unknown)}; choose from {MODES}")
+    if random_seeds < 1:
+        raise ValueError("random_seeds must be ≥ 1")
+    labels = np.asarray(labels, dtype=np.int64)
+    baseline = evaluate_probe(probe, features, labels, train=train, test=test)
+
+    retrain_options = {
+        name: probe.params[name]
+        for name in ("l1", "l2", "epochs", "batch_size", "lr", "schedule")
+        if name in probe.params
+    }
+    rng = np.random.default_rng(seed)
+    random_sets = {
+        percent: [
+            np.sort(rng.choice(n_neurons, kept_count(n_neurons, percent), replace=False)) for _ in range(random_seeds)
+        ]
+        for percent in percents
+    }
+
+    def score(mode: str, kept: np.ndarray) -> float:
+        if mode == "zero_out":
+            return evaluate_probe(probe, features, labels, test=test, keep=kept)["test_accuracy"]
+        retrained = train_probe(
+            features.select(kept), labels, label_names=probe.label_names, train=train, test=test,
+            seed=probe.params.get("seed", 0), **retrain_options,
+        )  # fmt: skip
+        return retrained.metrics["test_accuracy"]
+
+    tasks = [(mode, percent) for mode in modes for percent in percents]
+    total = len(tasks) * (2 + random_seeds)
+    done = 0
+    result = ProbeAblation(
+        n_neurons=n_neurons,
+        baseline_accuracy=baseline.get("test_accuracy"),
+        majority_accuracy=baseline.get("majority_accuracy"),
+        params={
+            "percents": list(percents), "modes": list(modes), "random_seeds": random_seeds, "seed": seed,
+            "retrain_options": retrain_options, "zero_out": "standardised inputs outside the kept set set to 0",
+        },
+    )  # fmt: skip
+    for mode, percent in tasks:
+        k = kept_count(n_neurons, percent)
+        selections = {"top": [order[:k]], "bottom": [order[n_neurons - k :]], "random": random_sets[percent]}
+        for selection in SELECTIONS:
+            accuracies = []
+            for kept in selections[selection]:
+                accuracies.append(score(mode, np.sort(kept)))
+                done += 1
+                if progress:
+                    progress(done, total)
+            result.points.append(
+                {
+                    "mode": mode,
+                    "selection": selection,
+                    "percent": percent,
+                    "kept": k,
+                    "kept_percent": 100.0 * k / n_neurons,
+                    "removed": n_neurons - k,
+                    "removed_percent": 100.0 * (n_neurons - k) / n_neurons,
+                    "accuracy": float(np.mean(accuracies)),
+                    "accuracy_std": float(np.std(accuracies)),
+                    "accuracy_min": float(np.min(accuracies)),
+                    "accuracy_max": float(np.max(accuracies)),
+                    "accuracies": [float(a) for a in accuracies],
+                }
+            )
+        if log:
+            line = ", ".join(f"{p['selection']} {p['accuracy']:.4f}" for p in result.points[-3:])
+            log(f"{mode} keeping {percent}% ({k} neurons): {line}")
+    return result
