@@ -14,9 +14,14 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("NEUROX_DATA_DIR", tempfile.mkdtemp(prefix="neurox-tests-"))
 
 from neurox_site.settings import *  # noqa: E402,F403
-from neurox_site.settings import REDIS_URL, STATIC_ROOT, STORAGES  # noqa: E402
+from neurox_site.settings import DATA_DIR, DATABASES, REDIS_URL, STATIC_ROOT, STORAGES  # noqa: E402
 
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+# The browser tests' daphne server runs in another process: an in-memory SQLite test database would be invisible
+# to it, so on SQLite the test database is a file in the throw-away data folder.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test-db.sqlite3")
 
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
