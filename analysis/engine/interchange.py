@@ -1,0 +1,188 @@
+"""NeuroX activation interchange formats (methods.md §6), for users who come from the original library.
+
+* HDF5: one float32 dataset per sentence, named by the sentence's index (``"0"``, ``"1"``...), of shape
+  ``[layers, words, dim]``, plus a ``sentence_to_index`` dataset holding a JSON string that maps the sentence text
+  (words joined by single spaces) to its index as a string. Like NeuroX, a sentence that occurs twice maps to its
+  last index; import therefore reads the words from the map *or* from a corpus passed in.
+* JSON lines: one line per sentence, ``{"linex_index": i, "features": [{"token": word, "layers": [{"index": l,
+  "values": [...]}]}]}``.
+
+Both exports cover one neuron set (default ``hidden``; NeuroX's layer 0 is the embeddings, as ours) and read the
+store sentence by sentence, so memory stays bounded. HDF5 import writes a normal activation store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .formats import Corpus
+from .store import ActivationStore, StoreWriter, store_key
+
+SENTENCE_TO_INDEX = "sentence_to_index"
+
+
+class InterchangeError(ValueError):
+    """The file is not a NeuroX activation file this platform can read; the message says why."""
+
+
+def _layers(store: ActivationStore, neuron_set: str, layers: Sequence[int] | None) -> list[int]:
+    spec = store.neuron_sets.get(neuron_set)
+    if spec is None:
+        raise KeyError(f"no neuron set {neuron_set!r} in this store (has {', '.join(store.neuron_sets)})")
+    return list(range(spec["layers"])) if layers is None else [int(layer) for layer in layers]
+
+
+def _sentence_activations(arrays: list, start: int, end: int) -> np.ndarray:
+    """float32 [layers, words, dim] for words [start, end)."""
+    return np.stack([np.asarray(array[start:end], dtype=np.float32) for array in arrays])
+
+
+def export_hdf5(store: ActivationStore, path, *, neuron_set: str = "hidden", layers=None) -> Path:
+    import h5py
+
+    path = Path(path)
+    chosen = _layers(store, neuron_set, layers)
+    arrays = [store.array(neuron_set, layer) for layer in chosen]
+    offsets = store.sentence_offsets
+    sentence_to_index = {}
+    with h5py.File(path, "w") as handle:
+        for i in range(store.n_sentences):
+            activations = _sentence_activations(arrays, int(offsets[i]), int(offsets[i + 1]))
+            handle.create_dataset(str(i), data=activations, dtype="float32")
+            sentence_to_index[" ".join(store.sentence(i))] = str(i)
+        handle.create_dataset(SENTENCE_TO_INDEX, data=json.dumps(sentence_to_index))
+    return path
+
+
+def export_jsonl(store: ActivationStore, path, *, neuron_set: str = "hidden", layers=None, decimals: int = 6) -> Path:
+    path = Path(path)
+    chosen = _layers(store, neuron_set, layers)
+    arrays = [store.array(neuron_set, layer) for layer in chosen]
+    offsets = store.sentence_offsets
+    with open(path, "w", encoding="utf-8") as handle:
+        for i in range(store.n_sentences):
+            activations = _sentence_activations(arrays, int(offsets[i]), int(offsets[i + 1]))
+            features = [
+                {
+                    "token": word,
+                    "layers": [
+                        {"index": layer, "values": [round(float(v), decimals) for v in activations[k, w]]}
+                        for k, layer in enumerate(chosen)
+                    ],
+                }
+                for w, word in enumerate(store.sentence(i))
+            ]
+            handle.write(json.dumps({"linex_index": i, "features": features}, ensure_ascii=False) + "\n")
+    return path
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def import_hdf5(
+    path,
+    store_path,
+    *,
+    corpus: Corpus | None = None,
+    neuron_set: str = "hidden",
+    model_sha256: str = "",
+    sentences_per_chunk: int = 256,
+    log: Callable[[str], None] | None = None,
+) -> ActivationStore:
+    """Read a NeuroX HDF5 activation file into an activation store (float16).
+
+    Words come from ``corpus`` when given (its sentences must match the datasets one to one; its labels are
+    kept) and otherwise from the file's ``sentence_to_index`` map, split on single spaces.
+    """
+    import h5py
+
+    path = Path(path)
+    say = log or (lambda text: None)
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise InterchangeError(f"{path.name} is not an HDF5 file: {exc}") from exc
+    with handle:
+        names = [name for name in handle.keys() if name != SENTENCE_TO_INDEX]
+        if not all(name.isdigit() for name in names):
+            odd = sorted(name for name in names if not name.isdigit())[:5]
+            raise InterchangeError(f"{path.name}: datasets must be named by sentence index; found {odd}")
+        indices = sorted(int(name) for name in names)
+        if indices != list(range(len(indices))):
+            raise InterchangeError(f"{path.name}: sentence datasets are not numbered 0..{len(indices) - 1}")
+        if not indices:
+            raise InterchangeError(f"{path.name} holds no sentence datasets")
+
+        if corpus is not None:
+            sentences = [list(s) for s in corpus.sentences]
+            if len(sentences) != len(indices):
+                raise InterchangeError(f"{path.name} has {len(indices)} sentences but the corpus has {len(sentences)}")
+        else:
+            if SENTENCE_TO_INDEX not in handle:
+                raise InterchangeError(f"{path.name} has no {SENTENCE_TO_INDEX} dataset; pass the corpus instead")
+            raw = handle[SENTENCE_TO_INDEX][()]
+            mapping = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+            by_index = {int(index): sentence for sentence, index in mapping.items()}
+            missing = [i for i in indices if i not in by_index]
+            if missing:
+                raise InterchangeError(
+                    f"{path.name}: {len(missing)} sentence(s) are missing from {SENTENCE_TO_INDEX} (duplicated "
+                    f"sentences, e.g. index {missing[0]}); pass the corpus to import this file"
+                )
+            sentences = [by_index[i].split(" ") if by_index[i] else [] for i in indices]
+
+        first = handle["0"]
+        if first.ndim != 3:
+            raise InterchangeError(
+                f"{path.name}: datasets must be [layers, words, dim]; dataset 0 has shape {first.shape}"
+            )
+        n_layers, dim = int(first.shape[0]), int(first.shape[2])
+        for i in indices:
+            shape = handle[str(i)].shape
+            if len(shape) != 3 or shape[0] != n_layers or shape[2] != dim or shape[1] != len(sentences[i]):
+                raise InterchangeError(
+                    f"{path.name}: sentence {i} has shape {shape}, expected [{n_layers}, {len(sentences[i])}, {dim}]"
+                )
+
+        label_names = corpus.label_names() if corpus is not None else []
+        label_ids = {name: k for k, name in enumerate(label_names)}
+        n_words = sum(len(s) for s in sentences)
+        labels = np.full(n_words, -1, dtype=np.int32)
+        if corpus is not None and corpus.labels is not None:
+            flat = [label for sentence in corpus.labels for label in sentence]
+            labels[:] = [label_ids[label] if label is not None else -1 for label in flat]
+
+        file_hash = _file_sha256(path)
+        corpus_hash = (corpus.source_sha256 if corpus is not None else "") or file_hash
+        params = {"imported_from": "neurox-hdf5", "neuron_sets": [neuron_set], "file_sha256": file_hash}
+        key = store_key(model_sha256 or file_hash, corpus_hash, params)
+        meta = {"key": key, "model": {"sha256": model_sha256}, "corpus_sha256": corpus_hash, "params": params,
+                "report": {"imported_from": path.name}}
+        specs = {neuron_set: {"layers": n_layers, "units": dim}}
+        writer = StoreWriter(store_path, specs, sentences, labels, label_names, meta, key)
+        offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in sentences], out=offsets[1:])
+        try:
+            for chunk, start in enumerate(range(0, len(indices), sentences_per_chunk)):
+                if chunk in writer.done_chunks:
+                    continue
+                end = min(start + sentences_per_chunk, len(indices))
+                for i in range(start, end):
+                    data = handle[str(i)][()]
+                    for layer in range(n_layers):
+                        writer.write_rows(neuron_set, layer, int(offsets[i]), data[layer])
+                writer.finish_chunk(chunk, int(offsets[end] - offsets[start]))
+        finally:
+            writer.close()
+    say(f"imported {len(sentences)} sentences, {n_words} words, {n_layers} layers × {dim} units from {path.name}")
+    return writer.complete()

@@ -1,0 +1,245 @@
+"""Extraction into the activation store on tiny models: alignment, aggregation, batching, resume, edge cases."""
+
+import numpy as np
+import pytest
+import torch
+
+from analysis.engine.extract import extract_activations, plan_windows
+from analysis.engine.formats import Corpus
+from analysis.engine.models import load_model
+from analysis.engine.store import ActivationStore
+from tests.engine_tests.tiny_models import tiny_model_dir
+
+torch.set_num_threads(1)
+
+SENTENCES = [
+    ["The", "cat", "sat", "on", "the", "mat", "."],
+    ["Tokenization", "is", "unbelievably", "hard"],
+    ["Hi"],
+    ["A", "dog", "ran", "to", "the", "park", "and", "barked", "loudly", "at", "everyone", "there", "."],
+    ["Green", "tea", "?"],
+]
+TOLERANCE = dict(rtol=2e-3, atol=2e-3)  # float16 storage
+
+
+@pytest.fixture(scope="module")
+def models():
+    cache = {}
+
+    def get(arch):
+        if arch not in cache:
+            cache[arch] = load_model(tiny_model_dir(arch))
+        return cache[arch]
+
+    return get
+
+
+def _count_forwards(loaded):
+    calls = []
+    handle = loaded.model.base_model.register_forward_hook(lambda *args: calls.append(1))
+    return calls, handle
+
+
+def _arrays(store):
+    return {(name, layer): np.asarray(store.array(name, layer), dtype=np.float32)
+            for name, spec in store.neuron_sets.items() for layer in range(spec["layers"])}
+
+
+@pytest.mark.parametrize("arch", ["bert", "gpt2", "t5"])
+def test_batched_equals_one_sentence_at_a_time(models, tmp_path, arch):
+    loaded = models(arch)
+    batched = extract_activations(loaded, SENTENCES, tmp_path / "batched")
+    calls, handle = _count_forwards(loaded)
+    single = extract_activations(loaded, SENTENCES, tmp_path / "single", max_sentences_per_batch=1)
+    handle.remove()
+    assert len(calls) == len(SENTENCES)
+    assert batched.meta["batching"]["batches"] < len(SENTENCES)  # padding really happened in the batched run
+    single_arrays = _arrays(single)
+    for key, values in _arrays(batched).items():
+        np.testing.assert_allclose(values, single_arrays[key], **TOLERANCE, err_msg=str(key))
+    expected_sets = {"bert": {"hidden", "mlp"}, "gpt2": {"hidden", "mlp"},
+                     "t5": {"enc.hidden", "enc.mlp", "dec.hidden", "dec.mlp"}}[arch]
+    assert set(batched.neuron_sets) == expected_sets
+
+
+@pytest.mark.parametrize("aggregation", ["first", "last", "mean"])
+def test_aggregation_over_subwords_matches_manual_computation(models, tmp_path, aggregation):
+    loaded = models("bert")
+    words = ["the", "unbelievably", "tokenization", "cat"]
+    store = extract_activations(loaded, [words], tmp_path / aggregation, aggregation=aggregation)
+
+    encoded = loaded.tokenizer(words, is_split_into_words=True, return_tensors="pt")
+    word_ids = encoded.word_ids(0)
+    with torch.inference_mode():
+        states = loaded.model(**encoded, output_hidden_states=True).hidden_states
+    positions = [[p for p, w in enumerate(word_ids) if w == i] for i in range(len(words))]
+    assert [len(p) for p in positions] == [1, 5, 2, 1]
+    pick = {"first": lambda t, p: t[p[0]], "last": lambda t, p: t[p[-1]], "mean": lambda t, p: t[p].mean(0)}
+    for layer, state in enumerate(states):
+        expected = torch.stack([pick[aggregation](state[0], p) for p in positions]).numpy()
+        np.testing.assert_allclose(np.asarray(store.array("hidden", layer), dtype=np.float32), expected, **TOLERANCE)
+    assert store.meta["params"]["aggregation"] == aggregation
+
+
+def test_aggregation_modes_differ_only_on_split_words(models, tmp_path):
+    loaded = models("bert")
+    words = [["the", "unbelievably", "cat"]]
+    rows = {mode: np.asarray(extract_activations(loaded, words, tmp_path / mode, aggregation=mode,
+                                                 neuron_sets=["mlp"]).array("mlp", 1), dtype=np.float32)
+            for mode in ("first", "last", "mean")}
+    for a, b in [("first", "last"), ("first", "mean"), ("last", "mean")]:
+        assert not np.allclose(rows[a][1], rows[b][1], atol=1e-3)  # the 5-subword word
+        np.testing.assert_array_equal(rows[a][[0, 2]], rows[b][[0, 2]])  # single-subword words
+
+
+def test_decoder_sets_teacher_force_the_same_words(models, tmp_path):
+    loaded = models("t5")
+    words = ["Tokenization", "is", "hard"]
+    store = extract_activations(loaded, [words], tmp_path / "t5", neuron_sets=["dec.hidden"])
+    assert list(store.neuron_sets) == ["dec.hidden"]
+    ids = loaded.tokenizer(words, is_split_into_words=True, add_special_tokens=False)
+    last_subword = {}
+    for position, word in enumerate(ids.word_ids()):
+        last_subword[word] = ids["input_ids"][position]
+    embeddings = loaded.model.get_decoder().embed_tokens.weight.detach()
+    expected = embeddings[[last_subword[i] for i in range(len(words))]].numpy()
+    # decoder layer 0 at a word's positions is the embedding of the word's own subword (the decoder input)
+    np.testing.assert_allclose(np.asarray(store.array("dec.hidden", 0), dtype=np.float32), expected, **TOLERANCE)
+
+
+def test_resume_after_a_crash_skips_finished_chunks(models, tmp_path):
+    loaded = models("gpt2")
+    options = dict(max_sentences_per_batch=1, chunk_words=1)  # one sentence per batch, one batch per chunk
+    clean = _arrays(extract_activations(loaded, SENTENCES, tmp_path / "clean", **options))
+
+    class Crash(RuntimeError):
+        pass
+
+    reports = []
+
+    def crash_on_third_batch(done, total):
+        reports.append(done)
+        if len(reports) == 3:
+            raise Crash("worker died")
+
+    with pytest.raises(Crash):
+        extract_activations(loaded, SENTENCES, tmp_path / "store", progress=crash_on_third_batch, **options)
+    with pytest.raises(Exception, match="incomplete"):
+        ActivationStore.open(tmp_path / "store")
+
+    logs = []
+    calls, handle = _count_forwards(loaded)
+    resumed = extract_activations(loaded, SENTENCES, tmp_path / "store", log=logs.append, **options)
+    handle.remove()
+    assert len(calls) == len(SENTENCES) - 2  # two chunks were journalled before the crash
+    assert any("resuming: 2 of 5 chunks" in line for line in logs)
+    for key, values in _arrays(resumed).items():
+        np.testing.assert_array_equal(values, clean[key])
+
+
+def test_complete_store_is_reused_without_forward_passes(models, tmp_path):
+    loaded = models("bert")
+    first = extract_activations(loaded, SENTENCES, tmp_path / "s")
+    calls, handle = _count_forwards(loaded)
+    again = extract_activations(loaded, SENTENCES, tmp_path / "s")
+    handle.remove()
+    assert calls == [] and again.meta["key"] == first.meta["key"]
+    other = extract_activations(loaded, SENTENCES, tmp_path / "s", aggregation="first")
+    assert other.meta["key"] != first.meta["key"]
+
+
+def test_labels_progress_and_metadata(models, tmp_path):
+    corpus = Corpus(
+        sentences=[["the", "cat"], ["runs", "fast", "!"]],
+        labels=[["DET", "NOUN"], ["VERB", None, "PUNCT"]],
+        source_sha256="c" * 64,
+        label_column="upos",
+    )
+    progress = []
+    store = extract_activations(tiny_model_dir("bert"), corpus, tmp_path / "s",
+                                progress=lambda done, total: progress.append((done, total)))
+    assert store.label_names == ["DET", "NOUN", "PUNCT", "VERB"]
+    np.testing.assert_array_equal(store.labels, [0, 1, 3, -1, 2])
+    assert progress[-1] == (5, 5) and progress == sorted(progress)
+    meta = store.meta
+    assert meta["corpus_sha256"] == "c" * 64
+    assert meta["model"]["sha256"] == load_model(tiny_model_dir("bert")).info.sha256
+    assert {"torch", "transformers", "numpy"} <= set(meta["versions"])
+    assert meta["params"]["neuron_sets"] == ["hidden", "mlp"]
+
+
+def test_empty_sentences_are_kept_with_zero_words(models, tmp_path):
+    loaded = models("bert")
+    with_empty = [[], SENTENCES[0], [], SENTENCES[2], []]
+    logs = []
+    store = extract_activations(loaded, with_empty, tmp_path / "empty", log=logs.append)
+    reference = extract_activations(loaded, [SENTENCES[0], SENTENCES[2]], tmp_path / "reference")
+    np.testing.assert_array_equal(store.sentence_offsets, [0, 0, 7, 7, 8, 8])
+    assert store.sentence(1) == SENTENCES[0] and store.sentence(2) == []
+    assert store.meta["report"]["empty_sentences"] == [0, 2, 4]
+    assert any("3 empty sentence(s)" in line for line in logs)
+    np.testing.assert_array_equal(store.array("mlp", 1), reference.array("mlp", 1))
+
+
+def test_over_long_sentences_are_windowed_not_dropped(models, tmp_path):
+    loaded = models("bert")
+    long_sentence = [f"w{i % 10}" if i % 3 else "the" for i in range(40)]
+    logs = []
+    store = extract_activations(loaded, [["short", "one"], long_sentence], tmp_path / "long", max_length=16,
+                                window_overlap=4, log=logs.append)
+    report = store.meta["report"]
+    assert report["n_windowed_sentences"] == 1 and report["windowed_sentences"][0]["sentence"] == 1
+    assert any("split into" in line and "overlapping windows" in line for line in logs)
+    assert store.n_words == 42
+    hidden = np.asarray(store.array("hidden", 2), dtype=np.float32)
+    assert np.all(np.abs(hidden).sum(axis=1) > 0)  # every word got values
+
+    counts = np.array([len(loaded.tokenizer(w, add_special_tokens=False)["input_ids"]) for w in long_sentence])
+    first_window = plan_windows(counts, 16 - 2, 4)[0]
+    alone = extract_activations(loaded, [long_sentence[: first_window[1]]], tmp_path / "alone")
+    kept = first_window[3]
+    np.testing.assert_allclose(hidden[2 : 2 + kept], np.asarray(alone.array("hidden", 2), dtype=np.float32)[:kept],
+                               **TOLERANCE)
+
+
+def test_window_plan_keeps_every_word_once_from_its_best_window():
+    counts = np.ones(25, dtype=np.int32)
+    windows = plan_windows(counts, budget=10, overlap=4)
+    assert all(counts[a:b].sum() <= 10 for a, b, _, _ in windows)
+    kept = [w for _, _, keep_a, keep_b in windows for w in range(keep_a, keep_b)]
+    assert kept == list(range(25))
+    assert windows[0][:2] == (0, 10) and windows[1][:2] == (6, 16)
+    assert windows[0][3] == 8  # word 7 is nearer the middle of window 0, word 8 of window 1
+    long_word = plan_windows(np.array([2, 30, 2]), budget=10, overlap=2)
+    assert [(a, b) for a, b, _, _ in long_word] == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_cut_words_and_words_without_subwords_are_reported(models, tmp_path):
+    loaded = models("bert")
+    sentence = ["the", "\u200b", "cat", "unbelievably" * 4]
+    store = extract_activations(loaded, [sentence], tmp_path / "odd", max_length=8)
+    report = store.meta["report"]
+    assert report["words_without_subwords"] == [{"sentence": 0, "word": 1}]
+    assert report["cut_words"][0]["word"] == 3 and report["cut_words"][0]["kept"] == 6
+    hidden = np.asarray(store.array("hidden", 1), dtype=np.float32)
+    # the deleted word takes the previous word's last subword in the same window
+    np.testing.assert_array_equal(hidden[1], hidden[0])
+
+
+def test_unknown_neuron_set_and_aggregation_are_refused(models, tmp_path):
+    with pytest.raises(ValueError, match="unknown neuron set 'attention'"):
+        extract_activations(models("bert"), SENTENCES, tmp_path / "x", neuron_sets=["attention"])
+    with pytest.raises(ValueError, match="aggregation must be one of"):
+        extract_activations(models("bert"), SENTENCES, tmp_path / "x", aggregation="max")
+
+
+@pytest.mark.parametrize("arch", ["llama", "bart", "marian"])
+def test_other_architectures_extract_every_set(models, tmp_path, arch):
+    store = extract_activations(models(arch), SENTENCES[:3], tmp_path / arch)
+    n_words = sum(len(s) for s in SENTENCES[:3])
+    for name, spec in store.neuron_sets.items():
+        assert spec["units"] == (32 if name.endswith("hidden") else 64)
+        for layer in range(spec["layers"]):
+            values = np.asarray(store.array(name, layer), dtype=np.float32)
+            assert values.shape == (n_words, spec["units"]) and np.isfinite(values).all()
+            assert np.abs(values).sum(axis=1).min() > 0

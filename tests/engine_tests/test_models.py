@@ -1,0 +1,157 @@
+"""Model loading and neuron sites found from the module structure, on tiny models built from configs."""
+
+import json
+import shutil
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from analysis.engine.modeldir import ModelDirError
+from analysis.engine.models import UnsupportedArchitecture, capture, load_model, neuron_sites
+from tests.engine_tests.tiny_models import build_tiny_model, tiny_model_dir
+
+torch.set_num_threads(1)
+
+IDS = torch.tensor([[101, 1996, 4937, 2938, 2006, 102], [101, 1037, 3899, 102, 0, 0]])
+MASK = (IDS != 0).long()
+
+# (sets, blocks per stack, FFN width) for the default tiny sizes (2 layers, hidden 32, ffn 64)
+EXPECTED = {
+    "bert": ["hidden", "mlp"],
+    "gpt2": ["hidden", "mlp"],
+    "llama": ["hidden", "mlp"],
+    "t5": ["enc.hidden", "enc.mlp", "dec.hidden", "dec.mlp"],
+    "bart": ["enc.hidden", "enc.mlp", "dec.hidden", "dec.mlp"],
+    "marian": ["enc.hidden", "enc.mlp", "dec.hidden", "dec.mlp"],
+}
+# raw block outputs equal output_hidden_states except where the stack applies a final norm to the last one
+FINAL_NORM = {"gpt2", "llama", "t5"}
+
+
+def _forward(model, arch, **extra):
+    if arch in ("t5", "bart", "marian"):
+        return model(input_ids=IDS, attention_mask=MASK, decoder_input_ids=IDS[:, :4], output_hidden_states=True)
+    return model(input_ids=IDS, attention_mask=MASK, output_hidden_states=True)
+
+
+@pytest.mark.parametrize("arch", list(EXPECTED))
+def test_sites_match_hidden_states_and_ffn_width(arch):
+    model = build_tiny_model(arch)
+    sites = neuron_sites(model)
+    assert list(sites) == EXPECTED[arch]
+    for name, layer_sites in sites.items():
+        is_hidden = name.endswith("hidden")
+        assert [s.layer for s in layer_sites] == list(range(3 if is_hidden else 2))
+        assert all(s.units == (32 if is_hidden else 64) for s in layer_sites)
+        assert all(s.mode == ("output" if is_hidden and s.layer > 0 else "input") for s in layer_sites)
+
+    every_site = [s for layer_sites in sites.values() for s in layer_sites]
+    with torch.inference_mode():
+        _forward(model, arch)  # transformers installs its own output-recording hooks on a first call
+    hooks_before = [(len(s.module._forward_hooks), len(s.module._forward_pre_hooks)) for s in every_site]
+    with torch.inference_mode(), capture(model, every_site) as recorded:
+        output = _forward(model, arch)
+    if arch in ("t5", "bart", "marian"):
+        reference = {"enc.hidden": output.encoder_hidden_states, "dec.hidden": output.decoder_hidden_states}
+    else:
+        reference = {"hidden": output.hidden_states}
+    for name, states in reference.items():
+        last = len(states) - 1
+        for layer, state in enumerate(states):
+            if layer == last and arch in FINAL_NORM:
+                assert not torch.allclose(recorded[(name, layer)], state)
+                continue
+            torch.testing.assert_close(recorded[(name, layer)], state)
+    for (name, layer), tensor in recorded.items():
+        if name.endswith("mlp"):
+            assert tensor.shape[-1] == 64
+    # our hooks are gone after the block (transformers keeps hooks of its own on some modules)
+    assert [(len(s.module._forward_hooks), len(s.module._forward_pre_hooks)) for s in every_site] == hooks_before
+
+
+def test_bert_mlp_site_is_the_activation_after_the_nonlinearity():
+    model = build_tiny_model("bert")
+    site = neuron_sites(model)["mlp"][1]
+    intermediate = model.bert.encoder.layer[1].intermediate
+    seen = {}
+    handle = intermediate.register_forward_hook(lambda m, a, out: seen.setdefault("act", out))
+    with torch.inference_mode(), capture(model, [site]) as recorded:
+        model(input_ids=IDS, attention_mask=MASK)
+    handle.remove()
+    torch.testing.assert_close(recorded[("mlp", 1)], seen["act"])
+
+
+def test_llama_mlp_site_is_gated_product():
+    model = build_tiny_model("llama")
+    site = neuron_sites(model)["mlp"][0]
+    mlp = model.model.layers[0].mlp
+    seen = {}
+    handle = mlp.register_forward_pre_hook(lambda m, args: seen.setdefault("x", args[0]))
+    with torch.inference_mode(), capture(model, [site]) as recorded:
+        model(input_ids=IDS, attention_mask=MASK)
+        expected = mlp.act_fn(mlp.gate_proj(seen["x"])) * mlp.up_proj(seen["x"])
+    handle.remove()
+    torch.testing.assert_close(recorded[("mlp", 0)], expected)
+
+
+def test_gpt2_conv1d_projection_and_transform():
+    model = build_tiny_model("gpt2")
+    sites = neuron_sites(model)
+    assert sites["mlp"][0].name.endswith("mlp.c_proj")
+    with torch.inference_mode(), capture(model, sites["hidden"], transform=lambda s, t: t[:, 0].sum()) as recorded:
+        model(input_ids=IDS, attention_mask=MASK)
+    assert all(v.dim() == 0 for v in recorded.values()) and len(recorded) == 3
+
+
+def test_unmappable_model_is_refused():
+    class NoBlocks(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = SimpleNamespace(hidden_size=8, intermediate_size=16, is_encoder_decoder=False)
+            self.proj = torch.nn.Linear(8, 8)
+
+    with pytest.raises(UnsupportedArchitecture, match="no stack of transformer blocks"):
+        neuron_sites(NoBlocks())
+
+    class NoSize(torch.nn.Module):
+        config = SimpleNamespace()
+
+    with pytest.raises(UnsupportedArchitecture, match="hidden size"):
+        neuron_sites(NoSize())
+
+
+@pytest.mark.parametrize("arch, class_name, kind", [
+    ("bert", "BertForMaskedLM", "encoder"),
+    ("gpt2", "GPT2LMHeadModel", "decoder"),
+    ("t5", "T5ForConditionalGeneration", "encoder-decoder"),
+])
+def test_load_model(arch, class_name, kind):
+    loaded = load_model(tiny_model_dir(arch))
+    assert type(loaded.model).__name__ == class_name
+    assert loaded.kind == kind == loaded.info.kind
+    assert loaded.device.type == "cpu" and loaded.dtype == torch.float32
+    assert not loaded.model.training
+    assert loaded.tokenizer.is_fast
+    assert set(loaded.neuron_sites()) == set(EXPECTED[arch])
+
+
+def test_encoder_without_mlm_head_loads_as_bare_model(tmp_path):
+    from transformers import BertModel
+
+    source = tiny_model_dir("bert")
+    config = json.loads((source / "config.json").read_text())
+    bare = BertModel(build_tiny_model("bert").config)
+    bare.save_pretrained(tmp_path, safe_serialization=True)
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(source / name, tmp_path / name)
+    assert config["model_type"] == "bert"
+    loaded = load_model(tmp_path)
+    assert type(loaded.model).__name__ == "BertModel"
+
+
+def test_load_model_refuses_pickles(tmp_path):
+    shutil.copytree(tiny_model_dir("bert"), tmp_path / "m")
+    (tmp_path / "m" / "pytorch_model.bin").write_bytes(b"not really")
+    with pytest.raises(ModelDirError, match="arbitrary code"):
+        load_model(tmp_path / "m")
