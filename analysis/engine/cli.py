@@ -1,0 +1,262 @@
+"""Command line for scripts and notebooks-in-a-shell: ``python -m analysis.engine <command> ...``.
+
+    extract  MODEL_DIR CORPUS        activations into an on-disk store (cached by content, resumable)
+    rank     MODEL_DIR CORPUS        extract if needed, then rank neurons, with confidence intervals
+    agree    RANKING.json ...        agreement (Jaccard, Kendall tau) between saved rankings' top-k
+    stats    STORE NEURON...         one neuron's statistics, top words and top contexts
+    ablate   MODEL_DIR RANKING.json  model-level ablation curve on a test set
+    export   STORE OUT               NeuroX HDF5 (.h5/.hdf5) or JSON lines (.jsonl) activations
+
+CORPUS is a CoNLL-U file (``--label-column upos|xpos|deprel|feats:Key``) or a NeuroX ``.word`` file (labels from
+``--labels FILE.label``). Stores go under ``--cache-dir`` (default ``var/engine``), keyed by model and corpus
+content, so running ``rank`` twice extracts once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .neurons import NeuronId
+from .ranking import Ranking
+
+
+def _say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+class _Progress:
+    """Prints ``label: done/total (pct)`` to stderr at most every few seconds."""
+
+    def __init__(self, label: str, every: float = 3.0):
+        self.label, self.every, self.last = label, every, 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every or done >= total:
+            self.last = now
+            _say(f"{self.label}: {done:,}/{total:,} ({100 * done / max(total, 1):.0f} %)")
+
+
+def read_corpus(path: Path, label_column: str | None, labels: Path | None):
+    from . import formats
+
+    if path.suffix == ".word" or labels is not None:
+        return formats.read_plain(path, labels, word_filename=path.name,
+                                  label_filename=labels.name if labels else None)
+    return formats.read_conllu(path, label_column or None, filename=path.name)
+
+
+def store_for(args):
+    """Extract (or reuse) the store for ``args.model`` × ``args.corpus`` under the cache directory."""
+    from .extract import extract_activations
+    from .models import load_model
+    from .store import store_key
+
+    corpus = read_corpus(Path(args.corpus), args.label_column, args.labels)
+    _say(f"corpus: {len(corpus.sentences):,} sentences, {corpus.n_words:,} words, "
+         f"{len(corpus.label_names())} labels")
+    loaded = load_model(args.model, half=args.half)
+    _say(f"model: {loaded.info.architecture} ({loaded.kind}), {loaded.info.n_layers} layers, "
+         f"hidden {loaded.info.hidden_size}, on {loaded.device}")
+    # the folder name only needs to separate different requests; extract() checks the full key inside
+    folder = store_key(loaded.info.sha256, corpus.source_sha256,
+                       {"sets": args.sets, "aggregation": args.aggregation, "label_column": corpus.label_column})
+    return extract_activations(
+        loaded, corpus, Path(args.cache_dir) / "stores" / folder[:32], neuron_sets=args.sets.split(","),
+        aggregation=args.aggregation, progress=_Progress("extraction, words"), log=_say,
+    )
+
+
+def _neuron_selection(args):
+    sets = args.rank_sets.split(",") if args.rank_sets else None
+    layers = [int(x) for x in args.layers.split(",")] if args.layers else None
+    return sets, layers
+
+
+def print_ranking(ranking: Ranking, top: int, out=None) -> None:
+    out = out or sys.stdout
+    confidence = ranking.confidence or {}
+    low, high = confidence.get("rank_low"), confidence.get("rank_high")
+    print(f"\n{ranking.method} ranking of {len(ranking.neuron_ids):,} neurons", file=out)
+    for name in ("train_accuracy", "dev_accuracy", "test_accuracy", "majority_baseline", "selectivity"):
+        if ranking.metrics.get(name) is not None:
+            print(f"  {name.replace('_', ' ')}: {ranking.metrics[name]:.4f}", file=out)
+    header = f"{'rank':>5}  {'neuron':<14}{'score':>12}"
+    if low is not None:
+        header += f"  {'90% rank interval':>18}"
+    print(header, file=out)
+    for rank, index in enumerate(ranking.order[:top], start=1):
+        line = f"{rank:>5}  {ranking.neuron_ids[index].label:<14}{ranking.scores[index]:>12.4g}"
+        if low is not None:
+            line += f"  {f'[{low[index] + 1}, {high[index] + 1}]':>18}"
+        print(line, file=out)
+    if confidence:
+        stability = ", ".join(f"top-{confidence['k'][k]}: {v:.2f}" for k, v in confidence["stability"].items())
+        print(f"top-k stability over {confidence['n_boot']} bootstrap resamples (mean Jaccard): {stability}",
+              file=out)
+    if ranking.per_label:
+        print("per-label top 5:", file=out)
+        for label, order in sorted(ranking.per_label.items()):
+            print(f"  {label:<8} " + " ".join(ranking.neuron_ids[i].label for i in order[:5]), file=out)
+
+
+def cmd_extract(args) -> None:
+    store = store_for(args)
+    sets = ", ".join(f"{name} ({spec['layers']} layers × {spec['units']})" for name, spec in store.neuron_sets.items())
+    print(f"store {store.path}\n  {store.n_words:,} words, {store.n_sentences:,} sentences; neuron sets: {sets}")
+
+
+def cmd_rank(args) -> None:
+    from .rank import compute_ranking
+
+    store = store_for(args)
+    sets, layers = _neuron_selection(args)
+    options = {"control": True} if args.control else {}
+    ranking = compute_ranking(store, args.method, neuron_sets=sets, layers=layers, seed=args.seed,
+                              bootstrap=args.bootstrap, progress=_Progress("bootstrap resamples"), log=_say,
+                              **options)
+    print_ranking(ranking, args.top)
+    if args.json:
+        Path(args.json).write_text(json.dumps(ranking.to_dict()), encoding="utf-8")
+        _say(f"ranking saved to {args.json}")
+
+
+def cmd_agree(args) -> None:
+    from .confidence import method_agreement
+
+    rankings = [Ranking.from_dict(json.loads(Path(p).read_text(encoding="utf-8"))) for p in args.rankings]
+    table = method_agreement(rankings, k=int(args.k) if args.k.isdigit() else args.k)
+    names = table["methods"]
+    print(f"agreement of the top-{table['k']} (Jaccard / Kendall tau)")
+    print(" " * 22 + "".join(f"{n[:20]:>22}" for n in names))
+    for i, name in enumerate(names):
+        cells = "".join(f"{table['jaccard'][i][j]:>10.2f} / {table['kendall_tau'][i][j]:>+7.2f}  "
+                        for j in range(len(names)))
+        print(f"{name[:20]:<22}{cells}")
+
+
+def _open_store(path):
+    from .store import ActivationStore
+
+    return ActivationStore.open(path)
+
+
+def cmd_stats(args) -> None:
+    from .stats import compute_neuron_stats
+
+    store = _open_store(args.store)
+    neurons = [NeuronId.parse(text) for text in args.neurons]
+    features = store.features(sorted({n.set for n in neurons}), sorted({n.layer for n in neurons}))
+    columns = [features.neuron_ids.index(n) for n in neurons]
+    stats = compute_neuron_stats(features.select(columns), store.words, store.sentence_offsets, store.labels,
+                                 store.label_names)
+    for neuron in neurons:
+        print(json.dumps(stats.for_neuron(neuron, words=store.words), indent=1))
+
+
+def cmd_ablate(args) -> None:
+    from .model_ablation import ablation_curve
+    from .models import load_model
+
+    loaded = load_model(args.model, half=args.half)
+    ranking = Ranking.from_dict(json.loads(Path(args.ranking).read_text(encoding="utf-8")))
+    lines = [line.strip() for line in Path(args.test_set).read_text(encoding="utf-8").splitlines() if line.strip()]
+    data = {"texts": lines}
+    if args.references:
+        refs = [line.strip() for line in Path(args.references).read_text(encoding="utf-8").splitlines() if line.strip()]
+        data = {"sources": lines, "references": refs}
+    result = ablation_curve(loaded, ranking, operation=args.operation, steps=args.steps,
+                            progress=_Progress("ablation evaluations"), log=_say, **data)
+    primary = result["primary"]
+    print(f"\nmodel-level ablation ({result['operation']}), metric {primary}; baseline {result['baseline'][primary]:.4g}")
+    orders = list(result["curves"])
+    print(f"{'removed':>9} {'%':>6}" + "".join(f"{order:>12}" for order in orders))
+    for i, count in enumerate(result["x"]["count"]):
+        print(f"{count:>9} {result['x']['percent'][i]:>6.1f}"
+              + "".join(f"{result['curves'][order][primary][i]:>12.4g}" for order in orders))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result), encoding="utf-8")
+
+
+def cmd_export(args) -> None:
+    from .interchange import export_hdf5, export_jsonl
+
+    store = _open_store(args.store)
+    out = Path(args.out)
+    export = export_jsonl if out.suffix == ".jsonl" else export_hdf5
+    export(store, out, neuron_set=args.set)
+    print(out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis.engine", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_source(p):
+        p.add_argument("model", help="HuggingFace-format model directory (safetensors weights)")
+        p.add_argument("corpus", help="CoNLL-U file, or a NeuroX .word file")
+        p.add_argument("--label-column", default="upos", help="CoNLL-U label column (default upos)")
+        p.add_argument("--labels", type=Path, help="NeuroX .label file for a .word corpus")
+        p.add_argument("--sets", default="hidden,mlp", help="neuron sets to extract (default hidden,mlp)")
+        p.add_argument("--aggregation", default="last", choices=("first", "last", "mean"))
+        p.add_argument("--cache-dir", default="var/engine", help="where stores are kept (default var/engine)")
+        p.add_argument("--half", action="store_true", help="float16 model on a GPU")
+
+    p = commands.add_parser("extract", help="extract activations into a store")
+    add_source(p)
+    p.set_defaults(run=cmd_extract)
+
+    p = commands.add_parser("rank", help="rank neurons (extracting first when needed)")
+    add_source(p)
+    p.add_argument("--method", default="probeless", help="lca, anova, mutual_info, probeless, mean_difference, variance")
+    p.add_argument("--rank-sets", default="hidden", help="neuron sets to rank (default hidden)")
+    p.add_argument("--layers", help="comma-separated layers (default: all)")
+    p.add_argument("--bootstrap", type=int, default=20, help="bootstrap resamples for confidence (0: none)")
+    p.add_argument("--control", action="store_true", help="lca: also train the control task (selectivity)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top", type=int, default=20)
+    p.add_argument("--json", help="save the full ranking as JSON")
+    p.set_defaults(run=cmd_rank)
+
+    p = commands.add_parser("agree", help="agreement between saved rankings")
+    p.add_argument("rankings", nargs="+")
+    p.add_argument("--k", default="50")
+    p.set_defaults(run=cmd_agree)
+
+    p = commands.add_parser("stats", help="statistics of chosen neurons")
+    p.add_argument("store")
+    p.add_argument("neurons", nargs="+", help="e.g. L3:117 mlp.L2:5")
+    p.set_defaults(run=cmd_stats)
+
+    p = commands.add_parser("ablate", help="model-level ablation curve along a saved ranking")
+    p.add_argument("model")
+    p.add_argument("ranking", help="ranking JSON saved by 'rank --json'")
+    p.add_argument("test_set", help="one sentence (or source sentence) per line")
+    p.add_argument("--references", help="reference translations, line-aligned (encoder-decoder models)")
+    p.add_argument("--operation", default="zero", choices=("zero", "mean"))
+    p.add_argument("--steps", type=int, default=11)
+    p.add_argument("--half", action="store_true")
+    p.add_argument("--json")
+    p.set_defaults(run=cmd_ablate)
+
+    p = commands.add_parser("export", help="export activations in NeuroX formats")
+    p.add_argument("store")
+    p.add_argument("out", help="FILE.hdf5 or FILE.jsonl")
+    p.add_argument("--set", default="hidden")
+    p.set_defaults(run=cmd_export)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, OSError, RuntimeError) as error:  # user-facing errors: one line, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,65 @@
+"""The command line: a person runs it on a model directory and a corpus file and reads a ranking with intervals."""
+
+import json
+
+import pytest
+
+from analysis.engine.cli import main
+from tests.engine_tests.tiny_models import tiny_model_dir
+
+CONLLU = """# sent_id = 1
+1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_
+2\tcat\tcat\tNOUN\tNN\t_\t3\tnsubj\t_\t_
+3\tsleeps\tsleep\tVERB\tVBZ\t_\t0\troot\t_\t_
+4\t.\t.\tPUNCT\t.\t_\t3\tpunct\t_\t_
+
+# sent_id = 2
+1\tA\ta\tDET\tDT\t_\t2\tdet\t_\t_
+2\tdog\tdog\tNOUN\tNN\t_\t3\tnsubj\t_\t_
+3\truns\trun\tVERB\tVBZ\t_\t0\troot\t_\t_
+4\t!\t!\tPUNCT\t.\t_\t3\tpunct\t_\t_
+
+"""
+
+
+@pytest.fixture
+def corpus_file(tmp_path):
+    path = tmp_path / "toy.conllu"
+    path.write_text(CONLLU * 10, encoding="utf-8")
+    return path
+
+
+def test_rank_prints_a_ranking_with_confidence_and_reuses_the_store(tmp_path, corpus_file, capsys):
+    model = tiny_model_dir("bert")
+    args = ["rank", str(model), str(corpus_file), "--cache-dir", str(tmp_path / "cache"), "--method", "probeless",
+            "--bootstrap", "4", "--top", "5", "--json", str(tmp_path / "ranking.json")]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "probeless ranking of 96 neurons" in captured.out  # 3 hidden layers (embeddings + 2 blocks) × 32
+    assert "90% rank interval" in captured.out
+    assert "top-k stability over 4 bootstrap resamples" in captured.out
+    assert "NOUN" in captured.out  # per-label sub-rankings
+    saved = json.loads((tmp_path / "ranking.json").read_text())
+    assert len(saved["order"]) == 96 and saved["confidence"]["n_boot"] == 4
+
+    assert main(args) == 0  # second run: the store is reused, not extracted again
+    assert "already complete; reusing it" in capsys.readouterr().err
+
+
+def test_agree_compares_saved_rankings(tmp_path, corpus_file, capsys):
+    model = tiny_model_dir("bert")
+    for method in ("probeless", "anova"):
+        assert main(["rank", str(model), str(corpus_file), "--cache-dir", str(tmp_path / "cache"), "--method",
+                     method, "--bootstrap", "0", "--json", str(tmp_path / f"{method}.json")]) == 0
+    capsys.readouterr()
+    assert main(["agree", str(tmp_path / "probeless.json"), str(tmp_path / "anova.json"), "--k", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "agreement of the top-10" in out and "univariate_anova" in out
+
+
+def test_bad_input_is_one_clear_line(tmp_path, capsys):
+    bad = tmp_path / "bad.conllu"
+    bad.write_text("1\tThe\tthe\tDET\n", encoding="utf-8")
+    assert main(["rank", str(tiny_model_dir("bert")), str(bad), "--cache-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: bad.conllu, line 1:")
