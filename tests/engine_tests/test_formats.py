@@ -13,8 +13,8 @@ from analysis.engine.formats import (
     read_plain,
     sha256_of,
 )
+from tests.assets import UD_DEV
 
-UD_DEV = Path("/work/shared/data/ud-ewt/en_ewt-ud-dev.conllu")
 UD_DEV_SHA256 = "531a54ff90d6ab12201c5a50c3e78e6ddac4de69abc4bce5d275d3cd29efe2b6"
 
 

