@@ -243,6 +243,23 @@ def _word_positions(word_ids: list, keep: range, aggregation: str, leading_speci
     return token_positions, slots
 
 
+def word_activations(tokens, word_ids: list, n_words: int, aggregation: str):
+    """``[n_words, units]`` word rows from one sequence's token activations ``[tokens, units]``, aggregated
+    exactly as extraction does (for callers that run the model themselves, e.g. manipulation)."""
+    import torch
+
+    positions, slots = _word_positions(word_ids, range(n_words), aggregation,
+                                       leading_special=bool(word_ids) and word_ids[0] is None)
+    picked = tokens[torch.as_tensor(positions, dtype=torch.long, device=tokens.device)]
+    if aggregation != "mean":
+        return picked
+    slots = torch.as_tensor(slots, dtype=torch.long, device=tokens.device)
+    summed = torch.zeros((n_words, tokens.shape[-1]), dtype=picked.dtype, device=tokens.device)
+    summed.index_add_(0, slots, picked)
+    counts = torch.bincount(slots, minlength=n_words).clamp(min=1).to(picked.dtype)
+    return summed / counts[:, None]
+
+
 def extract_activations(
     model,
     corpus,

@@ -232,31 +232,11 @@ def _positions_summary(chosen_words, chosen_labels) -> dict:
 # ---------------------------------------------------------------------------------------------- probe
 
 
-def _word_rows(tokens, word_ids: list, n_words: int, aggregation: str):
-    """[n_words, units] from one sequence's token activations [tokens, units], aggregating subwords."""
-    import torch
-
-    positions: dict[int, list[int]] = {}
-    for t, w in enumerate(word_ids):
-        if w is not None:
-            positions.setdefault(w, []).append(t)
-    rows, last_seen = [], 0
-    for w in range(n_words):
-        ps = positions.get(w) or [last_seen]  # a word with no subword takes the previous token (as extraction)
-        last_seen = ps[-1]
-        if aggregation == "first":
-            rows.append(tokens[ps[0]])
-        elif aggregation == "last":
-            rows.append(tokens[ps[-1]])
-        else:
-            rows.append(tokens[ps].mean(0))
-    return torch.stack(rows)
-
-
 def _probe_rows(lm, probe, words, inputs, word_ids, aggregation, sites):
     """The probe's input rows (its neurons, its column order) for one sentence."""
     import torch
 
+    from .extract import word_activations
     from .models import capture
 
     by_key = {site.key: site for site_list in sites.values() for site in site_list}
@@ -274,7 +254,7 @@ def _probe_rows(lm, probe, words, inputs, word_ids, aggregation, sites):
             lm.model.get_encoder()(**inputs)
         else:
             lm.model(**inputs)
-        per_site = {k: _word_rows(captured[k][0], word_ids, len(words), aggregation).float().cpu() for k in keys}
+        per_site = {k: word_activations(captured[k][0], word_ids, len(words), aggregation).float().cpu() for k in keys}
     columns = [per_site[(n.set, n.layer)][:, n.unit] for n in probe.neuron_ids]
     return torch.stack(columns, dim=1).numpy()
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.engine.extract import extract_activations, plan_windows
+from analysis.engine.extract import extract_activations, plan_windows, word_activations
 from analysis.engine.formats import Corpus
 from analysis.engine.models import load_model
 from analysis.engine.store import ActivationStore
@@ -78,6 +78,9 @@ def test_aggregation_over_subwords_matches_manual_computation(models, tmp_path, 
     for layer, state in enumerate(states):
         expected = torch.stack([pick[aggregation](state[0], p) for p in positions]).numpy()
         np.testing.assert_allclose(np.asarray(store.array("hidden", layer), dtype=np.float32), expected, **TOLERANCE)
+        # the single-sentence helper (used by manipulation) aggregates the same way
+        np.testing.assert_allclose(word_activations(state[0], word_ids, len(words), aggregation).numpy(), expected,
+                                   rtol=1e-6, atol=1e-6)
     assert store.meta["params"]["aggregation"] == aggregation
 
 
