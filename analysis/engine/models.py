@@ -295,10 +295,13 @@ def load_model(model_dir, device=None, half: bool = False) -> LoadedModel:
         raise ModelLoadError(f"{model_dir.name}: the model could not be loaded: " + "; ".join(errors))
     model.to(device).eval()
 
+    options = dict(use_fast=True, trust_remote_code=False, local_files_only=True)
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(
-            str(model_dir), use_fast=True, trust_remote_code=False, local_files_only=True
-        )
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir), **options)
+        if getattr(tokenizer, "add_prefix_space", None) is False:
+            # byte-level BPE (GPT-2, RoBERTa): words given one by one must be encoded as they appear mid-sentence,
+            # with their leading space, or every word is tokenised like a sentence start
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir), add_prefix_space=True, **options)
     except (ValueError, OSError, KeyError) as exc:
         raise ModelLoadError(f"{model_dir.name}: the tokenizer could not be loaded: {exc}") from exc
     if not getattr(tokenizer, "is_fast", False):

@@ -155,3 +155,26 @@ def test_load_model_refuses_pickles(tmp_path):
     (tmp_path / "m" / "pytorch_model.bin").write_bytes(b"not really")
     with pytest.raises(ModelDirError, match="arbitrary code"):
         load_model(tmp_path / "m")
+
+
+def test_byte_level_bpe_tokenizers_encode_words_with_their_leading_space(tmp_path):
+    """GPT-2-style tokenizers are loaded with add_prefix_space, so a word given alone is encoded as mid-sentence."""
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    bpe.train_from_iterator(["the cat sat on the mat"] * 10, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    model_dir = tmp_path / "gpt2"
+    shutil.copytree(tiny_model_dir("gpt2"), model_dir)
+    for path in model_dir.iterdir():
+        if "token" in path.name or path.name == "vocab.txt":
+            path.unlink()
+    transformers.GPT2TokenizerFast(tokenizer_object=bpe, eos_token="<|endoftext|>").save_pretrained(model_dir)
+
+    tokenizer = load_model(model_dir).tokenizer
+    encoded = tokenizer(["the", "cat"], is_split_into_words=True)
+    assert tokenizer.convert_ids_to_tokens(encoded["input_ids"]) == ["Ġthe", "Ġcat"]
+    assert encoded.word_ids() == [0, 1]
