@@ -7,12 +7,29 @@ word indices. Wrap a plain in-memory array with :func:`as_features` (tests, note
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 from .neurons import NeuronId, layer_neurons
+
+
+def release_pages(block) -> None:
+    """Drop a memmap's pages from this process's resident set once they have been read (they stay in the OS
+    page cache, so reading again is cheap). Otherwise every page of the store that a pass touches stays mapped
+    into the reader, and its memory grows with the size of the store."""
+    mapping = getattr(block, "_mmap", None)
+    if mapping is not None:
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def read_block(block, index) -> np.ndarray:
+    """A float32 copy of ``block[index]``, releasing the memmap pages read."""
+    values = np.asarray(block[index], dtype=np.float32)
+    release_pages(block)
+    return values
 
 
 @dataclass
@@ -36,20 +53,29 @@ class Features:
         return self.shape[0]
 
     def rows(self, index) -> np.ndarray:
-        """float32 rows for ``index`` (a slice or an integer array), all blocks side by side."""
-        if not isinstance(index, slice):
-            index = np.asarray(index)
-            # memmaps read fastest in increasing order; restore the caller's order afterwards
-            order = np.argsort(index, kind="stable")
-            sorted_rows = self._read(index[order])
-            out = np.empty_like(sorted_rows)
-            out[order] = sorted_rows
-            return out
-        return self._read(index)
+        """float32 rows for ``index`` (a slice or an integer array, repeats allowed), all blocks side by side."""
+        if isinstance(index, slice):
+            return self._read(index)
+        index = np.asarray(index)
+        # memmaps read fastest in increasing order; each row is written straight to its place in the caller's order
+        order = np.argsort(index, kind="stable")
+        return self._read(index[order], destination=order)
 
-    def _read(self, index) -> np.ndarray:
-        parts = [np.asarray(block[index], dtype=np.float32) for block in self.blocks]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+    def _read(self, index, destination=None) -> np.ndarray:
+        """Rows ``index`` of every block, converted into one preallocated float32 array (no per-block float32
+        copies, so a read costs about its own size in memory). ``destination``: the output row of each index."""
+        n_rows = len(range(*index.indices(self.shape[0]))) if isinstance(index, slice) else len(index)
+        out = np.empty((n_rows, sum(block.shape[1] for block in self.blocks)), dtype=np.float32)
+        column = 0
+        for block in self.blocks:
+            width = block.shape[1]
+            if destination is None:
+                out[:, column : column + width] = block[index]
+            else:
+                out[destination, column : column + width] = block[index]
+            release_pages(block)
+            column += width
+        return out
 
     def iter_rows(self, batch_size: int = 4096, index: np.ndarray | None = None):
         """Yield ``(row_indices, float32 rows)`` in batches; memory is bounded by ``batch_size``."""
@@ -77,8 +103,8 @@ class _ColumnSubset(Features):
     def shape(self):
         return (self.parent.shape[0], len(self.columns))
 
-    def _read(self, index):
-        return self.parent._read(index)[:, self.columns]
+    def _read(self, index, destination=None):
+        return self.parent._read(index, destination)[:, self.columns]
 
 
 def as_features(array, neuron_set: str = "hidden", layer: int = 0) -> Features:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import Features
+from .features import Features, read_block
 from .neurons import NeuronId
 from .univariate import indicator
 
@@ -47,7 +47,7 @@ def _column_spans(features: Features, chunk: int):
         for local in range(0, units, chunk):
             local_stop = min(local + chunk, units)
             yield (offset + local, offset + local_stop,
-                   (lambda idx, blk=block, a=local, b=local_stop: np.asarray(blk[idx, a:b], dtype=np.float32)))
+                   (lambda idx, blk=block, a=local, b=local_stop: read_block(blk, (idx, slice(a, b)))))
         offset += units
 
 
