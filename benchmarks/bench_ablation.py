@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-UD_DEV = Path("/work/shared/data/ud-ewt/en_ewt-ud-dev.conllu")
+from tests.assets import UD_DEV
 
 
 def _sentences(count: int) -> list[list[str]]:

