@@ -24,11 +24,9 @@ def human_bytes(n: int) -> str:
 
 
 def storage_used(user) -> int:
-    """Bytes of uploads owned by ``user``, as counted by the projects app (0 until that app provides it)."""
-    try:
-        from projects.selectors import storage_used_by
-    except ImportError:
-        return 0
+    """Bytes of uploads owned by ``user``, as counted by the projects app."""
+    from projects.selectors import storage_used_by  # imported here: projects depends on accounts, not the reverse
+
     return int(storage_used_by(user) or 0)
 
 

@@ -6,7 +6,6 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
@@ -14,11 +13,8 @@ from accounts.forms import SignUpForm, TokenCreateForm
 
 
 def home(request):
-    """Signed-in users land on their project list (or a welcome page until the projects app exists)."""
-    try:
-        return redirect(reverse("projects:list"))
-    except NoReverseMatch:
-        return render(request, "accounts/home.html")
+    """Signed-in users land on their project list."""
+    return redirect("projects:list")
 
 
 @login_not_required

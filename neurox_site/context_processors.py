@@ -8,14 +8,9 @@ def sidebar_projects(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"sidebar_projects": []}
-    try:
-        from projects.selectors import projects_visible_to
-    except ImportError:  # the projects app has no selectors yet
-        return {"sidebar_projects": []}
-    projects = projects_visible_to(user)
-    if hasattr(projects, "order_by"):
-        projects = projects.order_by("name")[:50]
-    return {"sidebar_projects": projects}
+    from projects.selectors import projects_visible_to
+
+    return {"sidebar_projects": projects_visible_to(user).order_by("name")[:50]}
 
 
 def site_flags(request):

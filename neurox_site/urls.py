@@ -1,8 +1,6 @@
 """Top-level URLs. HTML pages need a login (LoginRequiredMiddleware) unless marked otherwise; the API lives
 under /api/v1/ (see api_urls.py)."""
 
-from importlib.util import find_spec
-
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
@@ -16,6 +14,7 @@ urlpatterns = [
     path("", account_views.home, name="home"),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("projects/", include("projects.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("neurox_site.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -27,8 +26,3 @@ urlpatterns = [
     ),
 ]
 
-# Apps written in parallel by colleagues: mounted once their urls module exists.
-if find_spec("projects.urls") is not None:
-    urlpatterns.append(path("projects/", include("projects.urls")))
-if find_spec("analysis.urls") is not None:
-    urlpatterns.append(path("", include("analysis.urls")))
