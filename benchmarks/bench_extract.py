@@ -32,26 +32,10 @@ from tests.assets import minilm_model_dir as minilm_dir  # noqa: E402
 
 
 def load_corpus(limit: int | None = None, repeats: int = 1):
-    from analysis.engine.formats import Corpus
+    from analysis.engine.formats import Corpus, read_conllu
 
-    try:
-        from analysis.engine.formats import read_conllu
-
-        corpus = read_conllu(UD_DEV, label_column="upos")
-        sentences, labels = corpus.sentences, corpus.labels
-    except ImportError:  # the reader is not there yet: columns 2 (form) and 4 (UPOS)
-        sentences, labels, words, tags = [], [], [], []
-        for line in UD_DEV.read_text(encoding="utf-8").splitlines() + [""]:
-            if not line.strip():
-                if words:
-                    sentences.append(words)
-                    labels.append(tags)
-                words, tags = [], []
-            elif not line.startswith("#"):
-                columns = line.split("\t")
-                if "-" not in columns[0] and "." not in columns[0]:
-                    words.append(columns[1])
-                    tags.append(columns[3] if columns[3] != "_" else None)
+    corpus = read_conllu(UD_DEV, label_column="upos")
+    sentences, labels = corpus.sentences, corpus.labels
     if limit:
         sentences, labels = sentences[:limit], labels[:limit]
     return Corpus(sentences=sentences * repeats, labels=labels * repeats, label_column="upos")
