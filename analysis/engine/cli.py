@@ -4,7 +4,7 @@
     rank     MODEL_DIR CORPUS        extract if needed, then rank neurons, with confidence intervals
     agree    RANKING.json ...        agreement (Jaccard, Kendall tau) between saved rankings' top-k
     stats    STORE NEURON...         one neuron's statistics, top words and top contexts
-    ablate   MODEL_DIR RANKING.json  model-level ablation curve on a test set
+    ablate   MODEL_DIR RANKING.json  model-level ablation curve (neurons zeroed) on a test set
     export   STORE OUT               NeuroX HDF5 (.h5/.hdf5) or JSON lines (.jsonl) activations
 
 CORPUS is a CoNLL-U file (``--label-column upos|xpos|deprel|feats:Key``) or a NeuroX ``.word`` file (labels from
@@ -169,7 +169,7 @@ def cmd_ablate(args) -> None:
     if args.references:
         refs = [line.strip() for line in Path(args.references).read_text(encoding="utf-8").splitlines() if line.strip()]
         data = {"sources": lines, "references": refs}
-    result = ablation_curve(loaded, ranking, operation=args.operation, steps=args.steps,
+    result = ablation_curve(loaded, ranking, steps=args.steps,
                             progress=_Progress("ablation evaluations"), log=_say, **data)
     primary = result["primary"]
     print(f"\nmodel-level ablation ({result['operation']}), metric {primary}; baseline {result['baseline'][primary]:.4g}")
@@ -238,7 +238,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ranking", help="ranking JSON saved by 'rank --json'")
     p.add_argument("test_set", help="one sentence (or source sentence) per line")
     p.add_argument("--references", help="reference translations, line-aligned (encoder-decoder models)")
-    p.add_argument("--operation", default="zero", choices=("zero", "mean"))
     p.add_argument("--steps", type=int, default=11)
     p.add_argument("--half", action="store_true")
     p.add_argument("--json")

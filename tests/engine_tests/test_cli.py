@@ -63,3 +63,30 @@ def test_bad_input_is_one_clear_line(tmp_path, capsys):
     assert main(["rank", str(tiny_model_dir("bert")), str(bad), "--cache-dir", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: bad.conllu, line 1:")
+
+
+def test_ablate_stats_and_export_on_a_ranked_store(tmp_path, corpus_file, capsys):
+    model = tiny_model_dir("gpt2")
+    assert main(["rank", str(model), str(corpus_file), "--cache-dir", str(tmp_path / "cache"), "--method", "variance",
+                 "--bootstrap", "0", "--json", str(tmp_path / "ranking.json")]) == 0
+    (store,) = (tmp_path / "cache" / "stores").iterdir()
+    capsys.readouterr()
+
+    test_set = tmp_path / "test.txt"
+    test_set.write_text("the cat sleeps .\na dog runs !\n", encoding="utf-8")
+    assert main(["ablate", str(model), str(tmp_path / "ranking.json"), str(test_set), "--steps", "3",
+                 "--json", str(tmp_path / "curve.json")]) == 0
+    out = capsys.readouterr().out
+    assert "model-level ablation (zero), metric loss" in out
+    curve = json.loads((tmp_path / "curve.json").read_text())
+    assert curve["x"]["count"][0] == 0 and curve["x"]["count"][-1] == 96 and set(curve["curves"]) == {"top", "bottom"}
+
+    assert main(["stats", str(store), "L1:3"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["neuron"] == "L1:3" and len(stats["top_words"]) > 0
+
+    assert main(["export", str(store), str(tmp_path / "acts.hdf5")]) == 0
+    import h5py
+
+    with h5py.File(tmp_path / "acts.hdf5") as exported:
+        assert exported["0"].shape == (3, 4, 32)  # layers × words × dim of the first sentence
