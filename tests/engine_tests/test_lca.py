@@ -16,14 +16,7 @@ from analysis.engine.ranking import Ranking
 FAST = dict(epochs=10, batch_size=64, lr=5e-2, l2=1e-3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_weight_mass_selection_on_hand_made_weights():

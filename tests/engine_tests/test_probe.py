@@ -13,14 +13,7 @@ from analysis.engine.splits import split_by_sentence, words_of_sentences
 FAST = dict(epochs=8, batch_size=64, lr=5e-2, l2=1e-3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def planted(n=600, d=12, n_classes=3, seed=0, signal_units=(2, 7)):

@@ -12,14 +12,7 @@ from analysis.engine.splits import split_by_sentence
 from tests.assets import UD_DEV, minilm_model_dir
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def informative_problem(n=1000, d=40, seed=0):
