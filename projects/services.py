@@ -219,6 +219,21 @@ def _stream_to(uploaded, target: Path) -> int:
     return written
 
 
+def _file_names(main, companion, *, what: str, code: str) -> tuple[str, str | None]:
+    """Names of an upload's main file and its optional line-aligned companion (labels, references)."""
+    main_name = _upload_name(main)
+    companion_name = _upload_name(companion) if companion is not None else None
+    if companion_name is not None and companion_name == main_name:
+        raise UploadRefused(f"The {what} must have different names.", code=code)
+    return main_name, companion_name
+
+
+def _stream_pair(main, companion, folder: Path, main_name: str, companion_name: str | None) -> None:
+    _stream_to(main, folder / main_name)
+    if companion is not None:
+        _stream_to(companion, folder / companion_name)
+
+
 def _delete_stored(prefix: str, names) -> None:
     for name in names:
         try:
@@ -348,18 +363,12 @@ def create_corpus_upload(
     if format == CorpusFormat.CONLLU and label_file is not None:
         raise UploadRefused("A CoNLL-U corpus carries its labels in a column; send no separate label file.",
                             code="corpus")
-    sent = [file] + ([label_file] if label_file is not None else [])
-    word_name = _upload_name(file)
-    label_name = _upload_name(label_file) if label_file is not None else None
-    if label_name is not None and label_name == word_name:
-        raise UploadRefused("The word file and the label file must have different names.", code="corpus")
-    _check_incoming(user, sent)
+    word_name, label_name = _file_names(file, label_file, what="word file and the label file", code="corpus")
+    _check_incoming(user, [f for f in (file, label_file) if f is not None])
 
     with _workdir() as work:
         folder = work / "corpus"
-        _stream_to(file, folder / word_name)
-        if label_file is not None:
-            _stream_to(label_file, folder / label_name)
+        _stream_pair(file, label_file, folder, word_name, label_name)
         corpus = uploads.read_corpus(
             format, folder / word_name, filename=word_name, label_column=label_column or None,
             label_path=folder / label_name if label_name else None, label_filename=label_name,
@@ -389,18 +398,13 @@ def create_corpus_upload(
 def create_test_set_upload(user, *, file, reference_file=None, name: str = "", description: str = "") -> TestSetUpload:
     """Source sentences, one per line, and optionally line-aligned references (needed for encoder-decoder
     models, whose ablation is scored with BLEU/chrF)."""
-    sent = [file] + ([reference_file] if reference_file is not None else [])
-    source_name = _upload_name(file)
-    reference_name = _upload_name(reference_file) if reference_file is not None else None
-    if reference_name is not None and reference_name == source_name:
-        raise UploadRefused("The source file and the reference file must have different names.", code="test_set")
-    _check_incoming(user, sent)
+    source_name, reference_name = _file_names(file, reference_file, what="source file and the reference file",
+                                              code="test_set")
+    _check_incoming(user, [f for f in (file, reference_file) if f is not None])
 
     with _workdir() as work:
         folder = work / "test_set"
-        _stream_to(file, folder / source_name)
-        if reference_file is not None:
-            _stream_to(reference_file, folder / reference_name)
+        _stream_pair(file, reference_file, folder, source_name, reference_name)
         test_set = uploads.read_test_set(
             folder / source_name, filename=source_name,
             reference_path=folder / reference_name if reference_name else None, reference_filename=reference_name,

@@ -333,6 +333,17 @@ def test_test_set_reference_mismatch_refused(alice, assert_nothing_left):
     assert_nothing_left(alice)
 
 
+
+def test_companion_file_with_the_main_file_name_is_refused(alice, assert_nothing_left):
+    message = refused(lambda: services.create_test_set_upload(
+        alice, file=uploaded("a.txt", b"x\n"), reference_file=uploaded("a.txt", b"y\n")))
+    assert message == "The source file and the reference file must have different names."
+    message = refused(lambda: services.create_corpus_upload(
+        alice, file=uploaded("c.word", b"a b\n"), format="plain", label_file=uploaded("c.word", b"X Y\n")))
+    assert message == "The word file and the label file must have different names."
+    assert_nothing_left(alice)
+
+
 # ---------------------------------------------------------------------------------------------- deletion
 
 
