@@ -30,10 +30,6 @@ def storage_used(user) -> int:
     return int(storage_used_by(user) or 0)
 
 
-def storage_left(user) -> int:
-    return max(0, user.effective_storage_quota - storage_used(user))
-
-
 def check_storage(user, incoming_bytes: int) -> None:
     """Raise QuotaExceeded if keeping ``incoming_bytes`` more would exceed the user's storage quota.
 

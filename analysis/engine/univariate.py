@@ -83,9 +83,6 @@ class ClassMoments:
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.sums / self.counts[:, None] + self.shift
 
-    def overall_mean(self) -> np.ndarray:
-        return self.sums.sum(axis=0) / self.counts.sum() + self.shift
-
 
 def class_moments(features: Features, labels, n_labels: int, rows=None, squares: bool = True,
                   batch_size: int | None = None) -> ClassMoments:
