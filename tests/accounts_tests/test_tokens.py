@@ -95,7 +95,7 @@ def test_api_create_refuses_past_expiry_and_blank_name(auth_api_client):
     past = (timezone.now() - timedelta(days=1)).isoformat()
     response = auth_api_client.post(TOKENS_URL, {"name": "old", "expires_at": past}, format="json")
     assert response.status_code == 400
-    assert "future" in str(response.json()["expires_at"])
+    assert "future" in str(response.json()["fields"]["expires_at"])
     assert auth_api_client.post(TOKENS_URL, {"name": ""}, format="json").status_code == 400
     assert not ApiToken.objects.exists()
 
