@@ -319,7 +319,7 @@ REST_FRAMEWORK = {
     # only (DRF's default of None would let any client choose its address and so escape the per-address limits).
     "NUM_PROXIES": env.int("NEUROX_NUM_PROXIES", default=0),
     "EXCEPTION_HANDLER": "neurox_site.api_errors.api_exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "neurox_site.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

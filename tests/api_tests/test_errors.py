@@ -72,11 +72,17 @@ def test_401_has_the_shape(headers, code):
     assert_error_shape(response.json(), code)
 
 
-def test_404_for_a_page_past_the_end_or_page_zero(token_client):
-    for page in (0, 2):
-        response = token_client.get(f"/api/v1/projects/?page={page}")
-        assert response.status_code == 404
-        assert response.json() == {"detail": "Invalid page.", "code": "not_found"}
+def test_404_for_a_page_past_the_end(token_client):
+    response = token_client.get("/api/v1/projects/?page=2")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid page.", "code": "not_found"}
+
+
+@pytest.mark.parametrize("query", ["page=0", "page=", "page=x", "page=1&page=2", "page=%EF%BC%91"])
+def test_a_page_that_is_not_one_whole_number_from_1_is_a_field_error(token_client, query):
+    response = token_client.get(f"/api/v1/projects/?{query}")
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"page": ["Give one page number: a whole number, 1 or more."]}
 
 
 def test_unparseable_bodies_are_json_errors(token_client):
