@@ -35,6 +35,9 @@ ERROR_RESPONSES = {
            "Retry after the number of seconds in the `Retry-After` header.",
 }
 
+# Only where a request has a body.
+UNSUPPORTED_MEDIA_TYPE = "The request body's Content-Type is not one this operation reads, or it is malformed."
+
 RETRY_AFTER = {"schema": {"type": "integer"}, "description": "Seconds to wait before trying again."}
 
 HTTP_METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
@@ -48,7 +51,10 @@ def document_errors(result, generator=None, request=None, public=None):
             if method not in HTTP_METHODS:
                 continue
             responses = operation.setdefault("responses", {})
-            for status, description in ERROR_RESPONSES.items():
+            statuses = dict(ERROR_RESPONSES)
+            if "requestBody" in operation:
+                statuses["415"] = UNSUPPORTED_MEDIA_TYPE
+            for status, description in statuses.items():
                 response = responses.setdefault(status, {"description": description})
                 response.setdefault("content", error_content)
                 if status == "429":

@@ -9,15 +9,17 @@ from accounts.services import create_token
 pytestmark = pytest.mark.django_db
 
 LIMIT = 5
+ADDRESSES = ("10.0.0.1", "10.0.0.2")
 
 
 @pytest.fixture
 def failed_auth_limit(settings):
     rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "failed_auth": f"{LIMIT}/minute"}
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
-    cache.clear()
+    counters = [f"throttle_failed_auth_{address}" for address in ADDRESSES]  # not cache.clear(): Redis is shared
+    cache.delete_many(counters)
     yield LIMIT
-    cache.clear()
+    cache.delete_many(counters)
 
 
 def get(path="/api/v1/projects/", address="10.0.0.1", **headers):
