@@ -1,9 +1,13 @@
 """Sign-in attempts are limited per account and per client address (django-axes), on the site and the admin."""
 
+from datetime import timedelta
+
 import pytest
+from axes.models import AccessAttempt
 from django.contrib.auth import authenticate
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 pytestmark = pytest.mark.django_db
 
@@ -79,3 +83,14 @@ def test_authenticate_without_a_request_is_not_refused(user, password):
     # A shell or management command is not a client: the limit does not apply, the password check does.
     assert authenticate(username=user.username, password=password) == user
     assert authenticate(username=user.username, password="wrong") is None
+
+
+def test_after_the_wait_the_right_password_works_again(signin_limit, user, password):
+    fail(user.username, signin_limit)
+    assert sign_in(user.username, password)[0].status_code == 429
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=14))
+    assert sign_in(user.username, password)[0].status_code == 429  # still locked, and the wait starts again:
+    assert all(timezone.now() - a.attempt_time < timedelta(minutes=1) for a in AccessAttempt.objects.all())
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(minutes=16))
+    response, client = sign_in(user.username, password)
+    assert response.status_code == 302 and client.session["_auth_user_id"] == str(user.pk)
