@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.engine.extract import extract_activations, plan_windows, word_activations
+from analysis.engine.extract import ExtractionParams, extract_activations, plan_windows
 from analysis.engine.formats import Corpus
-from analysis.engine.models import load_model
+from analysis.engine.jobs import Job
+from analysis.engine.loading import load_model
 from analysis.engine.store import ActivationStore
+from analysis.engine.subwords import word_activations
 from tests.engine_tests.tiny_models import tiny_model_dir
 
 torch.set_num_threads(1)
@@ -66,7 +68,7 @@ def test_batched_equals_one_sentence_at_a_time(models, tmp_path, arch):
 def test_aggregation_over_subwords_matches_manual_computation(models, tmp_path, aggregation):
     loaded = models("bert")
     words = ["the", "unbelievably", "tokenization", "cat"]
-    store = extract_activations(loaded, [words], tmp_path / aggregation, aggregation=aggregation)
+    store = extract_activations(loaded, [words], tmp_path, ExtractionParams(aggregation=aggregation))
 
     encoded = loaded.tokenizer(words, is_split_into_words=True, return_tensors="pt")
     word_ids = encoded.word_ids(0)
@@ -87,8 +89,8 @@ def test_aggregation_over_subwords_matches_manual_computation(models, tmp_path, 
 def test_aggregation_modes_differ_only_on_split_words(models, tmp_path):
     loaded = models("bert")
     words = [["the", "unbelievably", "cat"]]
-    rows = {mode: np.asarray(extract_activations(loaded, words, tmp_path / mode, aggregation=mode,
-                                                 neuron_sets=["mlp"]).array("mlp", 1), dtype=np.float32)
+    rows = {mode: np.asarray(extract_activations(loaded, words, tmp_path, ExtractionParams(
+                aggregation=mode, neuron_sets=["mlp"])).array("mlp", 1), dtype=np.float32)
             for mode in ("first", "last", "mean")}
     for a, b in [("first", "last"), ("first", "mean"), ("last", "mean")]:
         assert not np.allclose(rows[a][1], rows[b][1], atol=1e-3)  # the 5-subword word
@@ -98,7 +100,7 @@ def test_aggregation_modes_differ_only_on_split_words(models, tmp_path):
 def test_decoder_sets_teacher_force_the_same_words(models, tmp_path):
     loaded = models("t5")
     words = ["Tokenization", "is", "hard"]
-    store = extract_activations(loaded, [words], tmp_path / "t5", neuron_sets=["dec.hidden"])
+    store = extract_activations(loaded, [words], tmp_path, ExtractionParams(neuron_sets=["dec.hidden"]))
     assert list(store.neuron_sets) == ["dec.hidden"]
     ids = loaded.tokenizer(words, is_split_into_words=True, add_special_tokens=False)
     last_subword = {}
@@ -120,19 +122,21 @@ def test_resume_after_a_crash_skips_finished_chunks(models, tmp_path):
 
     reports = []
 
-    def crash_on_third_batch(done, total):
+    def crash_on_third_batch(done, total, unit):
         reports.append(done)
         if len(reports) == 3:
             raise Crash("worker died")
 
     with pytest.raises(Crash):
-        extract_activations(loaded, SENTENCES, tmp_path / "store", progress=crash_on_third_batch, **options)
+        extract_activations(loaded, SENTENCES, tmp_path / "store", job=Job(on_progress=crash_on_third_batch),
+                            **options)
+    (folder,) = (tmp_path / "store").iterdir()
     with pytest.raises(Exception, match="incomplete"):
-        ActivationStore.open(tmp_path / "store")
+        ActivationStore.open(folder)
 
     logs = []
     calls, handle = _count_forwards(loaded)
-    resumed = extract_activations(loaded, SENTENCES, tmp_path / "store", log=logs.append, **options)
+    resumed = extract_activations(loaded, SENTENCES, tmp_path / "store", job=Job(on_log=logs.append), **options)
     handle.remove()
     assert len(calls) == len(SENTENCES) - 2  # two chunks were journalled before the crash
     assert any("resuming: 2 of 5 chunks" in line for line in logs)
@@ -147,8 +151,21 @@ def test_complete_store_is_reused_without_forward_passes(models, tmp_path):
     again = extract_activations(loaded, SENTENCES, tmp_path / "s")
     handle.remove()
     assert calls == [] and again.meta["key"] == first.meta["key"]
-    other = extract_activations(loaded, SENTENCES, tmp_path / "s", aggregation="first")
-    assert other.meta["key"] != first.meta["key"]
+    assert first.path == tmp_path / "s" / first.meta["key"]
+
+
+@pytest.mark.parametrize("change", [dict(aggregation="first"), dict(max_length=8), dict(window_overlap=2),
+                                    dict(neuron_sets=("hidden",))])
+def test_stores_that_differ_in_one_parameter_coexist(models, tmp_path, change):
+    loaded = models("bert")
+    first = extract_activations(loaded, SENTENCES, tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in first.path.iterdir()}
+    other = extract_activations(loaded, SENTENCES, tmp_path, ExtractionParams(**change))
+    assert other.path != first.path and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [first.path.name, other.path.name])
+    # the first store is untouched and still opens as complete
+    assert {p.name: p.stat().st_mtime_ns for p in first.path.iterdir()} == before
+    assert ActivationStore.open(first.path).meta["key"] == first.meta["key"]
 
 
 def test_labels_progress_and_metadata(models, tmp_path):
@@ -159,11 +176,11 @@ def test_labels_progress_and_metadata(models, tmp_path):
         label_column="upos",
     )
     progress = []
-    store = extract_activations(tiny_model_dir("bert"), corpus, tmp_path / "s",
-                                progress=lambda done, total: progress.append((done, total)))
+    store = extract_activations(tiny_model_dir("bert"), corpus, tmp_path / "s", ExtractionParams(label_column="upos"),
+                                job=Job(on_progress=lambda *report: progress.append(report)))
     assert store.label_names == ["DET", "NOUN", "PUNCT", "VERB"]
     np.testing.assert_array_equal(store.labels, [0, 1, 3, -1, 2])
-    assert progress[-1] == (5, 5) and progress == sorted(progress)
+    assert progress[-1] == (5, 5, "words") and progress == sorted(progress)
     meta = store.meta
     assert meta["corpus_sha256"] == "c" * 64
     assert meta["model"]["sha256"] == load_model(tiny_model_dir("bert")).info.sha256
@@ -175,7 +192,7 @@ def test_empty_sentences_are_kept_with_zero_words(models, tmp_path):
     loaded = models("bert")
     with_empty = [[], SENTENCES[0], [], SENTENCES[2], []]
     logs = []
-    store = extract_activations(loaded, with_empty, tmp_path / "empty", log=logs.append)
+    store = extract_activations(loaded, with_empty, tmp_path / "empty", job=Job(on_log=logs.append))
     reference = extract_activations(loaded, [SENTENCES[0], SENTENCES[2]], tmp_path / "reference")
     np.testing.assert_array_equal(store.sentence_offsets, [0, 0, 7, 7, 8, 8])
     assert store.sentence(1) == SENTENCES[0] and store.sentence(2) == []
@@ -188,8 +205,8 @@ def test_over_long_sentences_are_windowed_not_dropped(models, tmp_path):
     loaded = models("bert")
     long_sentence = [f"w{i % 10}" if i % 3 else "the" for i in range(40)]
     logs = []
-    store = extract_activations(loaded, [["short", "one"], long_sentence], tmp_path / "long", max_length=16,
-                                window_overlap=4, log=logs.append)
+    store = extract_activations(loaded, [["short", "one"], long_sentence], tmp_path / "long",
+                                ExtractionParams(max_length=16, window_overlap=4), job=Job(on_log=logs.append))
     report = store.meta["report"]
     assert report["n_windowed_sentences"] == 1 and report["windowed_sentences"][0]["sentence"] == 1
     assert any("split into" in line and "overlapping windows" in line for line in logs)
@@ -220,7 +237,7 @@ def test_window_plan_keeps_every_word_once_from_its_best_window():
 def test_cut_words_and_words_without_subwords_are_reported(models, tmp_path):
     loaded = models("bert")
     sentence = ["the", "\u200b", "cat", "unbelievably" * 4]
-    store = extract_activations(loaded, [sentence], tmp_path / "odd", max_length=8)
+    store = extract_activations(loaded, [sentence], tmp_path / "odd", ExtractionParams(max_length=8))
     report = store.meta["report"]
     assert report["words_without_subwords"] == [{"sentence": 0, "word": 1}]
     assert report["cut_words"][0]["word"] == 3 and report["cut_words"][0]["kept"] == 6
@@ -231,9 +248,10 @@ def test_cut_words_and_words_without_subwords_are_reported(models, tmp_path):
 
 def test_unknown_neuron_set_and_aggregation_are_refused(models, tmp_path):
     with pytest.raises(ValueError, match="unknown neuron set 'attention'"):
-        extract_activations(models("bert"), SENTENCES, tmp_path / "x", neuron_sets=["attention"])
+        extract_activations(models("bert"), SENTENCES, tmp_path / "x", ExtractionParams(neuron_sets=["attention"]))
     with pytest.raises(ValueError, match="aggregation must be one of"):
-        extract_activations(models("bert"), SENTENCES, tmp_path / "x", aggregation="max")
+        ExtractionParams(aggregation="max")
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("arch", ["llama", "bart", "marian"])

@@ -20,7 +20,7 @@ _loaded = {}
 
 
 def _load(arch):
-    from analysis.engine.models import load_model
+    from analysis.engine.loading import load_model
 
     if arch not in _loaded:
         _loaded[arch] = load_model(tiny_model_dir(arch), device="cpu")
