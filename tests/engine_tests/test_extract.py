@@ -4,11 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.engine.extract import ExtractionParams, extract_activations, plan_windows
+from analysis.engine.extract import (
+    ExtractionParams,
+    corpus_sha256,
+    extract_activations,
+    extraction_key,
+    plan_extraction,
+    plan_windows,
+)
 from analysis.engine.formats import Corpus
-from analysis.engine.jobs import Job
+from analysis.engine.jobs import Cancelled, Job
 from analysis.engine.loading import load_model
-from analysis.engine.store import ActivationStore
+from analysis.engine.modeldir import inspect_model_dir
+from analysis.engine.store import ActivationStore, StoreError, open_complete
 from analysis.engine.subwords import word_activations
 from tests.engine_tests.tiny_models import tiny_model_dir
 
@@ -264,3 +272,84 @@ def test_other_architectures_extract_every_set(models, tmp_path, arch):
             values = np.asarray(store.array(name, layer), dtype=np.float32)
             assert values.shape == (n_words, spec["units"]) and np.isfinite(values).all()
             assert np.abs(values).sum(axis=1).min() > 0
+
+
+# ---------------------------------------------------------------------------------------------- key, plan, job
+
+
+def test_every_parameter_and_both_hashes_change_the_key():
+    base = ExtractionParams()
+    key = extraction_key("m" * 64, "c" * 64, base)
+    changes = [dict(neuron_sets=("hidden",)), dict(aggregation="first"), dict(max_length=128),
+               dict(window_overlap=8), dict(dtype="float16"), dict(label_column="upos")]
+    keys = {extraction_key("m" * 64, "c" * 64, ExtractionParams(**change)) for change in changes}
+    keys |= {extraction_key("x" * 64, "c" * 64, base), extraction_key("m" * 64, "x" * 64, base)}
+    assert key not in keys and len(keys) == len(changes) + 2
+    # what does not change the arrays does not change the key: the order of the sets
+    assert extraction_key("m" * 64, "c" * 64, ExtractionParams(neuron_sets=("mlp", "hidden"))) == key
+    with pytest.raises(ValueError, match="needs the model's and the corpus's sha256"):
+        extraction_key("", "c" * 64, base)
+
+
+def test_the_key_is_known_before_loading_and_names_the_folder(tmp_path):
+    model_dir = tiny_model_dir("bert")
+    params = ExtractionParams(aggregation="mean")
+    key = extraction_key(inspect_model_dir(model_dir).sha256, corpus_sha256(Corpus(SENTENCES)), params)
+    store = extract_activations(model_dir, SENTENCES, tmp_path, params)
+    assert store.path == tmp_path / key and store.meta["key"] == key
+
+
+def test_a_corpus_read_with_another_label_column_is_refused(tmp_path):
+    corpus = Corpus(sentences=[["a"]], labels=[["X"]], source_sha256="c" * 64, label_column="xpos")
+    with pytest.raises(ValueError, match="label column 'xpos' but the parameters name 'upos'"):
+        extract_activations(tiny_model_dir("bert"), corpus, tmp_path, ExtractionParams(label_column="upos"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_stops_within_one_chunk_and_leaves_no_complete_store(models, tmp_path):
+    loaded = models("gpt2")
+    options = dict(max_sentences_per_batch=1, chunk_words=1)  # five chunks of one sentence
+    progress, logs = [], []
+    job = Job(on_progress=lambda *report: progress.append(report), on_log=logs.append,
+              should_stop=lambda: len(progress) >= 1)  # flips once the first chunk has reported
+    with pytest.raises(Cancelled):
+        extract_activations(loaded, SENTENCES, tmp_path, job=job, **options)
+    assert len(progress) == 1 and progress[0][2] == "words"  # the second chunk never started
+    assert any("cancelled after 1 of 5 chunks" in line for line in logs)
+    (folder,) = tmp_path.iterdir()
+    assert open_complete(folder, folder.name) is None
+    with pytest.raises(StoreError, match="incomplete"):
+        ActivationStore.open(folder)
+
+    calls, handle = _count_forwards(loaded)
+    resumed = extract_activations(loaded, SENTENCES, tmp_path, **options)
+    handle.remove()
+    assert len(calls) == len(SENTENCES) - 1 and resumed.path == folder  # resumed after the finished chunk
+    clean = extract_activations(loaded, SENTENCES, tmp_path / "clean", **options)
+    for key, values in _arrays(resumed).items():
+        np.testing.assert_array_equal(values, _arrays(clean)[key])
+
+
+@pytest.mark.parametrize("arch", ["bert", "t5"])
+def test_the_dry_run_matches_a_real_extraction(models, tmp_path, arch):
+    long_sentence = [f"w{i % 10}" if i % 3 else "unbelievably" for i in range(30)]
+    sentences = SENTENCES + [[], long_sentence, ["the", "unbelievably" * 4]]
+    params = ExtractionParams(max_length=16, window_overlap=4)
+    plan = plan_extraction(tiny_model_dir(arch), sentences, params, device="cpu")
+    store = extract_activations(models(arch), sentences, tmp_path, params)
+
+    tokenizer = models(arch).tokenizer
+    subwords = sum(len(tokenizer(s, is_split_into_words=True, add_special_tokens=False)["input_ids"])
+                   for s in sentences if s)
+    assert (plan.n_words, plan.n_subwords, plan.n_sentences) == (store.n_words, subwords, len(sentences))
+    assert plan.neuron_sets == store.neuron_sets
+    report = store.meta["report"]
+    assert len(plan.windowed) == report["n_windowed_sentences"] >= 1 and plan.n_windows > len(plan.windowed)
+    assert len(plan.cut_words) == report["n_cut_words"] == 1
+    assert plan.empty_sentences == report["empty_sentences"] == [5]
+    on_disk = sum(p.stat().st_size for p in store.path.iterdir() if p.name not in ("meta.json", "journal.jsonl"))
+    assert plan.disk_bytes == on_disk
+    weights = models(arch).info.n_parameters * 4
+    assert weights < plan.peak_memory_bytes < weights + 64 * 2**20 and plan.seconds_estimate > 0
+    summary = plan.summary()
+    assert summary["words"] == store.n_words and summary["batches"] == store.meta["batching"]["batches"]

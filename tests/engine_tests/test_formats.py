@@ -13,7 +13,7 @@ from analysis.engine.formats import (
     read_plain,
 )
 from analysis.engine.hashing import sha256_of
-from tests.assets import UD_DEV
+from tests.assets import ud_dev as ud_dev_path
 
 UD_DEV_SHA256 = "531a54ff90d6ab12201c5a50c3e78e6ddac4de69abc4bce5d275d3cd29efe2b6"
 
@@ -147,9 +147,7 @@ def test_conllu_over_long_sentence_names_its_line():
 
 @pytest.fixture(scope="module")
 def ud_dev():
-    if not UD_DEV.exists():
-        pytest.skip("UD EWT dev file not present")
-    return read_conllu(UD_DEV)
+    return read_conllu(ud_dev_path())
 
 
 def test_ud_ewt_dev_counts(ud_dev):
@@ -167,9 +165,7 @@ def test_ud_ewt_dev_counts(ud_dev):
 
 
 def test_ud_ewt_dev_feats_key():
-    if not UD_DEV.exists():
-        pytest.skip("UD EWT dev file not present")
-    summary = corpus_summary(read_conllu(UD_DEV, "feats:Number"))
+    summary = corpus_summary(read_conllu(ud_dev_path(), "feats:Number"))
     assert summary["labels"] == {"Sing": 7821, "Plur": 1780, "Ptan": 28}
     assert summary["words"] == 25147 and summary["labelled_words"] == 9629
 
