@@ -616,7 +616,6 @@ def _write_store(loaded, corpus: Corpus, plan: ExtractionPlan, path: Path, key: 
     return writer.complete({"report": plan.report(), "extraction_seconds": round(elapsed, 3)})
 
 
-
 @dataclass
 class _Batch:
     inputs: dict  # name -> int64 array [size, width], right-padded
