@@ -8,8 +8,9 @@
     export   STORE OUT               NeuroX HDF5 (.h5/.hdf5) or JSON lines (.jsonl) activations
 
 CORPUS is a CoNLL-U file (``--label-column upos|xpos|deprel|feats:Key``) or a NeuroX ``.word`` file (labels from
-``--labels FILE.label``). Stores go under ``--cache-dir`` (default ``var/engine``), keyed by model and corpus
-content, so running ``rank`` twice extracts once.
+``--labels FILE.label``). Stores go under ``--cache-dir`` (default ``var/engine``) in ``stores/<key>/``, the key
+made from the model's and the corpus's content and every extraction option, so running ``rank`` twice extracts
+once and requests that differ in an option keep separate stores.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+from .jobs import Job
 from .neurons import NeuronId
 from .ranking import Ranking
 
@@ -29,16 +31,21 @@ def _say(text: str) -> None:
 
 
 class _Progress:
-    """Prints ``label: done/total (pct)`` to stderr at most every few seconds."""
+    """Prints ``label: done/total unit (pct)`` to stderr at most every few seconds."""
 
     def __init__(self, label: str, every: float = 3.0):
         self.label, self.every, self.last = label, every, 0.0
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, unit: str = "") -> None:
         now = time.monotonic()
         if now - self.last >= self.every or done >= total:
             self.last = now
-            _say(f"{self.label}: {done:,}/{total:,} ({100 * done / max(total, 1):.0f} %)")
+            unit = f" {unit}" if unit else ""
+            _say(f"{self.label}: {done:,}/{total:,}{unit} ({100 * done / max(total, 1):.0f} %)")
+
+
+def _job(label: str) -> Job:
+    return Job(on_progress=_Progress(label), on_log=_say)
 
 
 def read_corpus(path: Path, label_column: str | None, labels: Path | None):
@@ -51,24 +58,20 @@ def read_corpus(path: Path, label_column: str | None, labels: Path | None):
 
 
 def store_for(args):
-    """Extract (or reuse) the store for ``args.model`` × ``args.corpus`` under the cache directory."""
-    from .extract import extract_activations
-    from .models import load_model
-    from .store import store_key
+    """Extract (or reuse) the store for ``args.model`` × ``args.corpus``: ``<cache-dir>/stores/<key>/``.
+
+    The key needs the model's file hashes, not the model: a store that is already complete is reused without
+    loading any weights."""
+    from .extract import ExtractionParams, extract_activations
+    from .loading import dtype_name
 
     corpus = read_corpus(Path(args.corpus), args.label_column, args.labels)
     _say(f"corpus: {len(corpus.sentences):,} sentences, {corpus.n_words:,} words, "
          f"{len(corpus.label_names())} labels")
-    loaded = load_model(args.model, half=args.half)
-    _say(f"model: {loaded.info.architecture} ({loaded.kind}), {loaded.info.n_layers} layers, "
-         f"hidden {loaded.info.hidden_size}, on {loaded.device}")
-    # the folder name only needs to separate different requests; extract() checks the full key inside
-    folder = store_key(loaded.info.sha256, corpus.source_sha256,
-                       {"sets": args.sets, "aggregation": args.aggregation, "label_column": corpus.label_column})
-    return extract_activations(
-        loaded, corpus, Path(args.cache_dir) / "stores" / folder[:32], neuron_sets=args.sets.split(","),
-        aggregation=args.aggregation, progress=_Progress("extraction, words"), log=_say,
-    )
+    params = ExtractionParams(neuron_sets=tuple(args.sets.split(",")), aggregation=args.aggregation,
+                              max_length=args.max_length, dtype=dtype_name(args.half, None),
+                              label_column=corpus.label_column)
+    return extract_activations(args.model, corpus, Path(args.cache_dir) / "stores", params, job=_job("extraction"))
 
 
 def _neuron_selection(args):
@@ -159,8 +162,8 @@ def cmd_stats(args) -> None:
 
 
 def cmd_ablate(args) -> None:
+    from .loading import load_model
     from .model_ablation import ablation_curve
-    from .models import load_model
 
     loaded = load_model(args.model, half=args.half)
     ranking = Ranking.from_dict(json.loads(Path(args.ranking).read_text(encoding="utf-8")))
@@ -169,8 +172,7 @@ def cmd_ablate(args) -> None:
     if args.references:
         refs = [line.strip() for line in Path(args.references).read_text(encoding="utf-8").splitlines() if line.strip()]
         data = {"sources": lines, "references": refs}
-    result = ablation_curve(loaded, ranking, steps=args.steps,
-                            progress=_Progress("ablation evaluations"), log=_say, **data)
+    result = ablation_curve(loaded, ranking, steps=args.steps, job=_job("ablation"), **data)
     primary = result["primary"]
     print(f"\nmodel-level ablation ({result['operation']}), metric {primary}; baseline {result['baseline'][primary]:.4g}")
     orders = list(result["curves"])
@@ -204,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--labels", type=Path, help="NeuroX .label file for a .word corpus")
         p.add_argument("--sets", default="hidden,mlp", help="neuron sets to extract (default hidden,mlp)")
         p.add_argument("--aggregation", default="last", choices=("first", "last", "mean"))
+        p.add_argument("--max-length", type=int, help="tokens per sequence, below the model's own limit")
         p.add_argument("--cache-dir", default="var/engine", help="where stores are kept (default var/engine)")
         p.add_argument("--half", action="store_true", help="float16 model on a GPU")
 

@@ -14,16 +14,15 @@ import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import IO, Iterator, Union
+from typing import Iterator
+
+from .hashing import Source, iter_chunks
 
 DEFAULT_MAX_SENTENCE_WORDS = 512
-CHUNK_BYTES = 1 << 20
 BASIC_LABEL_COLUMNS = ("upos", "xpos", "deprel")
 CONLLU_COLUMNS = 10
 MISSING = "_"
 _BOM = b"\xef\xbb\xbf"
-
-Source = Union[str, os.PathLike, bytes, bytearray, IO]
 
 
 @dataclass
@@ -65,38 +64,6 @@ def _source_name(source: Source, filename: str | None) -> str:
         return os.path.basename(os.fspath(source))
     name = getattr(source, "name", None)
     return os.path.basename(str(name)) if isinstance(name, (str, os.PathLike)) and name else "<upload>"
-
-
-def iter_chunks(source: Source, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """The raw bytes of ``source`` in chunks (text streams are encoded as UTF-8)."""
-    if isinstance(source, (bytes, bytearray)):
-        for start in range(0, len(source), chunk_bytes):
-            yield bytes(source[start:start + chunk_bytes])
-        return
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as handle:
-            yield from iter_chunks(handle, chunk_bytes)
-        return
-    if hasattr(source, "seek"):
-        try:
-            source.seek(0)
-        except (OSError, ValueError):
-            pass  # not seekable: read from where it is
-    while True:
-        chunk = source.read(chunk_bytes)
-        if not chunk:
-            return
-        if isinstance(chunk, str):
-            chunk = chunk.encode("utf-8", "surrogateescape")
-        yield chunk
-
-
-def sha256_of(source: Source, chunk_bytes: int = CHUNK_BYTES) -> str:
-    """Streaming sha256 of a path, bytes or file object (never holds more than one chunk)."""
-    digest = hashlib.sha256()
-    for chunk in iter_chunks(source, chunk_bytes):
-        digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _NumberedLines:

@@ -39,6 +39,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .features import Features
+from .loading import pick_device
 from .neurons import NeuronId
 
 # Our defaults, chosen on UPOS / UD EWT dev / all-MiniLM-L6-v2 (benchmarks/bench_probe.py):
@@ -57,14 +58,6 @@ MIN_STEPS_PER_EPOCH = 10
 NEUROX_DEFAULTS = dict(l1=1e-5, l2=1e-5, epochs=10, batch_size=512, lr=1e-3, schedule="constant")
 
 SCHEDULES = ("constant", "cosine", "linear")
-
-
-def _resolve_device(device):
-    import torch
-
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @dataclass
@@ -334,7 +327,7 @@ def train_probe(
         raise ValueError("l2='auto' chooses the L2 strength on the dev split: give a labelled dev split or a number")
 
     started = time.perf_counter()
-    device = _resolve_device(device)
+    device = pick_device(device)
     fits = (len(l2_grid) + int(refit)) if auto else 1
     epoch_counter = _EpochCounter(settings["epochs"] * fits, progress)
     fit = dict(labels=labels, n_classes=len(label_names), device=device, seed=seed, on_epoch=epoch_counter, log=log)

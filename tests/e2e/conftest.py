@@ -7,13 +7,13 @@ database must then be a file, not pytest-django's in-memory default; see ``_sqli
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connections
 
+from tests.assets import running_in_ci
 from tests.e2e.server import ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,17 +25,13 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1366, "height": 900}
 
 
-def _running_in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 @pytest.fixture(scope="session")
 def system_chromium() -> Path:
     """The system Chromium's path. Missing: a skip on a workstation, a failure in CI (``CI=true``), where it is
     installed and the browser tests must run."""
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests"
-        if _running_in_ci():
+        if running_in_ci():
             pytest.fail(reason + " (CI=true, so this is a failure, not a skip)", pytrace=False)
         pytest.skip(reason)
     return CHROMIUM

@@ -46,6 +46,33 @@ def test_rank_prints_a_ranking_with_confidence_and_reuses_the_store(tmp_path, co
     assert "already complete; reusing it" in capsys.readouterr().err
 
 
+def test_extract_reuses_the_store_of_the_same_request_and_keeps_the_others(tmp_path, corpus_file, capsys):
+    model = tiny_model_dir("bert")
+    base = ["extract", str(model), str(corpus_file), "--cache-dir", str(tmp_path / "cache"), "--sets", "hidden"]
+    stores = tmp_path / "cache" / "stores"
+
+    def run(*extra):
+        assert main(base + list(extra)) == 0
+        return capsys.readouterr().err
+
+    first = run("--max-length", "8")
+    assert "extraction finished" in first
+    (short,) = stores.iterdir()
+    mtimes = {p.name: p.stat().st_mtime_ns for p in short.iterdir()}
+    assert "extraction finished" in run()  # another max_length: a second store beside the first
+    assert "extraction finished" in run("--aggregation", "first")
+    assert len(list(stores.iterdir())) == 3
+    import torch
+
+    # --half runs float16 on a GPU (its own store); on a CPU it runs float32, so it reuses the default store
+    on_gpu = torch.cuda.is_available()
+    assert ("extraction finished" if on_gpu else "already complete; reusing it") in run("--half")
+    assert len(list(stores.iterdir())) == 3 + on_gpu
+    again = run("--max-length", "8")
+    assert "already complete; reusing it" in again and "model:" not in again  # no weights were loaded
+    assert {p.name: p.stat().st_mtime_ns for p in short.iterdir()} == mtimes  # nothing was rewritten or evicted
+
+
 def test_agree_compares_saved_rankings(tmp_path, corpus_file, capsys):
     model = tiny_model_dir("bert")
     for method in ("probeless", "anova"):

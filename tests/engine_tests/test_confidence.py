@@ -28,11 +28,15 @@ def corpus(signal: bool, n_sentences=120, d=200, seed=0):
 def test_sentence_resample_draws_whole_sentences_with_repeats():
     offsets = np.array([0, 3, 5, 9])
     rows = sentence_resample(offsets, np.random.default_rng(1))
-    sentences = np.searchsorted(offsets, rows, side="right") - 1
-    # every drawn sentence contributes all its words, in order
-    for s in np.unique(sentences):
-        count = np.sum(sentences == s)
-        assert count % (offsets[s + 1] - offsets[s]) == 0
+    # the rows are whole sentences one after another: each draw gives all its words, in order
+    draws, i = [], 0
+    while i < len(rows):
+        s = int(np.searchsorted(offsets, rows[i], side="right") - 1)
+        words = np.arange(offsets[s], offsets[s + 1])
+        np.testing.assert_array_equal(rows[i : i + len(words)], words)
+        draws.append(s)
+        i += len(words)
+    assert len(draws) == len(offsets) - 1 and len(set(draws)) < len(draws)  # as many draws as sentences, repeats
     again = sentence_resample(offsets, np.random.default_rng(1))
     np.testing.assert_array_equal(rows, again)
 

@@ -11,9 +11,9 @@ from analysis.engine.formats import (
     corpus_summary,
     read_conllu,
     read_plain,
-    sha256_of,
 )
-from tests.assets import UD_DEV
+from analysis.engine.hashing import sha256_of
+from tests.assets import ud_dev as ud_dev_path
 
 UD_DEV_SHA256 = "531a54ff90d6ab12201c5a50c3e78e6ddac4de69abc4bce5d275d3cd29efe2b6"
 
@@ -147,9 +147,7 @@ def test_conllu_over_long_sentence_names_its_line():
 
 @pytest.fixture(scope="module")
 def ud_dev():
-    if not UD_DEV.exists():
-        pytest.skip("UD EWT dev file not present")
-    return read_conllu(UD_DEV)
+    return read_conllu(ud_dev_path())
 
 
 def test_ud_ewt_dev_counts(ud_dev):
@@ -167,9 +165,7 @@ def test_ud_ewt_dev_counts(ud_dev):
 
 
 def test_ud_ewt_dev_feats_key():
-    if not UD_DEV.exists():
-        pytest.skip("UD EWT dev file not present")
-    summary = corpus_summary(read_conllu(UD_DEV, "feats:Number"))
+    summary = corpus_summary(read_conllu(ud_dev_path(), "feats:Number"))
     assert summary["labels"] == {"Sing": 7821, "Plur": 1780, "Ptan": 28}
     assert summary["words"] == 25147 and summary["labelled_words"] == 9629
 
@@ -230,14 +226,6 @@ def test_plain_empty_and_not_utf8():
 def test_plain_over_long_sentence():
     with pytest.raises(CorpusError, match="line 2: sentence has 6 words; the limit is 5"):
         read_plain(b"a\na b c d e f\n", max_sentence_words=5)
-
-
-def test_sha256_of_streams_in_chunks(tmp_path):
-    data = bytes(range(256)) * 10_000
-    path = tmp_path / "blob"
-    path.write_bytes(data)
-    assert sha256_of(path, chunk_bytes=4096) == hashlib.sha256(data).hexdigest()
-    assert sha256_of(io.BytesIO(data)) == hashlib.sha256(data).hexdigest()
 
 
 def test_engine_formats_imports_neither_django_nor_torch():
