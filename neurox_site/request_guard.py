@@ -50,8 +50,8 @@ class RequestGuard:
 
     async def __call__(self, scope, receive, send):  # HTTP scopes only (see asgi.py)
         headers = dict(scope["headers"])
-        declared = _content_length(headers)
-        chunked = declared is None and b"transfer-encoding" in headers
+        chunked = b"transfer-encoding" in headers  # then any Content-Length is ignored (RFC 9112, 6.3)
+        declared = None if chunked else _content_length(headers)
         if not chunked and (declared or 0) <= ANONYMOUS_BODY_BYTES:
             return await self.app(scope, receive, send)
 

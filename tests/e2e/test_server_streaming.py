@@ -24,7 +24,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as websocket_connect
 
 from accounts.services import create_token
-from neurox_site.request_guard import ANONYMOUS_BODY_BYTES, FORM_OVERHEAD_BYTES
+from neurox_site.request_guard import ANONYMOUS_BODY_BYTES, FORM_OVERHEAD_BYTES, body_limit
 from projects.models import ModelUpload
 from tests.e2e.server import ServerProcess
 
@@ -241,7 +241,7 @@ def test_an_anonymous_200_mb_upload_is_answered_401_before_its_body_and_the_body
 
 
 def test_a_declared_length_over_the_upload_limit_is_answered_413_before_the_body(asgi_server, signed_in):
-    limit = settings.NEUROX_MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES
+    limit = body_limit()
     status, headers, answer = answer_before_body(asgi_server, MODELS_API, form_headers(limit + 1, signed_in["token"]))
 
     assert status == 413 and headers["connection"] == "close"
@@ -251,7 +251,7 @@ def test_a_declared_length_over_the_upload_limit_is_answered_413_before_the_body
 
 
 def test_a_form_post_over_the_upload_limit_gets_a_page_saying_so(asgi_server, signed_in):
-    limit = settings.NEUROX_MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES
+    limit = body_limit()
     status, headers, answer = answer_before_body(asgi_server, MODEL_FORM, form_headers(limit + 1, signed_in["session"]))
 
     assert status == 413 and headers["content-type"].startswith("text/html")
@@ -321,10 +321,14 @@ def test_a_chunked_body_is_cut_off_once_over_the_limit(small_limit_server, signe
     assert uploads_stored() == (0, [])
 
 
-def test_an_anonymous_chunked_body_is_cut_off_after_1_mib(small_limit_server, transactional_db):
-    (status, _, answer), sent = send_chunked_while_reading(
-        small_limit_server, MODELS_API, {"Content-Type": "application/octet-stream"}, total=64 * MiB,
-    )
+@pytest.mark.parametrize("content_length", [None, "10"])
+def test_an_anonymous_chunked_body_is_cut_off_after_1_mib(small_limit_server, transactional_db, content_length):
+    # With both headers the server reads the body as chunked (as HTTP says): a small Content-Length must not let it
+    # through uncounted.
+    headers = {"Content-Type": "application/octet-stream"}
+    if content_length:
+        headers["Content-Length"] = content_length
+    (status, _, answer), sent = send_chunked_while_reading(small_limit_server, MODELS_API, headers, total=64 * MiB)
 
     assert status == 401, answer
     assert json.loads(answer)["code"] == "not_authenticated"
