@@ -10,8 +10,9 @@ headers alone, and then counts what arrives:
   goes to Django, which decides everything else as usual;
 * a larger body, or one without a ``Content-Length`` (chunked), needs a signed-in user, found the way Django
   finds one (the session cookie, or an ``Authorization: Token`` through accounts' token check). Anyone else gets
-  401 (JSON under ``/api/``, a redirect to the sign-in page elsewhere); a chunked body is counted while it
-  streams and cut off at the caller's limit.
+  401 (JSON under ``/api/``, a redirect to the sign-in page elsewhere). A chunked body is counted while it
+  streams and cut off over the limit that applies: 413 past the upload limit for a signed-in user, 401 past
+  ``ANONYMOUS_BODY_BYTES`` for anyone else.
 
 Refusals carry ``Connection: close``: the client may still be sending, and the connection cannot be reused.
 """
@@ -131,10 +132,10 @@ async def _refuse_too_large(scope, send, limit: int):
                     f"<!doctype html><title>Too large</title><p>{escape(detail)}</p>".encode())
 
 
-async def _refuse_anonymous(scope, send, limit: int | None = None):
+async def _refuse_anonymous(scope, send, limit: int = ANONYMOUS_BODY_BYTES):
     if _is_api(scope):
         detail = (f"Authentication credentials were not provided: sign in or send an API token to send more than "
-                  f"{ANONYMOUS_BODY_BYTES:,} bytes.")
+                  f"{limit:,} bytes.")
         await _send_json(send, 401, {"detail": detail, "code": "not_authenticated"},
                          [(b"www-authenticate", b"Token")])
     else:
