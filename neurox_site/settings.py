@@ -78,7 +78,6 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # --- Applications -------------------------------------------------------------------------------------------------
 
 INSTALLED_APPS = [
-    "daphne",  # before staticfiles: `runserver` serves ASGI (http + websockets)
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
