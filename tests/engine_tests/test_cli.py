@@ -54,7 +54,7 @@ def test_agree_compares_saved_rankings(tmp_path, corpus_file, capsys):
     capsys.readouterr()
     assert main(["agree", str(tmp_path / "probeless.json"), str(tmp_path / "anova.json"), "--k", "10"]) == 0
     out = capsys.readouterr().out
-    assert "agreement of the top-10" in out and "univariate_anova" in out
+    assert "agreement of the top-10" in out and "anova" in out
 
 
 def test_bad_input_is_one_clear_line(tmp_path, capsys):
