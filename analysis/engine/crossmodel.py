@@ -81,7 +81,7 @@ def _block_count(width_a: int, width_b: int, max_bytes: int) -> int:
     return math.ceil(width_a / _block_height(width_b, max_bytes))
 
 
-def moments(features: Features, rows: np.ndarray, passes: _Passes | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _mean_and_std(features: Features, rows: np.ndarray, passes: _Passes | None = None):
     """(mean, population std) per neuron over ``rows``, streamed (one pass)."""
     passes = passes or _Passes(None, 1)
     mean, variance = column_moments(features, rows, job=passes.job.without_progress())
@@ -99,8 +99,8 @@ def correlation_blocks(a: Features, b: Features, rows=None, max_bytes: int = 256
     rows = _rows([a, b], rows)
     n = len(rows)
     passes = passes or _Passes(None, 0)
-    mean_a, std_a = stats_a or moments(a, rows, passes)
-    mean_b, std_b = stats_b or moments(b, rows, passes)
+    mean_a, std_a = stats_a or _mean_and_std(a, rows, passes)
+    mean_b, std_b = stats_b or _mean_and_std(b, rows, passes)
     width_a, width_b = a.shape[1], b.shape[1]
     height = _block_height(width_b, max_bytes)
     batch_size = batch_rows_for(width_a + width_b, bytes_per_value=4)
@@ -154,7 +154,7 @@ def best_correlations(models, rows=None, max_bytes: int = 256 << 20, job: Job | 
     models = check_models(models)
     rows = _rows(models, rows)
     passes = _Passes(job, _best_correlation_passes([m.shape[1] for m in models], max_bytes))
-    stats = [moments(m, rows, passes) for m in models]
+    stats = [_mean_and_std(m, rows, passes) for m in models]
     best = [dict() for _ in models]
     partner = [dict() for _ in models]
     for i, j in itertools.combinations(range(len(models)), 2):
@@ -224,7 +224,7 @@ def linreg_errors(target: Features, source: Features, rows=None, ridge: float = 
     half = len(rows) // 2
     fit, held_out = rows[:half], rows[half:]
     passes = _Passes(job, _linreg_passes(target.shape[1], source.shape[1], max_bytes))
-    stats_s, stats_t = moments(source, fit, passes), moments(target, fit, passes)
+    stats_s, stats_t = _mean_and_std(source, fit, passes), _mean_and_std(target, fit, passes)
     width_s = source.shape[1]
     gram = np.empty((width_s, width_s))
     for start, stop, corr in correlation_blocks(source, source, fit, max_bytes, stats_s, stats_s, passes):
@@ -249,7 +249,8 @@ def linreg_errors(target: Features, source: Features, rows=None, ridge: float = 
 
 
 def _linreg_ranking_passes(widths, max_bytes: int) -> int:
-    return sum(_linreg_passes(widths[m], widths[o], max_bytes) for m, o in itertools.permutations(range(len(widths)), 2))
+    pairs = itertools.permutations(range(len(widths)), 2)  # (target, source)
+    return sum(_linreg_passes(widths[m], widths[o], max_bytes) for m, o in pairs)
 
 
 def linreg_rankings(models, rows=None, model_names=None, ridge: float = 1e-3,
@@ -315,7 +316,7 @@ def svcca_pair(a: Features, b: Features, rows=None, variance_kept: float = 0.99,
                max_bytes: int = 256 << 20, job: Job | None = None) -> SVCCAResult:
     rows = _rows([a, b], rows)
     passes = _Passes(job, _svcca_passes(a.shape[1], b.shape[1], max_bytes))
-    stats_a, stats_b = moments(a, rows, passes), moments(b, rows, passes)
+    stats_a, stats_b = _mean_and_std(a, rows, passes), _mean_and_std(b, rows, passes)
     values_a, directions_a = _principal_directions(a, rows, stats_a, variance_kept, max_bytes, passes)
     values_b, directions_b = _principal_directions(b, rows, stats_b, variance_kept, max_bytes, passes)
     reduced_cross = np.zeros((len(values_a), len(values_b)))
