@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .features import Features, column_blocks
-from .jobs import Job
+from .jobs import Job, as_job
 from .labels import check_labels, require_labelled_rows
 from .moments import column_moments, labelled_class_moments
 from .ranking import Ranking, ranking_from_scores
@@ -78,11 +78,13 @@ def concept_mask(labels=None, label_names=None, positive=None, n_words: int | No
 
 
 def binary_concept_ranking(features: Features, positive, labels=None, label_names=None, rows=None,
-                           max_bytes: int = 256 << 20) -> Ranking:
+                           max_bytes: int = 256 << 20, job: Job | None = None) -> Ranking:
     """Neurons by average precision as detectors of a binary concept (see the module docstring).
 
     With ``labels``, words whose label is missing (-1) are left out; ``rows`` restricts (and may repeat) words.
+    ``job``: progress in neurons, one report and a cancellation check per column block.
     """
+    job = as_job(job)
     n_words = len(features)
     mask = concept_mask(labels, label_names, positive, n_words)
     if labels is not None:
@@ -98,6 +100,8 @@ def binary_concept_ranking(features: Features, positive, labels=None, label_name
     # argsort, cumulative sums and masks need about 40 bytes per value on top of the float32 block
     for start, stop, block in column_blocks(features, rows, max_bytes=max(1, max_bytes // 10)):
         ap_high[start:stop], ap_low[start:stop] = average_precision_columns(block, target, both_directions=True)
+        job.progress(stop, width, "neurons")
+        job.check_cancelled()
     sign = np.where(ap_low > ap_high, -1, 1)
     scores = np.maximum(ap_high, ap_low)
     name = positive if isinstance(positive, str) else "concept"

@@ -177,7 +177,7 @@ def cmd_stats(args) -> None:
     features = store.features(sorted({n.set for n in neurons}), sorted({n.layer for n in neurons}))
     columns = [features.neuron_ids.index(n) for n in neurons]
     stats = compute_neuron_stats(features.select(columns), store.words, store.sentence_offsets, store.labels,
-                                 store.label_names)
+                                 store.label_names, job=printing_job("statistics"))
     for neuron in neurons:
         print(json.dumps(stats.for_neuron(neuron, words=store.words), indent=1))
 

@@ -130,6 +130,8 @@ def compute_ranking(
         raise ValueError(f"{method} trains no probe, so there is nothing to score on another corpus; use lca")
     if bootstrap == 1 or bootstrap < 0:
         raise ValueError(f"bootstrap must be 0 (no confidence) or at least 2 resamples, not {bootstrap}")
+    if eval_store is not None:
+        _check_comparable(store, eval_store)
     job = as_job(job)
     features = store.features(neuron_sets, layers)
     split = split_by_sentence(store.sentence_offsets, test_fraction, dev_fraction, seed=seed)
@@ -156,6 +158,19 @@ def compute_ranking(
         ranking.params["eval_store_key"] = eval_store.meta.get("key")
         ranking.params["eval_corpus_sha256"] = eval_store.meta.get("corpus_sha256")
     return ranking
+
+
+def _check_comparable(store, eval_store) -> None:
+    """A probe is scored on another corpus only through the same model and the same kind of label."""
+    def facts(s):
+        return s.meta.get("model", {}).get("sha256"), s.meta.get("params", {}).get("label_column")
+
+    (model, column), (eval_model, eval_column) = facts(store), facts(eval_store)
+    if model and eval_model and model != eval_model:
+        raise ValueError("the eval corpus's store was extracted from another model; extract it with the same one")
+    if column != eval_column:
+        raise ValueError(f"the eval corpus is labelled by {eval_column or 'nothing'}, the training corpus by "
+                         f"{column or 'nothing'}: use the same label column")
 
 
 def _lca_resample_options(options: dict, l2) -> dict:

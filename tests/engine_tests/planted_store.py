@@ -17,7 +17,8 @@ UNITS = 10
 
 
 def planted_store(path, label_names=("ADJ", "DET", "NOUN", "VERB"), n_sentences=60, words_per_sentence=6,
-                  seed=0, strength=3.0, key="planted") -> ActivationStore:
+                  seed=0, strength=3.0, key="planted", model_sha256="planted-model",
+                  label_column="upos") -> ActivationStore:
     names = sorted(label_names)
     rng = np.random.default_rng(seed)
     n = n_sentences * words_per_sentence
@@ -28,7 +29,8 @@ def planted_store(path, label_names=("ADJ", "DET", "NOUN", "VERB"), n_sentences=
     words = [f"w{k}" for k in rng.integers(0, 40, n)]
     sentences = [words[s * words_per_sentence : (s + 1) * words_per_sentence] for s in range(n_sentences)]
     writer = StoreWriter(path, {"hidden": {"layers": 2, "units": UNITS}}, sentences, labels.astype(np.int32),
-                         names, {"key": key, "corpus_sha256": f"corpus-{key}"}, plan_fingerprint=key)
+                         names, {"key": key, "corpus_sha256": f"corpus-{key}", "model": {"sha256": model_sha256},
+                                 "params": {"label_column": label_column}}, plan_fingerprint=key)
     with writer:
         writer.write_rows("hidden", 0, 0, rng.normal(size=(n, UNITS)))  # layer 0: noise only
         writer.write_rows("hidden", 1, 0, x)

@@ -116,5 +116,13 @@ def test_rank_scores_the_probe_on_an_eval_corpus_with_another_label_set(tmp_path
     assert "labels the probe never saw: 5 — ADJ (5)" in captured.out
     assert "lca: 100/100 epochs (100 %)" in captured.err  # the printing job: (4 L2 values + refit) × 20 epochs
 
-    assert main(args[:-4] + ["--method", "probeless", "--eval-corpus", str(eval_corpus)]) == 2
+    stores = sorted((tmp_path / "cache" / "stores").iterdir())
+    assert len(stores) == 2  # the training corpus's and the eval corpus's
+
+    other = tmp_path / "other.conllu"
+    other.write_text(CONLLU, encoding="utf-8")
+    refused = args[:2] + [str(other), "--cache-dir", str(tmp_path / "cache"), "--method", "probeless",
+                          "--eval-corpus", str(eval_corpus)]
+    assert main(refused) == 2
     assert "error: --eval-corpus scores a probe, and probeless trains none" in capsys.readouterr().err
+    assert sorted((tmp_path / "cache" / "stores").iterdir()) == stores  # refused before anything is extracted

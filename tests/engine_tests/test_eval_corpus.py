@@ -93,3 +93,13 @@ def test_compute_ranking_scores_the_lca_probe_on_the_eval_store(stores):
     held_out = ranking.metrics["held_out"]
     assert held_out["unknown_labels"]["X"] > 0 and held_out["accuracy"] > 0.6
     assert ranking.params["eval_store_key"] == "eval" and ranking.params["eval_corpus_sha256"] == "corpus-eval"
+
+
+def test_an_eval_store_of_another_model_or_label_column_is_refused(stores, tmp_path):
+    train, _ = stores
+    other_model = planted_store(tmp_path / "m", EVAL_LABELS, key="m", model_sha256="another-model")
+    with pytest.raises(ValueError, match="extracted from another model"):
+        compute_ranking(train, "lca", layers=[1], eval_store=other_model, **FAST)
+    other_column = planted_store(tmp_path / "c", EVAL_LABELS, key="c", label_column="xpos")
+    with pytest.raises(ValueError, match="labelled by xpos, the training corpus by upos"):
+        compute_ranking(train, "lca", layers=[1], eval_store=other_column, **FAST)

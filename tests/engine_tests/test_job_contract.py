@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from analysis.engine import crossmodel
-from analysis.engine.baselines import mean_difference_ranking, variance_ranking
+from analysis.engine.baselines import binary_concept_ranking, mean_difference_ranking, variance_ranking
 from analysis.engine.confidence import bootstrap_confidence
 from analysis.engine.features import as_features
 from analysis.engine.jobs import Cancelled, Job
@@ -80,6 +80,8 @@ CALLS = {
     "probeless": ("rows", lambda job: probeless_ranking(FEATURES, Y, NAMES, batch_size=50, job=job)),
     "mean_difference": ("rows", lambda job: mean_difference_ranking(FEATURES, Y, NAMES, batch_size=50, job=job)),
     "variance": ("rows", lambda job: variance_ranking(FEATURES, batch_size=50, job=job)),
+    "binary concept": ("neurons", lambda job: binary_concept_ranking(FEATURES, "a", Y, NAMES, max_bytes=40 * 400 * 3,
+                                                                     job=job)),
     "bootstrap": ("resamples", lambda job: bootstrap_confidence(
         lambda rows: anova_ranking(FEATURES, Y, NAMES, rows), OFFSETS, n_boot=5, job=job)),
     "neuron statistics": ("neurons", lambda job: compute_neuron_stats(
