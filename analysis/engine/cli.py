@@ -90,7 +90,7 @@ def print_ranking(ranking: Ranking, top: int, out=None) -> None:
     confidence = ranking.confidence or {}
     low, high = confidence.get("rank_low"), confidence.get("rank_high")
     print(f"\n{ranking.method} ranking of {len(ranking.neuron_ids):,} neurons", file=out)
-    for name in ("train_accuracy", "dev_accuracy", "test_accuracy", "majority_baseline", "selectivity"):
+    for name in ("train_accuracy", "dev_accuracy", "test_accuracy", "majority_accuracy", "selectivity"):
         if ranking.metrics.get(name) is not None:
             print(f"  {name.replace('_', ' ')}: {ranking.metrics[name]:.4f}", file=out)
     held_out = ranking.metrics.get("held_out")

@@ -114,6 +114,7 @@ def test_rank_scores_the_probe_on_an_eval_corpus_with_another_label_set(tmp_path
     assert held_out["n_words"] == 15 and held_out["unknown_labels"] == {"ADJ": 5}
     assert f"eval corpus accuracy: {held_out['accuracy']:.4f} on 15 words" in captured.out
     assert "labels the probe never saw: 5 — ADJ (5)" in captured.out
+    assert "  majority accuracy: " in captured.out  # the baseline next to the probe's accuracies
     assert "lca: 100/100 epochs (100 %)" in captured.err  # the printing job: (4 L2 values + refit) × 20 epochs
 
     stores = sorted((tmp_path / "cache" / "stores").iterdir())
