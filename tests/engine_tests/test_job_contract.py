@@ -139,3 +139,19 @@ def test_compute_ranking_reports_in_the_registered_unit(store, method):
 def test_compute_ranking_with_bootstrap_reports_one_progress(store, method, unit):
     options = FAST if method == "lca" else {}
     check_contract(lambda job: compute_ranking(store, method, bootstrap=3, job=job, **options), unit)
+
+
+def test_part_reports_nested_progress_as_a_share_of_the_outer_total_and_keeps_log_and_cancel():
+    watch, lines = Watch(stop_after=3), []
+    outer = Job(on_progress=lambda *report: watch.reports.append(report), on_log=lines.append,
+                should_stop=watch._should_stop)
+    second = outer.part(10, 30)
+    second.progress(2, 20, "epochs")
+    second.log("nested line")
+    assert watch.reports == [(12, 30, "epochs")] and lines == ["nested line"]
+    second.check_cancelled()  # one report so far: not stopped yet
+    outer.part(0, 30).progress(1, 10, "epochs")
+    outer.progress(3, 30, "epochs")
+    with pytest.raises(Cancelled):
+        second.check_cancelled()
+    assert Job().part(5, 10) == Job()  # a silent job stays silent
