@@ -71,6 +71,14 @@ def memberships_of(project: Project):
     return project.memberships.select_related("user").order_by("user__username")
 
 
+def membership_in(project: Project, membership_id) -> Membership:
+    """One membership of ``project`` (404 if it is not one of this project's)."""
+    try:
+        return project.memberships.select_related("user", "project").get(pk=membership_id)
+    except (Membership.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such member.")
+
+
 # ---------------------------------------------------------------------------------------------- uploads
 
 

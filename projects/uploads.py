@@ -274,9 +274,6 @@ def inspect_model(folder: Path) -> ModelInfo:
 # ---------------------------------------------------------------------------------------------- corpora
 
 
-CORPUS_FORMATS = ("conllu", "plain")
-
-
 def read_corpus(fmt: str, path: Path, *, filename: str, label_column: str | None = "upos",
                 label_path: Path | None = None, label_filename: str | None = None,
                 max_sentence_words: int | None = formats.DEFAULT_MAX_SENTENCE_WORDS) -> formats.Corpus:

@@ -24,7 +24,7 @@ from .forms import (
     RoleForm,
     TestSetUploadForm,
 )
-from .models import PROJECT_RELATION, Role, UploadKind
+from .models import MANAGE_ROLES, PROJECT_RELATION, WRITE_ROLES, Role, UploadKind
 from .uploads import UploadRefused
 
 UPLOAD_FORMS = {
@@ -83,7 +83,7 @@ def _detail_context(request, project, **extra):
     role = selectors.role_of(request.user, project)
     attached = selectors.project_uploads(project)
     attachable = {}
-    if role in (Role.OWNER, Role.EDITOR):
+    if role in WRITE_ROLES:
         for kind, items in attached.items():
             attached_ids = {item.pk for item in items}
             attachable[kind] = [
@@ -94,8 +94,8 @@ def _detail_context(request, project, **extra):
         "project": project,
         "current_project": project,
         "role": role,
-        "can_write": role in (Role.OWNER, Role.EDITOR),
-        "can_manage": role == Role.OWNER,
+        "can_write": role in WRITE_ROLES,
+        "can_manage": role in MANAGE_ROLES,
         "memberships": selectors.memberships_of(project),
         "attached": attached,
         "attachable": attachable,
@@ -173,7 +173,7 @@ def members(request, pk):
 @require_POST
 def member_role(request, pk, membership_id):
     project = selectors.project_for(request.user, pk, manage=True)
-    membership = services.membership_in(project, membership_id)
+    membership = selectors.membership_in(project, membership_id)
     form = RoleForm(request.POST)
     if form.is_valid():
         try:
@@ -190,7 +190,7 @@ def member_role(request, pk, membership_id):
 @require_POST
 def member_remove(request, pk, membership_id):
     project = selectors.project_for(request.user, pk)  # any member may leave; services check the rest
-    membership = services.membership_in(project, membership_id)
+    membership = selectors.membership_in(project, membership_id)
     leaving = membership.user_id == request.user.pk
     try:
         services.remove_member(request.user, membership)
@@ -253,19 +253,6 @@ def library(request):
     return render(request, "projects/library.html", context)
 
 
-def _create_upload(user, kind: UploadKind, data: dict):
-    common = {"name": data.get("name", ""), "description": data.get("description", "")}
-    if kind == UploadKind.MODEL:
-        return services.create_model_upload(user, files=data["files"], **common)
-    if kind == UploadKind.CORPUS:
-        return services.create_corpus_upload(
-            user, file=data["file"], format=data["format"], label_column=data.get("label_column"),
-            label_file=data.get("label_file"), **common,
-        )
-    return services.create_test_set_upload(user, file=data["file"], reference_file=data.get("reference_file"),
-                                           **common)
-
-
 @require_http_methods(["GET", "POST"])
 def upload_new(request, kind, pk=None):
     """Upload into the library; with a project (``pk``), also add it to that project (needs write access)."""
@@ -275,7 +262,7 @@ def upload_new(request, kind, pk=None):
     form = form_class(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            upload = _create_upload(request.user, kind, form.cleaned_data)
+            upload = services.create_upload(request.user, kind, form.cleaned_data)
         except UploadRefused as error:
             form.add_error(REFUSAL_FIELD.get(error.code), error.message)
         except ValidationError as error:
