@@ -227,8 +227,8 @@ def _upload_kind(kind: str) -> UploadKind:
 @extend_schema_view(
     list=extend_schema(summary="Uploads used by a project (any member may look)",
                        responses={200: AttachedUploadSerializer(many=True), 404: NOT_FOUND}),
-    create=extend_schema(summary="Use an upload from your library (or one shared with you) in the project "
-                         "(owners and editors)", request=AttachSerializer,
+    create=extend_schema(summary="Use an upload from your own library in the project (owners and editors; "
+                         "only an upload's owner adds it to a project)", request=AttachSerializer,
                          responses={201: AttachedUploadSerializer, 403: FORBIDDEN, 404: NOT_FOUND}),
     destroy=extend_schema(summary="Stop using an upload in the project; it stays in its owner's library "
                           "(owners and editors)", parameters=[KIND_PARAMETER],

@@ -87,7 +87,7 @@ def _detail_context(request, project, **extra):
         for kind, items in attached.items():
             attached_ids = {item.pk for item in items}
             attachable[kind] = [
-                upload for upload in selectors.uploads_visible_to(request.user, kind).order_by("name")
+                upload for upload in selectors.library_of(request.user, kind).order_by("name")
                 if upload.pk not in attached_ids
             ]
     return {

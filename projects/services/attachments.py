@@ -1,4 +1,8 @@
-"""Which uploads a project uses."""
+"""Which uploads a project uses.
+
+The rule: only an upload's owner attaches it to a project. Members see and use it inside that project only;
+they cannot carry it into another project, so removing someone from a project ends their access to its uploads.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,11 @@ from ..models import PROJECT_RELATION, Project
 
 
 def attach_upload(user, project: Project, upload) -> None:
-    """Use an upload in a project. Needs write access to the project and sight of the upload."""
+    """Use an upload in a project. Needs write access to the project and ownership of the upload."""
     if not selectors.can_write(user, project):
         raise PermissionDenied("Viewers cannot change this project's uploads.")
-    if not selectors.uploads_visible_to(user, upload.kind).filter(pk=upload.pk).exists():
-        raise PermissionDenied("You cannot use this upload.")
+    if upload.owner_id != user.pk:
+        raise PermissionDenied("Only the person who uploaded this can add it to a project.")
     getattr(project, PROJECT_RELATION[upload.kind]).add(upload)
 
 
