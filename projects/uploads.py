@@ -14,6 +14,8 @@ refused from the archive listing, before unpacking.
 from __future__ import annotations
 
 import gzip
+import json
+import math
 import re
 import shutil
 import stat
@@ -26,7 +28,14 @@ from pathlib import Path, PurePosixPath
 from django.core.exceptions import ValidationError
 
 from analysis.engine import formats
-from analysis.engine.modeldir import CONVERT_HINT, PICKLE_SUFFIXES, ModelDirError, ModelInfo, inspect_model_dir
+from analysis.engine.modeldir import (
+    CONVERT_HINT,
+    PICKLE_SUFFIXES,
+    ModelDirError,
+    ModelInfo,
+    inspect_model_dir,
+    read_safetensors_header,
+)
 
 COPY_CHUNK = 1 << 20
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
@@ -263,12 +272,88 @@ def find_model_root(folder: Path) -> Path:
         "tokenizer files) at its top, or inside one top-level folder", code="model")
 
 
-def inspect_model(folder: Path) -> ModelInfo:
-    """Inspect an unpacked model folder with the engine; refusals become :class:`UploadRefused`."""
+# A real header lists each tensor in ~150 bytes: 16 MiB describe 100,000 tensors, far more than any model has.
+MAX_SAFETENSORS_HEADER_BYTES = 16 << 20
+# Bits per element of each safetensors dtype (the F4/F6 ones are packed below a byte).
+SAFETENSORS_DTYPE_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16,
+    "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64, "F4": 4, "F6_E2M3": 6,
+    "F6_E3M2": 6,
+}
+MAX_INTEGER = 2**31 - 1  # the database's integer columns (layers, hidden size)
+
+
+def check_safetensors(path: Path, name: str) -> int:
+    """Check a safetensors file's header against its bytes; returns its parameter count.
+
+    Refused, naming the file and the tensor: a header over :data:`MAX_SAFETENSORS_HEADER_BYTES`, no tensor, an
+    unknown dtype, a shape that is not a list of non-negative integers, ``data_offsets`` outside the data or
+    overlapping another tensor's, and a byte range whose length is not shape product × dtype size."""
+    file_size = path.stat().st_size
+    with open(path, "rb") as handle:
+        raw_length = handle.read(8)
+    if len(raw_length) == 8 and int.from_bytes(raw_length, "little") > MAX_SAFETENSORS_HEADER_BYTES:
+        raise UploadRefused(
+            f"{name}: the safetensors header claims {int.from_bytes(raw_length, 'little'):,} bytes; the limit is "
+            f"{MAX_SAFETENSORS_HEADER_BYTES:,}", code="model")
     try:
-        return inspect_model_dir(folder)
+        header = read_safetensors_header(path)
+    except ModelDirError as error:
+        raise UploadRefused(str(error).replace(path.name, name, 1), code="model") from None
+    data_size = file_size - 8 - int.from_bytes(raw_length, "little")
+    tensors = {key: entry for key, entry in header.items() if key != "__metadata__"}
+    if not tensors:
+        raise UploadRefused(f"{name}: the safetensors file holds no tensors", code="model")
+    ranges = []
+    n_parameters = 0
+    for tensor, entry in tensors.items():
+        def bad(reason: str) -> UploadRefused:
+            return UploadRefused(f"{name}: tensor {tensor!r} {reason}", code="model")
+
+        if not isinstance(entry, dict):
+            raise bad("has no dtype, shape and data_offsets")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if dtype not in SAFETENSORS_DTYPE_BITS:
+            raise bad(f"has an unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise bad("has no valid shape (a list of non-negative integers)")
+        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
+                or not 0 <= offsets[0] <= offsets[1]):
+            raise bad("has no valid data_offsets ([begin, end] with 0 ≤ begin ≤ end)")
+        begin, end = offsets
+        if end > data_size:
+            raise bad(f"has data_offsets [{begin:,}, {end:,}] past the end of the file's {data_size:,} data bytes")
+        elements = math.prod(shape)
+        bits = elements * SAFETENSORS_DTYPE_BITS[dtype]
+        if bits != (end - begin) * 8:
+            raise bad(f"has shape {json.dumps(shape)} of {dtype}, which needs {(bits + 7) // 8:,} bytes, but its "
+                      f"data_offsets hold {end - begin:,} bytes")
+        ranges.append((begin, end, tensor))
+        n_parameters += elements
+    ranges.sort()
+    for (_, previous_end, previous), (begin, _, tensor) in zip(ranges, ranges[1:]):
+        if begin < previous_end:
+            raise UploadRefused(f"{name}: tensors {previous!r} and {tensor!r} overlap in the file", code="model")
+    return n_parameters
+
+
+def inspect_model(folder: Path) -> ModelInfo:
+    """Check the weights' headers, then inspect the model folder with the engine; refusals become
+    :class:`UploadRefused`. Numbers the database keeps must fit its columns: the parameter count (a big
+    integer) is bounded by the weights' real bytes once :func:`check_safetensors` has passed; the config's sizes
+    are checked here."""
+    for path in sorted(folder.rglob("*.safetensors")):
+        check_safetensors(path, path.relative_to(folder).as_posix())
+    try:
+        info = inspect_model_dir(folder)
     except ModelDirError as error:
         raise UploadRefused(str(error), code="model") from None
+    for field_name, value in (("the number of layers", info.n_layers), ("the hidden size", info.hidden_size),
+                              ("the number of decoder layers", info.n_decoder_layers)):
+        if value is not None and not 0 <= value <= MAX_INTEGER:
+            raise UploadRefused(f"config.json: {field_name} is {value:,}, which is not a real model's",
+                                code="model")
+    return info
 
 
 # ---------------------------------------------------------------------------------------------- corpora
