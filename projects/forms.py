@@ -54,7 +54,13 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadBaseForm(forms.Form):
-    name = forms.CharField(max_length=200, required=False, help_text="Optional; defaults to the file's name.")
+    name = forms.CharField(max_length=200, required=False,
+                           help_text="Optional; defaults to the model's architecture and size, or the file's name.")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class UploadEditForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
 

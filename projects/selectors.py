@@ -111,6 +111,11 @@ def upload_for(user, kind: str, pk, *, own: bool = False):
     return upload
 
 
+def first_upload_with_content(user, kind: str, sha256: str):
+    """The user's earliest upload of ``kind`` with this content hash, or None."""
+    return library_of(user, kind).filter(sha256=sha256).order_by("created_at", "id").first()
+
+
 def project_uploads(project: Project) -> dict[str, list]:
     """The uploads attached to a project, by kind."""
     return {kind: list(getattr(project, relation).select_related("owner")) for kind, relation in PROJECT_RELATION.items()}

@@ -23,6 +23,7 @@ from .forms import (
     ProjectForm,
     RoleForm,
     TestSetUploadForm,
+    UploadEditForm,
 )
 from .models import MANAGE_ROLES, PROJECT_RELATION, WRITE_ROLES, Role, UploadKind
 from .uploads import UploadRefused
@@ -268,6 +269,8 @@ def upload_new(request, kind, pk=None):
         except ValidationError as error:
             _apply_errors(form, error)
         else:
+            for note in upload.metadata.get("notes", []):
+                messages.info(request, note)
             if project is not None:
                 services.attach_upload(request.user, project, upload)
                 messages.success(request, f"“{upload.name}” uploaded and added to {project.name}.")
@@ -287,6 +290,24 @@ def upload_detail(request, kind, upload_id):
     return render(request, "projects/upload_detail.html", {
         "upload": upload, "kind": kind, "is_owner": upload.owner_id == request.user.pk, "projects": projects,
     })
+
+
+@require_http_methods(["GET", "POST"])
+def upload_edit(request, kind, upload_id):
+    kind = _kind(kind)
+    upload = selectors.upload_for(request.user, kind, upload_id, own=True)
+    form = UploadEditForm(request.POST or None, initial={"name": upload.name, "description": upload.description})
+    detail_url = reverse("projects:upload-detail", args=[kind.value, upload.pk])
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.rename_upload(request.user, upload, **form.cleaned_data)
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, "Upload saved.")
+            return _redirect(request, detail_url)
+    return render(request, "projects/upload_edit.html", {"upload": upload, "kind": kind, "form": form,
+                                                         "cancel_url": detail_url})
 
 
 @require_POST

@@ -16,6 +16,7 @@ from .. import uploads
 from ..models import CorpusFormat, CorpusUpload, ModelUpload, TestSetUpload, UploadKind
 from ..uploads import UploadRefused
 from .storage import (
+    bytes_left,
     check_incoming,
     delete_stored,
     file_names,
@@ -31,6 +32,14 @@ from .storage import (
 def _clean_name(name: str, fallback: str) -> str:
     name = (name or "").strip()
     return name[:200] if name else fallback
+
+
+def model_title(architecture: str, n_parameters: int) -> str:
+    """A model upload's default name: its architecture and size, e.g. "BertModel · 22.7M params"."""
+    for scale, suffix in ((10**12, "T"), (10**9, "B"), (10**6, "M"), (10**3, "K")):
+        if n_parameters >= scale:
+            return f"{architecture} · {n_parameters / scale:.1f}{suffix} params"
+    return f"{architecture} · {n_parameters} params"
 
 
 def create_upload(user, kind: str, data: dict):
@@ -58,8 +67,7 @@ def create_model_upload(user, *, files: list, name: str = "", description: str =
         raise UploadRefused("No files were sent.", code="model")
     names = [upload_name(f) for f in files]
     is_archive = len(files) == 1 and uploads.archive_kind(names[0]) is not None
-    if not is_archive:
-        uploads.check_model_file_names(names)
+    ignored = {} if is_archive else uploads.check_model_file_names(names)
     check_incoming(user, files)
 
     with workdir() as work:
@@ -67,30 +75,28 @@ def create_model_upload(user, *, files: list, name: str = "", description: str =
         if is_archive:
             archive_path = work / "incoming" / names[0]
             stream_to(files[0], archive_path)
-            uploads.extract_archive(
-                archive_path, unpacked, archive_name=names[0],
-                max_files=settings.NEUROX_MAX_ARCHIVE_FILES, max_bytes=settings.NEUROX_MAX_UNPACKED_BYTES,
+            extracted = uploads.extract_archive(
+                archive_path, unpacked, archive_name=names[0], max_files=settings.NEUROX_MAX_ARCHIVE_FILES,
+                max_bytes=settings.NEUROX_MAX_UNPACKED_BYTES, quota_left=bytes_left(user),
+                rule=uploads.model_file_rule,
             )
+            ignored = extracted.ignored
             archive_path.unlink()
         else:
             for uploaded, file_name in zip(files, names):
-                stream_to(uploaded, unpacked / file_name)
+                if file_name not in ignored:
+                    stream_to(uploaded, unpacked / file_name)
         root = uploads.find_model_root(unpacked)
         info = uploads.inspect_model(root)
-        if root != unpacked:
-            default_name = root.name
-        elif is_archive:
-            default_name = names[0].rsplit(".tar", 1)[0].rsplit(".", 1)[0] if "." in names[0] else names[0]
-        else:
-            default_name = info.architecture
+        notes = [*info.warnings, *filter(None, [uploads.ignored_note(ignored)])]
 
         def build_row(prefix, stored, size_bytes):
             return ModelUpload(
-                name=_clean_name(name, default_name),
+                name=_clean_name(name, model_title(info.architecture, info.n_parameters)),
                 description=description or "",
                 sha256=info.sha256,
                 files={stored[n]: info.files[n] for n in info.files},
-                metadata={**info.to_dict(), "uploaded_as": names},
+                metadata={**info.to_dict(), "uploaded_as": names, "ignored": ignored, "notes": notes},
                 model_type=info.model_type,
                 architecture=info.architecture,
                 model_kind=info.kind,
@@ -136,7 +142,8 @@ def create_corpus_upload(
                 sha256=summary["sha256"],
                 files={stored[n]: summary["file_sha256"][n] for n in summary["file_sha256"]},
                 metadata={**summary, "word_file": stored[word_name],
-                          "label_file": stored[label_name] if label_name else None},
+                          "label_file": stored[label_name] if label_name else None,
+                          "notes": list(summary["warnings"])},
                 format=format,
                 label_column=summary["label_column"],
                 n_sentences=summary["sentences"],
@@ -174,6 +181,7 @@ def create_test_set_upload(user, *, file, reference_file=None, name: str = "", d
                     "source_file": stored[source_name],
                     "reference_file": stored[reference_name] if reference_name else None,
                     "file_sha256": test_set.file_sha256,
+                    "notes": [],
                 },
                 n_sentences=len(test_set.sources),
                 has_references=test_set.references is not None,

@@ -138,6 +138,10 @@ def store_and_create(user, source_root: Path, relative_names: list[str], build_r
             get_user_model().objects.select_for_update().filter(pk=user.pk).first()
             quota_check(user, size_bytes)
             row = build_row(prefix, stored, size_bytes)
+            if (same := selectors.first_upload_with_content(user, row.kind, row.sha256)) is not None:
+                row.metadata.setdefault("notes", []).append(
+                    f"You uploaded the same content before as “{same.name}” on {same.created_at:%Y-%m-%d}.")
+                row.metadata["same_content_as"] = same.pk
             row.uuid = upload_uuid
             row.owner = user
             row.storage_prefix = prefix

@@ -15,7 +15,7 @@ from projects.models import ModelUpload
 from projects.uploads import MAX_SAFETENSORS_HEADER_BYTES, UploadRefused
 from tests.factories import UserFactory
 
-from .conftest import folder_entries, uploaded, zip_of
+from .conftest import folder_entries, tar_gz_of, uploaded, zip_of
 
 pytestmark = pytest.mark.django_db
 
@@ -109,3 +109,116 @@ def test_real_weights_still_pass_and_count_parameters(alice, tiny_model_dir, sto
     upload = services.create_model_upload(alice, files=with_weights(
         tiny_model_dir, (tiny_model_dir / "model.safetensors").read_bytes()))
     assert ModelUpload.objects.get() == upload and upload.n_parameters > 490_000
+
+
+# ---------------------------------------------------------------------------------------------- archive entries
+
+
+@pytest.mark.parametrize("extra, data", [
+    ("evil.py", b"import os; os.system('id')"), ("modeling_x.py", b"class X: pass"), ("run.sh", b"#!/bin/sh\nid\n"),
+    ("inner.zip", zip_of({"evil.py": b"import os"})),
+])
+@pytest.mark.parametrize("packing", ["zip", "tar.gz", "separate"])
+def test_code_and_nested_archives_refused_on_every_route(alice, tiny_model_dir, assert_nothing_left, extra, data,
+                                                         packing):
+    entries = {**folder_entries(tiny_model_dir), extra: data}
+    if packing == "separate":
+        files = [uploaded(name, content) for name, content in entries.items()]
+        expected = f"{extra}: not a model file"
+    else:
+        archive = zip_of(entries) if packing == "zip" else tar_gz_of(entries, prefix="tiny/")
+        files = [uploaded(f"m.{packing}", archive)]
+        expected = f"m.{packing}: {extra}: not a model file"
+    assert refused(lambda: services.create_model_upload(alice, files=files)).startswith(expected)
+    assert_nothing_left(alice)
+
+
+@pytest.mark.parametrize("packing", ["zip", "separate"])
+def test_auto_map_config_refused(alice, tiny_model_dir, assert_nothing_left, packing):
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "modeling_x.XModel"}
+    entries = {**folder_entries(tiny_model_dir), "config.json": json.dumps(config).encode()}
+    files = ([uploaded("m.zip", zip_of(entries))] if packing == "zip"
+             else [uploaded(name, data) for name, data in entries.items()])
+    message = refused(lambda: services.create_model_upload(alice, files=files))
+    assert message.startswith("config.json: auto_map names custom model code, which is never run here")
+    assert_nothing_left(alice)
+
+
+HARMLESS = {".gitattributes": b"*.safetensors filter=lfs\n", "README.md": b"# A model\n", "modules.json": b"[]"}
+
+
+@pytest.mark.parametrize("packing", ["zip", "zip-with-top-folder", "separate"])
+def test_harmless_extras_are_ignored_and_reported_the_same_way(alice, tiny_model_dir, storage_root, packing):
+    model = folder_entries(tiny_model_dir)
+    if packing == "separate":
+        files = [uploaded(name, data) for name, data in {**model, **HARMLESS}.items()]
+        expected_ignored = set(HARMLESS)
+    else:
+        extras = {**HARMLESS, "1_Pooling/config.json": b'{"pooling_mode_mean_tokens": true}'}
+        prefix = "minilm/" if packing == "zip-with-top-folder" else ""
+        files = [uploaded("m.zip", zip_of({**model, **extras}, prefix=prefix))]
+        expected_ignored = {prefix + name for name in extras}
+
+    upload = services.create_model_upload(alice, files=files)
+
+    assert set(upload.files) == set(model)  # nothing else stored
+    assert [p.name for p in storage_root.rglob("*") if p.is_file() and p.name in HARMLESS] == []
+    assert set(upload.metadata["ignored"]) == expected_ignored
+    note = next(n for n in upload.metadata["notes"] if n.startswith("Not stored: "))
+    assert "(documentation or repository metadata, not needed to load the model)" in note
+    assert "(sentence-transformers configuration, not part of the transformer model)" in note
+    for name in expected_ignored:
+        assert name in note
+
+
+# ---------------------------------------------------------------------------------------------- quota while unpacking
+
+
+def test_unpacking_stops_at_the_remaining_quota(alice, settings, assert_nothing_left):
+    """A user with little quota left sent a small zip that unpacked to gigabytes before the refusal came: now
+    its declared sizes are compared with the quota left before a byte is unpacked."""
+    settings.NEUROX_MAX_UNPACKED_BYTES = 10**9
+    alice.storage_quota_bytes = 5_000
+    alice.save()
+    archive = zip_of({"config.json": b"{}", "model.safetensors": b"\0" * 200_000})  # ~1 KB compressed
+    assert len(archive) < 5_000
+    message = refused(lambda: services.create_model_upload(alice, files=[uploaded("m.zip", archive)]))
+
+    assert message.startswith("m.zip: the archive unpacks to more than the 5,000 bytes left in your storage quota")
+    assert_nothing_left(alice)
+
+
+# ---------------------------------------------------------------------------------------------- names and duplicates
+
+
+def test_model_upload_is_named_after_the_model_and_duplicates_say_so(alice, tiny_model_dir, storage_root):
+    entries = folder_entries(tiny_model_dir)
+    first = services.create_model_upload(alice, files=[uploaded("model.zip", zip_of(entries, prefix="model/"))])
+    assert first.name == f"BertModel · {first.n_parameters / 1000:.1f}K params"
+    assert first.metadata["notes"] == []
+    services.rename_upload(alice, first, name="Tiny BERT")
+
+    second = services.create_model_upload(alice, files=[uploaded(n, d) for n, d in entries.items()])
+    assert second.sha256 == first.sha256
+    assert second.metadata["same_content_as"] == first.pk
+    assert f"You uploaded the same content before as “Tiny BERT” on {first.created_at:%Y-%m-%d}." in \
+        second.metadata["notes"]
+    other = services.create_model_upload(UserFactory(), files=[uploaded("m.zip", zip_of(entries))])
+    assert "same_content_as" not in other.metadata  # another person's library is not compared
+
+
+def test_upload_rename_page(alice, storage_root, client):
+    upload = services.create_test_set_upload(alice, file=uploaded("s.txt", b"a sentence .\n"))
+    client.force_login(alice)
+    url = reverse("projects:upload-edit", args=["test_set", upload.pk])
+    assert 'name="name"' in client.get(url).content.decode()
+    response = client.post(url, {"name": "  Held-out sentences ", "description": "from the news"})
+    assert response.status_code == 302
+    upload.refresh_from_db()
+    assert (upload.name, upload.description) == ("Held-out sentences", "from the news")
+    assert client.post(url, {"name": "   "}).status_code == 200
+    upload.refresh_from_db()
+    assert upload.name == "Held-out sentences"
+    client.force_login(UserFactory())
+    assert client.post(url, {"name": "Mine now"}).status_code == 404
