@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from .models import CorpusFormat, Project, Role
+from .uploads import UploadRefused, check_label_column
 
 LABEL_COLUMN_CHOICES = [
     ("upos", "UPOS (universal part of speech)"),
@@ -95,7 +96,12 @@ class CorpusUploadForm(UploadBaseForm):
                 key = (cleaned.get("feats_key") or "").strip()
                 if not key:
                     self.add_error("feats_key", "Give the FEATS key to use as the label, e.g. Number.")
+                    return cleaned
                 cleaned["label_column"] = f"feats:{key}"
+            try:  # the same check the service makes for the API, shown next to the field
+                check_label_column(cleaned.get("label_column"))
+            except UploadRefused as error:
+                self.add_error("feats_key" if column == "feats" else "label_column", error.message)
         else:
             cleaned["label_column"] = None
         return cleaned

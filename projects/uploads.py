@@ -464,6 +464,14 @@ def inspect_model(folder: Path) -> ModelInfo:
 # ---------------------------------------------------------------------------------------------- corpora
 
 
+def check_label_column(label_column: str | None) -> str | None:
+    """The one check of a CoNLL-U label column choice (form and API): the engine's, as an upload refusal."""
+    try:
+        return formats.check_label_column(label_column)
+    except formats.CorpusError as error:
+        raise UploadRefused(f"Label column: {error}", code="corpus") from None
+
+
 def read_corpus(fmt: str, path: Path, *, filename: str, label_column: str | None = "upos",
                 label_path: Path | None = None, label_filename: str | None = None,
                 max_sentence_words: int | None = formats.DEFAULT_MAX_SENTENCE_WORDS) -> formats.Corpus:

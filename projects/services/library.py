@@ -119,8 +119,8 @@ def create_corpus_upload(
     if format == CorpusFormat.CONLLU and label_file is not None:
         raise UploadRefused("A CoNLL-U corpus carries its labels in a column; send no separate label file.",
                             code="corpus")
-    if format == CorpusFormat.PLAIN:
-        label_column = None  # the plain format's labels come from its .label file
+    # the plain format's labels come from its .label file; a CoNLL-U column is checked before any file is read
+    label_column = uploads.check_label_column(label_column) if format == CorpusFormat.CONLLU else None
     word_name, label_name = file_names(file, label_file, what="word file and the label file", code="corpus")
     check_incoming(user, [f for f in (file, label_file) if f is not None])
 

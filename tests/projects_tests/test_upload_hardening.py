@@ -222,3 +222,49 @@ def test_upload_rename_page(alice, storage_root, client):
     assert upload.name == "Held-out sentences"
     client.force_login(UserFactory())
     assert client.post(url, {"name": "Mine now"}).status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------- corpora and test sets
+
+
+def test_label_column_checked_the_same_way_through_api_and_form(alice, assert_nothing_left, client):
+    conllu = b"1\tThe\tthe\tDET\tDT\tDefinite=Def\t2\tdet\t_\t_\n2\tcat\tcat\tNOUN\tNN\tNumber=Sing\t0\troot\t_\t_\n\n"
+    api = APIClient()
+    api.force_authenticate(alice)
+    response = api.post("/api/v1/uploads/corpora/", {"format": "conllu", "label_column": "feats:../../x",
+                                                      "file": uploaded("c.conllu", conllu)}, format="multipart")
+    assert response.status_code == 400
+    assert "'../../x' is not a FEATS key" in response.json()["detail"]
+    client.force_login(alice)
+    page = client.post(reverse("projects:upload", args=["corpus"]), {
+        "format": "conllu", "label_column": "feats", "feats_key": "../../x", "file": uploaded("c.conllu", conllu)})
+    assert page.status_code == 200 and "is not a FEATS key" in page.content.decode()
+    assert_nothing_left(alice)
+    upload = services.create_upload(alice, "corpus", {"file": uploaded("c.conllu", conllu),
+                                                      "label_column": "feats:Number"})
+    assert (upload.label_column, upload.n_labels) == ("feats:Number", 1)
+
+
+def test_nul_byte_is_named_as_such(alice, assert_nothing_left):
+    message = refused(lambda: services.create_corpus_upload(
+        alice, format="plain", file=uploaded("c.word", b"The cat .\nA dog .\n"),
+        label_file=uploaded("c.label", b"DT NN .\nDT\x00 NN .\n")))
+    assert message == "c.label: NUL byte at line 2 (byte 10): this is not a text file"
+    assert_nothing_left(alice)
+
+
+def test_label_line_end_whitespace_is_accepted_and_noted(alice, storage_root, assert_nothing_left):
+    upload = services.create_corpus_upload(alice, format="plain", file=uploaded("c.word", b"The cat .\nA dog .\n"),
+                                           label_file=uploaded("c.label", b"DT NN . \nDT NN .\t\n"))
+    assert upload.n_words == 6 and upload.n_labels == 3
+    assert upload.metadata["notes"] == ["c.label: whitespace at the end of 2 line(s) was ignored (first: line 1)"]
+    services.delete_upload(alice, upload)
+    message = refused(lambda: services.create_corpus_upload(
+        alice, format="plain", file=uploaded("c.word", b"The cat .\n"), label_file=uploaded("c.label", b"DT  NN .\n")))
+    assert message == "c.label, line 1: empty label at position 2 (a leading or double space)"
+
+
+def test_test_set_with_a_trailing_blank_line_is_refused_with_its_number(alice, assert_nothing_left):
+    message = refused(lambda: services.create_test_set_upload(alice, file=uploaded("s.txt", b"One .\nTwo .\n\n")))
+    assert message == "s.txt, line 3: empty line: every line must hold one source sentence"
+    assert_nothing_left(alice)
