@@ -268,3 +268,13 @@ def test_test_set_with_a_trailing_blank_line_is_refused_with_its_number(alice, a
     message = refused(lambda: services.create_test_set_upload(alice, file=uploaded("s.txt", b"One .\nTwo .\n\n")))
     assert message == "s.txt, line 3: empty line: every line must hold one source sentence"
     assert_nothing_left(alice)
+
+
+def test_upload_page_tells_the_notes(alice, tiny_model_dir, storage_root, client):
+    client.force_login(alice)
+    archive = zip_of({**folder_entries(tiny_model_dir), "README.md": b"# card\n"})
+    response = client.post(reverse("projects:upload", args=["model"]), {"files": [uploaded("m.zip", archive)]},
+                           follow=True)
+    page = response.content.decode()
+    assert "Not stored: README.md (documentation or repository metadata" in page
+    assert "BertModel · " in page
