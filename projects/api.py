@@ -29,7 +29,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import selectors, services
 from .filters import CorpusUploadFilter, ModelUploadFilter, ProjectFilter, TestSetUploadFilter
-from .models import CorpusFormat, Membership, Project, Role, UploadKind
+from .models import Membership, Project, Role, UploadKind
 from .serializers import (
     AddMemberSerializer,
     AttachedUploadSerializer,
@@ -186,7 +186,7 @@ class MembershipViewSet(ServiceErrorsMixin, mixins.ListModelMixin, mixins.Retrie
         return selectors.memberships_of(self.project())
 
     def get_object(self):
-        return services.membership_in(self.project(), self.kwargs["pk"])
+        return selectors.membership_in(self.project(), self.kwargs["pk"])
 
     def create(self, request, project_pk=None):
         project = self.project(manage=True)
@@ -198,7 +198,7 @@ class MembershipViewSet(ServiceErrorsMixin, mixins.ListModelMixin, mixins.Retrie
 
     def partial_update(self, request, project_pk=None, pk=None):
         project = self.project(manage=True)
-        membership = services.membership_in(project, pk)
+        membership = selectors.membership_in(project, pk)
         serializer = ChangeRoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.change_role(request.user, membership, serializer.validated_data["role"])
@@ -227,8 +227,8 @@ def _upload_kind(kind: str) -> UploadKind:
 @extend_schema_view(
     list=extend_schema(summary="Uploads used by a project (any member may look)",
                        responses={200: AttachedUploadSerializer(many=True), 404: NOT_FOUND}),
-    create=extend_schema(summary="Use an upload from your library (or one shared with you) in the project "
-                         "(owners and editors)", request=AttachSerializer,
+    create=extend_schema(summary="Use an upload from your own library in the project (owners and editors; "
+                         "only an upload's owner adds it to a project)", request=AttachSerializer,
                          responses={201: AttachedUploadSerializer, 403: FORBIDDEN, 404: NOT_FOUND}),
     destroy=extend_schema(summary="Stop using an upload in the project; it stays in its owner's library "
                           "(owners and editors)", parameters=[KIND_PARAMETER],
@@ -290,14 +290,10 @@ class UploadViewSet(ServiceErrorsMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return selectors.upload_for(self.request.user, self.kind, self.kwargs["pk"],
                                     own=self.action in ("partial_update", "destroy"))
 
-    def store(self, user, data: dict):
-        """Call the service that validates and keeps this kind of upload."""
-        raise NotImplementedError
-
     def create(self, request):
         serializer = self.create_serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
-        upload = self.store(request.user, serializer.validated_data)
+        upload = services.create_upload(request.user, self.kind, serializer.validated_data)
         return Response(self.get_serializer(upload).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
@@ -342,10 +338,6 @@ class ModelUploadViewSet(UploadViewSet):
     create_serializer_class = ModelUploadCreateSerializer
     filterset_class = ModelUploadFilter
 
-    def store(self, user, data):
-        return services.create_model_upload(user, files=data["files"], name=data["name"],
-                                            description=data["description"])
-
 
 @_library_schema(
     "corpus", CorpusUploadSerializer, CorpusUploadCreateSerializer,
@@ -357,14 +349,6 @@ class CorpusUploadViewSet(UploadViewSet):
     serializer_class = CorpusUploadSerializer
     create_serializer_class = CorpusUploadCreateSerializer
     filterset_class = CorpusUploadFilter
-
-    def store(self, user, data):
-        conllu = data["format"] == CorpusFormat.CONLLU
-        return services.create_corpus_upload(
-            user, file=data["file"], format=data["format"],
-            label_column=(data.get("label_column") or None) if conllu else None,
-            label_file=data.get("label_file"), name=data["name"], description=data["description"],
-        )
 
 
 @_library_schema(
@@ -378,7 +362,3 @@ class TestSetUploadViewSet(UploadViewSet):
     serializer_class = TestSetUploadSerializer
     create_serializer_class = TestSetUploadCreateSerializer
     filterset_class = TestSetUploadFilter
-
-    def store(self, user, data):
-        return services.create_test_set_upload(user, file=data["file"], reference_file=data.get("reference_file"),
-                                               name=data["name"], description=data["description"])

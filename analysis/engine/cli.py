@@ -180,16 +180,15 @@ def cmd_stats(args) -> None:
 
 
 def cmd_ablate(args) -> None:
+    from .formats import read_test_set
     from .loading import load_model
     from .model_ablation import ablation_curve
 
+    test_set = read_test_set(args.test_set, args.references)  # the site's reader and rules, before the model
     loaded = load_model(args.model, half=args.half)
     ranking = Ranking.from_dict(json.loads(Path(args.ranking).read_text(encoding="utf-8")))
-    lines = [line.strip() for line in Path(args.test_set).read_text(encoding="utf-8").splitlines() if line.strip()]
-    data = {"texts": lines}
-    if args.references:
-        refs = [line.strip() for line in Path(args.references).read_text(encoding="utf-8").splitlines() if line.strip()]
-        data = {"sources": lines, "references": refs}
+    data = ({"texts": test_set.sources} if test_set.references is None
+            else {"sources": test_set.sources, "references": test_set.references})
     result = ablation_curve(loaded, ranking, steps=args.steps, job=printing_job("ablation"), **data)
     primary = result["primary"]
     print(f"\nmodel-level ablation ({result['operation']}), metric {primary}; baseline {result['baseline'][primary]:.4g}")
