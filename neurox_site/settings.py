@@ -135,6 +135,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "neurox_site.context_processors.sidebar_projects",
                 "neurox_site.context_processors.site_flags",
+                "neurox_site.context_processors.upload_rules",
             ],
         },
     },

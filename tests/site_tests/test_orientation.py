@@ -1,6 +1,7 @@
 """Orientation (issue #6, item 12): the first page after sign-in says what to do next and shows recent projects;
 the library is in the navigation; empty headings are not shown; nothing promises runs that do not exist yet."""
 
+import json
 import re
 
 import pytest
@@ -110,3 +111,17 @@ def test_the_members_page_promises_no_runs(client, user):
     html = client.get(reverse("projects:members", args=[project.pk])).content.decode()
     assert "run" not in html.split("<main")[1].lower().replace("running", "")
     assert "editors also add and remove the project's models, corpora and test sets" in html
+
+
+def test_the_upload_forms_carry_the_servers_own_file_rules(client, user, settings):
+    """static/js/uploads.js names refused files before sending from these rules, not from a copy of them."""
+    from projects.uploads import ARCHIVE_SUFFIXES, MODEL_FILE_SUFFIXES, PICKLE_SUFFIXES
+
+    settings.NEUROX_MAX_UPLOAD_BYTES = 12345
+    client.force_login(user)
+    for kind in ("model", "corpus", "test_set"):
+        html = client.get(reverse("projects:upload", args=[kind])).content.decode()
+        rules = json.loads(html.split('<script id="upload-rules" type="application/json">')[1].split("</script>")[0])
+        assert rules == {"maxBytes": 12345, "archiveSuffixes": list(ARCHIVE_SUFFIXES),
+                         "modelFileSuffixes": list(MODEL_FILE_SUFFIXES), "pickleSuffixes": list(PICKLE_SUFFIXES)}
+        assert f'data-upload-kind="{kind}"' in html and "js/uploads.js" in html
