@@ -70,6 +70,7 @@ def test_files_the_server_would_refuse_are_named_before_anything_is_sent(page: P
     expect(check).to_contain_text("run.sh: not a model file")
     expect(check).to_contain_text("config.json is missing")
     expect(check).not_to_contain_text("vocab.txt")
+    page.screenshot(path=str(tmp_path / "refused-before-sending.png"), full_page=True)
     page.get_by_role("button", name="Upload and check").click()
     expect(check).to_be_focused()
     assert sent == []  # nothing was sent ...
@@ -116,6 +117,7 @@ def test_a_real_upload_shows_its_progress(page: Page, tmp_path):
     expect(progress).to_be_visible()
     expect(progress).to_contain_text(re.compile(r"MB of 8\.0 MB · [\d.]+ [KM]B/s · about \d+ s left"))
     expect(page.get_by_role("button", name="Upload and check")).to_be_disabled()
+    page.screenshot(path=str(tmp_path / "uploading.png"), full_page=True)
     page.wait_for_url(re.compile(r"/projects/library/test_set/\d+/$"), timeout=60_000)
     assert TestSetUpload.objects.filter(owner=user).count() == 1
     shown = [text.removeprefix("progress:") for text in seen]
