@@ -26,18 +26,19 @@ def home(request):
     has = {kind: project_selectors.uploads_visible_to(user, kind).exists() for kind in UploadKind}
     ready = projects.filter(**{f"{PROJECT_RELATION[UploadKind.MODEL]}__isnull": False,
                                f"{PROJECT_RELATION[UploadKind.CORPUS]}__isnull": False}).exists()
+    recent = projects.select_related("owner").order_by("-updated_at", "-id")[:RECENT_PROJECTS]
     steps = [
         {"title": "Upload a model", "done": has[UploadKind.MODEL], "url": reverse("projects:upload", args=["model"]),
          "text": "A HuggingFace model folder with safetensors weights (as files or one .zip / .tar.gz)."},
         {"title": "Upload a corpus", "done": has[UploadKind.CORPUS],
          "url": reverse("projects:upload", args=["corpus"]),
          "text": "Words with per-word labels: CoNLL-U, or the NeuroX .word / .label files."},
-        {"title": "Create a project", "done": projects.exists(), "url": reverse("projects:list") + "#create-form",
+        {"title": "Create a project", "done": bool(recent), "url": reverse("projects:list") + "#create-form",
          "text": "A project is where you and your colleagues (owners, editors, viewers) work together."},
-        {"title": "Add the model and the corpus to the project", "done": ready, "url": reverse("projects:list"),
+        {"title": "Add the model and the corpus to the project", "done": ready,
+         "url": recent[0].get_absolute_url() if recent else reverse("projects:list"),
          "text": "On the project's page, under “Add from your library”."},
     ]
-    recent = projects.select_related("owner").order_by("-updated_at", "-id")[:RECENT_PROJECTS]
     return render(request, "home.html", {
         "steps": steps, "steps_left": sum(not step["done"] for step in steps), "recent_projects": recent,
     })

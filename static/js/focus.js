@@ -37,7 +37,9 @@
     return found;
   }
 
-  document.addEventListener("htmx:beforeSwap", (event) => {
+  // Noted when the request starts: by the time the answer is swapped in, hx-disabled-elt may have taken the
+  // focus off the button that was pressed.
+  document.addEventListener("htmx:beforeRequest", (event) => {
     const target = event.detail.target;
     const active = document.activeElement;
     pending = target && target.id && active && active !== document.body && target.contains(active)

@@ -229,3 +229,17 @@ def test_a_refused_htmx_action_says_why(page: Page):
     expect(page.locator("#request-error")).to_have_text(
         "Viewers cannot change this project; ask an owner for the editor role.")
     assert not project.model_uploads.exists()
+
+
+def test_after_a_refusal_from_the_server_the_focus_is_on_the_field_to_fix(page: Page, tmp_path):
+    UserFactory(username="ada")
+    sign_in(page, "ada")
+    not_conllu = tmp_path / "notes.conllu"
+    not_conllu.write_text("this line has no tab-separated columns at all\n")
+    page.goto("/projects/library/corpus/new/")
+    page.set_input_files("#id_file", str(not_conllu))
+    page.get_by_role("button", name="Upload and check").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#upload-form .field--error")).to_contain_text("notes.conllu")
+    expect(page.locator("#id_file")).to_be_focused()
+    assert not CorpusUpload.objects.exists()
