@@ -200,7 +200,7 @@ def test_no_page_scrolls_sideways_at_390_px(page: Page, tmp_path):
     # To look at (scripts/test … --basetemp=DIR keeps them): the start page and an error page, phone and laptop.
     for size, viewport in (("390", PHONE), ("laptop", {"width": 1366, "height": 900})):
         page.set_viewport_size(viewport)
-        for name, path in (("home", "/"), ("404", "/projetcs/")):
+        for name, path in (("home", "/"), ("404", "/projetcs/"), ("project", project.get_absolute_url())):
             page.goto(path)
             page.screenshot(path=str(tmp_path / f"{name}-{size}.png"), full_page=True)
 
