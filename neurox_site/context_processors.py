@@ -15,3 +15,21 @@ def sidebar_projects(request):
 
 def site_flags(request):
     return {"signup_enabled": settings.NEUROX_ALLOW_SIGNUP}
+
+
+def upload_rules(request):
+    """What the upload forms check in the browser before sending (static/js/uploads.js), taken from the
+    server's own rules so the two cannot drift apart; the server still checks everything. Lazy: only the
+    upload form's template uses it."""
+
+    def rules():
+        from projects.uploads import ARCHIVE_SUFFIXES, MODEL_FILE_SUFFIXES, PICKLE_SUFFIXES
+
+        return {
+            "maxBytes": settings.NEUROX_MAX_UPLOAD_BYTES,
+            "archiveSuffixes": list(ARCHIVE_SUFFIXES),
+            "modelFileSuffixes": list(MODEL_FILE_SUFFIXES),
+            "pickleSuffixes": list(PICKLE_SUFFIXES),
+        }
+
+    return {"upload_rules": rules}

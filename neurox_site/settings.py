@@ -111,7 +111,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: styled error pages (JSON under /api/) even with DEBUG on; see neurox_site/errors.py.
+    "neurox_site.errors.ErrorPagesMiddleware",
 ]
+# With DEBUG on, Django's technical error pages (routes, tracebacks) only when a developer asks for them.
+NEUROX_DEBUG_PAGES = env.bool("NEUROX_DEBUG_PAGES", default=False)
+CSRF_FAILURE_VIEW = "neurox_site.errors.csrf_failure"
 
 ROOT_URLCONF = "neurox_site.urls"
 WSGI_APPLICATION = "neurox_site.wsgi.application"
@@ -129,6 +134,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "neurox_site.context_processors.sidebar_projects",
                 "neurox_site.context_processors.site_flags",
+                "neurox_site.context_processors.upload_rules",
             ],
         },
     },
