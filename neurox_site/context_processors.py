@@ -23,13 +23,18 @@ def upload_rules(request):
     upload form's template uses it."""
 
     def rules():
-        from projects.uploads import ARCHIVE_SUFFIXES, MODEL_FILE_SUFFIXES, PICKLE_SUFFIXES
+        from projects.uploads import (ARCHIVE_SUFFIXES, DOCUMENT_PREFIXES, DOCUMENT_SUFFIXES, MODEL_FILE_SUFFIXES,
+                                      PICKLE_SUFFIXES, REPOSITORY_FILES, SENTENCE_TRANSFORMERS_FILES)
 
         return {
             "maxBytes": settings.NEUROX_MAX_UPLOAD_BYTES,
             "archiveSuffixes": list(ARCHIVE_SUFFIXES),
             "modelFileSuffixes": list(MODEL_FILE_SUFFIXES),
             "pickleSuffixes": list(PICKLE_SUFFIXES),
+            # harmless extras the server ignores and reports (projects.uploads.model_file_rule), not refusals
+            "ignoredNames": sorted(REPOSITORY_FILES | SENTENCE_TRANSFORMERS_FILES),
+            "ignoredSuffixes": list(DOCUMENT_SUFFIXES),
+            "ignoredPrefixes": list(DOCUMENT_PREFIXES),
         }
 
     return {"upload_rules": rules}

@@ -31,6 +31,11 @@
     return suffixes.some((suffix) => lowered.endsWith(suffix));
   }
 
+  function isIgnoredExtra(name) {
+    return rules.ignoredNames.includes(name) || endsWithAny(name, rules.ignoredSuffixes) ||
+      rules.ignoredPrefixes.some((prefix) => name.toUpperCase().startsWith(prefix));
+  }
+
   function selectedFiles(form) {
     return Array.from(form.querySelectorAll("input[type=file]")).flatMap((input) => Array.from(input.files));
   }
@@ -50,6 +55,8 @@
               "save_pretrained(dir, safe_serialization=True) and upload the .safetensors file.");
           } else if (endsWithAny(file.name, rules.archiveSuffixes)) {
             problems.push(`${file.name}: send an archive on its own, not together with other files.`);
+          } else if (isIgnoredExtra(file.name)) {
+            // stored nowhere: the server skips it and lists it in the upload's notes
           } else if (!endsWithAny(file.name, rules.modelFileSuffixes)) {
             problems.push(`${file.name}: not a model file. Code and other files are refused; a model is ` +
               `config.json, *.safetensors weights and tokenizer files (${rules.modelFileSuffixes.join(", ")}).`);

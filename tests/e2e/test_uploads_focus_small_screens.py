@@ -76,8 +76,12 @@ def test_files_the_server_would_refuse_are_named_before_anything_is_sent(page: P
     assert sent == []  # nothing was sent ...
     assert not ModelUpload.objects.exists()  # ... and nothing stored
 
-    # A model folder's files as they should be: nothing to say.
-    page.set_input_files("#id_files", [str(model_dir / name) for name in ("config.json", "vocab.txt")])
+    # A model folder's files as they should be, with the extras the server ignores and reports: nothing to say.
+    readme, attributes = tmp_path / "README.md", tmp_path / ".gitattributes"
+    readme.write_text("# model card\n")
+    attributes.write_text("*.safetensors filter=lfs\n")
+    page.set_input_files("#id_files", [str(model_dir / name) for name in ("config.json", "vocab.txt")]
+                         + [str(readme), str(attributes)])
     expect(check).to_be_hidden()
 
     # Over the 4 GiB limit of one upload (a sparse file: the browser reads only its size).
