@@ -23,22 +23,21 @@ def human_bytes(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def storage_used(user) -> int:
-    """Bytes of uploads owned by ``user``, as counted by the projects app."""
-    from projects.selectors import storage_used_by  # imported here: projects depends on accounts, not the reverse
+def storage_left(user, *, used: int) -> int:
+    """Bytes ``user`` may still store, given the bytes their uploads already take (``used``, counted by the
+    projects app: accounts does not import projects)."""
+    return max(0, user.effective_storage_quota - used)
 
-    return int(storage_used_by(user) or 0)
 
-
-def check_storage(user, incoming_bytes: int) -> None:
+def check_storage(user, incoming_bytes: int, *, used: int) -> None:
     """Raise QuotaExceeded if keeping ``incoming_bytes`` more would exceed the user's storage quota.
 
-    Call before anything is written, with the size of what arrives.
+    Call before anything is written, with the size of what arrives and the bytes already ``used`` (counted by
+    the projects app).
     """
     if incoming_bytes < 0:
         raise ValueError("incoming_bytes must not be negative")
     limit = user.effective_storage_quota
-    used = storage_used(user)
     if used + incoming_bytes > limit:
         raise QuotaExceeded(
             f"This upload needs {human_bytes(incoming_bytes)} but only {human_bytes(max(0, limit - used))} of "

@@ -14,9 +14,35 @@ from accounts import selectors, services
 from accounts.forms import LockedSignInForm, SignUpForm, TokenCreateForm
 
 
+RECENT_PROJECTS = 5
+
+
 def home(request):
-    """Signed-in users land on their project list."""
-    return redirect("projects:list")
+    """The first page after sign-in: what to do next (each step marked done once done) and recent projects."""
+    from projects import selectors as project_selectors
+    from projects.models import PROJECT_RELATION, UploadKind
+
+    user = request.user
+    projects = project_selectors.projects_visible_to(user)
+    has = {kind: project_selectors.uploads_visible_to(user, kind).exists() for kind in UploadKind}
+    ready = projects.filter(**{f"{PROJECT_RELATION[UploadKind.MODEL]}__isnull": False,
+                               f"{PROJECT_RELATION[UploadKind.CORPUS]}__isnull": False}).exists()
+    recent = projects.select_related("owner").order_by("-updated_at", "-id")[:RECENT_PROJECTS]
+    steps = [
+        {"title": "Upload a model", "done": has[UploadKind.MODEL], "url": reverse("projects:upload", args=["model"]),
+         "text": "A HuggingFace model folder with safetensors weights (as files or one .zip / .tar.gz)."},
+        {"title": "Upload a corpus", "done": has[UploadKind.CORPUS],
+         "url": reverse("projects:upload", args=["corpus"]),
+         "text": "Words with per-word labels: CoNLL-U, or the NeuroX .word / .label files."},
+        {"title": "Create a project", "done": bool(recent), "url": reverse("projects:list") + "#create-form",
+         "text": "A project is where you and your colleagues (owners, editors, viewers) work together."},
+        {"title": "Add the model and the corpus to the project", "done": ready,
+         "url": recent[0].get_absolute_url() if recent else reverse("projects:list"),
+         "text": "On the project's page, under “Add from your library”."},
+    ]
+    return render(request, "home.html", {
+        "steps": steps, "steps_left": sum(not step["done"] for step in steps), "recent_projects": recent,
+    })
 
 
 def signin_locked_out(request, original_response=None, credentials=None):

@@ -36,7 +36,7 @@ def run(sentences: int = 200, layers: int = 4, hidden: int = 64, ffn: int = 256,
 
     from analysis.engine.interventions import intervene, zero
     from analysis.engine.model_ablation import ablation_curve, causal_lm_task
-    from analysis.engine.models import load_model
+    from analysis.engine.loading import load_model
     from analysis.engine.neurons import NeuronId
     from tests.engine_tests.tiny_models import make_tiny_model
 

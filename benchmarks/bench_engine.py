@@ -36,8 +36,8 @@ from benchmarks import bench_extract  # noqa: E402
 def pipeline_child(repeats: int, limit: int | None) -> dict:
     """Run the whole pipeline once in this process and report its peak RSS (called in a subprocess)."""
     from analysis.engine import lca, probeless, univariate
-    from analysis.engine.extract import extract_activations
-    from analysis.engine.models import load_model
+    from analysis.engine.extract import ExtractionParams, extract_activations
+    from analysis.engine.loading import load_model
     from analysis.engine.splits import split_by_sentence
     from analysis.engine.stats import compute_neuron_stats
 
@@ -46,7 +46,8 @@ def pipeline_child(repeats: int, limit: int | None) -> dict:
     timings = {}
     with tempfile.TemporaryDirectory() as workdir:
         start = time.perf_counter()
-        store = extract_activations(loaded, corpus, Path(workdir) / "store")
+        store = extract_activations(loaded, corpus, Path(workdir) / "stores",
+                                    ExtractionParams(label_column=corpus.label_column))
         timings["extract"] = time.perf_counter() - start
         del loaded
         features = store.features("hidden")
@@ -113,12 +114,13 @@ def main() -> None:
         rows.append(row(f"  pipeline step {name} (×1 / ×4, s)",
                         f"{one['seconds'][name]:.1f} / {four['seconds'][name]:.1f}"))
 
-    from analysis.engine.extract import extract_activations
+    from analysis.engine.extract import ExtractionParams, extract_activations
     from benchmarks import bench_probe, bench_rankings
 
     with tempfile.TemporaryDirectory() as workdir:
         store = extract_activations(bench_extract.minilm_dir(), bench_extract.load_corpus(limit),
-                                    Path(workdir) / "store", neuron_sets=("hidden",))
+                                    Path(workdir) / "stores", ExtractionParams(neuron_sets=("hidden",),
+                                                                               label_column="upos"))
         for probe_row in bench_probe.benchmark_rows(str(store.path), neurox_reference=False):
             target = 94.5 if probe_row["neurons"] > 384 else 94.0
             accuracy = 100 * probe_row["test_accuracy"]

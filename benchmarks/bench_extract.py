@@ -46,10 +46,11 @@ def _peak_rss_mib() -> float:
 
 
 def time_extraction(loaded, corpus, store_dir) -> tuple[float, object]:
-    from analysis.engine.extract import extract_activations
+    from analysis.engine.extract import ExtractionParams, extract_activations
 
     started = time.perf_counter()
-    store = extract_activations(loaded, corpus, store_dir, neuron_sets=("hidden", "mlp"))
+    params = ExtractionParams(neuron_sets=("hidden", "mlp"), label_column=corpus.label_column)
+    store = extract_activations(loaded, corpus, store_dir, params)
     return time.perf_counter() - started, store
 
 
@@ -58,18 +59,14 @@ def time_bare_forwards(loaded, corpus) -> float:
     import numpy as np
     import torch
 
-    from analysis.engine.extract import Segment, model_max_tokens, plan_batches, subword_counts
+    from analysis.engine.extract import ExtractionParams, plan_extraction
 
     tokenizer, runner = loaded.tokenizer, loaded.model.base_model
     started = time.perf_counter()
-    max_tokens = model_max_tokens(loaded)
-    specials = tokenizer.num_special_tokens_to_add(pair=False)
-    counts = subword_counts(tokenizer, corpus.sentences)
-    segments = [Segment(s, 0, len(c), 0, len(c), int(c.sum())) for s, c in enumerate(counts) if len(c)]
-    segments.sort(key=lambda g: (-g.tokens, g.sentence, g.start))
-    batches = plan_batches(segments, specials, 4096, 256)
+    plan = plan_extraction(loaded, corpus, ExtractionParams(label_column=corpus.label_column))
+    segments, max_tokens = plan.segments, plan.max_tokens
     with torch.inference_mode():
-        for batch in batches:
+        for batch in plan.batches:
             words = [corpus.sentences[segments[i].sentence] for i in batch]
             encoded = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_tokens)
             width = max(len(ids) for ids in encoded["input_ids"])
@@ -106,7 +103,7 @@ def memory_child(repeats: int, limit: int | None) -> dict:
     """Run in a subprocess: load, extract the corpus × repeats, report peak RSS."""
     import torch
 
-    from analysis.engine.models import load_model
+    from analysis.engine.loading import load_model
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     loaded = load_model(minilm_dir())
@@ -131,7 +128,7 @@ def run(corpus_repeats: int = 1, limit: int | None = None, memory: bool = True, 
     import torch
 
     from analysis.engine.formats import Corpus
-    from analysis.engine.models import load_model
+    from analysis.engine.loading import load_model
 
     loaded = load_model(minilm_dir())
     corpus = load_corpus(limit, corpus_repeats)

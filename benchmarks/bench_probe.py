@@ -24,7 +24,7 @@ from tests.assets import minilm_model_dir as minilm_dir
 
 
 def open_or_extract(store_path: str | None, workdir: str):
-    from analysis.engine.extract import extract_activations
+    from analysis.engine.extract import ExtractionParams, extract_activations
     from analysis.engine.formats import read_conllu
     from analysis.engine.store import ActivationStore
 
@@ -32,7 +32,8 @@ def open_or_extract(store_path: str | None, workdir: str):
         return ActivationStore.open(store_path), 0.0
     corpus = read_conllu(UD_DEV, "upos")
     started = time.perf_counter()
-    store = extract_activations(minilm_dir(), corpus, Path(workdir) / "store", neuron_sets=("hidden",), aggregation="last")
+    params = ExtractionParams(neuron_sets=("hidden",), aggregation="last", label_column="upos")
+    store = extract_activations(minilm_dir(), corpus, Path(workdir) / "stores", params)
     return store, time.perf_counter() - started
 
 

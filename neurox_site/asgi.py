@@ -1,4 +1,8 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (served by daphne)."""
+"""ASGI entry point, served by uvicorn: HTTP through the request guard to Django, websockets through Channels.
+
+uvicorn streams request bodies to the application as they arrive (daphne reads and parses a whole multipart body
+in memory first); :mod:`neurox_site.request_guard` refuses oversized or anonymous large bodies before reading them.
+"""
 
 import os
 
@@ -6,18 +10,19 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neurox_site.settings")
 
-# Django must be set up before anything imports models (the websocket routes do).
+# Django must be set up before anything imports models (the websocket routes and the guard do).
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from neurox_site.request_guard import RequestGuard  # noqa: E402
 from neurox_site.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": RequestGuard(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

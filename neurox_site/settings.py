@@ -78,7 +78,6 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # --- Applications -------------------------------------------------------------------------------------------------
 
 INSTALLED_APPS = [
-    "daphne",  # before staticfiles: `runserver` serves ASGI (http + websockets)
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -113,9 +112,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After CommonMiddleware: styled error pages (JSON under /api/) even with DEBUG on; see neurox_site/errors.py.
+    "neurox_site.errors.ErrorPagesMiddleware",
     # Turns a sign-in refused for too many failures into the lock-out page (last, as django-axes asks).
     "axes.middleware.AxesMiddleware",
 ]
+# With DEBUG on, Django's technical error pages (routes, tracebacks) only when a developer asks for them.
+NEUROX_DEBUG_PAGES = env.bool("NEUROX_DEBUG_PAGES", default=False)
+CSRF_FAILURE_VIEW = "neurox_site.errors.csrf_failure"
 
 ROOT_URLCONF = "neurox_site.urls"
 WSGI_APPLICATION = "neurox_site.wsgi.application"
@@ -133,6 +137,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "neurox_site.context_processors.sidebar_projects",
                 "neurox_site.context_processors.site_flags",
+                "neurox_site.context_processors.upload_rules",
             ],
         },
     },

@@ -1,5 +1,5 @@
 """Top-level URLs. HTML pages need a login (LoginRequiredMiddleware) unless marked otherwise; the API lives
-under /api/v1/ (see api_urls.py)."""
+under /api/v1/ (see api_urls.py). Errors: styled pages for people, JSON under /api/ (errors.py)."""
 
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
@@ -26,3 +26,8 @@ urlpatterns = [
     ),
 ]
 
+
+handler400 = "neurox_site.errors.bad_request"
+handler403 = "neurox_site.errors.permission_denied"
+handler404 = "neurox_site.errors.page_not_found"
+handler500 = "neurox_site.errors.server_error"

@@ -1,4 +1,4 @@
-"""WSGI entry point (HTTP only; use asgi.py with daphne for websockets)."""
+"""WSGI entry point (HTTP only, no websockets): serve asgi.py with uvicorn instead (see the README)."""
 
 import os
 

@@ -42,6 +42,9 @@ class MembershipInline(admin.TabularInline):
         return super().has_delete_permission(request, obj) and self._may_manage(request, obj)
 
 
+UPLOAD_FIELDS = ["model_uploads", "corpus_uploads", "test_set_uploads"]
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
     list_display = ["name", "owner", "member_count", "created_at", "updated_at"]
@@ -78,7 +81,8 @@ class ProjectAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # the creator stays the owner; only a superuser may hand a project to someone else
         if obj is not None and _restricted(request):
-            return [*self.readonly_fields, "owner"]
+            # and, as on the site, only an upload's owner attaches it (projects/services/attachments.py)
+            return [*self.readonly_fields, "owner", *UPLOAD_FIELDS]
         return self.readonly_fields
 
     def save_related(self, request, form, formsets, change):

@@ -19,11 +19,9 @@ from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from neurox_site.api_errors import api_exception_handler
-
 from . import selectors, services
 from .filters import CorpusUploadFilter, ModelUploadFilter, ProjectFilter, TestSetUploadFilter
-from .models import CorpusFormat, Membership, Project, Role, UploadKind
+from .models import Membership, Project, Role, UploadKind
 from .serializers import (
     AddMemberSerializer,
     AttachedUploadSerializer,
@@ -42,11 +40,6 @@ from .serializers import (
 )
 
 # ---------------------------------------------------------------------------------------------- errors
-
-
-class ServiceErrorsMixin:
-    def get_exception_handler(self):
-        return api_exception_handler
 
 
 REFUSED = OpenApiResponse(UploadRefusedSerializer, description="Refused: the message says which file and why. "
@@ -85,7 +78,7 @@ def _with_my_role(queryset, user):
     destroy=extend_schema(summary="Delete the project (owners); uploads stay in their owners' libraries",
                           responses={204: None, 403: FORBIDDEN, 404: NOT_FOUND}),
 )
-class ProjectViewSet(ServiceErrorsMixin, viewsets.ModelViewSet):
+class ProjectViewSet(viewsets.ModelViewSet):
     serializer_class = ProjectSerializer
     filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
     filterset_class = ProjectFilter
@@ -134,7 +127,7 @@ class ProjectViewSet(ServiceErrorsMixin, viewsets.ModelViewSet):
     destroy=extend_schema(summary="Remove a member (owners), or leave the project yourself",
                           responses={204: None, 403: FORBIDDEN, 404: NOT_FOUND}),
 )
-class MembershipViewSet(ServiceErrorsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                         viewsets.GenericViewSet):
     serializer_class = MembershipSerializer
     lookup_value_converter = "int"
@@ -149,7 +142,7 @@ class MembershipViewSet(ServiceErrorsMixin, mixins.ListModelMixin, mixins.Retrie
         return selectors.memberships_of(self.project())
 
     def get_object(self):
-        return services.membership_in(self.project(), self.kwargs["pk"])
+        return selectors.membership_in(self.project(), self.kwargs["pk"])
 
     def create(self, request, project_pk=None):
         project = self.project(manage=True)
@@ -161,7 +154,7 @@ class MembershipViewSet(ServiceErrorsMixin, mixins.ListModelMixin, mixins.Retrie
 
     def partial_update(self, request, project_pk=None, pk=None):
         project = self.project(manage=True)
-        membership = services.membership_in(project, pk)
+        membership = selectors.membership_in(project, pk)
         serializer = ChangeRoleSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.change_role(request.user, membership, serializer.validated_data["role"])
@@ -190,14 +183,14 @@ def _upload_kind(kind: str) -> UploadKind:
 @extend_schema_view(
     list=extend_schema(summary="Uploads used by a project (any member may look)",
                        responses={200: AttachedUploadSerializer(many=True), 404: NOT_FOUND}),
-    create=extend_schema(summary="Use an upload from your library (or one shared with you) in the project "
-                         "(owners and editors)", request=AttachSerializer,
+    create=extend_schema(summary="Use an upload from your own library in the project (owners and editors; "
+                         "only an upload's owner adds it to a project)", request=AttachSerializer,
                          responses={201: AttachedUploadSerializer, 403: FORBIDDEN, 404: NOT_FOUND}),
     destroy=extend_schema(summary="Stop using an upload in the project; it stays in its owner's library "
                           "(owners and editors)", parameters=[KIND_PARAMETER],
                           responses={204: None, 403: FORBIDDEN, 404: NOT_FOUND}),
 )
-class ProjectUploadViewSet(ServiceErrorsMixin, viewsets.GenericViewSet):
+class ProjectUploadViewSet(viewsets.GenericViewSet):
     serializer_class = AttachedUploadSerializer
     pagination_class = None  # a project uses a handful of uploads
 
@@ -230,7 +223,7 @@ class ProjectUploadViewSet(ServiceErrorsMixin, viewsets.GenericViewSet):
 # ---------------------------------------------------------------------------------------------- library
 
 
-class UploadViewSet(ServiceErrorsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Uploads of one kind: your library plus uploads shared with you through a project. Creating needs a
     multipart request; renaming and deleting are for the person who uploaded."""
 
@@ -253,14 +246,10 @@ class UploadViewSet(ServiceErrorsMixin, mixins.ListModelMixin, mixins.RetrieveMo
         return selectors.upload_for(self.request.user, self.kind, self.kwargs["pk"],
                                     own=self.action in ("partial_update", "destroy"))
 
-    def store(self, user, data: dict):
-        """Call the service that validates and keeps this kind of upload."""
-        raise NotImplementedError
-
     def create(self, request):
         serializer = self.create_serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)
-        upload = self.store(request.user, serializer.validated_data)
+        upload = services.create_upload(request.user, self.kind, serializer.validated_data)
         return Response(self.get_serializer(upload).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):
@@ -305,10 +294,6 @@ class ModelUploadViewSet(UploadViewSet):
     create_serializer_class = ModelUploadCreateSerializer
     filterset_class = ModelUploadFilter
 
-    def store(self, user, data):
-        return services.create_model_upload(user, files=data["files"], name=data["name"],
-                                            description=data["description"])
-
 
 @_library_schema(
     "corpus", CorpusUploadSerializer, CorpusUploadCreateSerializer,
@@ -320,14 +305,6 @@ class CorpusUploadViewSet(UploadViewSet):
     serializer_class = CorpusUploadSerializer
     create_serializer_class = CorpusUploadCreateSerializer
     filterset_class = CorpusUploadFilter
-
-    def store(self, user, data):
-        conllu = data["format"] == CorpusFormat.CONLLU
-        return services.create_corpus_upload(
-            user, file=data["file"], format=data["format"],
-            label_column=(data.get("label_column") or None) if conllu else None,
-            label_file=data.get("label_file"), name=data["name"], description=data["description"],
-        )
 
 
 @_library_schema(
@@ -341,7 +318,3 @@ class TestSetUploadViewSet(UploadViewSet):
     serializer_class = TestSetUploadSerializer
     create_serializer_class = TestSetUploadCreateSerializer
     filterset_class = TestSetUploadFilter
-
-    def store(self, user, data):
-        return services.create_test_set_upload(user, file=data["file"], reference_file=data.get("reference_file"),
-                                               name=data["name"], description=data["description"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from .models import CorpusFormat, Project, Role
+from .uploads import UploadRefused, check_label_column
 
 LABEL_COLUMN_CHOICES = [
     ("upos", "UPOS (universal part of speech)"),
@@ -54,7 +55,13 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadBaseForm(forms.Form):
-    name = forms.CharField(max_length=200, required=False, help_text="Optional; defaults to the file's name.")
+    name = forms.CharField(max_length=200, required=False,
+                           help_text="Optional; defaults to the model's architecture and size, or the file's name.")
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class UploadEditForm(forms.Form):
+    name = forms.CharField(max_length=200, required=False)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
 
 
@@ -89,7 +96,12 @@ class CorpusUploadForm(UploadBaseForm):
                 key = (cleaned.get("feats_key") or "").strip()
                 if not key:
                     self.add_error("feats_key", "Give the FEATS key to use as the label, e.g. Number.")
+                    return cleaned
                 cleaned["label_column"] = f"feats:{key}"
+            try:  # the same check the service makes for the API, shown next to the field
+                check_label_column(cleaned.get("label_column"))
+            except UploadRefused as error:
+                self.add_error("feats_key" if column == "feats" else "label_column", error.message)
         else:
             cleaned["label_column"] = None
         return cleaned

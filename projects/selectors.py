@@ -71,6 +71,14 @@ def memberships_of(project: Project):
     return project.memberships.select_related("user").order_by("user__username")
 
 
+def membership_in(project: Project, membership_id) -> Membership:
+    """One membership of ``project`` (404 if it is not one of this project's)."""
+    try:
+        return project.memberships.select_related("user", "project").get(pk=membership_id)
+    except (Membership.DoesNotExist, ValueError, TypeError):
+        raise Http404("No such member.")
+
+
 # ---------------------------------------------------------------------------------------------- uploads
 
 
@@ -101,6 +109,11 @@ def upload_for(user, kind: str, pk, *, own: bool = False):
     if own and upload.owner_id != user.pk:
         raise PermissionDenied("Only the person who uploaded this can change or delete it.")
     return upload
+
+
+def first_upload_with_content(user, kind: str, sha256: str):
+    """The user's earliest upload of ``kind`` with this content hash, or None."""
+    return library_of(user, kind).filter(sha256=sha256).order_by("created_at", "id").first()
 
 
 def project_uploads(project: Project) -> dict[str, list]:

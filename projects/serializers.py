@@ -2,7 +2,7 @@
 
 They describe and check the *shape* of requests and responses; every decision (who may do what, whether an
 upload is acceptable, what a name must look like) is taken by :mod:`projects.services`, whose messages reach the
-client unchanged (see ``projects.api.service_exception_handler``).
+client unchanged (see ``neurox_site.api_errors.api_exception_handler``).
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ class UploadSerializerBase(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", read_only=True)
     files = serializers.DictField(child=serializers.CharField(), read_only=True,
                                   help_text="Stored file name → sha256.")
-    metadata = serializers.DictField(read_only=True, help_text="What validation found.")
+    metadata = serializers.DictField(read_only=True, help_text="What validation found; `notes` lists what the "
+                                     "uploader should know (files ignored, line-end whitespace, same content "
+                                     "uploaded before).")
 
     class Meta:
         read_only_fields = [f for f in UPLOAD_COMMON_FIELDS if f not in ("name", "description")]
@@ -116,6 +118,9 @@ class UploadCreateBase(serializers.Serializer):
 
 
 class ModelUploadCreateSerializer(UploadCreateBase):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="",
+                                 help_text="Optional; defaults to the architecture and size, e.g. "
+                                 "\"BertModel · 22.7M params\".")
     files = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True), allow_empty=False,
         help_text="One .zip / .tar.gz of the model folder, or the files themselves (config.json, *.safetensors, "

@@ -20,5 +20,6 @@ urlpatterns = [
     path("library/", views.library, name="library"),
     path("library/<str:kind>/new/", views.upload_new, name="upload"),
     path("library/<str:kind>/<int:upload_id>/", views.upload_detail, name="upload-detail"),
+    path("library/<str:kind>/<int:upload_id>/edit/", views.upload_edit, name="upload-edit"),
     path("library/<str:kind>/<int:upload_id>/delete/", views.upload_delete, name="upload-delete"),
 ]

@@ -23,8 +23,9 @@ from .forms import (
     ProjectForm,
     RoleForm,
     TestSetUploadForm,
+    UploadEditForm,
 )
-from .models import PROJECT_RELATION, Role, UploadKind
+from .models import MANAGE_ROLES, PROJECT_RELATION, WRITE_ROLES, Role, UploadKind
 from .uploads import UploadRefused
 
 UPLOAD_FORMS = {
@@ -83,19 +84,19 @@ def _detail_context(request, project, **extra):
     role = selectors.role_of(request.user, project)
     attached = selectors.project_uploads(project)
     attachable = {}
-    if role in (Role.OWNER, Role.EDITOR):
+    if role in WRITE_ROLES:
         for kind, items in attached.items():
             attached_ids = {item.pk for item in items}
             attachable[kind] = [
-                upload for upload in selectors.uploads_visible_to(request.user, kind).order_by("name")
+                upload for upload in selectors.library_of(request.user, kind).order_by("name")
                 if upload.pk not in attached_ids
             ]
     return {
         "project": project,
         "current_project": project,
         "role": role,
-        "can_write": role in (Role.OWNER, Role.EDITOR),
-        "can_manage": role == Role.OWNER,
+        "can_write": role in WRITE_ROLES,
+        "can_manage": role in MANAGE_ROLES,
         "memberships": selectors.memberships_of(project),
         "attached": attached,
         "attachable": attachable,
@@ -173,7 +174,7 @@ def members(request, pk):
 @require_POST
 def member_role(request, pk, membership_id):
     project = selectors.project_for(request.user, pk, manage=True)
-    membership = services.membership_in(project, membership_id)
+    membership = selectors.membership_in(project, membership_id)
     form = RoleForm(request.POST)
     if form.is_valid():
         try:
@@ -190,7 +191,7 @@ def member_role(request, pk, membership_id):
 @require_POST
 def member_remove(request, pk, membership_id):
     project = selectors.project_for(request.user, pk)  # any member may leave; services check the rest
-    membership = services.membership_in(project, membership_id)
+    membership = selectors.membership_in(project, membership_id)
     leaving = membership.user_id == request.user.pk
     try:
         services.remove_member(request.user, membership)
@@ -253,19 +254,6 @@ def library(request):
     return render(request, "projects/library.html", context)
 
 
-def _create_upload(user, kind: UploadKind, data: dict):
-    common = {"name": data.get("name", ""), "description": data.get("description", "")}
-    if kind == UploadKind.MODEL:
-        return services.create_model_upload(user, files=data["files"], **common)
-    if kind == UploadKind.CORPUS:
-        return services.create_corpus_upload(
-            user, file=data["file"], format=data["format"], label_column=data.get("label_column"),
-            label_file=data.get("label_file"), **common,
-        )
-    return services.create_test_set_upload(user, file=data["file"], reference_file=data.get("reference_file"),
-                                           **common)
-
-
 @require_http_methods(["GET", "POST"])
 def upload_new(request, kind, pk=None):
     """Upload into the library; with a project (``pk``), also add it to that project (needs write access)."""
@@ -275,12 +263,14 @@ def upload_new(request, kind, pk=None):
     form = form_class(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            upload = _create_upload(request.user, kind, form.cleaned_data)
+            upload = services.create_upload(request.user, kind, form.cleaned_data)
         except UploadRefused as error:
             form.add_error(REFUSAL_FIELD.get(error.code), error.message)
         except ValidationError as error:
             _apply_errors(form, error)
         else:
+            for note in upload.metadata.get("notes", []):
+                messages.info(request, note)
             if project is not None:
                 services.attach_upload(request.user, project, upload)
                 messages.success(request, f"“{upload.name}” uploaded and added to {project.name}.")
@@ -300,6 +290,24 @@ def upload_detail(request, kind, upload_id):
     return render(request, "projects/upload_detail.html", {
         "upload": upload, "kind": kind, "is_owner": upload.owner_id == request.user.pk, "projects": projects,
     })
+
+
+@require_http_methods(["GET", "POST"])
+def upload_edit(request, kind, upload_id):
+    kind = _kind(kind)
+    upload = selectors.upload_for(request.user, kind, upload_id, own=True)
+    form = UploadEditForm(request.POST or None, initial={"name": upload.name, "description": upload.description})
+    detail_url = reverse("projects:upload-detail", args=[kind.value, upload.pk])
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.rename_upload(request.user, upload, **form.cleaned_data)
+        except ValidationError as error:
+            _apply_errors(form, error)
+        else:
+            messages.success(request, "Upload saved.")
+            return _redirect(request, detail_url)
+    return render(request, "projects/upload_edit.html", {"upload": upload, "kind": kind, "form": form,
+                                                         "cancel_url": detail_url})
 
 
 @require_POST

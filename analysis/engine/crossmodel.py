@@ -19,19 +19,28 @@ float64 matrix (``max_bytes``), whatever the corpus size.
   with E zeroed (:func:`erase_directions`). SVCCA ranks directions; so that each model's neurons still get a
   Ranking we score neuron i by Σ_k ρ_k · B[k, i]² (its weight in the canonical directions, weighted by their
   correlation), averaged over partner models — our choice, not from the paper.
+
+Progress (the job contract) is counted in passes over the rows: one per moments pass, one per correlation block,
+one for LinReg's held-out errors. Every total is known before the first pass; a cancel stops after the pass in
+progress. Method names requested and recorded are the same: maxcorr, mincorr, linreg, svcca.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .features import Features
+from .jobs import Job, as_job
+from .moments import batch_rows_for, column_moments
 from .ranking import Ranking, order_by_score
-from .univariate import batch_rows_for
+
+METHODS = ("maxcorr", "mincorr", "linreg", "svcca")
+UNIT = "row passes"
 
 
 def check_models(models) -> list[Features]:
@@ -51,22 +60,37 @@ def _rows(models, rows) -> np.ndarray:
     return rows
 
 
-def moments(features: Features, rows: np.ndarray, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, population std) per neuron over ``rows``, streamed; shifted by the first row for stability."""
-    batch_size = batch_size or batch_rows_for(features.shape[1])
-    shift = features.rows(rows[:1])[0].astype(np.float64)
-    sums = np.zeros(features.shape[1])
-    squares = np.zeros(features.shape[1])
-    for _, values in features.iter_rows(batch_size, index=rows):
-        values = values.astype(np.float64) - shift
-        sums += values.sum(0)
-        squares += np.einsum("ij,ij->j", values, values)
-    mean = sums / len(rows)
-    return mean + shift, np.sqrt(np.maximum(squares / len(rows) - mean**2, 0.0))
+class _Passes:
+    """Counts passes over the rows as one job's progress, with a cancellation check after each."""
+
+    def __init__(self, job: Job | None, total: int):
+        self.job, self.total, self.done = as_job(job), total, 0
+
+    def step(self) -> None:
+        self.done += 1
+        self.job.progress(self.done, self.total, UNIT)
+        self.job.check_cancelled()
+
+
+def _block_height(width_b: int, max_bytes: int) -> int:
+    return max(1, int(max_bytes // (8 * width_b)))
+
+
+def _block_count(width_a: int, width_b: int, max_bytes: int) -> int:
+    """Correlation blocks (= passes over the rows) for a's neurons against all of b's."""
+    return math.ceil(width_a / _block_height(width_b, max_bytes))
+
+
+def _mean_and_std(features: Features, rows: np.ndarray, passes: _Passes | None = None):
+    """(mean, population std) per neuron over ``rows``, streamed (one pass)."""
+    passes = passes or _Passes(None, 1)
+    mean, variance = column_moments(features, rows, job=passes.job.without_progress())
+    passes.step()
+    return mean, np.sqrt(variance)
 
 
 def correlation_blocks(a: Features, b: Features, rows=None, max_bytes: int = 256 << 20,
-                       stats_a=None, stats_b=None):
+                       stats_a=None, stats_b=None, passes: _Passes | None = None):
     """Yield ``(start, stop, ρ[start:stop, :])``: Pearson correlations of a's neurons with all of b's.
 
     One pass over the rows per block; the block height is ``max_bytes // (8 · D_b)``. Values are centred by
@@ -74,10 +98,11 @@ def correlation_blocks(a: Features, b: Features, rows=None, max_bytes: int = 256
     """
     rows = _rows([a, b], rows)
     n = len(rows)
-    mean_a, std_a = stats_a or moments(a, rows)
-    mean_b, std_b = stats_b or moments(b, rows)
+    passes = passes or _Passes(None, 0)
+    mean_a, std_a = stats_a or _mean_and_std(a, rows, passes)
+    mean_b, std_b = stats_b or _mean_and_std(b, rows, passes)
     width_a, width_b = a.shape[1], b.shape[1]
-    height = max(1, int(max_bytes // (8 * width_b)))
+    height = _block_height(width_b, max_bytes)
     batch_size = batch_rows_for(width_a + width_b, bytes_per_value=4)
     centre_a, centre_b = mean_a.astype(np.float32), mean_b.astype(np.float32)
     for start in range(0, width_a, height):
@@ -96,6 +121,7 @@ def correlation_blocks(a: Features, b: Features, rows=None, max_bytes: int = 256
             scale = np.outer(std_a[start:stop], std_b)
             corr = np.where(scale > 0, covariance / scale, np.nan)
         yield start, stop, np.clip(corr, -1.0, 1.0)
+        passes.step()
 
 
 def correlation_matrix(a: Features, b: Features, rows=None, max_bytes: int = 256 << 20) -> np.ndarray:
@@ -115,7 +141,11 @@ def _best_abs(corr: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
     return np.where(best < 0, np.nan, best), where
 
 
-def best_correlations(models, rows=None, max_bytes: int = 256 << 20):
+def _best_correlation_passes(widths, max_bytes: int) -> int:
+    return len(widths) + sum(_block_count(wa, wb, max_bytes) for wa, wb in itertools.combinations(widths, 2))
+
+
+def best_correlations(models, rows=None, max_bytes: int = 256 << 20, job: Job | None = None):
     """For each model m and other model m′: max_j |ρ(x_i^m, x_j^m′)| per neuron i, and the j that gives it.
 
     Each unordered pair is computed once; both directions come from the same blocks.
@@ -123,13 +153,15 @@ def best_correlations(models, rows=None, max_bytes: int = 256 << 20):
     """
     models = check_models(models)
     rows = _rows(models, rows)
-    stats = [moments(m, rows) for m in models]
+    passes = _Passes(job, _best_correlation_passes([m.shape[1] for m in models], max_bytes))
+    stats = [_mean_and_std(m, rows, passes) for m in models]
     best = [dict() for _ in models]
     partner = [dict() for _ in models]
     for i, j in itertools.combinations(range(len(models)), 2):
         best_i, partner_i = np.full(models[i].shape[1], np.nan), np.zeros(models[i].shape[1], np.int64)
         best_j, partner_j = np.full(models[j].shape[1], np.nan), np.zeros(models[j].shape[1], np.int64)
-        for start, stop, corr in correlation_blocks(models[i], models[j], rows, max_bytes, stats[i], stats[j]):
+        for start, stop, corr in correlation_blocks(models[i], models[j], rows, max_bytes, stats[i], stats[j],
+                                                    passes):
             best_i[start:stop], partner_i[start:stop] = _best_abs(corr, axis=1)
             block_best, block_where = _best_abs(corr, axis=0)
             better = np.isnan(best_j) & ~np.isnan(block_best) | (block_best > best_j)
@@ -146,11 +178,12 @@ def _names(models, model_names):
     return names
 
 
-def maxcorr_mincorr_rankings(models, rows=None, model_names=None, max_bytes: int = 256 << 20):
+def maxcorr_mincorr_rankings(models, rows=None, model_names=None, max_bytes: int = 256 << 20,
+                             job: Job | None = None):
     """``{"maxcorr": [Ranking per model], "mincorr": [...]}``; params name each neuron's best correlate."""
     models = check_models(models)
     names = _names(models, model_names)
-    best, partner = best_correlations(models, rows, max_bytes)
+    best, partner = best_correlations(models, rows, max_bytes, job)
     out = {"maxcorr": [], "mincorr": []}
     for m, features in enumerate(models):
         others = sorted(best[m])
@@ -162,7 +195,7 @@ def maxcorr_mincorr_rankings(models, rows=None, model_names=None, max_bytes: int
             if features.shape[1] <= 4096 else {}
         for method, scores in reductions.items():
             out[method].append(Ranking(
-                method=f"crossmodel_{method}", neuron_ids=list(features.neuron_ids),
+                method=method, neuron_ids=list(features.neuron_ids),
                 order=order_by_score(scores), scores=scores,
                 params={"model": names[m], "other_models": [names[o] for o in others],
                         "n_rows": int(len(_rows(models, rows))), "best_correlate": correlates},
@@ -178,20 +211,27 @@ def _standardised_correlations(corr: np.ndarray) -> np.ndarray:
     return np.nan_to_num(corr, nan=0.0)
 
 
+def _linreg_passes(width_target: int, width_source: int, max_bytes: int) -> int:
+    # two moments passes, the source's own correlations, source × target, then the held-out errors
+    return (2 + _block_count(width_source, width_source, max_bytes)
+            + _block_count(width_source, width_target, max_bytes) + 1)
+
+
 def linreg_errors(target: Features, source: Features, rows=None, ridge: float = 1e-3,
-                  max_bytes: int = 256 << 20) -> np.ndarray:
+                  max_bytes: int = 256 << 20, job: Job | None = None) -> np.ndarray:
     """Held-out MSE of each standardised neuron of ``target`` predicted from all of ``source`` (see module doc)."""
     rows = _rows([target, source], rows)
     half = len(rows) // 2
     fit, held_out = rows[:half], rows[half:]
-    stats_s, stats_t = moments(source, fit), moments(target, fit)
+    passes = _Passes(job, _linreg_passes(target.shape[1], source.shape[1], max_bytes))
+    stats_s, stats_t = _mean_and_std(source, fit, passes), _mean_and_std(target, fit, passes)
     width_s = source.shape[1]
     gram = np.empty((width_s, width_s))
-    for start, stop, corr in correlation_blocks(source, source, fit, max_bytes, stats_s, stats_s):
+    for start, stop, corr in correlation_blocks(source, source, fit, max_bytes, stats_s, stats_s, passes):
         gram[start:stop] = _standardised_correlations(corr)
     np.fill_diagonal(gram, 1.0)
     cross = np.empty((width_s, target.shape[1]))
-    for start, stop, corr in correlation_blocks(source, target, fit, max_bytes, stats_s, stats_t):
+    for start, stop, corr in correlation_blocks(source, target, fit, max_bytes, stats_s, stats_t, passes):
         cross[start:stop] = _standardised_correlations(corr)
     coefficients = np.linalg.solve(gram + ridge * np.eye(width_s), cross).astype(np.float32)
     del gram, cross
@@ -204,20 +244,33 @@ def linreg_errors(target: Features, source: Features, rows=None, ridge: float = 
         z_source = ((source.rows(batch) - mean_s) / std_s).astype(np.float32)
         z_target = (target.rows(batch) - mean_t) / std_t
         errors += np.square(z_target - z_source @ coefficients).sum(0)
+    passes.step()
     return errors / len(held_out)
 
 
+def _linreg_ranking_passes(widths, max_bytes: int) -> int:
+    pairs = itertools.permutations(range(len(widths)), 2)  # (target, source)
+    return sum(_linreg_passes(widths[m], widths[o], max_bytes) for m, o in pairs)
+
+
 def linreg_rankings(models, rows=None, model_names=None, ridge: float = 1e-3,
-                    max_bytes: int = 256 << 20) -> list[Ranking]:
+                    max_bytes: int = 256 << 20, job: Job | None = None) -> list[Ranking]:
     """One Ranking per model: average held-out error over the other models, lowest first."""
     models = check_models(models)
     names = _names(models, model_names)
+    job = as_job(job)
+    widths = [m.shape[1] for m in models]
+    total, done = _linreg_ranking_passes(widths, max_bytes), 0
     out = []
     for m, target in enumerate(models):
         others = [o for o in range(len(models)) if o != m]
-        errors = np.mean([linreg_errors(target, models[o], rows, ridge, max_bytes) for o in others], axis=0)
+        errors = []
+        for o in others:
+            errors.append(linreg_errors(target, models[o], rows, ridge, max_bytes, job.part(done, total)))
+            done += _linreg_passes(widths[m], widths[o], max_bytes)
+        errors = np.mean(errors, axis=0)
         out.append(Ranking(
-            method="crossmodel_linreg", neuron_ids=list(target.neuron_ids),
+            method="linreg", neuron_ids=list(target.neuron_ids),
             order=order_by_score(errors, descending=False), scores=errors,
             params={"model": names[m], "other_models": [names[o] for o in others], "ridge": ridge,
                     "split": "first half fit, second half error", "lower_is_better": True},
@@ -234,15 +287,15 @@ class SVCCAResult:
     params: dict = field(default_factory=dict)
 
 
-def _covariance(a: Features, b: Features, rows, stats_a, stats_b, max_bytes):
-    for start, stop, corr in correlation_blocks(a, b, rows, max_bytes, stats_a, stats_b):
+def _covariance(a: Features, b: Features, rows, stats_a, stats_b, max_bytes, passes):
+    for start, stop, corr in correlation_blocks(a, b, rows, max_bytes, stats_a, stats_b, passes):
         yield start, stop, np.nan_to_num(corr) * np.outer(stats_a[1][start:stop], stats_b[1])
 
 
-def _principal_directions(features: Features, rows, stats, variance_kept: float, max_bytes):
+def _principal_directions(features: Features, rows, stats, variance_kept: float, max_bytes, passes):
     width = features.shape[1]
     covariance = np.empty((width, width))
-    for start, stop, block in _covariance(features, features, rows, stats, stats, max_bytes):
+    for start, stop, block in _covariance(features, features, rows, stats, stats, max_bytes, passes):
         covariance[start:stop] = block
     values, vectors = np.linalg.eigh(covariance)
     values, vectors = values[::-1].clip(min=0), vectors[:, ::-1]
@@ -253,14 +306,21 @@ def _principal_directions(features: Features, rows, stats, variance_kept: float,
     return values[:keep], vectors[:, :keep]
 
 
+def _svcca_passes(width_a: int, width_b: int, max_bytes: int) -> int:
+    # two moments passes, each model's own covariance, then the cross-covariance
+    return (2 + _block_count(width_a, width_a, max_bytes) + _block_count(width_b, width_b, max_bytes)
+            + _block_count(width_a, width_b, max_bytes))
+
+
 def svcca_pair(a: Features, b: Features, rows=None, variance_kept: float = 0.99,
-               max_bytes: int = 256 << 20) -> SVCCAResult:
+               max_bytes: int = 256 << 20, job: Job | None = None) -> SVCCAResult:
     rows = _rows([a, b], rows)
-    stats_a, stats_b = moments(a, rows), moments(b, rows)
-    values_a, directions_a = _principal_directions(a, rows, stats_a, variance_kept, max_bytes)
-    values_b, directions_b = _principal_directions(b, rows, stats_b, variance_kept, max_bytes)
+    passes = _Passes(job, _svcca_passes(a.shape[1], b.shape[1], max_bytes))
+    stats_a, stats_b = _mean_and_std(a, rows, passes), _mean_and_std(b, rows, passes)
+    values_a, directions_a = _principal_directions(a, rows, stats_a, variance_kept, max_bytes, passes)
+    values_b, directions_b = _principal_directions(b, rows, stats_b, variance_kept, max_bytes, passes)
     reduced_cross = np.zeros((len(values_a), len(values_b)))
-    for start, stop, block in _covariance(a, b, rows, stats_a, stats_b, max_bytes):
+    for start, stop, block in _covariance(a, b, rows, stats_a, stats_b, max_bytes, passes):
         reduced_cross += directions_a[start:stop].T @ block @ directions_b
     whitened = reduced_cross / np.sqrt(np.outer(values_a, values_b))
     u, correlations, vt = np.linalg.svd(whitened, full_matrices=False)
@@ -281,15 +341,23 @@ def erase_directions(h: np.ndarray, basis: np.ndarray, directions) -> np.ndarray
     return h - (h @ chosen.T) @ chosen
 
 
+def _svcca_ranking_passes(widths, max_bytes: int) -> int:
+    return sum(_svcca_passes(wa, wb, max_bytes) for wa, wb in itertools.combinations(widths, 2))
+
+
 def svcca_rankings(models, rows=None, model_names=None, variance_kept: float = 0.99,
-                   max_bytes: int = 256 << 20) -> tuple[list[Ranking], dict]:
+                   max_bytes: int = 256 << 20, job: Job | None = None) -> tuple[list[Ranking], dict]:
     """Neuron Rankings per model (see module doc) and the pairwise :class:`SVCCAResult` by (m, m′)."""
     models = check_models(models)
     names = _names(models, model_names)
+    job = as_job(job)
+    widths = [m.shape[1] for m in models]
+    total, done = _svcca_ranking_passes(widths, max_bytes), 0
     scores = [np.zeros(m.shape[1]) for m in models]
     pairs = {}
     for i, j in itertools.combinations(range(len(models)), 2):
-        result = svcca_pair(models[i], models[j], rows, variance_kept, max_bytes)
+        result = svcca_pair(models[i], models[j], rows, variance_kept, max_bytes, job.part(done, total))
+        done += _svcca_passes(widths[i], widths[j], max_bytes)
         pairs[(i, j)] = result
         scores[i] += result.correlations @ result.basis_a**2
         scores[j] += result.correlations @ result.basis_b**2
@@ -299,25 +367,36 @@ def svcca_rankings(models, rows=None, model_names=None, variance_kept: float = 0
         partner_corrs = {names[j if i == m else i]: [float(c) for c in r.correlations[:20]]
                          for (i, j), r in pairs.items() if m in (i, j)}
         rankings.append(Ranking(
-            method="crossmodel_svcca", neuron_ids=list(features.neuron_ids), order=order_by_score(score),
+            method="svcca", neuron_ids=list(features.neuron_ids), order=order_by_score(score),
             scores=score, params={"model": names[m], "variance_kept": variance_kept,
                                   "top_canonical_correlations": partner_corrs},
         ))
     return rankings, pairs
 
 
-def crossmodel_rankings(models, methods=("maxcorr", "mincorr", "linreg", "svcca"), rows=None, model_names=None,
-                        max_bytes: int = 256 << 20) -> dict[str, list[Ranking]]:
-    """Every requested cross-model method: ``{method: [Ranking per model]}``."""
-    unknown = set(methods) - {"maxcorr", "mincorr", "linreg", "svcca"}
+def crossmodel_rankings(models, methods=METHODS, rows=None, model_names=None,
+                        max_bytes: int = 256 << 20, job: Job | None = None) -> dict[str, list[Ranking]]:
+    """Every requested cross-model method: ``{method: [Ranking per model]}``, one progress over all of them."""
+    unknown = set(methods) - set(METHODS)
     if unknown:
-        raise ValueError(f"unknown cross-model methods {sorted(unknown)}: use maxcorr, mincorr, linreg, svcca")
-    out = {}
+        raise ValueError(f"unknown cross-model methods {sorted(unknown)}: use {', '.join(METHODS)}")
+    models = check_models(models)
+    job = as_job(job)
+    widths = [m.shape[1] for m in models]
+    runs = []  # (passes, run): maxcorr and mincorr come from the same correlations, computed once for both
     if {"maxcorr", "mincorr"} & set(methods):
-        both = maxcorr_mincorr_rankings(models, rows, model_names, max_bytes)
-        out.update({k: v for k, v in both.items() if k in methods})
+        runs.append((_best_correlation_passes(widths, max_bytes),
+                     lambda part: maxcorr_mincorr_rankings(models, rows, model_names, max_bytes, part)))
     if "linreg" in methods:
-        out["linreg"] = linreg_rankings(models, rows, model_names, max_bytes=max_bytes)
+        runs.append((_linreg_ranking_passes(widths, max_bytes),
+                     lambda part: {"linreg": linreg_rankings(models, rows, model_names, max_bytes=max_bytes,
+                                                             job=part)}))
     if "svcca" in methods:
-        out["svcca"] = svcca_rankings(models, rows, model_names, max_bytes=max_bytes)[0]
+        runs.append((_svcca_ranking_passes(widths, max_bytes),
+                     lambda part: {"svcca": svcca_rankings(models, rows, model_names, max_bytes=max_bytes,
+                                                           job=part)[0]}))
+    total, done, out = sum(passes for passes, _ in runs), 0, {}
+    for passes, run in runs:
+        out.update({name: rankings for name, rankings in run(job.part(done, total)).items() if name in methods})
+        done += passes
     return out

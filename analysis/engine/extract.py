@@ -1,17 +1,27 @@
 """Batched extraction of word-level activations into an :class:`~analysis.engine.store.ActivationStore`.
 
-How it works, and the choices the brief left open:
+Three steps, each usable on its own:
 
-* **Plan.** Every sentence is tokenized once (fast tokenizer, ``is_split_into_words=True``) to count each word's
-  subwords. Sentences whose tokens (plus special tokens) exceed the model's maximum become several overlapping
-  *windows*; each word is taken from the window where it has most context (the largest distance, in words, to
-  the window's nearer edge; ties go to the earlier window). Segments (whole sentences or windows) are sorted by
-  token length, longest first, and packed into batches of at most ``max_tokens_per_batch`` padded tokens;
-  consecutive batches form *chunks* of about ``chunk_words`` words, the unit of the store's crash journal.
-* **Forward.** Right padding with an attention mask, ``torch.inference_mode``, the model's base module (no LM
-  head logits). Hooks on the neuron sites (:func:`analysis.engine.models.neuron_sites`) keep only the word
-  positions as soon as each layer is computed, convert them to float16 and hand them to the store, so memory per
-  batch is bounded and nothing accumulates across batches.
+* **Key** (:func:`extraction_key`): the store's content key from the model's recorded sha256, the corpus's
+  sha256 and :class:`ExtractionParams` (everything that shapes the arrays). No model is loaded, so the pipeline
+  can find a cached store without a GPU. A store lives in ``<root>/<key>/``, so two requests that differ in any
+  parameter never share (or evict) a folder.
+* **Plan** (:func:`plan_extraction`): a dry run that needs only the tokenizer and the config (the neuron sites
+  come from a weightless copy of the model): words, subwords, windows, cut words, the store's disk bytes, a peak
+  memory and a time estimate. Every sentence is tokenized once (fast tokenizer, ``is_split_into_words=True``)
+  to count each word's subwords. Sentences whose tokens (plus special tokens) exceed the model's maximum become
+  several overlapping *windows*; each word is taken from the window where it has most context (the largest
+  distance, in words, to the window's nearer edge; ties go to the earlier window). Segments (whole sentences or
+  windows) are sorted by token length, longest first, and packed into batches of at most
+  ``max_tokens_per_batch`` padded tokens; consecutive batches form *chunks* of about ``chunk_words`` words, the
+  unit of the store's crash journal, of progress and of cancellation.
+* **Write** (:func:`extract_activations`): right padding with an attention mask, ``torch.inference_mode``, the
+  model's base module (no LM head logits). Hooks on the neuron sites (:func:`analysis.engine.loading.neuron_sites`)
+  keep only the word positions as soon as each layer is computed, convert them to float16 and hand them to the
+  store, so memory per batch is bounded and nothing accumulates across batches.
+
+Choices the brief left open:
+
 * **Aggregation** of a word's subwords: ``first``, ``last`` (NeuroX's default) or ``mean``; special tokens are
   never part of a word.
 * **Empty sentences** are kept with 0 words (their offsets are equal), never sent to the model, logged and listed
@@ -25,7 +35,7 @@ How it works, and the choices the brief left open:
   words: the decoder input is ``[decoder_start] + source tokens``, and a word's decoder positions are those where
   its subwords are the decoder *input* (the representation after reading the word). methods.md also allows the
   model's own output when no reference exists; with word-level labels only the same words make sense.
-* **Hidden layers** are raw block outputs (see :mod:`analysis.engine.models`): the last layer has no final
+* **Hidden layers** are raw block outputs (see :mod:`analysis.engine.loading`): the last layer has no final
   LayerNorm for GPT-2/Llama/T5, unlike ``output_hidden_states[-1]``.
 """
 
@@ -33,22 +43,83 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
-import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .formats import Corpus
-from .store import STATUS_COMPLETE, ActivationStore, StoreWriter, store_key
+from .hashing import sha256_json
+from .jobs import Cancelled, Job, as_job
+from .store import ActivationStore, StoreWriter, data_bytes, open_complete, store_key
+from .subwords import AGGREGATIONS, word_positions
 
-AGGREGATIONS = ("first", "last", "mean")
+DTYPES = ("float32", "float16")
 REPORT_LIST_LIMIT = 1000  # longer report lists are cut (their counts are kept)
-_UNBOUNDED_LENGTH = 1_000_000
+# Effective forward-pass speed for the time estimate (2 × parameters × tokens operations), order of magnitude only.
+# CPU measured: MiniLM-L6 on the UD EWT dev file (34k tokens, all hidden + MLP layers) took 105 s on 2 shared
+# cores, 1.5e10/s. CUDA is assumed, not measured here.
+ESTIMATE_FLOPS = {"cpu": 2e10, "cuda": 1e13}
+
+
+@dataclass(frozen=True)
+class ExtractionParams:
+    """Everything that shapes a store's arrays. With the model's and the corpus's sha256 it makes the store key.
+
+    ``neuron_sets``: names as requested (``hidden``/``mlp`` expand to ``enc.``/``dec.`` sets for
+    encoder-decoders); ``max_length``: a cap below the model's own limit (None: the model's); ``window_overlap``:
+    subwords shared by consecutive windows of an over-long sentence; ``dtype``: what the model runs in
+    (``float16`` only on CUDA, see :func:`analysis.engine.loading.dtype_name`); ``label_column``: the corpus's
+    label column, which decides the stored labels. Batching options are not here: they change the speed, not
+    the arrays.
+    """
+
+    neuron_sets: tuple[str, ...] = ("hidden", "mlp")
+    aggregation: str = "last"
+    max_length: int | None = None
+    window_overlap: int = 64
+    dtype: str = "float32"
+    label_column: str = ""
+
+    def __post_init__(self):
+        if isinstance(self.neuron_sets, str):
+            object.__setattr__(self, "neuron_sets", (self.neuron_sets,))
+        object.__setattr__(self, "neuron_sets", tuple(self.neuron_sets))
+        if not self.neuron_sets:
+            raise ValueError("choose at least one neuron set")
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {self.aggregation!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if self.max_length is not None and int(self.max_length) < 1:
+            raise ValueError(f"max_length must be a positive number of tokens, not {self.max_length}")
+        if int(self.window_overlap) < 0:
+            raise ValueError(f"window_overlap must be 0 or more subwords, not {self.window_overlap}")
+
+    def key_fields(self) -> dict:
+        """The parameters as they enter the key: the set order does not change the arrays, so it is sorted."""
+        fields = asdict(self)
+        fields["neuron_sets"] = sorted(set(self.neuron_sets))
+        return fields
+
+
+def corpus_sha256(corpus: Corpus) -> str:
+    """The corpus's recorded file hash, else a hash of its words and labels (a corpus built in memory)."""
+    return corpus.source_sha256 or sha256_json([corpus.sentences, corpus.labels])
+
+
+def extraction_key(model_sha256: str, corpus_sha256: str, params: ExtractionParams) -> str:
+    """The content key (and folder name) of the store for this model, corpus and parameters; loads nothing."""
+    if not model_sha256 or not corpus_sha256:
+        raise ValueError("a store key needs the model's and the corpus's sha256")
+    return store_key(model_sha256, corpus_sha256, params.key_fields())
+
+
+def as_corpus(corpus) -> Corpus:
+    return corpus if isinstance(corpus, Corpus) else Corpus(sentences=[list(s) for s in corpus])
 
 
 @dataclass
@@ -64,23 +135,6 @@ class Segment:
 
 
 # ---------------------------------------------------------------------------------------------- planning
-
-
-def model_max_tokens(loaded, max_length: int | None = None) -> int:
-    """Maximum tokens per sequence: the smallest of the tokenizer's and the config's limits and ``max_length``."""
-    limits = []
-    tokenizer_limit = getattr(loaded.tokenizer, "model_max_length", None)
-    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < _UNBOUNDED_LENGTH:
-        limits.append(tokenizer_limit)
-    config = loaded.model.config
-    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-        value = getattr(config, attr, None)
-        if isinstance(value, int) and value > 0:
-            limits.append(value)
-            break
-    if max_length:
-        limits.append(int(max_length))
-    return min(limits) if limits else 512
 
 
 def subword_counts(tokenizer, sentences: Sequence[Sequence[str]], batch: int = 1000) -> list[np.ndarray]:
@@ -170,13 +224,6 @@ def _group_chunks(batches: list[list[int]], segments: list[Segment], chunk_words
     return chunks
 
 
-def corpus_sha256(sentences, labels) -> str:
-    digest = hashlib.sha256()
-    digest.update(json.dumps(sentences, ensure_ascii=False).encode("utf-8"))
-    digest.update(json.dumps(labels, ensure_ascii=False).encode("utf-8"))
-    return digest.hexdigest()
-
-
 def _versions() -> dict:
     import torch
     import transformers
@@ -191,6 +238,179 @@ def _versions() -> dict:
 
 def _capped(items: list) -> list:
     return items[:REPORT_LIST_LIMIT]
+
+
+def _check_labels(corpus: Corpus) -> None:
+    if corpus.labels is None:
+        return
+    if len(corpus.labels) != len(corpus.sentences):
+        raise ValueError(f"the corpus has {len(corpus.sentences)} sentences but {len(corpus.labels)} label lines")
+    for i, (words, tags) in enumerate(zip(corpus.sentences, corpus.labels)):
+        if len(words) != len(tags):
+            raise ValueError(f"sentence {i} has {len(words)} words but {len(tags)} labels")
+
+
+def _word_labels(corpus: Corpus) -> tuple[list[str], np.ndarray]:
+    """(sorted label names, int32 label id per word, -1 for a missing label or an unlabelled corpus)."""
+    label_names = corpus.label_names()
+    labels = np.full(corpus.n_words, -1, dtype=np.int32)
+    if corpus.labels is not None:
+        label_ids = {name: i for i, name in enumerate(label_names)}
+        flat = [label for sentence in corpus.labels for label in sentence]
+        labels[:] = [label_ids[label] if label is not None else -1 for label in flat]
+    return label_names, labels
+
+
+@dataclass
+class ExtractionPlan:
+    """What an extraction will do and cost, before any weight is read. :meth:`summary` is the JSON for a form."""
+
+    n_sentences: int
+    n_words: int
+    n_subwords: int  # subwords of all words, without special tokens or window overlaps
+    model_tokens: int  # tokens the model runs on: subwords in every window plus special tokens
+    neuron_sets: dict[str, dict]  # resolved set name -> {"layers", "units"}
+    max_tokens: int  # tokens per sequence (the model's limit or max_length)
+    window_overlap: int  # the overlap actually used (at most half a window)
+    specials: int  # special tokens around each sequence
+    budget: int  # word subwords that fit in one sequence
+    disk_bytes: int  # the store's arrays and word files, exactly (meta.json and the journal add a few kB)
+    peak_memory_bytes: int  # rough: weights + the largest batch's working memory, on the model's device
+    seconds_estimate: float  # rough: forward-pass operations / ESTIMATE_FLOPS of the device
+    device: str
+    empty_sentences: list[int] = field(default_factory=list)
+    windowed: list[dict] = field(default_factory=list)
+    cut_words: list[dict] = field(default_factory=list)
+    words_without_subwords: list[dict] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list, repr=False)
+    batches: list[list[int]] = field(default_factory=list, repr=False)
+    chunks: list[list[int]] = field(default_factory=list, repr=False)
+    batching: dict = field(default_factory=dict)
+
+    @property
+    def n_windows(self) -> int:
+        """Sequences sent to the model for windowed sentences."""
+        return sum(entry["windows"] for entry in self.windowed)
+
+    def fingerprint(self, key: str) -> str:
+        """Identifies the work split (a resumed store must have been written with the same one)."""
+        return sha256_json([key, self.batching, [(g.sentence, g.start, g.end, g.keep_start, g.keep_end)
+                                                 for g in self.segments], self.batches, self.chunks])
+
+    def report(self) -> dict:
+        return {
+            "empty_sentences": _capped(self.empty_sentences),
+            "n_empty_sentences": len(self.empty_sentences),
+            "windowed_sentences": _capped(self.windowed),
+            "n_windowed_sentences": len(self.windowed),
+            "cut_words": _capped(self.cut_words),
+            "n_cut_words": len(self.cut_words),
+            "words_without_subwords": _capped(self.words_without_subwords),
+            "n_words_without_subwords": len(self.words_without_subwords),
+        }
+
+    def summary(self) -> dict:
+        return {
+            "sentences": self.n_sentences, "words": self.n_words, "subwords": self.n_subwords,
+            "model_tokens": self.model_tokens, "neuron_sets": self.neuron_sets, "max_tokens": self.max_tokens,
+            "window_overlap": self.window_overlap, "windowed_sentences": len(self.windowed),
+            "windows": self.n_windows, "cut_words": len(self.cut_words),
+            "empty_sentences": len(self.empty_sentences),
+            "words_without_subwords": len(self.words_without_subwords), "sequences": len(self.segments),
+            "batches": len(self.batches), "chunks": len(self.chunks), "disk_bytes": self.disk_bytes,
+            "peak_memory_bytes": self.peak_memory_bytes, "seconds_estimate": round(self.seconds_estimate, 1),
+            "device": self.device,
+        }
+
+
+def _make_plan(tokenizer, config, kind: str, sites: dict, n_parameters: int, device, corpus: Corpus,
+               params: ExtractionParams, batching: dict) -> ExtractionPlan:
+    from .loading import model_max_tokens
+
+    _check_labels(corpus)
+    sentences = corpus.sentences
+    is_seq2seq = kind == "encoder-decoder"
+    set_names = resolve_neuron_sets(sites, params.neuron_sets)
+    set_specs = {name: {"layers": len(sites[name]), "units": sites[name][0].units} for name in set_names}
+    max_tokens = model_max_tokens(tokenizer, config, params.max_length)
+    specials = tokenizer.num_special_tokens_to_add(pair=False)
+    budget = max_tokens - specials - (1 if is_seq2seq else 0)
+    if budget < 1:
+        raise ValueError(f"max_length {max_tokens} leaves no room for words next to {specials} special tokens")
+    overlap = max(0, min(int(params.window_overlap), budget // 2))
+
+    segments: list[Segment] = []
+    empty_sentences, windowed, cut_words, words_no_subword = [], [], [], []
+    n_subwords = 0
+    for s, word_counts in enumerate(subword_counts(tokenizer, sentences)):
+        n = len(word_counts)
+        total = int(word_counts.sum())
+        n_subwords += total
+        words_no_subword.extend({"sentence": s, "word": int(w)} for w in np.flatnonzero(word_counts == 0))
+        if n == 0:
+            empty_sentences.append(s)
+            continue
+        if total <= budget:
+            segments.append(Segment(s, 0, n, 0, n, total))
+            continue
+        windows = plan_windows(word_counts, budget, overlap)
+        windowed.append({"sentence": s, "words": n, "subwords": total, "windows": len(windows)})
+        for a, b, keep_a, keep_b in windows:
+            segments.append(Segment(s, a, b, keep_a, keep_b, min(int(word_counts[a:b].sum()), budget)))
+            if b - a == 1 and word_counts[a] > budget:
+                cut_words.append({"sentence": s, "word": a, "subwords": int(word_counts[a]), "kept": budget})
+    segments.sort(key=lambda seg: (-seg.tokens, seg.sentence, seg.start))
+    extra = specials + (1 if is_seq2seq else 0)
+    batches = plan_batches(segments, extra, batching["max_tokens_per_batch"], batching["max_sentences_per_batch"])
+    chunks = _group_chunks(batches, segments, batching["chunk_words"])
+
+    model_tokens = sum(seg.tokens + extra for seg in segments)
+    device = str(getattr(device, "type", device))
+    value_bytes = 2 if params.dtype == "float16" else 4
+    # the largest batch: padded tokens × (residual stream, attention and FFN intermediates), plus the kept words
+    widest = max((len(batch) * (segments[batch[0]].tokens + extra) for batch in batches), default=0)
+    widths = [site_list[0].units for site_list in sites.values()]
+    hidden, ffn = min(widths), max(widths)  # residual stream and FFN width, near enough for an estimate
+    captured_units = sum(spec["layers"] * spec["units"] for spec in set_specs.values())
+    peak = n_parameters * value_bytes + widest * (8 * hidden + 2 * ffn) * value_bytes
+    peak += widest * captured_units * (value_bytes + 2)
+    flops = 2.0 * n_parameters * model_tokens
+    return ExtractionPlan(
+        n_sentences=len(sentences), n_words=corpus.n_words, n_subwords=n_subwords, model_tokens=model_tokens,
+        neuron_sets=set_specs, max_tokens=max_tokens, window_overlap=overlap, specials=specials, budget=budget,
+        disk_bytes=data_bytes(sentences, set_specs), peak_memory_bytes=int(peak),
+        seconds_estimate=flops / ESTIMATE_FLOPS.get(device, ESTIMATE_FLOPS["cpu"]), device=device,
+        empty_sentences=empty_sentences, windowed=windowed, cut_words=cut_words,
+        words_without_subwords=words_no_subword, segments=segments, batches=batches, chunks=chunks,
+        batching=dict(batching),
+    )
+
+
+def _batching(max_tokens_per_batch: int, max_sentences_per_batch: int, chunk_words: int) -> dict:
+    return {"max_tokens_per_batch": int(max_tokens_per_batch), "max_sentences_per_batch": int(max_sentences_per_batch),
+            "chunk_words": int(chunk_words)}
+
+
+def plan_extraction(model, corpus, params: ExtractionParams | None = None, *, device=None,
+                    max_tokens_per_batch: int = 4096, max_sentences_per_batch: int = 256,
+                    chunk_words: int = 4096) -> ExtractionPlan:
+    """The dry run of :func:`extract_activations`: the same plan, from the tokenizer and config only.
+
+    ``model``: a model directory (its weights are neither read nor hashed), a
+    :class:`~analysis.engine.loading.ModelOutline` or a loaded model. ``device``: where the extraction would run,
+    for the memory and time estimates (default: CUDA when there is one).
+    """
+    from .loading import LoadedModel, ModelOutline, load_outline, pick_device
+
+    params = params or ExtractionParams()
+    corpus = as_corpus(corpus)
+    batching = _batching(max_tokens_per_batch, max_sentences_per_batch, chunk_words)
+    if isinstance(model, LoadedModel):
+        return _make_plan(model.tokenizer, model.model.config, model.kind, model.neuron_sites(),
+                          model.info.n_parameters, model.device, corpus, params, batching)
+    outline = model if isinstance(model, ModelOutline) else load_outline(model)
+    return _make_plan(outline.tokenizer, outline.config, outline.kind, outline.sites, outline.info.n_parameters,
+                      pick_device(device), corpus, params, batching)
 
 
 # ---------------------------------------------------------------------------------------------- extraction
@@ -211,203 +431,122 @@ def resolve_neuron_sets(sites: dict, requested: Sequence[str]) -> list[str]:
     return sorted(set(resolved), key=order.index)
 
 
-def _nearest_token(positions_by_word: dict[int, list[int]], word: int, leading_special: bool) -> int:
-    """For a word with no subword: the previous word's last subword, else the leading special token, else the
-    next word's first subword."""
-    earlier = [w for w in positions_by_word if w < word]
-    if earlier:
-        return positions_by_word[max(earlier)][-1]
-    later = [w for w in positions_by_word if w > word]
-    if leading_special or not later:
-        return 0
-    return positions_by_word[min(later)][0]
-
-
-def _word_positions(word_ids: list, keep: range, aggregation: str, leading_special: bool):
-    """(token positions, word slot per position) for the kept words of one sequence."""
-    positions_by_word: dict[int, list[int]] = {}
-    for position, word in enumerate(word_ids):
-        if word is not None:
-            positions_by_word.setdefault(word, []).append(position)
-    token_positions, slots = [], []
-    for slot, word in enumerate(keep):
-        positions = positions_by_word.get(word)
-        if not positions:
-            positions = [_nearest_token(positions_by_word, word, leading_special)]
-        if aggregation == "first":
-            positions = positions[:1]
-        elif aggregation == "last":
-            positions = positions[-1:]
-        token_positions.extend(positions)
-        slots.extend([slot] * len(positions))
-    return token_positions, slots
-
-
-def word_activations(tokens, word_ids: list, n_words: int, aggregation: str):
-    """``[n_words, units]`` word rows from one sequence's token activations ``[tokens, units]``, aggregated
-    exactly as extraction does (for callers that run the model themselves, e.g. manipulation)."""
-    import torch
-
-    positions, slots = _word_positions(word_ids, range(n_words), aggregation,
-                                       leading_special=bool(word_ids) and word_ids[0] is None)
-    picked = tokens[torch.as_tensor(positions, dtype=torch.long, device=tokens.device)]
-    if aggregation != "mean":
-        return picked
-    slots = torch.as_tensor(slots, dtype=torch.long, device=tokens.device)
-    summed = torch.zeros((n_words, tokens.shape[-1]), dtype=picked.dtype, device=tokens.device)
-    summed.index_add_(0, slots, picked)
-    counts = torch.bincount(slots, minlength=n_words).clamp(min=1).to(picked.dtype)
-    return summed / counts[:, None]
-
-
 def extract_activations(
     model,
     corpus,
-    store_path,
+    store_root,
+    params: ExtractionParams | None = None,
     *,
-    neuron_sets: Sequence[str] = ("hidden", "mlp"),
-    aggregation: str = "last",
     max_tokens_per_batch: int = 4096,
     max_sentences_per_batch: int = 256,
-    max_length: int | None = None,
-    window_overlap: int = 64,
     chunk_words: int = 4096,
-    progress: Callable[[int, int], None] | None = None,
-    log: Callable[[str], None] | None = None,
+    job: Job | None = None,
 ) -> ActivationStore:
-    """Extract word-level activations of ``neuron_sets`` for ``corpus`` into the store at ``store_path``.
+    """Extract word-level activations for ``corpus`` into the store ``<store_root>/<key>/``.
 
-    ``model``: a :class:`~analysis.engine.models.LoadedModel` or a model directory. ``corpus``: a
-    :class:`~analysis.engine.formats.Corpus` or a list of sentences (lists of words). A complete store with
-    the same key is returned as is; a store left by a crashed run with the same plan is resumed after its last
-    finished chunk. ``progress(words_done, words_total)`` is called after every batch; ``log(text)`` reports
-    the plan, windowed and empty sentences, and resumption.
+    ``model``: a :class:`~analysis.engine.loading.LoadedModel` or a model directory (hashed, then loaded only
+    when the store is not already complete). ``corpus``: a :class:`~analysis.engine.formats.Corpus` or a list of
+    sentences (lists of words); a Corpus's ``label_column`` must be ``params.label_column``. A complete store
+    with the same key is returned as is; a store left by a crashed or cancelled run with the same plan is
+    resumed after its last finished chunk. ``job``: progress in ``"words"`` after every batch, the plan and
+    reports in its log, and a cancellation check before every chunk (:class:`~analysis.engine.jobs.Cancelled`
+    leaves the store unfinished, so nothing trusts it until a re-run completes it).
     """
-    import torch
+    from .loading import LoadedModel, load_model
+    from .modeldir import inspect_model_dir
 
-    from .models import LoadedModel, capture, load_model
-
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {aggregation!r}")
-    say = log or (lambda text: None)
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
-    if not isinstance(corpus, Corpus):
-        corpus = Corpus(sentences=[list(s) for s in corpus])
-    sentences = corpus.sentences
-    tokenizer, net = loaded.tokenizer, loaded.model
-    is_seq2seq = loaded.kind == "encoder-decoder"
-
-    all_sites = loaded.neuron_sites()
-    set_names = resolve_neuron_sets(all_sites, neuron_sets)
-    sites = [site for name in set_names for site in all_sites[name]]
-    set_specs = {name: {"layers": len(all_sites[name]), "units": all_sites[name][0].units} for name in set_names}
-
-    label_names = corpus.label_names()
-    label_ids = {name: i for i, name in enumerate(label_names)}
-    n_words = corpus.n_words
-    labels = np.full(n_words, -1, dtype=np.int32)
-    if corpus.labels is not None:
-        if len(corpus.labels) != len(sentences):
-            raise ValueError(f"the corpus has {len(sentences)} sentences but {len(corpus.labels)} label lines")
-        for i, (words, tags) in enumerate(zip(sentences, corpus.labels)):
-            if len(words) != len(tags):
-                raise ValueError(f"sentence {i} has {len(words)} words but {len(tags)} labels")
-        flat = [label for sentence in corpus.labels for label in sentence]
-        labels[:] = [label_ids[label] if label is not None else -1 for label in flat]
-
-    # ---- plan
-    max_tokens = model_max_tokens(loaded, max_length)
-    specials = tokenizer.num_special_tokens_to_add(pair=False)
-    budget = max_tokens - specials - (1 if is_seq2seq else 0)
-    if budget < 1:
-        raise ValueError(f"max_length {max_tokens} leaves no room for words next to {specials} special tokens")
-    overlap = max(0, min(int(window_overlap), budget // 2))
-    counts = subword_counts(tokenizer, sentences)
-    segments: list[Segment] = []
-    empty_sentences, windowed, cut_words, words_no_subword = [], [], [], []
-    for s, word_counts in enumerate(counts):
-        n = len(word_counts)
-        total = int(word_counts.sum())
-        words_no_subword.extend({"sentence": s, "word": int(w)} for w in np.flatnonzero(word_counts == 0))
-        if n == 0:
-            empty_sentences.append(s)
-            continue
-        if total <= budget:
-            segments.append(Segment(s, 0, n, 0, n, total))
-            continue
-        windows = plan_windows(word_counts, budget, overlap)
-        windowed.append({"sentence": s, "words": n, "subwords": total, "windows": len(windows)})
-        for a, b, keep_a, keep_b in windows:
-            segments.append(Segment(s, a, b, keep_a, keep_b, min(int(word_counts[a:b].sum()), budget)))
-            if b - a == 1 and word_counts[a] > budget:
-                cut_words.append({"sentence": s, "word": a, "subwords": int(word_counts[a]), "kept": budget})
-    del counts
-    segments.sort(key=lambda seg: (-seg.tokens, seg.sentence, seg.start))
-    batches = plan_batches(segments, specials + (1 if is_seq2seq else 0), max_tokens_per_batch, max_sentences_per_batch)
-    chunks = _group_chunks(batches, segments, chunk_words)
-
-    corpus_hash = corpus.source_sha256 or corpus_sha256(sentences, corpus.labels)
-    params = {
-        "neuron_sets": set_names,
-        "aggregation": aggregation,
-        "max_length": max_tokens,
-        "window_overlap": overlap,
-        "dtype": str(loaded.dtype).replace("torch.", ""),
-        "label_column": corpus.label_column,
-    }
-    key = store_key(loaded.info.sha256, corpus_hash, params)
-    store_path = Path(store_path)
-    existing = _complete_store(store_path, key)
+    params = params or ExtractionParams()
+    job = as_job(job)
+    corpus = as_corpus(corpus)
+    if corpus.label_column != params.label_column:
+        raise ValueError(f"the corpus was read with label column {corpus.label_column!r} but the parameters name "
+                         f"{params.label_column!r}")
+    _check_labels(corpus)
+    is_loaded = isinstance(model, LoadedModel)
+    model_sha256 = model.info.sha256 if is_loaded else inspect_model_dir(model).sha256
+    key = extraction_key(model_sha256, corpus_sha256(corpus), params)
+    path = Path(store_root) / key
+    existing = open_complete(path, key)
     if existing is not None:
-        say(f"activation store {key[:12]} is already complete; reusing it")
-        if progress:
-            progress(n_words, n_words)
+        job.log(f"activation store {key[:12]} is already complete; reusing it")
+        job.progress(existing.n_words, existing.n_words, "words")
         return existing
 
-    plan_hash = hashlib.sha256(
-        json.dumps(
-            [key, max_tokens_per_batch, max_sentences_per_batch, chunk_words,
-             [(g.sentence, g.start, g.end, g.keep_start, g.keep_end) for g in segments], batches, chunks]
-        ).encode("utf-8")
-    ).hexdigest()
+    if is_loaded:
+        loaded = model
+    else:
+        loaded = load_model(model, half=params.dtype == "float16", sha256=model_sha256)
+        job.log(f"model: {loaded.info.architecture} ({loaded.kind}), {loaded.info.n_layers} layers, "
+                f"hidden {loaded.info.hidden_size}, on {loaded.device}")
+    running = str(loaded.dtype).replace("torch.", "")
+    if running != params.dtype:
+        raise ValueError(f"the model runs in {running} but the parameters ask for {params.dtype} "
+                         "(float16 needs the model loaded with half=True on a CUDA device)")
+    plan = _make_plan(loaded.tokenizer, loaded.model.config, loaded.kind, loaded.neuron_sites(),
+                      loaded.info.n_parameters, loaded.device, corpus, params,
+                      _batching(max_tokens_per_batch, max_sentences_per_batch, chunk_words))
+    return _write_store(loaded, corpus, plan, path, key, params, job)
+
+
+def _log_plan(plan: ExtractionPlan, job: Job, device) -> None:
+    if plan.empty_sentences:
+        shown = ", ".join(map(str, plan.empty_sentences[:20]))
+        job.log(f"{len(plan.empty_sentences)} empty sentence(s) skipped (kept with 0 words): "
+                f"{shown}{' ...' if len(plan.empty_sentences) > 20 else ''}")
+    for entry in plan.windowed[:20]:
+        job.log(f"sentence {entry['sentence']} has {entry['subwords']} subwords (model limit {plan.max_tokens}): "
+                f"split into {entry['windows']} overlapping windows")
+    if len(plan.windowed) > 20:
+        job.log(f"... {len(plan.windowed) - 20} more sentences windowed")
+    for entry in plan.cut_words[:20]:
+        job.log(f"sentence {entry['sentence']} word {entry['word']} has {entry['subwords']} subwords: "
+                f"only its first {entry['kept']} fit the model")
+    shapes = ", ".join(f"{name} ({spec['layers']}×{spec['units']})" for name, spec in plan.neuron_sets.items())
+    job.log(f"extracting {shapes} for {plan.n_words} words in {len(plan.segments)} sequences, "
+            f"{len(plan.batches)} batches, {len(plan.chunks)} chunks on {device}")
+
+
+def _write_store(loaded, corpus: Corpus, plan: ExtractionPlan, path: Path, key: str, params: ExtractionParams,
+                 job: Job) -> ActivationStore:
+    """Run the model over the plan's batches and write the store chunk by chunk (see the module docstring)."""
+    import torch
+
+    from .loading import capture, pad_token_id
+
+    sentences = corpus.sentences
+    label_names, labels = _word_labels(corpus)
+    tokenizer, net = loaded.tokenizer, loaded.model
+    is_seq2seq = loaded.kind == "encoder-decoder"
+    all_sites = loaded.neuron_sites()
+    sites = [site for name in plan.neuron_sets for site in all_sites[name]]
+    segments, batches, chunks, n_words = plan.segments, plan.batches, plan.chunks, plan.n_words
+    aggregation = params.aggregation
     meta = {
         "key": key,
         "model": {
             "sha256": loaded.info.sha256, "model_type": loaded.info.model_type,
             "architecture": loaded.info.architecture, "kind": loaded.kind, "path": loaded.path,
         },
-        "corpus_sha256": corpus_hash,
-        "params": params,
-        "batching": {"max_tokens_per_batch": max_tokens_per_batch, "max_sentences_per_batch": max_sentences_per_batch,
-                     "chunk_words": chunk_words, "batches": len(batches), "chunks": len(chunks)},
+        "corpus_sha256": corpus_sha256(corpus),
+        "params": params.key_fields(),
+        "resolved": {"neuron_sets": list(plan.neuron_sets), "max_length": plan.max_tokens,
+                     "window_overlap": plan.window_overlap},
+        "batching": dict(plan.batching, batches=len(batches), chunks=len(chunks)),
+        "plan": plan.summary(),
         "versions": _versions(),
     }
-    writer = StoreWriter(store_path, set_specs, sentences, labels, label_names, meta, plan_hash)
-
-    if empty_sentences:
-        say(f"{len(empty_sentences)} empty sentence(s) skipped (kept with 0 words): "
-            f"{', '.join(map(str, empty_sentences[:20]))}{' ...' if len(empty_sentences) > 20 else ''}")
-    for entry in windowed[:20]:
-        say(f"sentence {entry['sentence']} has {entry['subwords']} subwords (model limit {max_tokens}): "
-            f"split into {entry['windows']} overlapping windows")
-    if len(windowed) > 20:
-        say(f"... {len(windowed) - 20} more sentences windowed")
-    for entry in cut_words[:20]:
-        say(f"sentence {entry['sentence']} word {entry['word']} has {entry['subwords']} subwords: "
-            f"only its first {entry['kept']} fit the model")
+    writer = StoreWriter(path, plan.neuron_sets, sentences, labels, label_names, meta, plan.fingerprint(key))
+    _log_plan(plan, job, loaded.device)
     if writer.done_chunks:
-        say(f"resuming: {len(writer.done_chunks)} of {len(chunks)} chunks already done ({writer.words_done} words)")
-    shapes = ", ".join(f"{name} ({spec['layers']}×{spec['units']})" for name, spec in set_specs.items())
-    say(f"extracting {shapes} for "
-        f"{n_words} words in {len(segments)} sequences, {len(batches)} batches, {len(chunks)} chunks "
-        f"on {loaded.device}")
+        job.log(f"resuming: {len(writer.done_chunks)} of {len(chunks)} chunks already done "
+                f"({writer.words_done} words)")
+        job.progress(writer.words_done, n_words, "words")
 
-    # ---- run
     offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
     np.cumsum([len(s) for s in sentences], out=offsets[1:])
     runner = getattr(net, "base_model", net) or net
     decoder_start = _decoder_start_id(net) if is_seq2seq else None
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = pad_token_id(tokenizer)
     device = loaded.device
     enc_index = dec_index = None  # filled per batch, read by the hooks
 
@@ -429,11 +568,12 @@ def extract_activations(
             for chunk_number, chunk in enumerate(chunks):
                 if chunk_number in writer.done_chunks:
                     continue
+                job.check_cancelled()
                 chunk_words_count = 0
                 for batch_number in chunk:
                     batch = _encode_batch(
                         tokenizer, sentences, [segments[i] for i in batches[batch_number]], offsets,
-                        max_length=budget + specials, aggregation=aggregation, pad_id=pad_id,
+                        max_length=plan.budget + plan.specials, aggregation=aggregation, pad_id=pad_id,
                     )
                     enc_index = _index_tensors(batch, batch.token_rows, device, loaded.dtype)
                     model_inputs = {k: torch.from_numpy(v).to(device) for k, v in batch.inputs.items()}
@@ -459,28 +599,21 @@ def extract_activations(
                     recorded.clear()
                     del model_inputs, batch
                     release_freed_memory()
-                    if progress:
-                        progress(words_done + chunk_words_count, n_words)
+                    job.progress(words_done + chunk_words_count, n_words, "words")
                 writer.finish_chunk(chunk_number, chunk_words_count)
                 words_done += chunk_words_count
+    except Cancelled:
+        job.log(f"extraction cancelled after {len(writer.done_chunks)} of {len(chunks)} chunks; "
+                "the store stays unfinished and a re-run resumes it")
+        raise
     finally:
         writer.close()
 
     elapsed = time.perf_counter() - started
-    report = {
-        "empty_sentences": _capped(empty_sentences),
-        "n_empty_sentences": len(empty_sentences),
-        "windowed_sentences": _capped(windowed),
-        "n_windowed_sentences": len(windowed),
-        "cut_words": _capped(cut_words),
-        "n_cut_words": len(cut_words),
-        "words_without_subwords": _capped(words_no_subword),
-        "n_words_without_subwords": len(words_no_subword),
-    }
-    if words_no_subword:
-        say(f"{len(words_no_subword)} word(s) had no subword and took the nearest token")
-    say(f"extraction finished: {words_done} words in {elapsed:.1f} s")
-    return writer.complete({"report": report, "extraction_seconds": round(elapsed, 3)})
+    if plan.words_without_subwords:
+        job.log(f"{len(plan.words_without_subwords)} word(s) had no subword and took the nearest token")
+    job.log(f"extraction finished: {words_done} words in {elapsed:.1f} s")
+    return writer.complete({"report": plan.report(), "extraction_seconds": round(elapsed, 3)})
 
 
 @dataclass
@@ -516,7 +649,7 @@ def _encode_batch(tokenizer, sentences, batch: list[Segment], offsets, *, max_le
             inputs["token_type_ids"][b, : len(ids)] = encoded["token_type_ids"][b]
         word_ids = encoded.word_ids(b)
         keep = range(segment.keep_start - segment.start, segment.keep_end - segment.start)
-        positions, slots = _word_positions(
+        positions, slots = word_positions(
             word_ids, keep, aggregation, leading_special=bool(word_ids) and word_ids[0] is None
         )
         token_rows.extend(b * width + p for p in positions)
@@ -576,16 +709,3 @@ def _decoder_start_id(model) -> int:
     if isinstance(value, int):
         return value
     raise ValueError("the encoder-decoder model names no decoder_start_token_id")
-
-
-def _complete_store(path: Path, key: str) -> ActivationStore | None:
-    meta_path = path / "meta.json"
-    if not meta_path.is_file():
-        return None
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        return None
-    if meta.get("status") == STATUS_COMPLETE and meta.get("key") == key:
-        return ActivationStore.open(path)
-    return None

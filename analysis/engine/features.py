@@ -3,6 +3,9 @@
 Every ranking, probe and statistic takes a :class:`Features`. Blocks may be NumPy arrays or ``np.memmap``
 views of the activation store's float16 files; :meth:`Features.rows` returns float32 rows for a batch of
 word indices. Wrap a plain in-memory array with :func:`as_features` (tests, notebooks).
+
+:func:`column_blocks` is the shared reader for every computation that needs whole columns (exact average
+precision, mutual information, neuron statistics).
 """
 
 from __future__ import annotations
@@ -105,6 +108,51 @@ class _ColumnSubset(Features):
 
     def _read(self, index, destination=None):
         return self.parent._read(index, destination)[:, self.columns]
+
+
+READ_BATCH_BYTES = 16 << 20
+
+
+def _column_spans(features: Features, chunk: int):
+    """(start, stop, reader) spans of at most ``chunk`` columns; a span never crosses a stored block."""
+    width = features.shape[1]
+    if type(features) is not Features:  # a column subset or another view: read rows, then slice
+        for start in range(0, width, chunk):
+            stop = min(start + chunk, width)
+            yield start, stop, (lambda idx, a=start, b=stop: features.rows(idx)[:, a:b])
+        return
+    offset = 0
+    for block in features.blocks:
+        units = block.shape[1]
+        for local in range(0, units, chunk):
+            local_stop = min(local + chunk, units)
+            yield (offset + local, offset + local_stop,
+                   (lambda idx, blk=block, a=local, b=local_stop: read_block(blk, (idx, slice(a, b)))))
+        offset += units
+
+
+def column_blocks(features: Features, rows=None, max_bytes: int = 256 << 20, column_bytes: int | None = None):
+    """Yield ``(start, stop, float32 [len(rows), stop-start])``: whole columns for the chosen rows, in blocks.
+
+    ``rows`` may be unsorted and repeat (bootstrap); the block's rows follow ``rows``' order. The block width
+    is ``max_bytes // column_bytes`` (default ``column_bytes`` = 4 bytes × rows), at least one column.
+    """
+    n_total, width = features.shape
+    all_rows = rows is None
+    rows = np.arange(n_total) if all_rows else np.asarray(rows, dtype=np.int64)
+    n = len(rows)
+    chunk = max(1, int(max_bytes // (column_bytes or 4 * max(1, n))))
+    order = None if all_rows else np.argsort(rows, kind="stable")
+    sorted_rows = rows if all_rows else rows[order]
+    for start, stop, read in _column_spans(features, chunk):
+        block = np.empty((n, stop - start), dtype=np.float32)
+        batch = max(256, READ_BATCH_BYTES // (4 * (stop - start)))
+        for b in range(0, n, batch):
+            if all_rows:
+                block[b : b + batch] = read(slice(b, min(b + batch, n)))
+            else:
+                block[order[b : b + batch]] = read(sorted_rows[b : b + batch])
+        yield start, stop, block
 
 
 def as_features(array, neuron_set: str = "hidden", layer: int = 0) -> Features:

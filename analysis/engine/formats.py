@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import IO, Iterator, Union
+from typing import Iterator
+
+from .hashing import Source, iter_chunks
 
 DEFAULT_MAX_SENTENCE_WORDS = 512
-CHUNK_BYTES = 1 << 20
 BASIC_LABEL_COLUMNS = ("upos", "xpos", "deprel")
+# A UD feature name: Number, PronType, Number[psor] (https://universaldependencies.org/u/feat/)
+FEATS_KEY = re.compile(r"^[A-Z][A-Za-z0-9]*(\[[a-z0-9]+\])?$")
 CONLLU_COLUMNS = 10
 MISSING = "_"
 _BOM = b"\xef\xbb\xbf"
-
-Source = Union[str, os.PathLike, bytes, bytearray, IO]
 
 
 @dataclass
@@ -67,38 +69,6 @@ def _source_name(source: Source, filename: str | None) -> str:
     return os.path.basename(str(name)) if isinstance(name, (str, os.PathLike)) and name else "<upload>"
 
 
-def iter_chunks(source: Source, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """The raw bytes of ``source`` in chunks (text streams are encoded as UTF-8)."""
-    if isinstance(source, (bytes, bytearray)):
-        for start in range(0, len(source), chunk_bytes):
-            yield bytes(source[start:start + chunk_bytes])
-        return
-    if isinstance(source, (str, os.PathLike)):
-        with open(source, "rb") as handle:
-            yield from iter_chunks(handle, chunk_bytes)
-        return
-    if hasattr(source, "seek"):
-        try:
-            source.seek(0)
-        except (OSError, ValueError):
-            pass  # not seekable: read from where it is
-    while True:
-        chunk = source.read(chunk_bytes)
-        if not chunk:
-            return
-        if isinstance(chunk, str):
-            chunk = chunk.encode("utf-8", "surrogateescape")
-        yield chunk
-
-
-def sha256_of(source: Source, chunk_bytes: int = CHUNK_BYTES) -> str:
-    """Streaming sha256 of a path, bytes or file object (never holds more than one chunk)."""
-    digest = hashlib.sha256()
-    for chunk in iter_chunks(source, chunk_bytes):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
 class _NumberedLines:
     """Iterates ``(line_number, text)`` over a source; counts bytes and hashes them while reading."""
 
@@ -138,6 +108,10 @@ class _NumberedLines:
                 f"not UTF-8 at byte {offset + error.start:,} (save the file as UTF-8)",
                 filename=self.filename, line=line_number,
             ) from None
+        if "\x00" in text:  # valid UTF-8, but no text file holds one; it would pass as part of a word
+            position = offset + raw.index(b"\x00")
+            raise CorpusError(f"NUL byte at line {line_number:,} (byte {position:,}): this is not a text file",
+                              filename=self.filename)
         return text[:-1] if text.endswith("\r") else text
 
 
@@ -153,8 +127,13 @@ def check_label_column(label_column: str | None) -> str | None:
     lowered = column.lower()
     if lowered in BASIC_LABEL_COLUMNS:
         return lowered
-    if lowered.startswith("feats:") and column[len("feats:"):].strip():
-        return "feats:" + column[len("feats:"):].strip()  # FEATS keys are case-sensitive (Number, PronType)
+    if lowered.startswith("feats:"):
+        key = column[len("feats:"):].strip()  # FEATS keys are case-sensitive (Number, PronType)
+        if FEATS_KEY.match(key):
+            return "feats:" + key
+        raise CorpusError(
+            f"{key!r} is not a FEATS key: a key is a feature name such as Number, PronType or Number[psor]"
+        )
     raise CorpusError(
         f"unknown label column {label_column!r}: choose upos, xpos, deprel or feats:<Key> (e.g. feats:Number)"
     )
@@ -269,28 +248,35 @@ def _is_range_or_empty_node(word_id: str) -> bool:
 # NeuroX plain: name.word + name.label
 
 
-def _plain_lines(lines: _NumberedLines, what: str) -> list[list[str]]:
-    """Split each line on single spaces. Blank lines at the end are ignored; any other blank line or empty
-    word (two spaces in a row, a leading or trailing space) is an error, because it would shift the
-    word/label alignment silently."""
+def _plain_lines(lines: _NumberedLines, what: str, warnings: list[str]) -> list[list[str]]:
+    """Split each line on single spaces. Blank lines at the end are ignored; whitespace at the end of a line
+    (common from other tools) is removed and reported in ``warnings``; any other blank line or empty word (two
+    spaces in a row, a leading space) is an error, because it would shift the word/label alignment silently."""
     rows: list[tuple[int, str]] = list(lines)
     while rows and not rows[-1][1].strip():
         rows.pop()
     if lines.total_bytes == 0 or not rows:
         raise CorpusError("empty file", filename=lines.filename)
     result = []
+    trimmed = []
     for line_number, text in rows:
         if not text.strip():
             raise CorpusError(f"empty line: every line must hold one sentence's {what}", filename=lines.filename,
                               line=line_number)
+        if text != text.rstrip():
+            trimmed.append(line_number)
+            text = text.rstrip()
         items = text.split(" ")
         if "" in items:
             position = items.index("") + 1
             raise CorpusError(
-                f"empty {what[:-1]} at position {position} (a leading, trailing or double space)",
+                f"empty {what[:-1]} at position {position} (a leading or double space)",
                 filename=lines.filename, line=line_number,
             )
         result.append(items)
+    if trimmed:
+        warnings.append(f"{lines.filename}: whitespace at the end of {len(trimmed):,} line(s) was ignored "
+                        f"(first: line {trimmed[0]:,})")
     return result
 
 
@@ -310,7 +296,8 @@ def read_plain(
     own sha256 when there is no label file), so a corpus is identified by its content, not by file names."""
     word_name = _source_name(word_source, word_filename)
     word_lines = _NumberedLines(word_source, word_name)
-    sentences = _plain_lines(word_lines, "words")
+    warnings: list[str] = []
+    sentences = _plain_lines(word_lines, "words", warnings)
     if max_sentence_words is not None:
         for line_number, words in enumerate(sentences, start=1):
             if len(words) > max_sentence_words:
@@ -320,11 +307,12 @@ def read_plain(
                 )
     file_sha256 = {word_name: word_lines.sha256}
     if label_source is None:
-        return Corpus(sentences=sentences, source_sha256=word_lines.sha256, file_sha256=file_sha256)
+        return Corpus(sentences=sentences, source_sha256=word_lines.sha256, file_sha256=file_sha256,
+                      warnings=warnings)
 
     label_name = _source_name(label_source, label_filename)
     label_lines = _NumberedLines(label_source, label_name)
-    labels = _plain_lines(label_lines, "labels")
+    labels = _plain_lines(label_lines, "labels", warnings)
     if len(labels) != len(sentences):
         raise CorpusError(
             f"label file has {len(labels):,} lines but word file {word_name} has {len(sentences):,}",
@@ -339,7 +327,8 @@ def read_plain(
     file_sha256[label_name] = label_lines.sha256
     combined = hashlib.sha256(f"{word_lines.sha256}\n{label_lines.sha256}".encode()).hexdigest()
     return Corpus(
-        sentences=sentences, labels=labels, source_sha256=combined, label_column="label", file_sha256=file_sha256
+        sentences=sentences, labels=labels, source_sha256=combined, label_column="label", file_sha256=file_sha256,
+        warnings=warnings,
     )
 
 
@@ -358,9 +347,9 @@ class TestSet:
 
 
 def _sentence_lines(lines: _NumberedLines, what: str) -> list[str]:
+    """Every line is one sentence: a blank line anywhere, also at the end, is refused with its number, since
+    dropping it would silently misalign sources and references."""
     rows = list(lines)
-    while rows and not rows[-1][1].strip():
-        rows.pop()
     if lines.total_bytes == 0 or not rows:
         raise CorpusError("empty file", filename=lines.filename)
     for line_number, text in rows:
@@ -378,8 +367,8 @@ def read_test_set(
     reference_filename: str | None = None,
 ) -> TestSet:
     """One source sentence per line and, optionally, a line-aligned reference (target) per sentence, as an
-    encoder-decoder model needs for BLEU/chrF. Trailing blank lines are ignored; inner blank lines are errors.
-    ``source_sha256`` is computed like the plain corpus format's (both files when there are references)."""
+    encoder-decoder model needs for BLEU/chrF. The one reader of test sets, for the site and the command line:
+    a blank line is an error wherever it is (nothing is dropped silently). ``source_sha256`` is computed like the plain corpus format's (both files when there are references)."""
     source_name = _source_name(source, source_filename)
     source_lines = _NumberedLines(source, source_name)
     sources = _sentence_lines(source_lines, "source sentence")

@@ -13,7 +13,6 @@ store sentence by sentence, so memory stays bounded. HDF5 import writes a normal
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Callable, Sequence
@@ -21,6 +20,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .formats import Corpus
+from .hashing import sha256_of
 from .store import ActivationStore, StoreWriter, store_key
 
 SENTENCE_TO_INDEX = "sentence_to_index"
@@ -79,14 +79,6 @@ def export_jsonl(store: ActivationStore, path, *, neuron_set: str = "hidden", la
             ]
             handle.write(json.dumps({"linex_index": i, "features": features}, ensure_ascii=False) + "\n")
     return path
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def import_hdf5(
@@ -162,7 +154,7 @@ def import_hdf5(
             flat = [label for sentence in corpus.labels for label in sentence]
             labels[:] = [label_ids[label] if label is not None else -1 for label in flat]
 
-        file_hash = _file_sha256(path)
+        file_hash = sha256_of(path)
         corpus_hash = (corpus.source_sha256 if corpus is not None else "") or file_hash
         params = {"imported_from": "neurox-hdf5", "neuron_sets": [neuron_set], "file_sha256": file_hash}
         key = store_key(model_sha256 or file_hash, corpus_hash, params)

@@ -2,7 +2,7 @@
 
 An *edit* says what happens to one neuron: set it to 0 (``zero``), to its corpus mean (``mean``), to a value
 (``clamp``), multiply it (``scale``) or add to it (``shift``). :func:`intervene` installs forward hooks on the
-neuron sites of :func:`analysis.engine.models.neuron_sites` that apply the edits during every forward pass in
+neuron sites of :func:`analysis.engine.loading.neuron_sites` that apply the edits during every forward pass in
 its ``with`` block, and always removes them on exit.
 
 Every edit is one affine map per unit, ``h' = h·factor + offset`` (``zero``/``mean``/``clamp`` replace the value
@@ -265,7 +265,7 @@ class Intervention:
 
 def _group_by_site(model, edits, directions, sites):
     if sites is None:
-        from .models import neuron_sites
+        from .loading import neuron_sites
 
         sites = neuron_sites(model)
     by_key = {site.key: site for site_list in sites.values() for site in site_list}

@@ -20,16 +20,20 @@ exact zeros) the weights are dense and every label needs about as many neurons f
 UPOS: 87–93 neurons at 50 % for PUNCT, DET, NOUN, VERB alike). With λ1 = 1e-3 the closed-class effect of
 methods.md §7 appears (CCONJ 14, DET 27, PUNCT 30 vs NOUN 44, PROPN 43, ADJ 41) at ~0.6 points of accuracy; pass
 ``l1=1e-3`` for per-label neuron counts that are meant to be read.
+
+Job contract: progress in epochs over every probe fit, the control probe's included (:func:`planned_epochs`).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .features import Features
-from .probe import Probe, train_probe
+from .jobs import Job, as_job
+from .probe import LabelledWords, Probe, evaluate_on, train_probe
+from .probe import planned_epochs as probe_epochs
 from .ranking import Ranking
 
 DEFAULT_MASS_STEPS = 1000
@@ -151,6 +155,12 @@ def control_labels(words: Sequence[str], labels, n_classes: int, seed: int = 0) 
     return np.where(known, type_labels[type_of_word], -1)
 
 
+def planned_epochs(control: bool = False, **probe_options) -> int:
+    """Epochs :func:`linguistic_correlation` runs: the task probe's, plus one fit at its chosen L2 for control."""
+    task = probe_epochs(**probe_options)
+    return task + (probe_epochs(**{**probe_options, "l2": 0.0}) if control else 0)
+
+
 def linguistic_correlation(
     features: Features,
     labels,
@@ -165,33 +175,39 @@ def linguistic_correlation(
     report_masses: Sequence[float] = DEFAULT_REPORT_MASSES,
     seed: int = 0,
     return_probe: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-    log: Callable[[str], None] | None = None,
+    held_out: LabelledWords | None = None,
+    job: Job | None = None,
     **probe_options,
 ):
     """Train the probe (:func:`probe.train_probe`, options passed through) and rank the neurons by weight mass.
 
     With ``control=True`` (needs ``words``, one per row of ``features``) a control probe is trained too and
-    ``metrics`` gains ``control_test_accuracy`` and ``selectivity``. Returns the Ranking, or ``(ranking, probe)``
-    with ``return_probe``.
+    ``metrics`` gains ``control_test_accuracy`` and ``selectivity``. With ``held_out`` (words of another corpus)
+    ``metrics["held_out"]`` is the probe's accuracy there (:func:`probe.evaluate_on`, labels matched by name).
+    Returns the Ranking, or ``(ranking, probe)`` with ``return_probe``.
     """
     if control and words is None:
         raise ValueError("the control task needs the words (one per feature row) to assign labels per word type")
+    job = as_job(job)
+    total = planned_epochs(control=control, **probe_options)
+    task_epochs = probe_epochs(**probe_options)
     probe = train_probe(
         features, labels, label_names=label_names, train=train, dev=dev, test=test, seed=seed,
-        progress=progress, log=log, **probe_options,
+        job=job.part(0, total), **probe_options,
     )  # fmt: skip
     ranking = ranking_from_probe(probe, mass_steps=mass_steps, report_masses=report_masses)
+    if held_out is not None:
+        ranking.metrics["held_out"] = evaluate_on(probe, held_out)
     if control:
         fake = control_labels(words, labels, len(label_names), seed=seed)
         options = {**probe_options, "l2": probe.params["l2"]}  # the task probe's capacity
         refitted = probe.params.get("refit_on_train_and_dev")
         train_rows = np.concatenate([np.asarray(train), np.asarray(dev)]) if refitted else train
-        if log:
-            log(f"control task: {len(set(map(str, words)))} word types with random labels")
+        job.log(f"control task: {len(set(map(str, words)))} word types with random labels")
         control_probe = train_probe(
-            features, fake, label_names=label_names, train=train_rows, test=test, seed=seed, log=log, **options
-        )
+            features, fake, label_names=label_names, train=train_rows, test=test, seed=seed,
+            job=job.part(task_epochs, total), **options,
+        )  # fmt: skip
         task_accuracy = probe.metrics.get("test_accuracy")
         control_accuracy = control_probe.metrics.get("test_accuracy")
         ranking.metrics["control_test_accuracy"] = control_accuracy

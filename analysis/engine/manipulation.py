@@ -26,6 +26,9 @@ import difflib
 from typing import Iterable, Sequence
 
 from .interventions import NeuronEdit, intervene, positions_for_labels, positions_for_words
+from .jobs import Job, as_job
+from .loading import capture, model_max_tokens, pad_token_id
+from .subwords import AGGREGATIONS, word_activations
 
 
 class ManipulationError(ValueError):
@@ -40,10 +43,8 @@ def _words(sentence) -> list[str]:
 
 
 def _encode(lm, words: list[str]):
-    from .model_ablation import model_max_length
-
     encoding = lm.tokenizer([words], is_split_into_words=True, return_tensors="pt", verbose=False)
-    limit = model_max_length(lm)
+    limit = model_max_tokens(lm.tokenizer, lm.model.config)
     if encoding["input_ids"].shape[1] > limit:
         raise ManipulationError(
             f"the sentence is {encoding['input_ids'].shape[1]} tokens long, more than the model's {limit}; "
@@ -95,7 +96,7 @@ def _edits_summary(edits: Sequence[NeuronEdit]) -> list[dict]:
 def _generate(lm, inputs: dict, max_new_tokens: int, use_cache: bool):
     import torch
 
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    pad_id = pad_token_id(lm)
     with torch.inference_mode():
         out = lm.model.generate(
             **inputs, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad_id,
@@ -146,6 +147,7 @@ def manipulate(
     mask_words: Sequence[Iterable[int]] | None = None,
     max_new_tokens: int = 20,
     top_k: int = 5,
+    job: Job | None = None,
 ) -> dict:
     """Original and manipulated outputs of ``lm`` (a LoadedModel) for each sentence; JSON-serialisable.
 
@@ -153,7 +155,9 @@ def manipulate(
     "sentences": [...]}``; per sentence ``{"words", "original", "manipulated", "identical"}`` for text output
     (``original``/``manipulated``: ``text``, ``tokens``, ``changed`` flags) or ``{"words", "masks": [{"word",
     "original": top-k, "manipulated": top-k, "top1_changed", "changed"}]}`` for fill-mask.
+    ``job``: progress in ``"sentences"`` and a cancellation check before each sentence.
     """
+    job = as_job(job)
     edits = list(edits)
     if not edits:
         raise ManipulationError("choose at least one neuron to change")
@@ -173,6 +177,7 @@ def manipulate(
     sites = lm.neuron_sites()
     results = []
     for index, sentence in enumerate(sentences):
+        job.check_cancelled()
         words = _words(sentence)
         if task == "fill-mask" and mask_words is not None:
             masked = set(int(w) for w in mask_words[index])
@@ -213,6 +218,7 @@ def manipulate(
                 changed_ids = _generate(lm, inputs, max_new_tokens, use_cache=use_cache)
             entry.update(_text_side_by_side(lm, original_ids, changed_ids))
         results.append(entry)
+        job.progress(index + 1, len(sentences), "sentences")
     return {
         "task": task,
         "edits": _edits_summary(edits),
@@ -235,9 +241,6 @@ def _positions_summary(chosen_words, chosen_labels) -> dict:
 def _probe_rows(lm, probe, words, inputs, word_ids, aggregation, sites):
     """The probe's input rows (its neurons, its column order) for one sentence."""
     import torch
-
-    from .extract import word_activations
-    from .models import capture
 
     by_key = {site.key: site for site_list in sites.values() for site in site_list}
     keys = sorted({(n.set, n.layer) for n in probe.neuron_ids})
@@ -269,21 +272,25 @@ def probe_predictions(
     chosen_words: Sequence[Iterable[int]] | None = None,
     labels: Sequence[Sequence[str]] | None = None,
     chosen_labels: Iterable[str] | None = None,
+    job: Job | None = None,
 ) -> dict:
     """Per-word labels of ``probe`` before and after the edits, for any model.
 
     ``aggregation`` must be the one the probe's activations were extracted with (``first``/``last``/``mean``).
     Words with no subword take the previous token, like the extraction's fallback in the common case. Returns
     ``{"task": "probe", "edits", "positions", "sentences": [{"words", "original", "manipulated", "changed"}]}``.
+    ``job``: as for :func:`manipulate`.
     """
-    if aggregation not in ("first", "last", "mean"):
-        raise ManipulationError(f"aggregation must be first, last or mean, not {aggregation!r}")
+    job = as_job(job)
+    if aggregation not in AGGREGATIONS:
+        raise ManipulationError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {aggregation!r}")
     edits = list(edits)
     if chosen_labels is not None:
         chosen_labels = set(chosen_labels)
     sites = lm.neuron_sites()
     results = []
     for index, sentence in enumerate(sentences):
+        job.check_cancelled()
         words = _words(sentence)
         encoding = _encode(lm, words)
         mask = _position_mask(encoding, index, chosen_words, labels, chosen_labels)
@@ -298,6 +305,7 @@ def probe_predictions(
             "manipulated": changed,
             "changed": [a != b for a, b in zip(original, changed)],
         })
+        job.progress(index + 1, len(sentences), "sentences")
     return {
         "task": "probe",
         "edits": _edits_summary(edits),

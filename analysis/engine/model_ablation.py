@@ -32,6 +32,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from .interventions import intervene, mean_ablate, zero
+from .jobs import Job, as_job
+from .loading import model_max_tokens, pad_token_id
 from .neurons import NeuronId
 
 DEFAULT_POINTS = 11
@@ -44,13 +46,6 @@ class AblationError(ValueError):
 
 def _as_text(sentence) -> str:
     return sentence if isinstance(sentence, str) else " ".join(sentence)
-
-
-def model_max_length(lm) -> int:
-    """The longest input the model and its tokenizer accept, in tokens (the extraction's rule)."""
-    from .extract import model_max_tokens
-
-    return model_max_tokens(lm)
 
 
 def _pack(lengths: Sequence[int], max_batch_tokens: int) -> list[list[int]]:
@@ -112,7 +107,7 @@ def causal_lm_task(lm, texts: Iterable, *, max_batch_tokens: int = 1024, log=Non
     texts = [_as_text(t) for t in texts]
     if not texts:
         raise AblationError("the test set is empty")
-    max_length = model_max_length(lm)
+    max_length = model_max_tokens(lm.tokenizer, lm.model.config)
     full = lm.tokenizer(texts, verbose=False)["input_ids"]
     truncated = sum(len(ids) > max_length for ids in full)
     encoded = [ids[:max_length] for ids in full]
@@ -121,7 +116,7 @@ def causal_lm_task(lm, texts: Iterable, *, max_batch_tokens: int = 1024, log=Non
     usable = [ids for ids in encoded if len(ids) >= 2]  # a one-token sentence has nothing to predict
     if not usable:
         raise AblationError("no test sentence has two or more tokens, so there is nothing to predict")
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    pad_id = pad_token_id(lm)
     batches = [_pad([usable[i] for i in group], pad_id) for group in _pack([len(u) for u in usable], max_batch_tokens)]
 
     def evaluate():
@@ -152,7 +147,7 @@ def masked_lm_task(lm, texts: Iterable, *, mask_rate: float = MASK_RATE, seed: i
             "this encoder has no masked-LM head; measure a trained probe's accuracy instead (probe_task)"
         )
     texts = [_as_text(t) for t in texts]
-    max_length = model_max_length(lm)
+    max_length = model_max_tokens(lm.tokenizer, lm.model.config)
     encoded = lm.tokenizer(texts, truncation=True, max_length=max_length, return_special_tokens_mask=True)
     rows, targets = [], []
     for index, (ids, special) in enumerate(zip(encoded["input_ids"], encoded["special_tokens_mask"])):
@@ -169,7 +164,7 @@ def masked_lm_task(lm, texts: Iterable, *, mask_rate: float = MASK_RATE, seed: i
         targets.append(target)
     if not rows:
         raise AblationError("the test set has no words to mask")
-    pad_id = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+    pad_id = pad_token_id(lm)
     batches = []
     for group in _pack([len(r) for r in rows], max_batch_tokens):
         ids, attention = _pad([rows[i] for i in group], pad_id)
@@ -206,12 +201,12 @@ def translation_task(lm, sources: Iterable, references: Iterable[str], *, max_ne
     if not sources:
         raise AblationError("the test set is empty")
     tokenizer = lm.tokenizer
-    max_length = model_max_length(lm)
+    max_length = model_max_tokens(lm.tokenizer, lm.model.config)
     src_ids = tokenizer(sources, truncation=True, max_length=max_length)["input_ids"]
     ref_ids = tokenizer(text_target=references, truncation=True, max_length=max_length)["input_ids"]
     if max_new_tokens is None:
         max_new_tokens = min(max_length, int(1.5 * max(len(r) for r in ref_ids)) + 10)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    pad_id = pad_token_id(tokenizer)
     groups = _pack([max(len(s), len(r)) for s, r in zip(src_ids, ref_ids)], max_batch_tokens)
     batches = []
     for group in groups:
@@ -327,8 +322,7 @@ def ablation_curve(
     steps=None,
     max_neurons: int | None = None,
     seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
-    log: Callable[[str], None] | None = None,
+    job: Job | None = None,
     **task_data,
 ) -> dict:
     """Cumulative model-level ablation curves along ``ranking``; returns a JSON-serialisable dict.
@@ -336,14 +330,17 @@ def ablation_curve(
     ``task``: a prepared :class:`Task`, or pass the test set (``texts=``, or ``sources=`` + ``references=``)
     and the model's own task is prepared (:func:`task_for`). ``operation``: ``"zero"`` or ``"mean"`` (needs
     ``means``, NeuronId → corpus mean). ``orders``: any of ``"top"`` (best first), ``"bottom"`` (worst
-    first), ``"random"`` (one permutation drawn with ``seed``). ``progress(done, total)`` is called after each
-    evaluation; an exception it raises stops the run (the hooks are removed).
+    first), ``"random"`` (one permutation drawn with ``seed``). ``job``: progress in ``"evaluations"`` after
+    each evaluation (the baseline, then every point of every order), each result in its log, and a cancellation
+    check before each evaluation (:class:`~analysis.engine.jobs.Cancelled`; the hooks are removed and nothing is
+    returned).
 
     Result: ``{"task", "metrics", "primary", "higher_is_better", "operation", "total_neurons",
     "x": {"count": [...], "percent": [...]}, "baseline": {metric: value}, "curves": {order: {metric:
     [value per x]}}, "params", "task_info", "seconds"}``; the first point of every curve is the baseline.
     """
     started = time.perf_counter()
+    job = as_job(job)
     if operation not in ("zero", "mean"):
         raise AblationError(f"ablation sets neurons to 'zero' or their 'mean', not {operation!r}")
     if operation == "mean" and means is None:
@@ -354,7 +351,7 @@ def ablation_curve(
     neurons = _ranked_neurons(ranking)
     counts = curve_counts(len(neurons), steps, max_neurons)
     if task is None:
-        task = task_for(lm, log=log, **task_data)
+        task = task_for(lm, log=job.log, **task_data)
     elif task_data:
         raise AblationError(f"pass either a prepared task or test data, not both ({', '.join(task_data)})")
     sequences = {
@@ -369,11 +366,10 @@ def ablation_curve(
     def tick(message: str):
         nonlocal done
         done += 1
-        if log:
-            log(message)
-        if progress:
-            progress(done, evaluations)
+        job.log(message)
+        job.progress(done, evaluations, "evaluations")
 
+    job.check_cancelled()
     baseline = task.evaluate()
     tick(f"baseline: {_format(baseline)}")
     full_set_result = None  # removing every neuron gives the same model in every order
@@ -385,6 +381,7 @@ def ablation_curve(
             if count == len(neurons) and full_set_result is not None:
                 result = full_set_result
             else:
+                job.check_cancelled()
                 edits = zero(chosen) if operation == "zero" else mean_ablate(chosen, means)
                 with intervene(lm.model, edits, sites=sites):
                     result = task.evaluate()

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import json
 import math
 import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .hashing import combined_sha256, sha256_of
+
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 SAFETENSORS_INDEX = "model.safetensors.index.json"
-_HASH_CHUNK = 1 << 20
 _MAX_HEADER_BYTES = 100 << 20  # safetensors' own limit on the JSON header
 
 CONVERT_HINT = (
@@ -45,8 +45,8 @@ class ModelInfo:
     n_layers: int | None
     hidden_size: int | None
     n_parameters: int
-    files: dict[str, str]  # relative name -> sha256
-    sha256: str
+    files: dict[str, str]  # relative name -> sha256; empty when the files were not hashed
+    sha256: str  # combined_sha256 of ``files``, or the hash the caller gave, or "" (not hashed)
     total_bytes: int
     n_decoder_layers: int | None = None
     has_fast_tokenizer: bool = False
@@ -57,20 +57,6 @@ class ModelInfo:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def combined_sha256(file_hashes: dict[str, str]) -> str:
-    """One hash for a set of files: sha256 over the sorted ``name:filehash`` lines."""
-    lines = "".join(f"{name}:{file_hashes[name]}\n" for name in sorted(file_hashes))
-    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
 def read_safetensors_header(path: Path) -> dict:
@@ -207,8 +193,13 @@ def _check_model_type(config: dict) -> str:
 # ---------------------------------------------------------------------------------------------- the inspection
 
 
-def inspect_model_dir(path) -> ModelInfo:
-    """Validate a model directory and describe it. Raises :class:`ModelDirError` with a user-facing message."""
+def inspect_model_dir(path, *, sha256: str | None = None, hash_files: bool = True) -> ModelInfo:
+    """Validate a model directory and describe it. Raises :class:`ModelDirError` with a user-facing message.
+
+    Every file is hashed (the weights too: this is the slow part) unless the caller already knows the
+    directory's combined hash (an upload row records it) and passes it as ``sha256``, or does not need it
+    (``hash_files=False``: ``sha256`` is then empty). Either way ``files`` is then empty.
+    """
     root = Path(path)
     if not root.is_dir():
         raise ModelDirError(f"{root} is not a directory")
@@ -241,7 +232,8 @@ def inspect_model_dir(path) -> ModelInfo:
             raise ModelDirError(f"{SAFETENSORS_INDEX} names shards that are missing: {', '.join(missing)}")
     n_parameters = sum(_count_parameters(read_safetensors_header(p), p.name) for p in weight_files)
 
-    file_hashes = {p.relative_to(root).as_posix(): sha256_file(p) for p in files}
+    hashing = hash_files and not sha256
+    file_hashes = {p.relative_to(root).as_posix(): sha256_of(p) for p in files} if hashing else {}
     kind = model_kind(config)
     architectures = config.get("architectures") or []
     warnings = []
@@ -258,7 +250,7 @@ def inspect_model_dir(path) -> ModelInfo:
         hidden_size=_first_int(config, ("hidden_size", "d_model", "n_embd", "dim")),
         n_parameters=n_parameters,
         files=file_hashes,
-        sha256=combined_sha256(file_hashes),
+        sha256=combined_sha256(file_hashes) if hashing else (sha256 or ""),
         total_bytes=sum(p.stat().st_size for p in files),
         n_decoder_layers=(
             _first_int(config, ("decoder_layers", "num_decoder_layers", "num_layers"))

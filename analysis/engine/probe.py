@@ -25,6 +25,14 @@ budget. Mean/std are streamed in the same chunks; dev and test rows are scored i
 Labels are int arrays into ``label_names`` with ``-1`` = missing: such words are dropped from every split. A label
 id outside ``[-1, C)`` is an error. A label that occurs in dev/test but never in training is kept (the probe
 cannot predict it, so it counts as wrong) and is listed in ``metrics["labels_unseen_in_train"]``.
+
+Evaluation on another corpus (:func:`evaluate_on`, or ``label_names=`` in :func:`evaluate_probe`): that corpus's
+store numbers its labels by its own label set, so its labels are first matched to the probe's by name. Words
+whose label the probe has no class for are left out of every accuracy and reported in
+``metrics["unknown_labels"]`` (label name → words), never scored as some other label.
+
+Job contract: ``train_probe`` reports epochs over all its fits (:func:`planned_epochs` says how many) and checks
+for a cancel after every epoch and every chunk of the standardisation pass.
 """
 
 from __future__ import annotations
@@ -34,11 +42,15 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .features import Features
+from .jobs import Job, as_job
+from .labels import align_labels, check_labels, labelled_rows
+from .loading import pick_device
+from .moments import column_moments
 from .neurons import NeuronId
 
 # Our defaults, chosen on UPOS / UD EWT dev / all-MiniLM-L6-v2 (benchmarks/bench_probe.py):
@@ -57,14 +69,6 @@ MIN_STEPS_PER_EPOCH = 10
 NEUROX_DEFAULTS = dict(l1=1e-5, l2=1e-5, epochs=10, batch_size=512, lr=1e-3, schedule="constant")
 
 SCHEDULES = ("constant", "cosine", "linear")
-
-
-def _resolve_device(device):
-    import torch
-
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 @dataclass
@@ -175,40 +179,21 @@ class Probe:
 # ---- training ------------------------------------------------------------------------------------------------
 
 
-def labelled(index, labels: np.ndarray) -> np.ndarray:
-    """The positions of ``index`` whose label is not missing (-1)."""
-    index = np.asarray(index, dtype=np.int64)
-    return index[labels[index] >= 0]
-
-
-def _check_labels(labels, label_names: Sequence[str], n_rows: int) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or len(labels) != n_rows:
-        raise ValueError(f"labels must be 1-d with one entry per word ({n_rows}), got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError("labels must be integer ids into label_names (-1 = missing)")
-    labels = labels.astype(np.int64)
-    if len(labels) and (labels.min() < -1 or labels.max() >= len(label_names)):
-        raise ValueError(
-            f"label ids must lie in [-1, {len(label_names)}) for {len(label_names)} label names; "
-            f"found {labels.min()}..{labels.max()}"
-        )
-    return labels
-
-
-def standardisation(features: Features, index: np.ndarray, chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std of the rows ``index`` (repeats count), streamed in float64. Constant columns get std 1."""
-    total = np.zeros(features.shape[1])
-    total_sq = np.zeros(features.shape[1])
-    for start in range(0, len(index), chunk_rows):
-        rows = features.rows(index[start : start + chunk_rows])
-        total += rows.sum(axis=0, dtype=np.float64)
-        total_sq += np.square(rows).sum(axis=0, dtype=np.float64)
-    mean = total / len(index)
-    var = np.maximum(total_sq / len(index) - np.square(mean), 0.0)
-    std = np.sqrt(var)
+def standardisation(features: Features, index: np.ndarray, chunk_rows: int,
+                    job: Job | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the rows ``index`` (repeats count), streamed. Constant columns get std 1."""
+    mean, variance = column_moments(features, index, batch_size=chunk_rows, job=job)
+    std = np.sqrt(variance)
     std[std < 1e-6 * (1.0 + np.abs(mean))] = 1.0
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def planned_epochs(epochs: int | None = None, l2=None, l2_grid: Sequence[float] = L2_GRID, refit: bool = True,
+                   **_other_options) -> int:
+    """How many epochs :func:`train_probe` runs with these arguments: its progress total."""
+    epochs = DEFAULTS["epochs"] if epochs is None else epochs
+    auto = (DEFAULTS["l2"] if l2 is None else l2) == "auto"
+    return epochs * ((len(l2_grid) + int(refit)) if auto else 1)
 
 
 def _learning_rate(schedule: str, base_lr: float, step: int, total_steps: int) -> float:
@@ -291,8 +276,7 @@ def train_probe(
     device=None,
     memory_budget_mb: float = 256.0,
     eval_batch_size: int = 8192,
-    progress: Callable[[int, int], None] | None = None,
-    log: Callable[[str], None] | None = None,
+    job: Job | None = None,
 ) -> Probe:
     """Train an elastic-net probe on rows ``train`` of ``features``; report accuracies on dev/test if given.
 
@@ -305,8 +289,10 @@ def train_probe(
     ``metrics["l2_selection"]`` lists every candidate's dev accuracy and cross-entropy. It needs a labelled dev
     split. Cost: ``len(l2_grid) + 1`` fits; the training rows are read and standardised once for the grid.
 
-    ``progress(done, total)`` counts epochs over all fits; ``log`` receives one line per epoch and per fit.
+    ``job`` (:mod:`jobs`): progress in epochs over all fits (:func:`planned_epochs`), one log line per epoch and
+    per fit, a cancellation check after every epoch.
     """
+    job = as_job(job)
     settings = dict(DEFAULTS)
     for name, value in dict(l1=l1, l2=l2, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule).items():
         if value is not None:
@@ -317,10 +303,8 @@ def train_probe(
     if isinstance(settings["l2"], str) and not auto:
         raise ValueError(f"l2 must be a number or 'auto', not {settings['l2']!r}")
     label_names = list(label_names)
-    if not label_names:
-        raise ValueError("a probe needs at least one label name")
-    labels = _check_labels(labels, label_names, len(features))
-    train_index = labelled(train, labels)
+    labels = check_labels(labels, label_names, len(features))
+    train_index = labelled_rows(labels, train)
     if len(train_index) == 0:
         raise ValueError("no labelled training words (all labels missing, or an empty training split)")
     if settings["batch_size"] == "auto":
@@ -328,17 +312,16 @@ def train_probe(
         settings["batch_size"] = int(min(AUTO_BATCH_MAX, max(32, math.ceil(n_rows / MIN_STEPS_PER_EPOCH))))
     if settings["epochs"] < 0 or not isinstance(settings["batch_size"], int) or settings["batch_size"] < 1:
         raise ValueError("epochs must be ≥ 0 and batch_size an integer ≥ 1 (or 'auto')")
-    dev_index = labelled(dev, labels) if dev is not None else None
-    test_index = labelled(test, labels) if test is not None else None
+    dev_index = labelled_rows(labels, dev) if dev is not None else None
+    test_index = labelled_rows(labels, test) if test is not None else None
     if auto and (dev_index is None or len(dev_index) == 0):
         raise ValueError("l2='auto' chooses the L2 strength on the dev split: give a labelled dev split or a number")
 
     started = time.perf_counter()
-    device = _resolve_device(device)
-    fits = (len(l2_grid) + int(refit)) if auto else 1
-    epoch_counter = _EpochCounter(settings["epochs"] * fits, progress)
-    fit = dict(labels=labels, n_classes=len(label_names), device=device, seed=seed, on_epoch=epoch_counter, log=log)
-    source = _prepare(features, train_index, settings["batch_size"], memory_budget_mb, device)
+    device = pick_device(device)
+    epoch_counter = _EpochCounter(planned_epochs(settings["epochs"], settings["l2"], l2_grid, refit), job)
+    fit = dict(labels=labels, n_classes=len(label_names), device=device, seed=seed, on_epoch=epoch_counter, log=job.log)
+    source = _prepare(features, train_index, settings["batch_size"], memory_budget_mb, device, job)
 
     selection = None
     final_train = train_index
@@ -351,15 +334,14 @@ def train_probe(
             accuracy, cross_entropy = _score(scorer, features, labels, dev_index, eval_batch_size)
             selection[repr(candidate)] = {"dev_accuracy": accuracy, "dev_cross_entropy": cross_entropy}
             candidates[candidate] = fitted
-            if log:
-                log(f"l2={candidate:g}: dev cross-entropy {cross_entropy:.4f}, accuracy {accuracy:.4f}")
+            job.log(f"l2={candidate:g}: dev cross-entropy {cross_entropy:.4f}, accuracy {accuracy:.4f}")
         # lowest dev cross-entropy (a smoother criterion than accuracy on a small dev split); ties: stronger penalty
         best = min(sorted(l2_grid), key=lambda c: (selection[repr(c)]["dev_cross_entropy"], -c))
         settings["l2"] = best
         if refit:
             final_train = np.concatenate([train_index, dev_index])
             del source, candidates  # free the cached rows before reading train + dev
-            source = _prepare(features, final_train, settings["batch_size"], memory_budget_mb, device)
+            source = _prepare(features, final_train, settings["batch_size"], memory_budget_mb, device, job)
             weight, bias, mean, std = _fit(source, settings, **fit)
         else:
             weight, bias, mean, std = candidates[best]
@@ -392,13 +374,12 @@ def train_probe(
         probe.metrics["l2_selection"] = selection
     probe.metrics["train_seconds"] = round(time.perf_counter() - started, 3)
     probe.metrics["device"] = str(device)
-    if log:
-        summary = ", ".join(
-            f"{name} {probe.metrics[name + '_accuracy']:.4f}"
-            for name in ("train", "dev", "test")
-            if probe.metrics.get(name + "_accuracy") is not None
-        )
-        log(f"probe (l2={settings['l2']:g}) accuracy: {summary}")
+    summary = ", ".join(
+        f"{name} {probe.metrics[name + '_accuracy']:.4f}"
+        for name in ("train", "dev", "test")
+        if probe.metrics.get(name + "_accuracy") is not None
+    )
+    job.log(f"probe (l2={settings['l2']:g}) accuracy: {summary}")
     return probe
 
 
@@ -417,18 +398,18 @@ def _score(probe: Probe, features: Features, labels, index, batch_size: int) -> 
 
 
 class _EpochCounter:
-    def __init__(self, total, progress):
-        self.done, self.total, self.progress = 0, total, progress
+    def __init__(self, total: int, job: Job):
+        self.done, self.total, self.job = 0, total, job
 
     def __call__(self):
         self.done += 1
-        if self.progress:
-            self.progress(self.done, self.total)
+        self.job.progress(self.done, self.total, "epochs")
+        self.job.check_cancelled()
 
 
-def _prepare(features, train_index, batch_size, memory_budget_mb, device) -> _RowSource:
+def _prepare(features, train_index, batch_size, memory_budget_mb, device, job: Job) -> _RowSource:
     chunk_rows = max(int(memory_budget_mb * 2**20 // (4 * features.shape[1])), batch_size)
-    mean, std = standardisation(features, train_index, chunk_rows)
+    mean, std = standardisation(features, train_index, chunk_rows, job.without_progress())
     return _RowSource(features, train_index, mean, std, chunk_rows, device)
 
 
@@ -462,9 +443,8 @@ def _fit(source: _RowSource, settings, *, labels, n_classes, device, seed, on_ep
             optimizer.step()
             epoch_loss += float(cross_entropy.detach()) * len(y)
             step += 1
-        if log:
-            mean_loss = epoch_loss / len(order)
-            log(f"epoch {epoch + 1}/{settings['epochs']} (l2={l2_strength:g}): cross-entropy {mean_loss:.4f}")
+        mean_loss = epoch_loss / len(order)
+        log(f"epoch {epoch + 1}/{settings['epochs']} (l2={l2_strength:g}): cross-entropy {mean_loss:.4f}")
         on_epoch()
     return (
         weight.detach().cpu().numpy().astype(np.float32),
@@ -484,19 +464,33 @@ def evaluate_probe(
     test=None,
     keep: np.ndarray | None = None,
     batch_size: int = 8192,
+    label_names: Sequence[str] | None = None,
 ) -> dict:
     """Accuracy on each given split (missing labels dropped), per-label accuracy on test, majority baseline.
 
-    ``keep`` evaluates the zero-out variant (see :meth:`Probe.logits`).
+    ``keep`` evaluates the zero-out variant (see :meth:`Probe.logits`). ``label_names``: the names ``labels``
+    number (another corpus's store); the labels are then matched to the probe's by name, and words whose label
+    the probe does not know are left out and counted in ``metrics["unknown_labels"]``.
     """
-    labels = np.asarray(labels, dtype=np.int64)
+    unknown: dict[str, int] = {}
+    if label_names is None:
+        labels = check_labels(labels, probe.label_names, len(features))
+    else:
+        labels = check_labels(labels, label_names, len(features))
+        given = [np.asarray(index, dtype=np.int64) for index in (train, dev, test) if index is not None]
+        evaluated = np.unique(np.concatenate(given)) if given else np.zeros(0, dtype=np.int64)
+        _, unknown = align_labels(labels[evaluated], label_names, probe.label_names)
+        labels, _ = align_labels(labels, label_names, probe.label_names)
     metrics: dict = {}
+    if label_names is not None:
+        metrics["unknown_labels"] = unknown
+        metrics["n_unknown_label"] = int(sum(unknown.values()))
     predictions = {}
     for name, index in (("train", train), ("dev", dev), ("test", test)):
         if index is None:
             metrics[f"{name}_accuracy"] = None
             continue
-        index = labelled(index, labels)
+        index = labelled_rows(labels, index)
         metrics[f"n_{name}"] = int(len(index))
         if len(index) == 0:
             metrics[f"{name}_accuracy"] = None
@@ -512,7 +506,7 @@ def evaluate_probe(
         }
         metrics["per_label_count"] = {probe.label_names[c]: int(np.sum(truth == c)) for c in np.unique(truth)}
     if train is not None and "test" in predictions:
-        train_truth = labels[labelled(train, labels)]
+        train_truth = labels[labelled_rows(labels, train)]
         if len(train_truth):
             majority = int(np.bincount(train_truth, minlength=probe.n_classes).argmax())
             metrics["majority_label"] = probe.label_names[majority]
@@ -520,3 +514,40 @@ def evaluate_probe(
             unseen = sorted(set(np.unique(labels[predictions["test"][0]])) - set(np.unique(train_truth)))
             metrics["labels_unseen_in_train"] = [probe.label_names[c] for c in unseen]
     return metrics
+
+
+@dataclass(frozen=True)
+class LabelledWords:
+    """Words of a second corpus to score a probe on: its features (same neurons as the probe), its labels as ids
+    into its own ``label_names``, and optionally which rows (default: every word)."""
+
+    features: Features
+    labels: np.ndarray
+    label_names: list[str]
+    rows: np.ndarray | None = None
+
+    @property
+    def index(self) -> np.ndarray:
+        return np.arange(len(self.features)) if self.rows is None else np.asarray(self.rows, dtype=np.int64)
+
+    def select(self, columns) -> LabelledWords:
+        """The same words with only some neurons (positions into the features' neurons)."""
+        return LabelledWords(self.features.select(columns), self.labels, self.label_names, self.rows)
+
+
+def evaluate_on(probe: Probe, words: LabelledWords, keep: np.ndarray | None = None) -> dict:
+    """The probe's accuracy on another corpus's words, labels matched by name (see the module docstring).
+
+    Returns ``accuracy``, ``n_words`` (words scored), ``per_label_accuracy``, ``per_label_count``,
+    ``unknown_labels`` and ``n_unknown_label``.
+    """
+    metrics = evaluate_probe(probe, words.features, words.labels, test=words.index, keep=keep,
+                             label_names=words.label_names)
+    return {
+        "accuracy": metrics["test_accuracy"],
+        "n_words": metrics["n_test"],
+        "per_label_accuracy": metrics.get("per_label_accuracy", {}),
+        "per_label_count": metrics.get("per_label_count", {}),
+        "unknown_labels": metrics["unknown_labels"],
+        "n_unknown_label": metrics["n_unknown_label"],
+    }

@@ -8,17 +8,23 @@ Two modes:
 
 Random selections are drawn for ``random_seeds`` seeds (≥ 5 by default) and reported as mean, std, min and max.
 Results are plain dicts ready to draw: x as neurons kept / removed, as counts and percentages.
+
+Every point is scored on the ``test`` rows of the training store, or, with ``held_out``, on the words of another
+corpus (labels matched to the probe's by name; see :func:`probe.evaluate_on`). Job contract: progress in
+evaluations (one per kept set: top, bottom and each random draw at every point), a cancellation check after each.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .features import Features
-from .probe import Probe, evaluate_probe, train_probe
+from .jobs import Job, as_job
+from .labels import align_labels, check_labels, labelled_rows
+from .probe import LabelledWords, Probe, evaluate_on, evaluate_probe, train_probe
 
 DEFAULT_PERCENTS = (5, 10, 15, 20, 30, 50, 75, 100)  # 10, 15, 20 are the published points
 SELECTIONS = ("top", "random", "bottom")
@@ -77,18 +83,20 @@ def probe_ablation(
     order: Sequence[int],
     *,
     train,
-    test,
+    test=None,
+    held_out: LabelledWords | None = None,
     percents: Sequence[float] = DEFAULT_PERCENTS,
     modes: Sequence[str] = MODES,
     random_seeds: int = 5,
     seed: int = 0,
-    progress: Callable[[int, int], None] | None = None,
-    log: Callable[[str], None] | None = None,
+    job: Job | None = None,
 ) -> ProbeAblation:
     """Ablate along ``order`` (positions into the probe's neurons, best first, e.g. ``Ranking.order``).
 
-    ``train`` is used by ``retrain`` (pass the rows the probe was trained on), ``test`` scores every point.
+    ``train`` is used by ``retrain`` (pass the rows the probe was trained on). Every point is scored on the rows
+    ``test`` of ``features``, or on ``held_out`` (another corpus's words) when given.
     """
+    job = as_job(job)
     order = np.asarray(order, dtype=np.int64)
     n_neurons = len(probe.neuron_ids)
     if sorted(order.tolist()) != list(range(n_neurons)):
@@ -98,8 +106,17 @@ def probe_ablation(
         raise ValueError(f"unknown ablation modes {sorted(unknown)}; choose from {MODES}")
     if random_seeds < 1:
         raise ValueError("random_seeds must be ≥ 1")
-    labels = np.asarray(labels, dtype=np.int64)
-    baseline = evaluate_probe(probe, features, labels, train=train, test=test)
+    if (test is None) == (held_out is None):
+        raise ValueError("score the points on one thing: give either test rows or a held-out corpus")
+    labels = check_labels(labels, probe.label_names, len(features))
+    if held_out is None:
+        baseline = evaluate_probe(probe, features, labels, train=train, test=test)
+        baseline_accuracy, majority_accuracy = baseline.get("test_accuracy"), baseline.get("majority_accuracy")
+        unknown_labels = None
+    else:
+        baseline = evaluate_on(probe, held_out)
+        baseline_accuracy, unknown_labels = baseline["accuracy"], baseline["unknown_labels"]
+        majority_accuracy = _majority_accuracy(probe, labels, train, held_out)
 
     retrain_options = {
         name: probe.params[name]
@@ -116,11 +133,15 @@ def probe_ablation(
 
     def score(mode: str, kept: np.ndarray) -> float:
         if mode == "zero_out":
+            if held_out is not None:
+                return evaluate_on(probe, held_out, keep=kept)["accuracy"]
             return evaluate_probe(probe, features, labels, test=test, keep=kept)["test_accuracy"]
         retrained = train_probe(
             features.select(kept), labels, label_names=probe.label_names, train=train, test=test,
-            seed=probe.params.get("seed", 0), **retrain_options,
+            seed=probe.params.get("seed", 0), job=job.without_progress(), **retrain_options,
         )  # fmt: skip
+        if held_out is not None:
+            return evaluate_on(retrained, held_out.select(kept))["accuracy"]
         return retrained.metrics["test_accuracy"]
 
     tasks = [(mode, percent) for mode in modes for percent in percents]
@@ -128,11 +149,13 @@ def probe_ablation(
     done = 0
     result = ProbeAblation(
         n_neurons=n_neurons,
-        baseline_accuracy=baseline.get("test_accuracy"),
-        majority_accuracy=baseline.get("majority_accuracy"),
+        baseline_accuracy=baseline_accuracy,
+        majority_accuracy=majority_accuracy,
         params={
             "percents": list(percents), "modes": list(modes), "random_seeds": random_seeds, "seed": seed,
             "retrain_options": retrain_options, "zero_out": "standardised inputs outside the kept set set to 0",
+            "scored_on": "held-out corpus" if held_out is not None else "test rows",
+            "unknown_labels": unknown_labels,
         },
     )  # fmt: skip
     for mode, percent in tasks:
@@ -143,8 +166,8 @@ def probe_ablation(
             for kept in selections[selection]:
                 accuracies.append(score(mode, np.sort(kept)))
                 done += 1
-                if progress:
-                    progress(done, total)
+                job.progress(done, total, "evaluations")
+                job.check_cancelled()
             result.points.append(
                 {
                     "mode": mode,
@@ -161,7 +184,16 @@ def probe_ablation(
                     "accuracies": [float(a) for a in accuracies],
                 }
             )
-        if log:
-            line = ", ".join(f"{p['selection']} {p['accuracy']:.4f}" for p in result.points[-3:])
-            log(f"{mode} keeping {percent}% ({k} neurons): {line}")
+        line = ", ".join(f"{p['selection']} {p['accuracy']:.4f}" for p in result.points[-3:])
+        job.log(f"{mode} keeping {percent}% ({k} neurons): {line}")
     return result
+
+
+def _majority_accuracy(probe: Probe, labels: np.ndarray, train, held_out: LabelledWords) -> float | None:
+    """Accuracy on the held-out words (labels matched by name) of always answering the most frequent training label."""
+    train_truth = labels[labelled_rows(labels, train)]
+    aligned, _ = align_labels(held_out.labels, held_out.label_names, probe.label_names)
+    truth = aligned[labelled_rows(aligned, held_out.index)]
+    if not len(train_truth) or not len(truth):
+        return None
+    return float(np.mean(truth == np.bincount(train_truth, minlength=probe.n_classes).argmax()))

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 from .features import Features
-from .ranking import Ranking, order_by_score
-from .univariate import _check_names, class_moments
+from .jobs import Job
+from .moments import labelled_class_moments
+from .ranking import Ranking, ranking_from_scores
 
 
 def pairwise_mean_distance(means: np.ndarray) -> np.ndarray:
@@ -25,23 +26,16 @@ def pairwise_mean_distance(means: np.ndarray) -> np.ndarray:
     return weights @ ordered
 
 
-def probeless_ranking(features: Features, labels, label_names, rows=None, batch_size: int | None = None) -> Ranking:
-    label_names = _check_names(label_names)
-    moments = class_moments(features, labels, len(label_names), rows, squares=False, batch_size=batch_size)
+def probeless_ranking(features: Features, labels, label_names, rows=None, batch_size: int | None = None,
+                      job: Job | None = None) -> Ranking:
+    label_names = list(label_names)
+    moments = labelled_class_moments(features, labels, label_names, rows, squares=False, batch_size=batch_size,
+                                     job=job)
     present = np.flatnonzero(moments.present)
     # differences of means do not depend on the shift, so work with the shifted sums
     means = moments.sums[present] / moments.counts[present, None]
-    scores = pairwise_mean_distance(means)
-    per_label = {}
-    for position, label in enumerate(present):
-        label_score = np.abs(means - means[position]).sum(axis=0)
-        per_label[label_names[label]] = order_by_score(label_score)
-    return Ranking(
-        method="probeless",
-        neuron_ids=list(features.neuron_ids),
-        order=order_by_score(scores),
-        scores=scores,
-        per_label=per_label,
-        params={"n_rows": int(moments.counts.sum()),
-                "labels_present": [label_names[i] for i in present]},
-    )
+    per_label = {label_names[label]: np.abs(means - means[position]).sum(axis=0)
+                 for position, label in enumerate(present)}
+    return ranking_from_scores("probeless", features.neuron_ids, pairwise_mean_distance(means), per_label, params={
+        "n_rows": int(moments.counts.sum()), "labels_present": [label_names[i] for i in present],
+    })

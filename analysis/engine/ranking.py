@@ -17,6 +17,20 @@ def order_by_score(scores: np.ndarray, descending: bool = True) -> np.ndarray:
     return np.lexsort((np.arange(len(scores)), key))
 
 
+def ranking_from_scores(method: str, neuron_ids, scores, per_label_scores: dict | None = None, *,
+                        descending: bool = True, params: dict | None = None) -> "Ranking":
+    """A Ranking ordered by ``scores``, with each label's sub-ranking ordered by its own scores."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return Ranking(
+        method=method,
+        neuron_ids=list(neuron_ids),
+        order=order_by_score(scores, descending),
+        scores=scores,
+        per_label={label: order_by_score(values, descending) for label, values in (per_label_scores or {}).items()},
+        params=dict(params or {}),
+    )
+
+
 @dataclass
 class Ranking:
     method: str

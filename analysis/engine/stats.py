@@ -13,8 +13,7 @@ Top words (the original demo's formula): z = (a − μ)/σ per occurrence, score
 indicator times the block, so no per-occurrence table is kept. Top contexts: the ``top_contexts`` highest and
 lowest activations with their row; the sentence index and word position come from the sentence offsets.
 
-:func:`column_blocks` is the shared reader for every computation that needs whole columns (exact AP, mutual
-information, statistics).
+Columns are read with :func:`features.column_blocks`; progress is reported in neurons (one report per block).
 """
 
 from __future__ import annotations
@@ -25,54 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .features import Features, read_block
+from .features import Features, column_blocks
 from .neurons import NeuronId
-from .univariate import indicator
+from .jobs import Job, as_job
+from .labels import check_labels
+from .moments import indicator
 
 DEFAULT_QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-READ_BATCH_BYTES = 16 << 20
-
-
-def _column_spans(features: Features, chunk: int):
-    """(start, stop, reader) spans of at most ``chunk`` columns; a span never crosses a stored block."""
-    width = features.shape[1]
-    if type(features) is not Features:  # a column subset or another view: read rows, then slice
-        for start in range(0, width, chunk):
-            stop = min(start + chunk, width)
-            yield start, stop, (lambda idx, a=start, b=stop: features.rows(idx)[:, a:b])
-        return
-    offset = 0
-    for block in features.blocks:
-        units = block.shape[1]
-        for local in range(0, units, chunk):
-            local_stop = min(local + chunk, units)
-            yield (offset + local, offset + local_stop,
-                   (lambda idx, blk=block, a=local, b=local_stop: read_block(blk, (idx, slice(a, b)))))
-        offset += units
-
-
-def column_blocks(features: Features, rows=None, max_bytes: int = 256 << 20, column_bytes: int | None = None):
-    """Yield ``(start, stop, float32 [len(rows), stop-start])``: whole columns for the chosen rows, in blocks.
-
-    ``rows`` may be unsorted and repeat (bootstrap); the block's rows follow ``rows``' order. The block width
-    is ``max_bytes // column_bytes`` (default ``column_bytes`` = 4 bytes × rows), at least one column.
-    """
-    n_total, width = features.shape
-    all_rows = rows is None
-    rows = np.arange(n_total) if all_rows else np.asarray(rows, dtype=np.int64)
-    n = len(rows)
-    chunk = max(1, int(max_bytes // (column_bytes or 4 * max(1, n))))
-    order = None if all_rows else np.argsort(rows, kind="stable")
-    sorted_rows = rows if all_rows else rows[order]
-    for start, stop, read in _column_spans(features, chunk):
-        block = np.empty((n, stop - start), dtype=np.float32)
-        batch = max(256, READ_BATCH_BYTES // (4 * (stop - start)))
-        for b in range(0, n, batch):
-            if all_rows:
-                block[b : b + batch] = read(slice(b, min(b + batch, n)))
-            else:
-                block[order[b : b + batch]] = read(sorted_rows[b : b + batch])
-        yield start, stop, block
 
 
 @dataclass
@@ -193,7 +151,8 @@ def _top_along_rows(values: np.ndarray, k: int, largest: bool) -> np.ndarray:
 def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, labels=None, label_names=(),
                          n_bins: int = 32, quantiles=DEFAULT_QUANTILES, top_words: int = 20,
                          top_contexts: int = 10, smoothing: float = 4.0,
-                         max_bytes: int = 256 << 20) -> NeuronStats:
+                         max_bytes: int = 256 << 20, job: Job | None = None) -> NeuronStats:
+    job = as_job(job)
     n, width = features.shape
     if n == 0:
         raise ValueError("no words: cannot compute neuron statistics on an empty store")
@@ -201,12 +160,12 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
     if offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets) < 0):
         raise ValueError(f"sentence_offsets must rise from 0 to the number of words ({n})")
     label_names = list(label_names)
+    if labels is not None and not label_names:
+        labels = None  # a corpus without labels (every id -1): no label means to compute
     if labels is not None:
-        labels = np.asarray(labels)
-        if labels.shape != (n,):
-            raise ValueError(f"labels must be one id per word: got shape {labels.shape} for {n} words")
+        labels = check_labels(labels, label_names, n)
         labelled = np.flatnonzero(labels >= 0)
-        label_groups = indicator(labels[labelled], len(label_names)) if len(label_names) else None
+        label_groups = indicator(labels[labelled], len(label_names))
         label_counts = np.bincount(labels[labelled], minlength=len(label_names)).astype(np.float64)
     if words is not None:
         if len(words) != n:
@@ -253,7 +212,7 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
         bins += np.arange(stop - start) * n_bins
         arrays["histogram"][cols] = np.bincount(bins.ravel(), minlength=(stop - start) * n_bins).reshape(-1, n_bins)
         del bins
-        if labels is not None and len(label_names):
+        if labels is not None:
             with np.errstate(invalid="ignore", divide="ignore"):
                 arrays["label_means"][cols] = ((label_groups @ block[labelled]) / label_counts[:, None]).T
         if k_words:
@@ -269,6 +228,8 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
             arrays[f"{which}_values"][cols, :k_ctx] = np.take_along_axis(block, best, axis=0).T
             if type_ids is not None:
                 arrays[f"{which}_words"][cols, :k_ctx] = type_ids[best].T
+        job.progress(stop, width, "neurons")
+        job.check_cancelled()
 
     # keep only the word types that something refers to, renumbered
     used = np.unique(np.concatenate([arrays[key][arrays[key] >= 0].ravel()

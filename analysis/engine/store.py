@@ -24,7 +24,7 @@ forward passes, so after a power cut a store that was being built should be rebu
 
 from __future__ import annotations
 
-import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -33,6 +33,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .features import Features
+from .hashing import sha256_json
 from .neurons import layer_neurons
 
 FORMAT_VERSION = 1
@@ -54,14 +55,28 @@ def array_filename(neuron_set: str, layer: int) -> str:
 
 
 def store_key(model_sha256: str, corpus_sha256: str, params: dict) -> str:
-    """A stable content key for (model, corpus, extraction parameters): the cache key of a store."""
-    payload = json.dumps(
-        {"format": FORMAT_VERSION, "model": model_sha256, "corpus": corpus_sha256, "params": params},
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
+    """A stable content key for (model, corpus, parameters that shape the arrays): the cache key of a store."""
+    return sha256_json({"format": FORMAT_VERSION, "model": model_sha256, "corpus": corpus_sha256, "params": params})
+
+
+def npy_bytes(shape: tuple[int, ...], dtype) -> int:
+    """The size of a ``.npy`` file holding an array of ``shape`` and ``dtype`` (header included)."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
     )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return header.tell() + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def data_bytes(sentences: Sequence[Sequence[str]], neuron_sets: dict[str, dict]) -> int:
+    """The exact size on disk of a store's arrays and word files (all but ``meta.json`` and the journal)."""
+    n_words = sum(len(sentence) for sentence in sentences)
+    words = json.dumps([word for sentence in sentences for word in sentence], ensure_ascii=False)
+    total = len(words.encode("utf-8"))
+    total += npy_bytes((len(sentences) + 1,), np.int64) + npy_bytes((n_words,), np.int32)
+    for spec in neuron_sets.values():
+        total += spec["layers"] * npy_bytes((n_words, spec["units"]), ACTIVATION_DTYPE)
+    return total
 
 
 def _write_json_atomic(path: Path, data) -> None:
@@ -179,6 +194,20 @@ class ActivationStore:
     def __repr__(self) -> str:
         sets = ", ".join(f"{n}: {s['layers']}×{s['units']}" for n, s in self.meta["neuron_sets"].items())
         return f"<ActivationStore {self.path} words={self.n_words} {sets}>"
+
+
+def open_complete(path, key: str) -> ActivationStore | None:
+    """The store at ``path`` if it is complete and was built for ``key``; None if absent, unfinished or other."""
+    meta_path = Path(path) / META
+    if not meta_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        return None
+    if meta.get("status") == STATUS_COMPLETE and meta.get("key") == key:
+        return ActivationStore(path, meta)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- writing

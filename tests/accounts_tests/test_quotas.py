@@ -25,26 +25,36 @@ def test_user_overrides_win_including_zero(make_user, settings):
     assert (generous.effective_storage_quota, generous.effective_run_limit) == (10**12, 8)
 
 
-def test_check_storage_allows_up_to_the_limit_and_refuses_beyond(make_user, monkeypatch):
+def test_check_storage_allows_up_to_the_limit_and_refuses_beyond(make_user):
     user = make_user(storage_quota_bytes=5_000_000)
-    monkeypatch.setattr(quotas, "storage_used", lambda u: 3_000_000)
-    check_storage(user, 2_000_000)  # exactly at the limit is allowed
+    check_storage(user, 2_000_000, used=3_000_000)  # exactly at the limit is allowed
     with pytest.raises(QuotaExceeded) as refused:
-        check_storage(user, 2_000_001)
+        check_storage(user, 2_000_001, used=3_000_000)
     message = str(refused.value)
     assert "2.0 MB" in message and "5.0 MB" in message and "3.0 MB used" in message
     assert (refused.value.limit, refused.value.used, refused.value.requested) == (5_000_000, 3_000_000, 2_000_001)
 
 
-def test_storage_used_comes_from_the_projects_selector(user):
-    """The hook the projects app provides; with no uploads a user has used nothing."""
-    assert quotas.storage_used(user) == 0
-    check_storage(user, user.effective_storage_quota)
+def test_storage_left_never_goes_below_zero(make_user):
+    user = make_user(storage_quota_bytes=5_000_000)
+    assert quotas.storage_left(user, used=3_000_000) == 2_000_000
+    assert quotas.storage_left(user, used=6_000_000) == 0  # an administrator lowered the quota
+
+
+def test_accounts_does_not_import_projects():
+    """accounts sits below projects: the usage comes in as an argument, not through a reverse import."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(quotas))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not [name for name in imported if name.split(".")[0] == "projects"]
 
 
 def test_negative_incoming_bytes_is_a_programming_error(user):
     with pytest.raises(ValueError):
-        check_storage(user, -1)
+        check_storage(user, -1, used=0)
 
 
 def test_run_limit(make_user):

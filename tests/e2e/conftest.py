@@ -1,4 +1,4 @@
-"""Fixtures for the browser tests: a real daphne server on the test database, and the system Chromium.
+"""Fixtures for the browser tests: a real uvicorn server on the test database, and the system Chromium.
 
 The server runs in another process, so it only sees committed data: the tests use pytest-django's
 ``transactional_db`` (data is committed, then the tables are flushed after each test). On SQLite the test
@@ -7,13 +7,13 @@ database must then be a file, not pytest-django's in-memory default; see ``_sqli
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.db import connections
 
+from tests.assets import running_in_ci
 from tests.e2e.server import ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -25,17 +25,13 @@ CHROMIUM_ARGS = [
 VIEWPORT = {"width": 1366, "height": 900}
 
 
-def _running_in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 @pytest.fixture(scope="session")
 def system_chromium() -> Path:
     """The system Chromium's path. Missing: a skip on a workstation, a failure in CI (``CI=true``), where it is
     installed and the browser tests must run."""
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests"
-        if _running_in_ci():
+        if running_in_ci():
             pytest.fail(reason + " (CI=true, so this is a failure, not a skip)", pytrace=False)
         pytest.skip(reason)
     return CHROMIUM
@@ -59,25 +55,25 @@ def chromium(system_chromium, django_db_setup):
 
 
 @pytest.fixture(scope="session")
-def daphne_server(django_db_setup, tmp_path_factory):
-    """daphne serving ``neurox_site.asgi`` on the test database (see tests/e2e/server.py); ``.url``, ``.log()``."""
+def asgi_server(django_db_setup, tmp_path_factory):
+    """uvicorn serving ``neurox_site.asgi`` on the test database (see tests/e2e/server.py); ``.url``, ``.log()``."""
     connection = connections["default"]
     if connection.vendor == "sqlite" and connection.is_in_memory_db():
         pytest.fail("The browser tests need a file-based SQLite test database (TEST NAME).", pytrace=False)
     database_name = str(connection.settings_dict["NAME"])  # the test database's, since django_db_setup
-    server = ServerProcess(database_name, tmp_path_factory.mktemp("daphne"))
+    server = ServerProcess(database_name, tmp_path_factory.mktemp("asgi-server"))
     yield server
     server.stop()
 
 
 @pytest.fixture
-def page(system_chromium, daphne_server, transactional_db, chromium, request):
+def page(system_chromium, asgi_server, transactional_db, chromium, request):
     """A fresh browser context (no cookies) on a laptop-sized viewport; ``page.goto("/path")`` is relative to
     the server. On failure the server's log is printed, which holds the traceback of a server error. Files the
     server stored during the test are removed afterwards (the flush after a transactional test removes their
     rows, not them; the real model alone is 90 MB)."""
     media_before = _entries_under(Path(settings.MEDIA_ROOT))
-    context = chromium.new_context(base_url=daphne_server.url, viewport=VIEWPORT)
+    context = chromium.new_context(base_url=asgi_server.url, viewport=VIEWPORT)
     context.set_default_timeout(30_000)  # the 90 MB model upload is checked while the test waits
     browser_page = context.new_page()
     yield browser_page
@@ -85,7 +81,7 @@ def page(system_chromium, daphne_server, transactional_db, chromium, request):
     _remove_new_files(Path(settings.MEDIA_ROOT), keep=media_before)
     report = getattr(request.node, "rep_call", None)
     if report is not None and report.failed:
-        print("---- test server log ----\n" + daphne_server.log())
+        print("---- test server log ----\n" + asgi_server.log())
 
 
 def _entries_under(root: Path) -> set[Path]:

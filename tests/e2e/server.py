@@ -1,4 +1,5 @@
-"""A real daphne server for the browser tests, in its own process, serving ``neurox_site.asgi`` on the test database.
+"""A real uvicorn server (as in production) for the browser and server tests, in its own process, serving
+``neurox_site.asgi`` on the test database.
 
 The parent (the pytest process, after pytest-django created the test database) starts::
 
@@ -7,7 +8,7 @@ The parent (the pytest process, after pytest-django created the test database) s
 The child loads the same settings (``tests.settings``, the same environment: ``DATABASE_URL``, ``REDIS_URL``,
 ``NEUROX_DATA_DIR``), points the default database at the test database the parent created, and serves on a free
 localhost port, which it writes to ``--port-file`` once it listens. Static files come from the finders (as
-``runserver`` and Channels' live server do), so pages look as they do in development.
+Channels' live server does), so pages look as they do in development.
 
 Why not ``channels.testing.ChannelsLiveServerTestCase``: it forks the pytest process (torch's thread pools do not
 survive a fork) and it names the server's database ``TEST["NAME"]`` or ``"test_" + NAME``; by the time it runs,
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -28,13 +31,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ServerProcess:
-    """Starts the child below and waits until it listens; ``url`` is where it answers; ``stop()`` ends it."""
+    """Starts the child below and waits until it listens; ``url`` is where it answers, ``process`` is the child,
+    ``stop()`` ends it. ``env`` adds variables for the child only (e.g. a smaller ``NEUROX_MAX_UPLOAD_BYTES``)."""
 
-    def __init__(self, database_name: str, workdir: Path, startup_timeout: float = 90.0):
+    def __init__(self, database_name: str, workdir: Path, startup_timeout: float = 90.0,
+                 env: dict[str, str] | None = None):
         self.workdir = workdir
         self.port_file = workdir / "port"
         self.log_path = workdir / "server.log"
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **(env or {}), "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONUNBUFFERED": "1"}
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -73,49 +78,37 @@ class ServerProcess:
 
 def serve(database_name: str, port_file: Path) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-    # daphne installs Twisted's asyncio reactor when imported: before anything else imports the reactor.
-    from daphne.server import Server
-
     from django.conf import settings
 
     settings.DATABASES["default"]["NAME"] = database_name
     settings.DEBUG = False  # as in the pytest process (pytest-django turns DEBUG off)
 
-    import django
-
-    django.setup()
+    import uvicorn
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-    from twisted.internet import reactor
 
-    from neurox_site.asgi import application
+    from neurox_site.asgi import application  # sets Django up
 
-    server = Server(
-        application=ASGIStaticFilesHandler(application),
-        endpoints=["tcp:port=0:interface=127.0.0.1"],
-        signal_handlers=True,
-    )
+    # Bound here so the port is known before uvicorn starts; connections wait in the backlog until it accepts.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    # Written whole, then renamed: the parent never reads half a number.
+    partial = port_file.with_suffix(".partial")
+    partial.write_text(str(listener.getsockname()[1]))
+    partial.replace(port_file)
 
-    def report_port():
-        if not server.listening_addresses:
-            reactor.callLater(0.05, report_port)
-            return
-        # Written whole, then renamed: the parent never reads half a number.
-        partial = port_file.with_suffix(".partial")
-        partial.write_text(str(server.listening_addresses[0][1]))
-        partial.replace(port_file)
-
+    server = uvicorn.Server(uvicorn.Config(ASGIStaticFilesHandler(application), lifespan="off",
+                                           timeout_graceful_shutdown=5))
     parent = os.getppid()
 
     def stop_when_orphaned():
         # A pytest run killed from outside cannot stop us: do not outlive it.
-        if os.getppid() != parent:
-            reactor.stop()
-        else:
-            reactor.callLater(1, stop_when_orphaned)
+        while os.getppid() == parent:
+            time.sleep(1)
+        server.should_exit = True
 
-    reactor.callLater(0.05, report_port)
-    reactor.callLater(1, stop_when_orphaned)
-    server.run()
+    threading.Thread(target=stop_when_orphaned, daemon=True).start()
+    server.run(sockets=[listener])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The issue's "done when", in a real browser against a real daphne server: sign in, create a project, upload the
+"""The issue's "done when", in a real browser against a real uvicorn server: sign in, create a project, upload the
 real all-MiniLM-L6-v2 model directory (as separate files) and the real UD English-EWT dev corpus, see what the
 checks found, add both to the project, and get a refusal shown inline that leaves nothing behind. Plus the same
 by keyboard only.

@@ -46,6 +46,33 @@ def test_rank_prints_a_ranking_with_confidence_and_reuses_the_store(tmp_path, co
     assert "already complete; reusing it" in capsys.readouterr().err
 
 
+def test_extract_reuses_the_store_of_the_same_request_and_keeps_the_others(tmp_path, corpus_file, capsys):
+    model = tiny_model_dir("bert")
+    base = ["extract", str(model), str(corpus_file), "--cache-dir", str(tmp_path / "cache"), "--sets", "hidden"]
+    stores = tmp_path / "cache" / "stores"
+
+    def run(*extra):
+        assert main(base + list(extra)) == 0
+        return capsys.readouterr().err
+
+    first = run("--max-length", "8")
+    assert "extraction finished" in first
+    (short,) = stores.iterdir()
+    mtimes = {p.name: p.stat().st_mtime_ns for p in short.iterdir()}
+    assert "extraction finished" in run()  # another max_length: a second store beside the first
+    assert "extraction finished" in run("--aggregation", "first")
+    assert len(list(stores.iterdir())) == 3
+    import torch
+
+    # --half runs float16 on a GPU (its own store); on a CPU it runs float32, so it reuses the default store
+    on_gpu = torch.cuda.is_available()
+    assert ("extraction finished" if on_gpu else "already complete; reusing it") in run("--half")
+    assert len(list(stores.iterdir())) == 3 + on_gpu
+    again = run("--max-length", "8")
+    assert "already complete; reusing it" in again and "model:" not in again  # no weights were loaded
+    assert {p.name: p.stat().st_mtime_ns for p in short.iterdir()} == mtimes  # nothing was rewritten or evicted
+
+
 def test_agree_compares_saved_rankings(tmp_path, corpus_file, capsys):
     model = tiny_model_dir("bert")
     for method in ("probeless", "anova"):
@@ -54,7 +81,7 @@ def test_agree_compares_saved_rankings(tmp_path, corpus_file, capsys):
     capsys.readouterr()
     assert main(["agree", str(tmp_path / "probeless.json"), str(tmp_path / "anova.json"), "--k", "10"]) == 0
     out = capsys.readouterr().out
-    assert "agreement of the top-10" in out and "univariate_anova" in out
+    assert "agreement of the top-10" in out and "anova" in out
 
 
 def test_bad_input_is_one_clear_line(tmp_path, capsys):
@@ -90,3 +117,40 @@ def test_ablate_stats_and_export_on_a_ranked_store(tmp_path, corpus_file, capsys
 
     with h5py.File(tmp_path / "acts.hdf5") as exported:
         assert exported["0"].shape == (3, 4, 32)  # layers × words × dim of the first sentence
+
+
+EVAL_CONLLU = """# sent_id = e1
+1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_
+2\tbig\tbig\tADJ\tJJ\t_\t3\tamod\t_\t_
+3\tcat\tcat\tNOUN\tNN\t_\t4\tnsubj\t_\t_
+4\truns\trun\tVERB\tVBZ\t_\t0\troot\t_\t_
+
+"""
+
+
+def test_rank_scores_the_probe_on_an_eval_corpus_with_another_label_set(tmp_path, corpus_file, capsys):
+    # the eval corpus has no PUNCT (so its ids shift) and an ADJ the probe never saw
+    eval_corpus = tmp_path / "eval.conllu"
+    eval_corpus.write_text(EVAL_CONLLU * 5, encoding="utf-8")
+    args = ["rank", str(tiny_model_dir("bert")), str(corpus_file), "--cache-dir", str(tmp_path / "cache"),
+            "--method", "lca", "--layers", "2", "--bootstrap", "0", "--eval-corpus", str(eval_corpus),
+            "--json", str(tmp_path / "lca.json")]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    held_out = json.loads((tmp_path / "lca.json").read_text())["metrics"]["held_out"]
+    assert held_out["n_words"] == 15 and held_out["unknown_labels"] == {"ADJ": 5}
+    assert f"eval corpus accuracy: {held_out['accuracy']:.4f} on 15 words" in captured.out
+    assert "labels the probe never saw: 5 — ADJ (5)" in captured.out
+    assert "  majority accuracy: " in captured.out  # the baseline next to the probe's accuracies
+    assert "lca: 100/100 epochs (100 %)" in captured.err  # the printing job: (4 L2 values + refit) × 20 epochs
+
+    stores = sorted((tmp_path / "cache" / "stores").iterdir())
+    assert len(stores) == 2  # the training corpus's and the eval corpus's
+
+    other = tmp_path / "other.conllu"
+    other.write_text(CONLLU, encoding="utf-8")
+    refused = args[:2] + [str(other), "--cache-dir", str(tmp_path / "cache"), "--method", "probeless",
+                          "--eval-corpus", str(eval_corpus)]
+    assert main(refused) == 2
+    assert "error: --eval-corpus scores a probe, and probeless trains none" in capsys.readouterr().err
+    assert sorted((tmp_path / "cache" / "stores").iterdir()) == stores  # refused before anything is extracted

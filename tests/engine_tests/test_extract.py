@@ -4,10 +4,20 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.engine.extract import extract_activations, plan_windows, word_activations
+from analysis.engine.extract import (
+    ExtractionParams,
+    corpus_sha256,
+    extract_activations,
+    extraction_key,
+    plan_extraction,
+    plan_windows,
+)
 from analysis.engine.formats import Corpus
-from analysis.engine.models import load_model
-from analysis.engine.store import ActivationStore
+from analysis.engine.jobs import Cancelled, Job
+from analysis.engine.loading import load_model
+from analysis.engine.modeldir import inspect_model_dir
+from analysis.engine.store import ActivationStore, StoreError, open_complete
+from analysis.engine.subwords import word_activations
 from tests.engine_tests.tiny_models import tiny_model_dir
 
 torch.set_num_threads(1)
@@ -66,7 +76,7 @@ def test_batched_equals_one_sentence_at_a_time(models, tmp_path, arch):
 def test_aggregation_over_subwords_matches_manual_computation(models, tmp_path, aggregation):
     loaded = models("bert")
     words = ["the", "unbelievably", "tokenization", "cat"]
-    store = extract_activations(loaded, [words], tmp_path / aggregation, aggregation=aggregation)
+    store = extract_activations(loaded, [words], tmp_path, ExtractionParams(aggregation=aggregation))
 
     encoded = loaded.tokenizer(words, is_split_into_words=True, return_tensors="pt")
     word_ids = encoded.word_ids(0)
@@ -87,8 +97,8 @@ def test_aggregation_over_subwords_matches_manual_computation(models, tmp_path, 
 def test_aggregation_modes_differ_only_on_split_words(models, tmp_path):
     loaded = models("bert")
     words = [["the", "unbelievably", "cat"]]
-    rows = {mode: np.asarray(extract_activations(loaded, words, tmp_path / mode, aggregation=mode,
-                                                 neuron_sets=["mlp"]).array("mlp", 1), dtype=np.float32)
+    rows = {mode: np.asarray(extract_activations(loaded, words, tmp_path, ExtractionParams(
+                aggregation=mode, neuron_sets=["mlp"])).array("mlp", 1), dtype=np.float32)
             for mode in ("first", "last", "mean")}
     for a, b in [("first", "last"), ("first", "mean"), ("last", "mean")]:
         assert not np.allclose(rows[a][1], rows[b][1], atol=1e-3)  # the 5-subword word
@@ -98,7 +108,7 @@ def test_aggregation_modes_differ_only_on_split_words(models, tmp_path):
 def test_decoder_sets_teacher_force_the_same_words(models, tmp_path):
     loaded = models("t5")
     words = ["Tokenization", "is", "hard"]
-    store = extract_activations(loaded, [words], tmp_path / "t5", neuron_sets=["dec.hidden"])
+    store = extract_activations(loaded, [words], tmp_path, ExtractionParams(neuron_sets=["dec.hidden"]))
     assert list(store.neuron_sets) == ["dec.hidden"]
     ids = loaded.tokenizer(words, is_split_into_words=True, add_special_tokens=False)
     last_subword = {}
@@ -120,19 +130,21 @@ def test_resume_after_a_crash_skips_finished_chunks(models, tmp_path):
 
     reports = []
 
-    def crash_on_third_batch(done, total):
+    def crash_on_third_batch(done, total, unit):
         reports.append(done)
         if len(reports) == 3:
             raise Crash("worker died")
 
     with pytest.raises(Crash):
-        extract_activations(loaded, SENTENCES, tmp_path / "store", progress=crash_on_third_batch, **options)
+        extract_activations(loaded, SENTENCES, tmp_path / "store", job=Job(on_progress=crash_on_third_batch),
+                            **options)
+    (folder,) = (tmp_path / "store").iterdir()
     with pytest.raises(Exception, match="incomplete"):
-        ActivationStore.open(tmp_path / "store")
+        ActivationStore.open(folder)
 
     logs = []
     calls, handle = _count_forwards(loaded)
-    resumed = extract_activations(loaded, SENTENCES, tmp_path / "store", log=logs.append, **options)
+    resumed = extract_activations(loaded, SENTENCES, tmp_path / "store", job=Job(on_log=logs.append), **options)
     handle.remove()
     assert len(calls) == len(SENTENCES) - 2  # two chunks were journalled before the crash
     assert any("resuming: 2 of 5 chunks" in line for line in logs)
@@ -147,8 +159,21 @@ def test_complete_store_is_reused_without_forward_passes(models, tmp_path):
     again = extract_activations(loaded, SENTENCES, tmp_path / "s")
     handle.remove()
     assert calls == [] and again.meta["key"] == first.meta["key"]
-    other = extract_activations(loaded, SENTENCES, tmp_path / "s", aggregation="first")
-    assert other.meta["key"] != first.meta["key"]
+    assert first.path == tmp_path / "s" / first.meta["key"]
+
+
+@pytest.mark.parametrize("change", [dict(aggregation="first"), dict(max_length=8), dict(window_overlap=2),
+                                    dict(neuron_sets=("hidden",))])
+def test_stores_that_differ_in_one_parameter_coexist(models, tmp_path, change):
+    loaded = models("bert")
+    first = extract_activations(loaded, SENTENCES, tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in first.path.iterdir()}
+    other = extract_activations(loaded, SENTENCES, tmp_path, ExtractionParams(**change))
+    assert other.path != first.path and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [first.path.name, other.path.name])
+    # the first store is untouched and still opens as complete
+    assert {p.name: p.stat().st_mtime_ns for p in first.path.iterdir()} == before
+    assert ActivationStore.open(first.path).meta["key"] == first.meta["key"]
 
 
 def test_labels_progress_and_metadata(models, tmp_path):
@@ -159,11 +184,11 @@ def test_labels_progress_and_metadata(models, tmp_path):
         label_column="upos",
     )
     progress = []
-    store = extract_activations(tiny_model_dir("bert"), corpus, tmp_path / "s",
-                                progress=lambda done, total: progress.append((done, total)))
+    store = extract_activations(tiny_model_dir("bert"), corpus, tmp_path / "s", ExtractionParams(label_column="upos"),
+                                job=Job(on_progress=lambda *report: progress.append(report)))
     assert store.label_names == ["DET", "NOUN", "PUNCT", "VERB"]
     np.testing.assert_array_equal(store.labels, [0, 1, 3, -1, 2])
-    assert progress[-1] == (5, 5) and progress == sorted(progress)
+    assert progress[-1] == (5, 5, "words") and progress == sorted(progress)
     meta = store.meta
     assert meta["corpus_sha256"] == "c" * 64
     assert meta["model"]["sha256"] == load_model(tiny_model_dir("bert")).info.sha256
@@ -175,7 +200,7 @@ def test_empty_sentences_are_kept_with_zero_words(models, tmp_path):
     loaded = models("bert")
     with_empty = [[], SENTENCES[0], [], SENTENCES[2], []]
     logs = []
-    store = extract_activations(loaded, with_empty, tmp_path / "empty", log=logs.append)
+    store = extract_activations(loaded, with_empty, tmp_path / "empty", job=Job(on_log=logs.append))
     reference = extract_activations(loaded, [SENTENCES[0], SENTENCES[2]], tmp_path / "reference")
     np.testing.assert_array_equal(store.sentence_offsets, [0, 0, 7, 7, 8, 8])
     assert store.sentence(1) == SENTENCES[0] and store.sentence(2) == []
@@ -188,8 +213,8 @@ def test_over_long_sentences_are_windowed_not_dropped(models, tmp_path):
     loaded = models("bert")
     long_sentence = [f"w{i % 10}" if i % 3 else "the" for i in range(40)]
     logs = []
-    store = extract_activations(loaded, [["short", "one"], long_sentence], tmp_path / "long", max_length=16,
-                                window_overlap=4, log=logs.append)
+    store = extract_activations(loaded, [["short", "one"], long_sentence], tmp_path / "long",
+                                ExtractionParams(max_length=16, window_overlap=4), job=Job(on_log=logs.append))
     report = store.meta["report"]
     assert report["n_windowed_sentences"] == 1 and report["windowed_sentences"][0]["sentence"] == 1
     assert any("split into" in line and "overlapping windows" in line for line in logs)
@@ -220,7 +245,7 @@ def test_window_plan_keeps_every_word_once_from_its_best_window():
 def test_cut_words_and_words_without_subwords_are_reported(models, tmp_path):
     loaded = models("bert")
     sentence = ["the", "\u200b", "cat", "unbelievably" * 4]
-    store = extract_activations(loaded, [sentence], tmp_path / "odd", max_length=8)
+    store = extract_activations(loaded, [sentence], tmp_path / "odd", ExtractionParams(max_length=8))
     report = store.meta["report"]
     assert report["words_without_subwords"] == [{"sentence": 0, "word": 1}]
     assert report["cut_words"][0]["word"] == 3 and report["cut_words"][0]["kept"] == 6
@@ -231,9 +256,10 @@ def test_cut_words_and_words_without_subwords_are_reported(models, tmp_path):
 
 def test_unknown_neuron_set_and_aggregation_are_refused(models, tmp_path):
     with pytest.raises(ValueError, match="unknown neuron set 'attention'"):
-        extract_activations(models("bert"), SENTENCES, tmp_path / "x", neuron_sets=["attention"])
+        extract_activations(models("bert"), SENTENCES, tmp_path / "x", ExtractionParams(neuron_sets=["attention"]))
     with pytest.raises(ValueError, match="aggregation must be one of"):
-        extract_activations(models("bert"), SENTENCES, tmp_path / "x", aggregation="max")
+        ExtractionParams(aggregation="max")
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("arch", ["llama", "bart", "marian"])
@@ -246,3 +272,84 @@ def test_other_architectures_extract_every_set(models, tmp_path, arch):
             values = np.asarray(store.array(name, layer), dtype=np.float32)
             assert values.shape == (n_words, spec["units"]) and np.isfinite(values).all()
             assert np.abs(values).sum(axis=1).min() > 0
+
+
+# ---------------------------------------------------------------------------------------------- key, plan, job
+
+
+def test_every_parameter_and_both_hashes_change_the_key():
+    base = ExtractionParams()
+    key = extraction_key("m" * 64, "c" * 64, base)
+    changes = [dict(neuron_sets=("hidden",)), dict(aggregation="first"), dict(max_length=128),
+               dict(window_overlap=8), dict(dtype="float16"), dict(label_column="upos")]
+    keys = {extraction_key("m" * 64, "c" * 64, ExtractionParams(**change)) for change in changes}
+    keys |= {extraction_key("x" * 64, "c" * 64, base), extraction_key("m" * 64, "x" * 64, base)}
+    assert key not in keys and len(keys) == len(changes) + 2
+    # what does not change the arrays does not change the key: the order of the sets
+    assert extraction_key("m" * 64, "c" * 64, ExtractionParams(neuron_sets=("mlp", "hidden"))) == key
+    with pytest.raises(ValueError, match="needs the model's and the corpus's sha256"):
+        extraction_key("", "c" * 64, base)
+
+
+def test_the_key_is_known_before_loading_and_names_the_folder(tmp_path):
+    model_dir = tiny_model_dir("bert")
+    params = ExtractionParams(aggregation="mean")
+    key = extraction_key(inspect_model_dir(model_dir).sha256, corpus_sha256(Corpus(SENTENCES)), params)
+    store = extract_activations(model_dir, SENTENCES, tmp_path, params)
+    assert store.path == tmp_path / key and store.meta["key"] == key
+
+
+def test_a_corpus_read_with_another_label_column_is_refused(tmp_path):
+    corpus = Corpus(sentences=[["a"]], labels=[["X"]], source_sha256="c" * 64, label_column="xpos")
+    with pytest.raises(ValueError, match="label column 'xpos' but the parameters name 'upos'"):
+        extract_activations(tiny_model_dir("bert"), corpus, tmp_path, ExtractionParams(label_column="upos"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_stops_within_one_chunk_and_leaves_no_complete_store(models, tmp_path):
+    loaded = models("gpt2")
+    options = dict(max_sentences_per_batch=1, chunk_words=1)  # five chunks of one sentence
+    progress, logs = [], []
+    job = Job(on_progress=lambda *report: progress.append(report), on_log=logs.append,
+              should_stop=lambda: len(progress) >= 1)  # flips once the first chunk has reported
+    with pytest.raises(Cancelled):
+        extract_activations(loaded, SENTENCES, tmp_path, job=job, **options)
+    assert len(progress) == 1 and progress[0][2] == "words"  # the second chunk never started
+    assert any("cancelled after 1 of 5 chunks" in line for line in logs)
+    (folder,) = tmp_path.iterdir()
+    assert open_complete(folder, folder.name) is None
+    with pytest.raises(StoreError, match="incomplete"):
+        ActivationStore.open(folder)
+
+    calls, handle = _count_forwards(loaded)
+    resumed = extract_activations(loaded, SENTENCES, tmp_path, **options)
+    handle.remove()
+    assert len(calls) == len(SENTENCES) - 1 and resumed.path == folder  # resumed after the finished chunk
+    clean = extract_activations(loaded, SENTENCES, tmp_path / "clean", **options)
+    for key, values in _arrays(resumed).items():
+        np.testing.assert_array_equal(values, _arrays(clean)[key])
+
+
+@pytest.mark.parametrize("arch", ["bert", "t5"])
+def test_the_dry_run_matches_a_real_extraction(models, tmp_path, arch):
+    long_sentence = [f"w{i % 10}" if i % 3 else "unbelievably" for i in range(30)]
+    sentences = SENTENCES + [[], long_sentence, ["the", "unbelievably" * 4]]
+    params = ExtractionParams(max_length=16, window_overlap=4)
+    plan = plan_extraction(tiny_model_dir(arch), sentences, params, device="cpu")
+    store = extract_activations(models(arch), sentences, tmp_path, params)
+
+    tokenizer = models(arch).tokenizer
+    subwords = sum(len(tokenizer(s, is_split_into_words=True, add_special_tokens=False)["input_ids"])
+                   for s in sentences if s)
+    assert (plan.n_words, plan.n_subwords, plan.n_sentences) == (store.n_words, subwords, len(sentences))
+    assert plan.neuron_sets == store.neuron_sets
+    report = store.meta["report"]
+    assert len(plan.windowed) == report["n_windowed_sentences"] >= 1 and plan.n_windows > len(plan.windowed)
+    assert len(plan.cut_words) == report["n_cut_words"] == 1
+    assert plan.empty_sentences == report["empty_sentences"] == [5]
+    on_disk = sum(p.stat().st_size for p in store.path.iterdir() if p.name not in ("meta.json", "journal.jsonl"))
+    assert plan.disk_bytes == on_disk
+    weights = models(arch).info.n_parameters * 4
+    assert weights < plan.peak_memory_bytes < weights + 64 * 2**20 and plan.seconds_estimate > 0
+    summary = plan.summary()
+    assert summary["words"] == store.n_words and summary["batches"] == store.meta["batching"]["batches"]

@@ -11,9 +11,9 @@ from analysis.engine.formats import (
     corpus_summary,
     read_conllu,
     read_plain,
-    sha256_of,
 )
-from tests.assets import UD_DEV
+from analysis.engine.hashing import sha256_of
+from tests.assets import ud_dev as ud_dev_path
 
 UD_DEV_SHA256 = "531a54ff90d6ab12201c5a50c3e78e6ddac4de69abc4bce5d275d3cd29efe2b6"
 
@@ -147,9 +147,7 @@ def test_conllu_over_long_sentence_names_its_line():
 
 @pytest.fixture(scope="module")
 def ud_dev():
-    if not UD_DEV.exists():
-        pytest.skip("UD EWT dev file not present")
-    return read_conllu(UD_DEV)
+    return read_conllu(ud_dev_path())
 
 
 def test_ud_ewt_dev_counts(ud_dev):
@@ -167,9 +165,7 @@ def test_ud_ewt_dev_counts(ud_dev):
 
 
 def test_ud_ewt_dev_feats_key():
-    if not UD_DEV.exists():
-        pytest.skip("UD EWT dev file not present")
-    summary = corpus_summary(read_conllu(UD_DEV, "feats:Number"))
+    summary = corpus_summary(read_conllu(ud_dev_path(), "feats:Number"))
     assert summary["labels"] == {"Sing": 7821, "Plur": 1780, "Ptan": 28}
     assert summary["words"] == 25147 and summary["labelled_words"] == 9629
 
@@ -210,8 +206,17 @@ def test_plain_line_count_mismatch():
 
 
 def test_plain_double_space_is_an_error():
-    with pytest.raises(CorpusError, match=r"line 2: empty word at position 2 \(a leading, trailing or double space\)"):
+    with pytest.raises(CorpusError, match=r"line 2: empty word at position 2 \(a leading or double space\)"):
         read_plain(b"a b\nc  d\n")
+    with pytest.raises(CorpusError, match=r"line 1: empty word at position 1 \(a leading or double space\)"):
+        read_plain(b" a b\n")
+
+
+def test_plain_line_end_whitespace_is_ignored_and_reported():
+    corpus = read_plain(b"a b \nc\n", b"X Y\t\nZ\n", word_filename="c.word", label_filename="c.label")
+    assert corpus.sentences == [["a", "b"], ["c"]] and corpus.labels == [["X", "Y"], ["Z"]]
+    assert corpus.warnings == ["c.word: whitespace at the end of 1 line(s) was ignored (first: line 1)",
+                               "c.label: whitespace at the end of 1 line(s) was ignored (first: line 1)"]
 
 
 def test_plain_trailing_blank_lines_ignored_but_inner_blank_line_refused():
@@ -232,14 +237,6 @@ def test_plain_over_long_sentence():
         read_plain(b"a\na b c d e f\n", max_sentence_words=5)
 
 
-def test_sha256_of_streams_in_chunks(tmp_path):
-    data = bytes(range(256)) * 10_000
-    path = tmp_path / "blob"
-    path.write_bytes(data)
-    assert sha256_of(path, chunk_bytes=4096) == hashlib.sha256(data).hexdigest()
-    assert sha256_of(io.BytesIO(data)) == hashlib.sha256(data).hexdigest()
-
-
 def test_engine_formats_imports_neither_django_nor_torch():
     import subprocess
     import sys
@@ -257,7 +254,7 @@ def test_engine_formats_imports_neither_django_nor_torch():
 def test_test_set_sources_and_references():
     from analysis.engine.formats import read_test_set
 
-    test_set = read_test_set(b"Hello world .\nHow are you ?\n\n", b"Hallo Welt .\nWie geht es ?\n")
+    test_set = read_test_set(b"Hello world .\nHow are you ?\n", b"Hallo Welt .\nWie geht es ?\n")
     assert test_set.sources == ["Hello world .", "How are you ?"]
     assert test_set.references == ["Hallo Welt .", "Wie geht es ?"]
     assert read_test_set(b"a\n").references is None
@@ -270,3 +267,20 @@ def test_test_set_reference_mismatch():
         read_test_set(b"a\nb\n", b"x\n", source_filename="src.txt", reference_filename="refs.txt")
     with pytest.raises(CorpusError, match="src.txt, line 2: empty line"):
         read_test_set(b"a\n\nb\n", source_filename="src.txt")
+
+
+@pytest.mark.parametrize("text, line", [(b"a\nb\n\n", 3), (b"a\n   \nb\n", 2)])
+def test_test_set_blank_line_refused_wherever_it_is(text, line):
+    """One rule for the site and the command line: nothing is dropped silently, not even at the end."""
+    from analysis.engine.formats import read_test_set
+
+    with pytest.raises(CorpusError, match=f"src.txt, line {line}: empty line"):
+        read_test_set(text, source_filename="src.txt")
+
+
+def test_cli_ablate_reads_the_test_set_with_the_same_rule(tmp_path, capsys):
+    from analysis.engine.cli import main
+
+    (tmp_path / "src.txt").write_bytes(b"One sentence .\n\nAnother .\n")
+    assert main(["ablate", str(tmp_path / "no-model"), str(tmp_path / "r.json"), str(tmp_path / "src.txt")]) == 2
+    assert "src.txt, line 2: empty line" in capsys.readouterr().err

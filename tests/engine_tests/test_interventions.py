@@ -28,7 +28,7 @@ _loaded = {}
 
 
 def _load(arch):
-    from analysis.engine.models import load_model
+    from analysis.engine.loading import load_model
 
     if arch not in _loaded:
         _loaded[arch] = load_model(tiny_model_dir(arch), device="cpu")
@@ -41,7 +41,7 @@ def _batch(lm):
 
 def _forward(lm, batch, sites):
     """(captured activations of every site, logits) for one forward pass."""
-    from analysis.engine.models import capture
+    from analysis.engine.loading import capture
 
     inputs = dict(batch)
     if lm.kind == "encoder-decoder":

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from analysis.engine.interventions import clamp, scale
+from analysis.engine.jobs import Cancelled, Job
 from analysis.engine.manipulation import ManipulationError, manipulate, probe_predictions
 from analysis.engine.neurons import NeuronId
 from tests.engine_tests.tiny_models import PAD_ID, tiny_model_dir
@@ -20,7 +21,7 @@ _loaded = {}
 
 
 def _load(arch):
-    from analysis.engine.models import load_model
+    from analysis.engine.loading import load_model
 
     if arch not in _loaded:
         _loaded[arch] = load_model(tiny_model_dir(arch), device="cpu")
@@ -120,7 +121,10 @@ def test_probe_predictions_before_and_after():
         mean=np.zeros(32, np.float32), std=np.ones(32, np.float32), label_names=["A", "B", "C"],
         neuron_ids=neuron_ids,
     )
-    plain = probe_predictions(lm, probe, SENTENCES, scale(neuron_ids[:1], 1.0))
+    progress = []
+    plain = probe_predictions(lm, probe, SENTENCES, scale(neuron_ids[:1], 1.0),
+                              job=Job(on_progress=lambda *report: progress.append(report)))
+    assert progress[-1] == (2, 2, "sentences")
     assert all(not any(s["changed"]) for s in plain["sentences"])  # scaling by 1 changes nothing
     assert [len(s["original"]) for s in plain["sentences"]] == [6, 5]
 
@@ -128,3 +132,18 @@ def test_probe_predictions_before_and_after():
     first, second = flipped["sentences"]
     assert first["changed"][1] and second["changed"][3]  # a negated representation gets another label
     assert first["changed"].count(True) == 1 and second["changed"].count(True) == 1
+
+
+def test_manipulation_reports_sentences_and_stops_between_them():
+    lm = _load("gpt2")
+    edits = _big_clamp("mlp", 1, 4)
+    progress = []
+    manipulate(lm, SENTENCES, edits, max_new_tokens=2, job=Job(on_progress=lambda *report: progress.append(report)))
+    assert progress == [(1, 2, "sentences"), (2, 2, "sentences")]
+
+    progress.clear()
+    stop_after_first = Job(on_progress=lambda *report: progress.append(report), should_stop=lambda: bool(progress))
+    with pytest.raises(Cancelled):
+        manipulate(lm, SENTENCES, edits, max_new_tokens=2, job=stop_after_first)
+    assert progress == [(1, 2, "sentences")]
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in lm.model.modules())

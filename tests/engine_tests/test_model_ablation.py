@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from analysis.engine.jobs import Cancelled, Job
 from analysis.engine.model_ablation import (
     AblationError,
     ablation_curve,
@@ -24,7 +25,7 @@ torch.set_num_threads(1)
 
 
 def _load(path):
-    from analysis.engine.models import load_model
+    from analysis.engine.loading import load_model
 
     return load_model(path, device="cpu")
 
@@ -44,7 +45,7 @@ def fitted_gpt2(tmp_path_factory):
 
 def _mean_abs_activation_ranking(lm, texts, neuron_set="mlp") -> Ranking:
     """A ranking actually computed from the model: mean |activation| of each neuron over the text tokens."""
-    from analysis.engine.models import capture
+    from analysis.engine.loading import capture
 
     sites = lm.neuron_sites()[neuron_set]
     batch = lm.tokenizer(texts, padding=True, return_tensors="pt")
@@ -71,13 +72,13 @@ def test_causal_lm_top_neurons_hurt_more_than_bottom_ones(fitted_gpt2):
     lm = fitted_gpt2
     ranking = _mean_abs_activation_ranking(lm, TOY_SENTENCES)
     calls = []
-    result = ablation_curve(lm, ranking, texts=TOY_SENTENCES, progress=lambda done, total: calls.append((done, total)))
+    result = ablation_curve(lm, ranking, texts=TOY_SENTENCES, job=Job(on_progress=lambda *report: calls.append(report)))
 
     assert json.loads(json.dumps(result)) == result  # JSON-serialisable as is
     assert result["task"] == "causal-lm" and result["primary"] == "loss"
     assert result["total_neurons"] == 128
     assert result["x"]["count"] == curve_counts(128) and result["x"]["percent"][-1] == 100.0
-    assert calls[-1] == (21, 21) and [c[0] for c in calls] == list(range(1, 22))
+    assert calls[-1] == (21, 21, "evaluations") and [c[0] for c in calls] == list(range(1, 22))
 
     baseline = result["baseline"]["loss"]
     top, bottom = result["curves"]["top"]["loss"], result["curves"]["bottom"]["loss"]
@@ -112,16 +113,15 @@ def test_mean_ablation_and_random_order(fitted_gpt2):
     assert repeat["curves"]["random"] == zeroed["curves"]["random"]  # the random order is seeded
 
 
-def test_a_failing_progress_callback_stops_the_run_and_removes_hooks(fitted_gpt2):
+def test_a_cancel_stops_the_curve_within_one_evaluation_and_removes_hooks(fitted_gpt2):
     lm = fitted_gpt2
     ranking = [NeuronId("mlp", 0, u) for u in range(64)]
+    progress = []
+    job = Job(on_progress=lambda *report: progress.append(report), should_stop=lambda: len(progress) >= 2)
 
-    def stop(done, total):
-        if done == 2:
-            raise KeyboardInterrupt("cancelled")
-
-    with pytest.raises(KeyboardInterrupt):
-        ablation_curve(lm, ranking, texts=TOY_SENTENCES, progress=stop)
+    with pytest.raises(Cancelled):
+        ablation_curve(lm, ranking, texts=TOY_SENTENCES, job=job)
+    assert [done for done, _, _ in progress] == [1, 2]  # asked to stop after the second, no third evaluation
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in lm.model.modules())
 
 
@@ -156,7 +156,7 @@ def test_masked_lm_loss_is_deterministic_and_ablation_changes_it():
 
 
 def test_probe_accuracy_task_sees_the_ablated_model():
-    from analysis.engine.models import capture
+    from analysis.engine.loading import capture
     from analysis.engine.probe import Probe
 
     lm = _load(tiny_model_dir("bert"))

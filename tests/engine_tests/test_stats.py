@@ -5,7 +5,8 @@ import pytest
 
 from analysis.engine.features import Features, as_features
 from analysis.engine.neurons import layer_neurons
-from analysis.engine.stats import NeuronStats, column_blocks, compute_neuron_stats
+from analysis.engine.features import column_blocks
+from analysis.engine.stats import NeuronStats, compute_neuron_stats
 
 
 def test_top_words_formula_on_a_hand_made_example():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from analysis.engine.neurons import NeuronId
-from analysis.engine.store import ActivationStore, StoreError, StoreWriter, store_key
+from analysis.engine.store import ActivationStore, StoreError, StoreWriter, data_bytes, open_complete, store_key
 
 SENTENCES = [["a", "b", "c"], [], ["d", "e"], ["f"]]
 LABELS = np.array([1, 0, -1, 1, 0, 1], dtype=np.int32)
@@ -116,4 +116,25 @@ def test_store_key_is_stable_and_sensitive():
     assert key != store_key("m" * 64, "c" * 64, {"aggregation": "first", "neuron_sets": ["hidden", "mlp"]})
     assert key != store_key("x" * 64, "c" * 64, {"aggregation": "last", "neuron_sets": ["hidden", "mlp"]})
     assert key != store_key("m" * 64, "x" * 64, {"aggregation": "last", "neuron_sets": ["hidden", "mlp"]})
-    assert len(key) == 64 and int(key, 16) >= 0
+
+
+def test_open_complete_trusts_only_a_finished_store_of_the_same_key(tmp_path):
+    writer = StoreWriter(tmp_path / "s", SPECS, SENTENCES, LABELS, [], {"key": "k1"}, "p")
+    writer.write_rows("hidden", 0, 0, np.zeros((6, 3), dtype=np.float16))
+    writer.finish_chunk(0, 6)
+    writer.close()
+    assert open_complete(tmp_path / "s", "k1") is None  # journalled but not complete
+    writer = StoreWriter(tmp_path / "s", SPECS, SENTENCES, LABELS, [], {"key": "k1"}, "p")
+    writer.complete()
+    assert open_complete(tmp_path / "s", "k1").meta["key"] == "k1"
+    assert open_complete(tmp_path / "s", "k2") is None
+    assert open_complete(tmp_path / "missing", "k1") is None
+
+
+def test_data_bytes_is_the_size_of_the_written_files(tmp_path):
+    sentences = [["a", "é", "ü"], [], ["naïve", "x"]]
+    specs = {"hidden": {"layers": 2, "units": 3}, "mlp": {"layers": 1, "units": 7}}
+    writer = StoreWriter(tmp_path / "s", specs, sentences, np.zeros(5, dtype=np.int32), [], {}, "p")
+    store = writer.complete()
+    written = sum(p.stat().st_size for p in store.path.iterdir() if p.name not in ("meta.json", "journal.jsonl"))
+    assert data_bytes(sentences, specs) == written

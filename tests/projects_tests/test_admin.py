@@ -165,6 +165,20 @@ def test_staff_editor_may_change_the_project_but_not_its_owner(client, library):
     assert staff.post(_admin_url(Project, "delete", project.pk), {"post": "yes"}).status_code == 403
 
 
+def test_staff_cannot_carry_a_shared_upload_into_their_own_project(client, library):
+    """The re-sharing rule holds in the admin too: staff change a project's uploads on the site only."""
+    viewer = library["viewer"]
+    own = services.create_project(viewer, name="Vera's")
+    staff = staff_client(client, viewer)
+    page = staff.get(_admin_url(Project, "change", own.pk))
+    assert "test_set_uploads" not in page.context["adminform"].form.fields
+    staff.post(_admin_url(Project, "change", own.pk), {
+        "name": own.name, "description": "", "test_set_uploads": [library["test_set"].pk],
+        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0", "memberships-MIN_NUM_FORMS": "0",
+        "memberships-MAX_NUM_FORMS": "1000"})
+    assert own.test_set_uploads.count() == 0
+
+
 def test_staff_owner_manages_members_in_the_inline(client, library):
     staff = staff_client(client, library["owner"])
     project = library["project"]

@@ -153,6 +153,40 @@ def test_viewer_cannot_attach_and_nobody_attaches_a_strangers_upload(people, tes
     assert project.test_set_uploads.count() == 0
 
 
+def test_a_member_cannot_carry_a_shared_upload_into_another_project(people, test_set_of, client):
+    """The re-sharing leak: a viewer of P put the owner's upload into a project Q of her own, added a friend,
+    and both kept reading it after the owner removed her from P. Only an upload's owner attaches it, through
+    the service, the HTML form and the API alike; so leaving P ends her access."""
+    from rest_framework.test import APIClient
+
+    project, owner, viewer = people["project"], people["owner"], people["viewer"]
+    upload = test_set_of(owner)
+    services.attach_upload(owner, project, upload)
+    own_project = services.create_project(viewer, name="Vera's")
+    services.add_member(viewer, own_project, people["stranger"].username)
+    assert selectors.upload_for(viewer, "test_set", upload.pk) == upload  # she may use it inside P
+
+    with pytest.raises(PermissionDenied, match="Only the person who uploaded this"):
+        services.attach_upload(viewer, own_project, upload)
+    client.force_login(viewer)
+    page = client.post(f"/projects/{own_project.pk}/uploads/attach/", {"kind": "test_set", "upload": upload.pk})
+    assert page.status_code == 403
+    api = APIClient()
+    api.force_authenticate(viewer)
+    response = api.post(f"/api/v1/projects/{own_project.pk}/uploads/", {"kind": "test_set", "upload": upload.pk},
+                        format="json")
+    assert response.status_code == 403 and "Only the person who uploaded this" in response.json()["detail"]
+    assert own_project.test_set_uploads.count() == 0
+    detail = client.get(own_project.get_absolute_url()).content.decode()
+    assert upload.name not in detail  # not even offered for attaching
+
+    services.remove_member(owner, project.memberships.get(user=viewer))
+    for who in (viewer, people["stranger"]):
+        assert list(selectors.uploads_visible_to(who, "test_set")) == []
+        with pytest.raises(Http404):
+            selectors.upload_for(who, "test_set", upload.pk)
+
+
 def test_one_upload_in_two_projects(people, test_set_of):
     owner = people["owner"]
     other = services.create_project(owner, name="Second")

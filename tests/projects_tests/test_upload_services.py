@@ -21,7 +21,7 @@ from django.core.files.uploadedfile import TemporaryUploadedFile
 from projects import selectors, services
 from projects.models import CorpusUpload, ModelUpload, TestSetUpload
 from projects.uploads import UploadRefused
-from tests.assets import UD_DEV
+from tests.assets import UD_DEV, ud_dev
 from tests.factories import UserFactory
 
 from .conftest import folder_entries, tar_gz_of, uploaded, zip_of
@@ -255,9 +255,7 @@ def test_failure_while_storing_removes_copied_files(alice, tiny_model_dir, stora
 
 
 def test_real_ud_corpus_is_kept(alice, storage_root):
-    if not UD_DEV.exists():
-        pytest.skip("UD EWT dev file not present")
-    with open(UD_DEV, "rb") as handle:
+    with open(ud_dev(), "rb") as handle:
         upload = services.create_corpus_upload(alice, file=File(handle, name=UD_DEV.name), label_column="upos")
     row = CorpusUpload.objects.get()
     assert row == upload

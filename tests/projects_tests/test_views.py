@@ -60,7 +60,7 @@ ENDPOINTS = [
                                                                                 _membership(w, "walt")]),
      None, OWNERS),
     ("attach", "post", lambda w: reverse("projects:attach", args=[w["project"].pk]),
-     lambda w: {"kind": "test_set", "upload": w["attached"].pk}, WRITERS),
+     lambda w: {"kind": "test_set", "upload": w["attached"].pk}, {"editor"}),  # only its uploader attaches it
     ("detach", "post", lambda w: reverse("projects:detach", args=[w["project"].pk, "test_set", w["attached"].pk]),
      None, WRITERS),
     ("project-upload-form", "get", lambda w: reverse("projects:project-upload", args=[w["project"].pk, "corpus"]),

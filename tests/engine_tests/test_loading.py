@@ -7,8 +7,17 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from analysis.engine.modeldir import ModelDirError
-from analysis.engine.models import UnsupportedArchitecture, capture, load_model, neuron_sites
+from analysis.engine.loading import (
+    ModelLoadError,
+    UnsupportedArchitecture,
+    capture,
+    load_model,
+    load_outline,
+    model_max_tokens,
+    neuron_sites,
+    pad_token_id,
+)
+from analysis.engine.modeldir import ModelDirError, inspect_model_dir
 from tests.engine_tests.tiny_models import build_tiny_model, tiny_model_dir
 
 torch.set_num_threads(1)
@@ -148,6 +157,47 @@ def test_encoder_without_mlm_head_loads_as_bare_model(tmp_path):
     assert config["model_type"] == "bert"
     loaded = load_model(tmp_path)
     assert type(loaded.model).__name__ == "BertModel"
+
+
+def test_a_known_hash_is_not_recomputed_and_is_checked_when_asked(tmp_path):
+    model_dir = tmp_path / "m"
+    shutil.copytree(tiny_model_dir("bert"), model_dir)
+    recorded = inspect_model_dir(model_dir).sha256
+    (model_dir / "notes.txt").write_text("added after the upload was recorded")
+
+    trusted = load_model(model_dir, sha256=recorded)
+    assert trusted.info.sha256 == recorded and trusted.info.files == {}  # no file was hashed
+    with pytest.raises(ModelLoadError, match=f"not the recorded {recorded}; the model folder changed"):
+        load_model(model_dir, sha256=recorded, verify=True)
+
+    (model_dir / "notes.txt").unlink()
+    verified = load_model(model_dir, sha256=recorded, verify=True)
+    assert verified.info.sha256 == recorded and "model.safetensors" in verified.info.files
+    assert load_model(model_dir).info.sha256 == recorded  # no known hash: every file is hashed
+
+
+def test_pad_id_and_length_limit_helpers():
+    loaded = load_model(tiny_model_dir("gpt2"))
+    assert loaded.tokenizer.pad_token_id is not None
+    assert pad_token_id(loaded) == pad_token_id(loaded.tokenizer) == loaded.tokenizer.pad_token_id
+    assert pad_token_id(SimpleNamespace(pad_token_id=None)) == 0
+    unbounded = SimpleNamespace(model_max_length=int(1e30))
+    assert model_max_tokens(unbounded, SimpleNamespace(n_positions=64)) == 64
+    assert model_max_tokens(SimpleNamespace(model_max_length=40), SimpleNamespace(n_positions=64)) == 40
+    assert model_max_tokens(unbounded, SimpleNamespace(max_position_embeddings=64), max_length=16) == 16
+    assert model_max_tokens(unbounded, SimpleNamespace()) == 512
+
+
+@pytest.mark.parametrize("arch", ["bert", "gpt2", "t5"])
+def test_outline_has_the_loaded_models_sites_without_weights(arch):
+    outline = load_outline(tiny_model_dir(arch))
+    loaded = load_model(tiny_model_dir(arch))
+    shape = lambda sites: {name: [(s.layer, s.units, s.mode) for s in lst] for name, lst in sites.items()}  # noqa: E731
+    assert shape(outline.sites) == shape(loaded.neuron_sites())
+    assert outline.kind == loaded.kind and outline.info.files == {} and outline.info.sha256 == ""
+    assert all(p.device.type == "meta" for site in outline.sites[next(iter(outline.sites))] for p in
+               site.module.parameters())
+    assert outline.tokenizer.is_fast
 
 
 def test_load_model_refuses_pickles(tmp_path):

@@ -1,4 +1,5 @@
-"""Loading a model directory, and the model's neuron sites found from its module structure.
+"""Loading a model directory (weights, or only its tokenizer and config for planning), the model's limits and
+pad id, the device, and the model's neuron sites found from its module structure.
 
 Neuron sets (methods.md §1; names as in :mod:`analysis.engine.neurons`):
 
@@ -42,6 +43,8 @@ _FFN_WIDTH_ATTRS = (
     "inner_dim",
 )
 _HIDDEN_SIZE_ATTRS = ("hidden_size", "d_model", "n_embd", "dim")
+_POSITION_LIMIT_ATTRS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+_UNBOUNDED_LENGTH = 1_000_000  # tokenizers without a limit report a huge model_max_length
 
 
 class UnsupportedArchitecture(ValueError):
@@ -250,6 +253,7 @@ def _has_mlm_head_weights(model_dir: Path) -> bool:
 
 
 def pick_device(device=None):
+    """``device`` as a torch device; None picks CUDA when there is one, else the CPU."""
     import torch
 
     if device is not None:
@@ -257,20 +261,107 @@ def pick_device(device=None):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_model(model_dir, device=None, half: bool = False) -> LoadedModel:
+def dtype_name(half: bool, device) -> str:
+    """The dtype a model runs in: float16 only when asked for and on CUDA (float16 on CPU is slow and inexact)."""
+    return "float16" if half and pick_device(device).type == "cuda" else "float32"
+
+
+def model_max_tokens(tokenizer, config, max_length: int | None = None) -> int:
+    """Maximum tokens per sequence: the smallest of the tokenizer's and the config's limits and ``max_length``."""
+    limits = []
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < _UNBOUNDED_LENGTH:
+        limits.append(tokenizer_limit)
+    for attr in _POSITION_LIMIT_ATTRS:
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            limits.append(value)
+            break
+    if max_length:
+        limits.append(int(max_length))
+    return min(limits) if limits else 512
+
+
+def pad_token_id(tokenizer_or_model) -> int:
+    """The id to pad with: the tokenizer's pad token, else 0 (padded positions are masked out anyway)."""
+    tokenizer = getattr(tokenizer_or_model, "tokenizer", tokenizer_or_model)
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
+def load_tokenizer(model_dir):
+    """The directory's fast tokenizer (required: words are aligned with subwords through ``word_ids``)."""
+    import transformers
+
+    model_dir = Path(model_dir)
+    options = dict(use_fast=True, trust_remote_code=False, local_files_only=True)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir), **options)
+        if getattr(tokenizer, "add_prefix_space", None) is False:
+            # byte-level BPE (GPT-2, RoBERTa): words given one by one must be encoded as they appear mid-sentence,
+            # with their leading space, or every word is tokenised like a sentence start
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir), add_prefix_space=True, **options)
+    except (ValueError, OSError, KeyError) as exc:
+        raise ModelLoadError(f"{model_dir.name}: the tokenizer could not be loaded: {exc}") from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelLoadError(
+            f"{model_dir.name}: a fast tokenizer (tokenizer.json) is required to align subwords with words; "
+            "save one with tokenizer.save_pretrained(dir) from a PreTrainedTokenizerFast"
+        )
+    return tokenizer
+
+
+@dataclass
+class ModelOutline:
+    """A model without its weights: what planning an extraction needs (tokenizer, limits, neuron sites)."""
+
+    tokenizer: Any
+    config: Any
+    kind: str
+    info: ModelInfo
+    sites: dict  # neuron sites of a weightless copy (meta tensors): their layers and units are exact
+
+
+def load_outline(model_dir) -> ModelOutline:
+    """The tokenizer, config and neuron sites of ``model_dir`` without reading (or hashing) the weights."""
+    import torch
+    import transformers
+
+    model_dir = Path(model_dir)
+    info = inspect_model_dir(model_dir, hash_files=False)
+    try:
+        config = transformers.AutoConfig.from_pretrained(str(model_dir), trust_remote_code=False,
+                                                         local_files_only=True)
+        with torch.device("meta"):  # modules with shapes and no storage
+            skeleton = transformers.AutoModel.from_config(config, trust_remote_code=False)
+    except (ValueError, OSError, KeyError) as exc:
+        raise ModelLoadError(f"{model_dir.name}: the model's config could not be used: {exc}") from exc
+    return ModelOutline(load_tokenizer(model_dir), config, info.kind, info, neuron_sites(skeleton))
+
+
+def load_model(model_dir, device=None, half: bool = False, *, sha256: str | None = None,
+               verify: bool = False) -> LoadedModel:
     """Load a HF model directory safely: safetensors only, no remote code, local files only.
+
+    ``sha256``: the directory's combined hash when the caller knows it (an upload row records it); the files
+    are then not hashed again, unless ``verify`` asks to check them against it (a mismatch raises
+    :class:`ModelLoadError`). Without it every file is hashed to fill ``info.sha256``.
 
     Encoders load with their masked-LM head when the weights hold one (so masked-LM loss and fill-mask work),
     else as a bare ``AutoModel``; decoders as causal LMs; encoder-decoders as seq2seq LMs. ``half`` applies only
-    on CUDA (float16 on CPU is slow and inexact). A fast tokenizer is required for word alignment.
+    on CUDA (:func:`dtype_name`). A fast tokenizer is required for word alignment.
     """
     import torch
     import transformers
 
     model_dir = Path(model_dir)
-    info = inspect_model_dir(model_dir)
+    info = inspect_model_dir(model_dir, sha256=None if verify else sha256)
+    if verify and sha256 and info.sha256 != sha256:
+        raise ModelLoadError(
+            f"{model_dir.name}: the files hash to {info.sha256}, not the recorded {sha256}; "
+            "the model folder changed after it was recorded"
+        )
     device = pick_device(device)
-    dtype = torch.float16 if (half and device.type == "cuda") else torch.float32
+    dtype = getattr(torch, dtype_name(half, device))
 
     if info.kind == "encoder-decoder":
         auto_classes = [transformers.AutoModelForSeq2SeqLM]
@@ -294,22 +385,7 @@ def load_model(model_dir, device=None, half: bool = False) -> LoadedModel:
     if model is None:
         raise ModelLoadError(f"{model_dir.name}: the model could not be loaded: " + "; ".join(errors))
     model.to(device).eval()
-
-    options = dict(use_fast=True, trust_remote_code=False, local_files_only=True)
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir), **options)
-        if getattr(tokenizer, "add_prefix_space", None) is False:
-            # byte-level BPE (GPT-2, RoBERTa): words given one by one must be encoded as they appear mid-sentence,
-            # with their leading space, or every word is tokenised like a sentence start
-            tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir), add_prefix_space=True, **options)
-    except (ValueError, OSError, KeyError) as exc:
-        raise ModelLoadError(f"{model_dir.name}: the tokenizer could not be loaded: {exc}") from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise ModelLoadError(
-            f"{model_dir.name}: a fast tokenizer (tokenizer.json) is required to align subwords with words; "
-            "save one with tokenizer.save_pretrained(dir) from a PreTrainedTokenizerFast"
-        )
-    return LoadedModel(model, tokenizer, info.kind, info, device, dtype, str(model_dir))
+    return LoadedModel(model, load_tokenizer(model_dir), info.kind, info, device, dtype, str(model_dir))
 
 
 __all__ = [
@@ -322,5 +398,11 @@ __all__ = [
     "capture",
     "site_value",
     "load_model",
+    "load_tokenizer",
+    "load_outline",
+    "ModelOutline",
+    "model_max_tokens",
+    "pad_token_id",
     "pick_device",
+    "dtype_name",
 ]
