@@ -128,3 +128,19 @@ def test_api_root_is_a_json_index_of_the_endpoints(user, authenticated):
     assert body["schema"] == "http://testserver/api/schema/" and body["docs"] == "http://testserver/api/docs/"
     for url in body["endpoints"].values():  # every listed endpoint exists
         assert APIClient().get(url).status_code == 401
+
+
+@pytest.mark.parametrize("query", ["own=", "own=yes", "own=1", "own=true&own=false", "has_references=null"])
+def test_a_boolean_filter_takes_true_or_false_once_and_refuses_the_rest(token_client, query):
+    endpoint = "/api/v1/uploads/test-sets/" if query.startswith("has_references") else "/api/v1/uploads/models/"
+    response = token_client.get(f"{endpoint}?{query}")
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert_error_shape(body, "invalid")
+    assert body["fields"][query.split("=")[0]] == ["Use true or false, once."]
+
+
+def test_a_boolean_filter_still_filters(token_client):
+    for query in ("own=true", "own=FALSE", "has_references=false"):
+        endpoint = "/api/v1/uploads/test-sets/" if query.startswith("has") else "/api/v1/uploads/models/"
+        assert token_client.get(f"{endpoint}?{query}").status_code == 200
