@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
 from django.utils import timezone
 
 
@@ -18,6 +18,18 @@ class SignUpForm(UserCreationForm):
         if get_user_model().objects.filter(email__iexact=email).exists():
             raise forms.ValidationError("An account with this e-mail address already exists.")
         return email
+
+
+class LockedSignInForm(AuthenticationForm):
+    """The sign-in form while sign-in is locked: it keeps what was typed and shows the lock, and never checks
+    the password (that would count as one more attempt)."""
+
+    def __init__(self, request=None, *args, lock_message: str, **kwargs):
+        super().__init__(request, *args, **kwargs)
+        self.lock_message = lock_message
+
+    def clean(self):
+        raise forms.ValidationError(self.lock_message, code="locked")
 
 
 EXPIRY_CHOICES = [

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,13 +21,26 @@ def token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-def create_token(user, name: str, expires_at: datetime | None = None) -> tuple[ApiToken, str]:
-    """Create a token for ``user``; returns (token row, secret). The secret is not stored and cannot be shown again."""
+def create_token(
+    user, name: str, expires_at: datetime | None = None, *, acting_token: ApiToken | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token for ``user``; returns (token row, secret). The secret is not stored and cannot be shown again.
+
+    ``acting_token`` is the token that authenticated the request (None for a signed-in session): a token may only
+    create tokens that expire no later than itself, so a short-lived credential cannot mint a lasting one.
+    """
     name = (name or "").strip()
     if not name:
         raise ValidationError({"name": "Give the token a name, e.g. the machine or script that will use it."})
     if expires_at is not None and expires_at <= timezone.now():
         raise ValidationError({"expires_at": "The expiry must be in the future."})
+    if acting_token is not None and acting_token.expires_at is not None:
+        if expires_at is None or expires_at > acting_token.expires_at:
+            raise ValidationError({"expires_at": (
+                f"A token can only create tokens that expire no later than itself; this one expires at "
+                f"{acting_token.expires_at.isoformat()}. Set expires_at to that or earlier, or create longer-lived "
+                "tokens on the API tokens page while signed in."
+            )})
     secret = TOKEN_SECRET_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,
@@ -39,8 +52,16 @@ def create_token(user, name: str, expires_at: datetime | None = None) -> tuple[A
     return token, secret
 
 
-def revoke_token(token: ApiToken) -> ApiToken:
-    """Revoke a token (kept for the record, never authenticates again). Revoking twice is harmless."""
+def revoke_token(token: ApiToken, *, acting_token: ApiToken | None = None) -> ApiToken:
+    """Revoke a token (kept for the record, never authenticates again). Revoking twice is harmless.
+
+    ``acting_token`` is the token that authenticated the request (None for a signed-in session or an admin): a
+    token may revoke itself only, so a stolen or short-lived token cannot lock its owner's other tools out.
+    """
+    if acting_token is not None and acting_token.pk != token.pk:
+        raise PermissionDenied(
+            "A token can only revoke itself. Revoke other tokens on the API tokens page while signed in."
+        )
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])

@@ -1,16 +1,17 @@
 """Account pages: home, self sign-up, API tokens. Sign-in, sign-out and passwords are Django's auth views."""
 
 from django.conf import settings
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
-from accounts.forms import SignUpForm, TokenCreateForm
+from accounts.forms import LockedSignInForm, SignUpForm, TokenCreateForm
 
 
 RECENT_PROJECTS = 5
@@ -42,6 +43,27 @@ def home(request):
     return render(request, "home.html", {
         "steps": steps, "steps_left": sum(not step["done"] for step in steps), "recent_projects": recent,
     })
+
+
+def signin_locked_out(request, original_response=None, credentials=None):
+    """The sign-in page (or the admin's) saying that sign-in is locked and when to try again (django-axes'
+    AXES_LOCKOUT_CALLABLE). Each attempt while locked starts the wait again, so the wait is counted from now."""
+    minutes = round(settings.AXES_COOLOFF_TIME.total_seconds() / 60)
+    retry_at = timezone.localtime(timezone.now() + settings.AXES_COOLOFF_TIME)
+    message = (
+        f"Too many failed sign-in attempts for this account or from your network address. Sign-in is locked: "
+        f"try again in {minutes} minutes, after {retry_at:%H:%M} ({retry_at.tzname()}). Every attempt before then "
+        "starts the wait again. Forgotten your password? Reset it instead."
+    )
+    form = LockedSignInForm(request, data=request.POST or None, lock_message=message)
+    if request.path == reverse("admin:login"):
+        context = {**admin.site.each_context(request), "form": form, "app_path": request.get_full_path()}
+        response = render(request, "admin/login.html", context, status=429)
+    else:
+        response = render(request, "registration/login.html", {"form": form, "next": request.POST.get("next", "")},
+                          status=429)
+    response["Retry-After"] = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    return response
 
 
 @login_not_required

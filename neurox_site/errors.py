@@ -90,8 +90,8 @@ def _technical_pages_wanted() -> bool:
 
 
 class ErrorPagesMiddleware:
-    """Friendly error responses where Django would show a debug page (see the module docstring). Goes last in
-    ``MIDDLEWARE``, so that ``CommonMiddleware`` can still turn a 404 into an added-slash redirect."""
+    """Friendly error responses where Django would show a debug page (see the module docstring). Goes after
+    ``CommonMiddleware`` in ``MIDDLEWARE``, so that it can still turn a 404 into an added-slash redirect."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "health_check",
+    "axes",
     "accounts",
     "projects",
     "analysis",
@@ -111,8 +112,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    # Last: styled error pages (JSON under /api/) even with DEBUG on; see neurox_site/errors.py.
+    # After CommonMiddleware: styled error pages (JSON under /api/) even with DEBUG on; see neurox_site/errors.py.
     "neurox_site.errors.ErrorPagesMiddleware",
+    # Turns a sign-in refused for too many failures into the lock-out page (last, as django-axes asks).
+    "axes.middleware.AxesMiddleware",
 ]
 # With DEBUG on, Django's technical error pages (routes, tracebacks) only when a developer asks for them.
 NEUROX_DEBUG_PAGES = env.bool("NEUROX_DEBUG_PAGES", default=False)
@@ -285,6 +288,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# The sign-in limit (django-axes) checks before the password does; see "Sign-in and API limits" below.
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.SignInLimitBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 # last_used_at is written at most this often per token, so API calls do not each cost a write.
 NEUROX_TOKEN_LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -308,8 +317,14 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("NEUROX_API_USER_RATE", default="2000/hour"),
         "anon": env.str("NEUROX_API_ANON_RATE", default="60/hour"),
+        # Requests answered 401 (bad, expired or missing credentials), per client address.
+        "failed_auth": env.str("NEUROX_API_FAILED_AUTH_RATE", default="20/minute"),
     },
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # Proxies in front of the server whose X-Forwarded-For is trusted for the client address. 0: REMOTE_ADDR
+    # only (DRF's default of None would let any client choose its address and so escape the per-address limits).
+    "NUM_PROXIES": env.int("NEUROX_NUM_PROXIES", default=0),
+    "EXCEPTION_HANDLER": "neurox_site.api_errors.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "neurox_site.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -331,7 +346,25 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One documented error shape and the error statuses every operation can answer.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "neurox_site.api_schema.document_errors",
+    ],
 }
+
+# --- Sign-in limits (django-axes) --------------------------------------------------------------------------------
+# After NEUROX_SIGNIN_FAILURE_LIMIT failed sign-ins for one account (from anywhere), or from one client address
+# (for any accounts), that account or address cannot sign in, not even with the right password, until
+# NEUROX_SIGNIN_LOCKOUT_MINUTES have passed without a further attempt. Applies to the sign-in page and the admin's.
+# Failures are kept in the database (admin: Axes → Access attempts; delete one, or `manage.py axes_reset`, to
+# unlock early), so every server process shares them.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env.int("NEUROX_SIGNIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("NEUROX_SIGNIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "accounts.throttling.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.views.signin_locked_out"
 
 # --- Security -----------------------------------------------------------------------------------------------------
 

@@ -3,29 +3,21 @@
 Thin, like the HTML views: every project and upload is found through :mod:`projects.selectors` (strangers get
 404, a role that may not write gets 403) and every change is made by :mod:`projects.services`, the same
 functions the HTML pages call, so validation messages and the "a refused upload leaves nothing" guarantee are
-shared. Service errors become DRF responses in one place, :func:`service_exception_handler`:
-
-* ``PermissionDenied`` → 403 ``{"detail": message}``, ``Http404`` → 404 ``{"detail": message}`` (DRF itself);
-* :class:`~projects.uploads.UploadRefused` → 400 ``{"detail": message, "code": code}``;
-* another Django ``ValidationError`` → 400 with field errors (``{"name": [message]}``) when the service named a
-  field, else ``{"detail": message}``.
+shared. Service errors become the API's one error shape in :mod:`neurox_site.api_errors` (``{"detail", "code"}``,
+plus ``"fields"`` for field errors).
 """
 
 from __future__ import annotations
 
-from django.core.exceptions import NON_FIELD_ERRORS
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from . import selectors, services
 from .filters import CorpusUploadFilter, ModelUploadFilter, ProjectFilter, TestSetUploadFilter
@@ -46,44 +38,8 @@ from .serializers import (
     UploadRefusedSerializer,
     UploadRenameSerializer,
 )
-from .uploads import UploadRefused
 
 # ---------------------------------------------------------------------------------------------- errors
-
-
-class ServiceRefusal(exceptions.APIException):
-    """A service said no (400). ``detail`` is the service's message, or a dict of them."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = "The request was refused."
-    default_code = "invalid"
-
-
-def _field_key(field: str) -> str:
-    return api_settings.NON_FIELD_ERRORS_KEY if field == NON_FIELD_ERRORS else field
-
-
-def as_api_error(error: DjangoValidationError) -> exceptions.APIException:
-    if isinstance(error, UploadRefused):
-        return ServiceRefusal({"detail": error.message, "code": error.code or "invalid"})
-    if hasattr(error, "error_dict"):
-        return exceptions.ValidationError(
-            {_field_key(field): [message for e in errors for message in e.messages]
-             for field, errors in error.error_dict.items()}
-        )
-    return ServiceRefusal(" ".join(error.messages))
-
-
-def service_exception_handler(exc, context):
-    """DRF's handler, taught the services' Django ``ValidationError`` (which it would turn into a 500)."""
-    if isinstance(exc, DjangoValidationError):
-        exc = as_api_error(exc)
-    return drf_exception_handler(exc, context)
-
-
-class ServiceErrorsMixin:
-    def get_exception_handler(self):
-        return service_exception_handler
 
 
 REFUSED = OpenApiResponse(UploadRefusedSerializer, description="Refused: the message says which file and why. "
@@ -122,7 +78,7 @@ def _with_my_role(queryset, user):
     destroy=extend_schema(summary="Delete the project (owners); uploads stay in their owners' libraries",
                           responses={204: None, 403: FORBIDDEN, 404: NOT_FOUND}),
 )
-class ProjectViewSet(ServiceErrorsMixin, viewsets.ModelViewSet):
+class ProjectViewSet(viewsets.ModelViewSet):
     serializer_class = ProjectSerializer
     filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
     filterset_class = ProjectFilter
@@ -171,7 +127,7 @@ class ProjectViewSet(ServiceErrorsMixin, viewsets.ModelViewSet):
     destroy=extend_schema(summary="Remove a member (owners), or leave the project yourself",
                           responses={204: None, 403: FORBIDDEN, 404: NOT_FOUND}),
 )
-class MembershipViewSet(ServiceErrorsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                         viewsets.GenericViewSet):
     serializer_class = MembershipSerializer
     lookup_value_converter = "int"
@@ -234,7 +190,7 @@ def _upload_kind(kind: str) -> UploadKind:
                           "(owners and editors)", parameters=[KIND_PARAMETER],
                           responses={204: None, 403: FORBIDDEN, 404: NOT_FOUND}),
 )
-class ProjectUploadViewSet(ServiceErrorsMixin, viewsets.GenericViewSet):
+class ProjectUploadViewSet(viewsets.GenericViewSet):
     serializer_class = AttachedUploadSerializer
     pagination_class = None  # a project uses a handful of uploads
 
@@ -267,7 +223,7 @@ class ProjectUploadViewSet(ServiceErrorsMixin, viewsets.GenericViewSet):
 # ---------------------------------------------------------------------------------------------- library
 
 
-class UploadViewSet(ServiceErrorsMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class UploadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Uploads of one kind: your library plus uploads shared with you through a project. Creating needs a
     multipart request; renaming and deleting are for the person who uploaded."""
 

@@ -4,8 +4,34 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 
 from .models import CorpusFormat, CorpusUpload, Membership, ModelUpload, Project, Role, TestSetUpload
+
+
+class _OneValue(forms.TextInput):
+    """Hands the field every value given for the parameter, so a repeated one can be refused."""
+
+    def value_from_datadict(self, data, files, name):
+        values = data.getlist(name) if hasattr(data, "getlist") else [data.get(name)]
+        return None if not values or values == [None] else values
+
+
+class StrictBooleanField(forms.Field):
+    """``true`` or ``false`` once, or the parameter left out; anything else is refused (400), never ignored."""
+
+    widget = _OneValue
+
+    def clean(self, values):
+        if values is None:
+            return None
+        if len(values) != 1 or str(values[0]).lower() not in ("true", "false"):
+            raise forms.ValidationError("Use true or false, once.", code="invalid")
+        return str(values[0]).lower() == "true"
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
 
 
 class ProjectFilter(django_filters.FilterSet):
@@ -28,7 +54,7 @@ class ProjectFilter(django_filters.FilterSet):
 class UploadFilter(django_filters.FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains", help_text="Part of the upload's name.")
     sha256 = django_filters.CharFilter(lookup_expr="iexact", help_text="The content hash.")
-    own = django_filters.BooleanFilter(method="filter_own",
+    own = StrictBooleanFilter(method="filter_own",
                                        help_text="true: only your own uploads; false: only uploads shared with you "
                                        "through a project.")
 
@@ -56,6 +82,7 @@ class CorpusUploadFilter(UploadFilter):
 
 class TestSetUploadFilter(UploadFilter):
     __test__ = False  # not a pytest class
+    has_references = StrictBooleanFilter(help_text="true: only test sets with references; false: only without.")
 
     class Meta(UploadFilter.Meta):
         model = TestSetUpload

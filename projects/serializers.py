@@ -2,7 +2,7 @@
 
 They describe and check the *shape* of requests and responses; every decision (who may do what, whether an
 upload is acceptable, what a name must look like) is taken by :mod:`projects.services`, whose messages reach the
-client unchanged (see ``projects.api.service_exception_handler``).
+client unchanged (see ``neurox_site.api_errors.api_exception_handler``).
 """
 
 from __future__ import annotations

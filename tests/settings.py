@@ -39,7 +39,9 @@ CELERY_TASK_ALWAYS_EAGER = True
 
 # Throttles would make the suite order-dependent; throttling has its own test with override_settings.
 REST_FRAMEWORK = {**REST_FRAMEWORK}  # noqa: F405
-REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"user": "100000/hour", "anon": "100000/hour"}
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    "user": "100000/hour", "anon": "100000/hour", "failed_auth": "100000/hour",
+}
 
 if REDIS_URL:
     # Each test process gets its own key space so parallel runs do not see each other's cache.

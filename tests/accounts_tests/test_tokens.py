@@ -95,7 +95,7 @@ def test_api_create_refuses_past_expiry_and_blank_name(auth_api_client):
     past = (timezone.now() - timedelta(days=1)).isoformat()
     response = auth_api_client.post(TOKENS_URL, {"name": "old", "expires_at": past}, format="json")
     assert response.status_code == 400
-    assert "future" in str(response.json()["expires_at"])
+    assert "future" in str(response.json()["fields"]["expires_at"])
     assert auth_api_client.post(TOKENS_URL, {"name": ""}, format="json").status_code == 400
     assert not ApiToken.objects.exists()
 
@@ -159,3 +159,65 @@ def test_tokens_page_revoke(auth_client, user, other_user):
     theirs, _ = create_token(other_user, "theirs")
     assert auth_client.post(reverse("accounts:revoke-token", args=[theirs.pk])).status_code == 404
     assert auth_client.get(reverse("accounts:revoke-token", args=[token.pk])).status_code == 405
+
+
+# ---------------------------------------------------------------------------------------------- token rules
+# A token-authenticated request may not create a token that outlives the calling token, nor revoke other tokens;
+# a signed-in session may do both (see accounts.services).
+
+
+@pytest.fixture
+def short_token(user):
+    token, secret = create_token(user, "five minutes", expires_at=timezone.now() + timedelta(minutes=5))
+    return token, client_with(secret)
+
+
+@pytest.mark.parametrize("expires", [None, timedelta(days=30)])
+def test_a_token_cannot_create_a_token_that_outlives_it(short_token, expires):
+    token, api = short_token
+    body = {"name": "forever"}
+    if expires:
+        body["expires_at"] = (timezone.now() + expires).isoformat()
+    response = api.post(TOKENS_URL, body, format="json")
+    assert response.status_code == 400
+    message = response.json()["fields"]["expires_at"][0]
+    assert "no later than itself" in message and token.expires_at.isoformat() in message
+    assert list(ApiToken.objects.values_list("name", flat=True)) == ["five minutes"]
+
+
+def test_a_token_may_create_a_token_that_expires_no_later(short_token):
+    token, api = short_token
+    response = api.post(TOKENS_URL, {"name": "shorter", "expires_at": token.expires_at.isoformat()}, format="json")
+    assert response.status_code == 201
+    assert ApiToken.objects.get(name="shorter").expires_at == token.expires_at
+
+
+def test_a_token_that_never_expires_may_create_any_token(user):
+    _, secret = create_token(user, "forever")
+    assert client_with(secret).post(TOKENS_URL, {"name": "also forever"}, format="json").status_code == 201
+    assert ApiToken.objects.get(name="also forever").expires_at is None
+
+
+def test_a_token_cannot_revoke_other_tokens_only_itself(short_token, user):
+    token, api = short_token
+    other, other_secret = create_token(user, "laptop")
+    response = api.delete(f"{TOKENS_URL}{other.pk}/")
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert "only revoke itself" in response.json()["detail"]
+    other.refresh_from_db()
+    assert other.revoked_at is None and client_with(other_secret).get(TOKENS_URL).status_code == 200
+    assert api.delete(f"{TOKENS_URL}{token.pk}/").status_code == 204
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+
+def test_a_signed_in_session_manages_tokens_without_those_limits(client, user):
+    short, _ = create_token(user, "five minutes", expires_at=timezone.now() + timedelta(minutes=5))
+    client.force_login(user)
+    created = client.post(TOKENS_URL, {"name": "from the session"}, content_type="application/json")
+    assert created.status_code == 201
+    assert ApiToken.objects.get(name="from the session").expires_at is None
+    assert client.delete(f"{TOKENS_URL}{short.pk}/").status_code == 204
+    short.refresh_from_db()
+    assert short.revoked_at is not None

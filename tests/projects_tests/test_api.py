@@ -204,9 +204,11 @@ def test_refused_writes_change_nothing(world):
 def test_403_and_404_carry_the_selectors_messages(world):
     viewer = token_client(world["viewer"])
     response = viewer.patch(f"/api/v1/projects/{world['project'].pk}/", {"name": "x"}, format="json")
-    assert response.json() == {"detail": "Viewers cannot change this project; ask an owner for the editor role."}
+    assert response.json() == {"detail": "Viewers cannot change this project; ask an owner for the editor role.",
+                               "code": "permission_denied"}
     stranger = token_client(world["stranger"])
-    assert stranger.get(f"/api/v1/projects/{world['project'].pk}/").json() == {"detail": "No such project."}
+    assert stranger.get(f"/api/v1/projects/{world['project'].pk}/").json() == {"detail": "No such project.",
+                                                                             "code": "not_found"}
 
 
 def test_allowed_writes_take_effect(world):
@@ -247,19 +249,20 @@ def test_service_validation_messages_come_back_as_field_errors(world):
     owner = token_client(world["owner"])
     project = world["project"]
     assert owner.post("/api/v1/projects/", {"name": "   "}, format="json").json() == {
-        "name": ["A project needs a name."]}
+        "detail": "name: A project needs a name.", "code": "invalid", "fields": {"name": ["A project needs a name."]}}
     members = f"/api/v1/projects/{project.pk}/memberships/"
-    assert owner.post(members, {"user": "nobody"}, format="json").json() == {
+    assert owner.post(members, {"user": "nobody"}, format="json").json()["fields"] == {
         "user": ["No single user has the username or e-mail “nobody”."]}
-    assert owner.post(members, {"user": "vera"}, format="json").json() == {
+    assert owner.post(members, {"user": "vera"}, format="json").json()["fields"] == {
         "user": ["vera is already a member of this project."]}
     creator = project.memberships.get(user=world["owner"])
     response = owner.patch(f"{members}{creator.pk}/", {"role": "viewer"}, format="json")
     assert response.status_code == 400
-    assert response.json() == {"role": ["The person who created the project always stays an owner."]}
+    assert response.json()["fields"] == {"role": ["The person who created the project always stays an owner."]}
     response = owner.delete(f"{members}{creator.pk}/")
     assert response.status_code == 400
-    assert response.json() == {"detail": "The person who created the project cannot be removed from it."}
+    assert response.json() == {"detail": "The person who created the project cannot be removed from it.",
+                               "code": "invalid"}
     assert owner.patch(f"{members}{creator.pk}/", {"role": "boss"}, format="json").status_code == 400
 
 
@@ -496,7 +499,7 @@ def test_quota_refusal_through_the_api_leaves_nothing(people, assert_nothing_lef
 def test_missing_file_is_a_field_error(people, storage_root):
     response = token_client(people["owner"]).post("/api/v1/uploads/corpora/", {"format": "conllu"},
                                                   format="multipart")
-    assert response.status_code == 400 and "file" in response.json()
+    assert response.status_code == 400 and "file" in response.json()["fields"]
 
 
 def test_test_set_with_references(people, storage_root):
@@ -511,7 +514,7 @@ def test_upload_rename_and_delete_remove_the_files(world, django_capture_on_comm
     attached = world["attached"]
     renamed = editor.patch(f"/api/v1/uploads/test-sets/{attached.pk}/", {"name": "  Better name "}, format="json")
     assert renamed.json()["name"] == "Better name"
-    assert editor.patch(f"/api/v1/uploads/test-sets/{attached.pk}/", {"name": ""}, format="json").json() == {
+    assert editor.patch(f"/api/v1/uploads/test-sets/{attached.pk}/", {"name": ""}, format="json").json()["fields"] == {
         "name": ["An upload needs a name."]}
     stored = [attached.storage_name(name) for name in attached.files]
     assert all(default_storage.exists(name) for name in stored)
