@@ -115,7 +115,8 @@ def test_the_members_page_promises_no_runs(client, user):
 
 def test_the_upload_forms_carry_the_servers_own_file_rules(client, user, settings):
     """static/js/uploads.js names refused files before sending from these rules, not from a copy of them."""
-    from projects.uploads import ARCHIVE_SUFFIXES, MODEL_FILE_SUFFIXES, PICKLE_SUFFIXES
+    from projects.uploads import (ARCHIVE_SUFFIXES, DOCUMENT_PREFIXES, DOCUMENT_SUFFIXES, MODEL_FILE_SUFFIXES,
+                                  PICKLE_SUFFIXES, REPOSITORY_FILES, SENTENCE_TRANSFORMERS_FILES)
 
     settings.NEUROX_MAX_UPLOAD_BYTES = 12345
     client.force_login(user)
@@ -123,5 +124,7 @@ def test_the_upload_forms_carry_the_servers_own_file_rules(client, user, setting
         html = client.get(reverse("projects:upload", args=[kind])).content.decode()
         rules = json.loads(html.split('<script id="upload-rules" type="application/json">')[1].split("</script>")[0])
         assert rules == {"maxBytes": 12345, "archiveSuffixes": list(ARCHIVE_SUFFIXES),
-                         "modelFileSuffixes": list(MODEL_FILE_SUFFIXES), "pickleSuffixes": list(PICKLE_SUFFIXES)}
+                         "modelFileSuffixes": list(MODEL_FILE_SUFFIXES), "pickleSuffixes": list(PICKLE_SUFFIXES),
+                         "ignoredNames": sorted(REPOSITORY_FILES | SENTENCE_TRANSFORMERS_FILES),
+                         "ignoredSuffixes": list(DOCUMENT_SUFFIXES), "ignoredPrefixes": list(DOCUMENT_PREFIXES)}
         assert f'data-upload-kind="{kind}"' in html and "js/uploads.js" in html
