@@ -27,13 +27,17 @@ def running_in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
-def ud_dev() -> Path:
-    """The UD EWT dev file's path; skips the calling test when it is missing, fails it when ``CI=true``."""
+def skip_or_fail_in_ci(reason: str) -> None:
+    """Skips the calling test on a workstation that lacks something; fails it under ``CI=true``, where it is there."""
     import pytest
 
+    if running_in_ci():
+        pytest.fail(reason + " (CI=true, so this is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason)
+
+
+def ud_dev() -> Path:
+    """The UD EWT dev file's path; skips the calling test when it is missing, fails it when ``CI=true``."""
     if not UD_DEV.exists():
-        reason = f"the UD EWT dev file {UD_DEV} is missing (set NEUROX_UD_DEV to its path)"
-        if running_in_ci():
-            pytest.fail(reason + " (CI=true, so this is a failure, not a skip)", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail_in_ci(f"the UD EWT dev file {UD_DEV} is missing (set NEUROX_UD_DEV to its path)")
     return UD_DEV

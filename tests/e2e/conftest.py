@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from tests.assets import running_in_ci
+from tests.assets import skip_or_fail_in_ci
 from tests.e2e.server import ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,10 +30,7 @@ def system_chromium() -> Path:
     """The system Chromium's path. Missing: a skip on a workstation, a failure in CI (``CI=true``), where it is
     installed and the browser tests must run."""
     if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests"
-        if running_in_ci():
-            pytest.fail(reason + " (CI=true, so this is a failure, not a skip)", pytrace=False)
-        pytest.skip(reason)
+        skip_or_fail_in_ci(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests")
     return CHROMIUM
 
 

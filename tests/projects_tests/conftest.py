@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from projects import selectors
 from projects.models import CorpusUpload, ModelUpload, Role, TestSetUpload
+from projects.uploads import UploadRefused
 from tests.assets import minilm_model_dir
 from tests.factories import UserFactory
 
@@ -23,6 +24,18 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 
 
 # ---------------------------------------------------------------------------------------------- people
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice")
+
+
+def refused(call) -> str:
+    """The message of the UploadRefused that ``call()`` raises."""
+    with pytest.raises(UploadRefused) as caught:
+        call()
+    return caught.value.message
 
 
 @pytest.fixture

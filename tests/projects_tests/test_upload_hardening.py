@@ -12,23 +12,13 @@ from rest_framework.test import APIClient
 
 from projects import services
 from projects.models import ModelUpload
-from projects.uploads import MAX_SAFETENSORS_HEADER_BYTES, UploadRefused
+from projects.uploads import MAX_SAFETENSORS_HEADER_BYTES
 from tests.factories import UserFactory
 
-from .conftest import folder_entries, tar_gz_of, uploaded, zip_of
+from .conftest import folder_entries, refused, tar_gz_of, uploaded, zip_of
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def alice(db):
-    return UserFactory(username="alice")
-
-
-def refused(call) -> str:
-    with pytest.raises(UploadRefused) as caught:
-        call()
-    return caught.value.message
 
 
 def safetensors(tensors: dict, data: bytes, *, header_bytes: int | None = None) -> bytes:

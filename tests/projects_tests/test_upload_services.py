@@ -20,24 +20,12 @@ from django.core.files.uploadedfile import TemporaryUploadedFile
 
 from projects import selectors, services
 from projects.models import CorpusUpload, ModelUpload, TestSetUpload
-from projects.uploads import UploadRefused
 from tests.assets import UD_DEV, ud_dev
-from tests.factories import UserFactory
 
-from .conftest import folder_entries, tar_gz_of, uploaded, zip_of
+from .conftest import folder_entries, refused, tar_gz_of, uploaded, zip_of
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def alice(db):
-    return UserFactory(username="alice")
-
-
-def refused(call) -> str:
-    with pytest.raises(UploadRefused) as caught:
-        call()
-    return caught.value.message
 
 
 def model_files(folder: Path, **replace: bytes) -> list:
