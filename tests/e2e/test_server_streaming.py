@@ -186,17 +186,25 @@ def send_chunked_while_reading(server, path: str, headers: dict[str, str], total
     return answer, sent
 
 
-def uploads_stored() -> tuple[int, list[Path]]:
+@pytest.fixture
+def stored_since_start(transactional_db):
+    """What the test stored: model rows and media files that were not there when it began (earlier tests of the
+    session may have left files in the shared media folder)."""
     media = Path(settings.MEDIA_ROOT)
-    return ModelUpload.objects.count(), [p for p in media.rglob("*") if p.is_file()] if media.exists() else []
+
+    def files() -> set[Path]:
+        return {p for p in media.rglob("*") if p.is_file()} if media.exists() else set()
+
+    rows, before = ModelUpload.objects.count(), files()
+    return lambda: (ModelUpload.objects.count() - rows, sorted(files() - before))
 
 
 # ---------------------------------------------------------------------------------------------- memory
 
 
 @pytest.mark.slow
-def test_a_200_mb_upload_streams_through_to_the_upload_code_without_the_server_memory_growing(asgi_server,
-                                                                                              signed_in):
+def test_a_200_mb_upload_streams_through_to_the_upload_code_without_the_server_memory_growing(asgi_server, signed_in,
+                                                                                              stored_since_start):
     # Warm up: the same request, small, so that the code it runs (and what it imports) is loaded before measuring.
     status, _, body = upload(asgi_server, MODELS_API, 2 * MiB, signed_in["token"])
     assert status == 400, body
@@ -209,12 +217,13 @@ def test_a_200_mb_upload_streams_through_to_the_upload_code_without_the_server_m
     refusal = json.loads(body)
     assert refusal["code"] == "model" and "model.safetensors" in refusal["detail"], refusal
     assert memory.rise < 64 * MiB, f"the server's memory rose by {memory.rise / MiB:.0f} MiB"
-    assert uploads_stored() == (0, [])
+    assert stored_since_start() == (0, [])
 
 
 @pytest.mark.slow
 def test_an_anonymous_200_mb_upload_is_answered_401_before_its_body_and_the_body_is_not_taken(asgi_server,
-                                                                                              transactional_db):
+                                                                                              transactional_db,
+                                                                                              stored_since_start):
     length, body = multipart_upload(200 * MiB)
     with PeakMemory(asgi_server.process.pid) as memory:
         with send_headers(asgi_server, MODELS_API, form_headers(length, {})) as connection:
@@ -234,20 +243,21 @@ def test_an_anonymous_200_mb_upload_is_answered_401_before_its_body_and_the_body
     }
     assert sent < 64 * MiB  # what the socket buffers took before the reset
     assert memory.rise < 64 * MiB, f"the server's memory rose by {memory.rise / MiB:.0f} MiB"
-    assert uploads_stored() == (0, [])
+    assert stored_since_start() == (0, [])
 
 
 # ---------------------------------------------------------------------------------------------- the guard
 
 
-def test_a_declared_length_over_the_upload_limit_is_answered_413_before_the_body(asgi_server, signed_in):
+def test_a_declared_length_over_the_upload_limit_is_answered_413_before_the_body(asgi_server, signed_in,
+                                                                                 stored_since_start):
     limit = body_limit()
     status, headers, answer = answer_before_body(asgi_server, MODELS_API, form_headers(limit + 1, signed_in["token"]))
 
     assert status == 413 and headers["connection"] == "close"
     assert json.loads(answer) == {"detail": f"This request body is over the limit of {limit:,} bytes.",
                                   "code": "too_large"}
-    assert uploads_stored() == (0, [])
+    assert stored_since_start() == (0, [])
 
 
 def test_a_form_post_over_the_upload_limit_gets_a_page_saying_so(asgi_server, signed_in):
@@ -307,7 +317,7 @@ def test_small_anonymous_posts_still_reach_django(asgi_server, signed_in, passwo
     assert f"{settings.SESSION_COOKIE_NAME}=" in headers["set-cookie"]
 
 
-def test_a_chunked_body_is_cut_off_once_over_the_limit(small_limit_server, signed_in):
+def test_a_chunked_body_is_cut_off_once_over_the_limit(small_limit_server, signed_in, stored_since_start):
     limit = SMALL_UPLOAD_LIMIT + FORM_OVERHEAD_BYTES
     (status, _, answer), sent = send_chunked_while_reading(
         small_limit_server, MODELS_API, {"Content-Type": "application/octet-stream", **signed_in["token"]},
@@ -318,7 +328,7 @@ def test_a_chunked_body_is_cut_off_once_over_the_limit(small_limit_server, signe
     assert json.loads(answer) == {"detail": f"This request body is over the limit of {limit:,} bytes.",
                                   "code": "too_large"}
     assert sent < limit + 32 * MiB
-    assert uploads_stored() == (0, [])
+    assert stored_since_start() == (0, [])
 
 
 @pytest.mark.parametrize("content_length", [None, "10"])
