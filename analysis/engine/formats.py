@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from .hashing import Source, iter_chunks
+from .hashing import Source, combined_sha256, iter_chunks
 
 DEFAULT_MAX_SENTENCE_WORDS = 512
 BASIC_LABEL_COLUMNS = ("upos", "xpos", "deprel")
@@ -292,8 +292,9 @@ def read_plain(
     line-aligned label file with one label per word. Labels are taken verbatim (``_`` is not special here,
     unlike CoNLL-U, because the NeuroX tools never treated it as missing).
 
-    ``source_sha256`` covers both files: sha256 of ``"<word sha256>\\n<label sha256>"`` (or the word file's
-    own sha256 when there is no label file), so a corpus is identified by its content, not by file names."""
+    ``source_sha256`` covers both files, by their roles (``hashing.combined_sha256`` of ``words`` and ``labels``;
+    the word file's own sha256 when there is no label file), so a corpus is identified by its content, not by
+    file names."""
     word_name = _source_name(word_source, word_filename)
     word_lines = _NumberedLines(word_source, word_name)
     warnings: list[str] = []
@@ -325,7 +326,7 @@ def read_plain(
                 filename=label_name, line=line_number,
             )
     file_sha256[label_name] = label_lines.sha256
-    combined = hashlib.sha256(f"{word_lines.sha256}\n{label_lines.sha256}".encode()).hexdigest()
+    combined = combined_sha256({"words": word_lines.sha256, "labels": label_lines.sha256})
     return Corpus(
         sentences=sentences, labels=labels, source_sha256=combined, label_column="label", file_sha256=file_sha256,
         warnings=warnings,
@@ -368,7 +369,8 @@ def read_test_set(
 ) -> TestSet:
     """One source sentence per line and, optionally, a line-aligned reference (target) per sentence, as an
     encoder-decoder model needs for BLEU/chrF. The one reader of test sets, for the site and the command line:
-    a blank line is an error wherever it is (nothing is dropped silently). ``source_sha256`` is computed like the plain corpus format's (both files when there are references)."""
+    a blank line is an error wherever it is (nothing is dropped silently). ``source_sha256`` covers both files by their roles when there
+    are references, as the plain corpus format's does."""
     source_name = _source_name(source, source_filename)
     source_lines = _NumberedLines(source, source_name)
     sources = _sentence_lines(source_lines, "source sentence")
@@ -385,7 +387,7 @@ def read_test_set(
             filename=reference_name,
         )
     file_sha256[reference_name] = reference_lines.sha256
-    combined = hashlib.sha256(f"{source_lines.sha256}\n{reference_lines.sha256}".encode()).hexdigest()
+    combined = combined_sha256({"sources": source_lines.sha256, "references": reference_lines.sha256})
     return TestSet(sources=sources, references=targets, source_sha256=combined, file_sha256=file_sha256)
 
 

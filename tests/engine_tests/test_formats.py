@@ -192,6 +192,19 @@ def test_plain_hash_changes_with_labels():
     assert read_plain(words).source_sha256 == hashlib.sha256(words).hexdigest()
 
 
+def test_two_file_hashes_combine_by_role_the_one_way_the_engine_combines_hashes():
+    from analysis.engine.hashing import combined_sha256, sha256_of
+    from analysis.engine.formats import read_test_set
+
+    words, labels = b"a b\n", b"X Y\n"
+    expected = combined_sha256({"words": sha256_of(words), "labels": sha256_of(labels)})
+    assert read_plain(words, labels, word_filename="x.word", label_filename="x.label").source_sha256 == expected
+    assert read_plain(words, labels, word_filename="y.word", label_filename="y.label").source_sha256 == expected
+    sources, references = b"one two\n", b"eins zwei\n"
+    assert read_test_set(sources, references).source_sha256 == combined_sha256(
+        {"sources": sha256_of(sources), "references": sha256_of(references)})
+
+
 def test_plain_count_mismatch_names_line_and_counts():
     words = "".join(f"w{i} x\n" for i in range(16)) + " ".join(["w"] * 12) + "\n"
     labels = "".join("A B\n" for _ in range(16)) + " ".join(["L"] * 11) + "\n"
