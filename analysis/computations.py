@@ -9,6 +9,7 @@ thread heartbeats while the step runs, so a long model load is not mistaken for 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -168,6 +169,13 @@ def compute_extract(step: Step, job: Job) -> tuple[str, dict]:
     return relative, {"words": store.n_words, "neuron_sets": store.neuron_sets}
 
 
+def _publish_json(target: Path, data: dict) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    partial.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(partial, target)
+
+
 def compute_ranking(step: Step, job: Job) -> tuple[str, dict]:
     from analysis.engine.methods import compute_ranking as rank
 
@@ -177,10 +185,7 @@ def compute_ranking(step: Step, job: Job) -> tuple[str, dict]:
         p = step.params
         ranking = rank(open_store(p["store_key"]), p["method"], neuron_sets=p["neuron_sets"], layers=p["layers"],
                        seed=p["seed"], bootstrap=p["bootstrap"], job=job, **p["options"])
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}")
-        partial.write_text(json.dumps(ranking.to_dict()), encoding="utf-8")
-        os.replace(partial, target)
+        _publish_json(target, ranking.to_dict())
     data = json.loads(target.read_text(encoding="utf-8"))
     return relative, {"method": data.get("method"), "neurons": len(data.get("neuron_ids", [])),
                       "metrics": data.get("metrics", {})}
@@ -204,8 +209,34 @@ def compute_statistics(step: Step, job: Job) -> tuple[str, dict]:
     return relative, {"files": sorted(p.name for p in target.iterdir())}
 
 
+def compute_probe_ablation(step: Step, job: Job) -> tuple[str, dict]:
+    """Train the lca probe on the training sentences, then ablate its neurons along its own ranking, scoring
+    every point on the test sentences (the same split and seed as the lca ranking step)."""
+    from analysis.engine.lca import linguistic_correlation
+    from analysis.engine.probe_ablation import probe_ablation
+    from analysis.engine.splits import split_by_sentence
+
+    relative = f"curves/{step.result_key}.json"
+    target = results_root() / relative
+    if not target.is_file():
+        p = step.params
+        store = open_store(p["store_key"])
+        features = store.features(p["neuron_sets"], p["layers"])
+        split = split_by_sentence(store.sentence_offsets, seed=p["seed"])
+        job.log("training the lca probe to ablate")
+        ranking, probe = linguistic_correlation(features, store.labels, label_names=store.label_names,
+                                                train=split.train, dev=split.dev, test=split.test, seed=p["seed"],
+                                                return_probe=True, job=job)
+        curve = probe_ablation(probe, features, store.labels, ranking.order, train=split.train, test=split.test,
+                               percents=p["percents"], modes=p["modes"], random_seeds=p["random_seeds"],
+                               seed=p["seed"], job=job)
+        _publish_json(target, curve.to_dict())
+    data = json.loads(target.read_text(encoding="utf-8"))
+    return relative, {"baseline_accuracy": data.get("baseline_accuracy"), "n_neurons": data.get("n_neurons")}
+
+
 COMPUTE = {StepKind.EXTRACT: compute_extract, StepKind.RANKING: compute_ranking,
-           StepKind.STATISTICS: compute_statistics}
+           StepKind.STATISTICS: compute_statistics, StepKind.PROBE_ABLATION: compute_probe_ablation}
 
 
 # ------------------------------------------------------------------------------------------------ errors
@@ -239,8 +270,11 @@ def execute(step_id: int, worker: str) -> str:
     if step is None:
         return "skipped"
     adapter = StepJob(step)
+    # Eager execution (unit tests only) runs inside the caller's transaction, which another connection cannot see.
+    beating = contextlib.nullcontext() if settings.CELERY_TASK_ALWAYS_EAGER else \
+        Heartbeat(step.pk, settings.NEUROX_STEP_HEARTBEAT_SECONDS)
     try:
-        with Heartbeat(step.pk, settings.NEUROX_STEP_HEARTBEAT_SECONDS):
+        with beating:
             relative, meta = COMPUTE[step.kind](step, adapter.job())
         adapter.close()
         services.finish_step(step, relative, tree_bytes(results_root() / relative), meta)

@@ -36,6 +36,7 @@ class StepKind(models.TextChoices):
     EXTRACT = "extract", "Activation extraction"
     STATISTICS = "statistics", "Neuron statistics"
     RANKING = "ranking", "Neuron ranking"
+    PROBE_ABLATION = "probe_ablation", "Probe ablation"
 
 
 class ResultKind(models.TextChoices):

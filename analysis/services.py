@@ -105,6 +105,34 @@ def _validate_rankings(value, corpus, errors: dict) -> list[dict]:
     return rankings
 
 
+def _validate_probe_ablation(value, errors: dict) -> dict | None:
+    """``true`` (the engine's defaults), ``false``, or ``{"percents": [...], "random_seeds": n, "modes": [...]}``."""
+    from analysis.engine.probe_ablation import DEFAULT_PERCENTS, MODES
+
+    if value is False or value is None:
+        return None
+    value = {} if value is True else value
+    if not isinstance(value, dict) or set(value) - {"percents", "random_seeds", "modes"}:
+        errors["probe_ablation"] = ["probe_ablation is true, false, or an object with percents, random_seeds "
+                                    "and modes."]
+        return None
+    percents = value.get("percents", list(DEFAULT_PERCENTS))
+    random_seeds = value.get("random_seeds", 5)
+    modes = value.get("modes", list(MODES))
+    messages = []
+    if not isinstance(percents, list) or not percents or not all(
+            isinstance(p, (int, float)) and not isinstance(p, bool) and 0 < p <= 100 for p in percents):
+        messages.append("percents: the shares of neurons to keep, each above 0 and at most 100, e.g. [10, 50].")
+    if not isinstance(random_seeds, int) or isinstance(random_seeds, bool) or random_seeds < 1:
+        messages.append("random_seeds: how many random neuron sets to compare with, at least 1.")
+    if not isinstance(modes, list) or not modes or set(modes) - set(MODES):
+        messages.append(f"modes: choose among {', '.join(MODES)}.")
+    if messages:
+        errors["probe_ablation"] = messages
+        return None
+    return {"percents": sorted(set(percents)), "random_seeds": random_seeds, "modes": sorted(set(modes))}
+
+
 def validate_request(project, request) -> dict:
     """The request in its normal form, or ``ValidationError`` with one message per field a person can act on."""
     if not isinstance(request, dict):
@@ -136,6 +164,10 @@ def validate_request(project, request) -> dict:
     statistics = request.get("statistics", True)
     if not isinstance(statistics, bool):
         errors["statistics"] = ["statistics is true or false."]
+    probe_ablation = _validate_probe_ablation(request.get("probe_ablation", False), errors)
+    if probe_ablation and corpus is not None and not corpus.n_labels:
+        errors["probe_ablation"] = [f"Probe ablation trains a probe on labelled words and the corpus "
+                                    f"“{corpus.name}” has no labels; choose a corpus read with a label column."]
     seed = request.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         errors["seed"] = ["seed is a whole number."]
@@ -145,13 +177,13 @@ def validate_request(project, request) -> dict:
                          aggregation=aggregation)
     except ValueError as error:
         errors["aggregation"] = [f"{str(error).capitalize()}."]
-    if not errors and not rankings and not statistics:
-        errors["rankings"] = ["Ask for at least one ranking, or for statistics."]
+    if not errors and not rankings and not statistics and not probe_ablation:
+        errors["rankings"] = ["Ask for at least one ranking, for statistics or for a probe ablation."]
     if errors:
         raise ValidationError(errors)
     return {"models": [m.pk for m in models], "corpus": corpus.pk, "neuron_sets": sorted(set(sets)),
             "layers": layers, "aggregation": aggregation, "rankings": rankings, "statistics": statistics,
-            "seed": seed}
+            "probe_ablation": probe_ablation, "seed": seed}
 
 
 def _extraction_params(request: dict, corpus) -> ExtractionParams:
@@ -199,6 +231,12 @@ def create_run(user, project, request) -> Run:
             confidence = f", {ranking['bootstrap']} resamples" if ranking["bootstrap"] else ""
             _new_step(run, StepKind.RANKING, f"Ranking {ranking['method']}{confidence}: {model.name}",
                       ranking_params, key, needs=[extract])
+        if request["probe_ablation"]:
+            ablation_params = {"store_key": store_key, **selection, **request["probe_ablation"], "method": "lca",
+                               "seed": request["seed"]}
+            key = sha256_json({"result": "probe_ablation", **ablation_params})
+            _new_step(run, StepKind.PROBE_ABLATION, f"Probe ablation along the lca ranking: {model.name}",
+                      ablation_params, key, needs=[extract])
     write_log(run.pk, [f"Run created by {user.get_username()}: {run.steps.count()} steps."])
     dispatch(run)
     return run
@@ -331,7 +369,7 @@ def claim_step(step_id: int, worker: str) -> Step | None:
     step = Step.objects.select_related("run").get(pk=step_id)
     Run.objects.filter(pk=step.run_id, state=RunState.QUEUED).update(state=RunState.RUNNING, started_at=now)
     kind = {StepKind.EXTRACT: ResultKind.STORE, StepKind.RANKING: ResultKind.RANKING,
-            StepKind.STATISTICS: ResultKind.STATISTICS}[step.kind]
+            StepKind.STATISTICS: ResultKind.STATISTICS, StepKind.PROBE_ABLATION: ResultKind.CURVE}[step.kind]
     try:
         with transaction.atomic():
             Result.objects.create(kind=kind, key=step.result_key, builder=step)

@@ -1,7 +1,7 @@
 """Celery tasks: thin. Each loads a step by id and hands it to ``analysis.computations``; each names its queue.
 
 Model work (extraction: forward passes) runs on ``gpu``, array work (rankings with their confidence,
-statistics) on ``cpu``. torch is imported only inside the engine calls, in the worker's pool process (CUDA does
+statistics, probe ablation) on ``cpu``. torch is imported only inside the engine calls, in the worker's pool process (CUDA does
 not survive a fork). Clients read the Run and Step rows, never a task's return value.
 """
 
@@ -30,9 +30,15 @@ def statistics(self, step_id: int) -> str:
     return computations.execute(step_id, _worker_name(self))
 
 
+@shared_task(bind=True, name="analysis.tasks.probe_ablation", queue="cpu")
+def probe_ablation(self, step_id: int) -> str:
+    return computations.execute(step_id, _worker_name(self))
+
+
 @shared_task(name="analysis.tasks.reap", queue="cpu")
 def reap() -> dict:
     return services.reap()
 
 
-TASK_FOR_KIND = {StepKind.EXTRACT: extract, StepKind.RANKING: rank, StepKind.STATISTICS: statistics}
+TASK_FOR_KIND = {StepKind.EXTRACT: extract, StepKind.RANKING: rank, StepKind.STATISTICS: statistics,
+                 StepKind.PROBE_ABLATION: probe_ablation}

@@ -19,11 +19,13 @@ def start(people, attached, capture, **overrides):
 
 def test_a_full_run_succeeds_with_every_result_present(people, attached, folders,
                                                        django_capture_on_commit_callbacks):
-    run = start(people, attached, django_capture_on_commit_callbacks)
+    run = start(people, attached, django_capture_on_commit_callbacks,
+                probe_ablation={"percents": [25, 100], "random_seeds": 1, "modes": ["zero_out"]})
     run.refresh_from_db()
     assert run.state == RunState.SUCCEEDED, list(run.log_lines.values_list("text", flat=True))
     steps = list(run.steps.all())
-    assert [s.kind for s in steps] == [StepKind.EXTRACT, StepKind.STATISTICS, StepKind.RANKING, StepKind.RANKING]
+    assert [s.kind for s in steps] == [StepKind.EXTRACT, StepKind.STATISTICS, StepKind.RANKING, StepKind.RANKING,
+                                       StepKind.PROBE_ABLATION]
     assert all(s.state == StepState.SUCCEEDED and not s.reused for s in steps)
     for step in steps:
         result = Result.objects.get(key=step.result_key)
@@ -102,8 +104,11 @@ def test_two_runs_needing_the_same_missing_result_compute_it_once(people, attach
     ({"rankings": [{"method": "magic"}]}, "rankings", "unknown method 'magic'"),
     ({"rankings": [{"method": "anova", "bootstrap": 1}]}, "rankings", "0 (none) or at least 2"),
     ({"rankings": [{"method": "anova", "options": {"l1": 2}}]}, "rankings", "anova takes no option l1"),
-    ({"rankings": [], "statistics": False}, "rankings", "at least one ranking, or for statistics"),
+    ({"rankings": [], "statistics": False}, "rankings", "at least one ranking, for statistics or for a probe"),
     ({"aggregation": "middle"}, "aggregation", "Aggregation must be one of"),
+    ({"probe_ablation": "yes"}, "probe_ablation", "probe_ablation is true, false, or an object"),
+    ({"probe_ablation": {"percents": [0]}}, "probe_ablation", "percents: the shares of neurons to keep"),
+    ({"probe_ablation": {"modes": ["melt"]}}, "probe_ablation", "modes: choose among zero_out, retrain"),
 ])
 def test_a_bad_request_says_what_to_change_and_stores_nothing(people, attached, change, field, message):
     with pytest.raises(ValidationError) as caught:
