@@ -1,9 +1,10 @@
 """Admin for runs, their steps and log lines, and the shared results (with the bytes each one takes)."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.template.defaultfilters import filesizeformat
 
 from .models import LogLine, Result, Run, Step
+from .services import reclaim_unreferenced_results
 
 
 class StepInline(admin.TabularInline):
@@ -45,6 +46,13 @@ class ResultAdmin(admin.ModelAdmin):
     list_filter = ("kind", "state")
     search_fields = ("key",)
     readonly_fields = ("kind", "key", "state", "builder", "path", "bytes", "meta", "created_at")
+    actions = ["reclaim"]
+
+    @admin.action(description="Reclaim the selected results that no run refers to")
+    def reclaim(self, request, queryset):
+        count, size = reclaim_unreferenced_results(queryset)
+        self.message_user(request, f"Reclaimed {count} result(s), {filesizeformat(size)}; results a run refers "
+                                   "to were kept.", messages.SUCCESS)
 
     @admin.display(description="key")
     def key_short(self, result):

@@ -540,3 +540,40 @@ def reap(now=None) -> dict:
                 _send_on_commit(sent)
                 resent.append(step.pk)
     return {"requeued": requeued, "failed": failed, "resent": resent}
+
+
+# ------------------------------------------------------------------------------------------------ reclaiming space
+
+
+def reclaim_unreferenced_results(results=None) -> tuple[int, int]:
+    """Delete ready results that no step of any run refers to (their runs, or projects, were deleted), files
+    included; ``results`` narrows the candidates (the admin's selection). Returns (results, bytes) reclaimed."""
+    from .computations import results_root
+
+    candidates = (Result.objects.all() if results is None else results).filter(state=ResultState.READY)
+    unreferenced = candidates.exclude(key__in=Step.objects.values("result_key"))
+    count = size = 0
+    for result in unreferenced:
+        with transaction.atomic():
+            # deleted only if still unreferenced now (a run created meanwhile may have reused it)
+            deleted, _ = Result.objects.filter(pk=result.pk).exclude(
+                key__in=Step.objects.values("result_key")).delete()
+        if deleted:
+            _remove_result_files(results_root(), result.path)
+            count, size = count + 1, size + result.bytes
+    return count, size
+
+
+def _remove_result_files(root, relative: str) -> None:
+    import shutil
+    from pathlib import Path
+
+    if not relative:
+        return
+    path = (Path(root) / relative).resolve()
+    if Path(root).resolve() not in path.parents:
+        return  # never outside the results folder
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
