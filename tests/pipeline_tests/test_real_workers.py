@@ -17,7 +17,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from analysis import services
+from analysis import services, tasks
 from analysis.models import Result, Run, RunState, Step, StepKind, StepState
 from neurox_site.celery import app
 from projects.services.attachments import attach_upload
@@ -102,11 +102,33 @@ def test_gpu_and_cpu_workers_run_a_whole_run_and_a_second_run_reuses_everything(
         result = Result.objects.get(key=step.result_key)
         assert result.bytes > 0 and (Path(settings.NEUROX_RESULTS_DIR) / result.path).exists()
 
+    # the same message delivered twice: the claim lets only the first run it
+    extract = run.steps.get(kind=StepKind.EXTRACT)
+    tasks.extract.apply_async(args=[extract.pk])
+    gpu.wait_for_line("'skipped'", timeout=10)
+    assert Result.objects.count() == len(steps)
+    assert sorted(p.name for p in (Path(settings.NEUROX_RESULTS_DIR) / "stores").iterdir()) == [extract.result_key]
+
     started = time.monotonic()
     again = services.create_run(people["editor"], people["project"], request_for(attached))
     wait_for(lambda: run_state(again) == RunState.SUCCEEDED, 2, "the second run to succeed at once")
     assert time.monotonic() - started < 2
     assert all(s.reused for s in again.steps.all())
+
+
+def test_two_runs_needing_the_same_missing_store_compute_it_once(people, attached, tiny_bert, celery):
+    workers = [celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", name=name) for name in ("one", "two")]
+    stranger = people["stranger"]
+    # the stranger uploads the very same files (same sha256, so the same content keys) to a project of theirs
+    other_project, theirs = project_with_uploads(stranger, tiny_bert)
+    request = {"rankings": [{"method": "probeless", "bootstrap": 0}], "statistics": False}
+    first = services.create_run(people["owner"], people["project"], request_for(attached, **request))
+    second = services.create_run(stranger, other_project, request_for(theirs, **request))
+    wait_for(lambda: run_state(first) == run_state(second) == RunState.SUCCEEDED, 60, "both runs to succeed",
+             workers)
+    extracts = Step.objects.filter(kind=StepKind.EXTRACT, run__in=[first, second])
+    assert extracts.filter(reused=False).count() == 1 and extracts.filter(reused=True).count() == 1
+    assert Result.objects.filter(kind="store").count() == 1
 
 
 def test_cancel_stops_a_running_extraction_and_the_worker_takes_new_work_within_seconds(people, tiny_bert, celery,
