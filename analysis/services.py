@@ -245,6 +245,26 @@ def create_run(user, project, request) -> Run:
 # ------------------------------------------------------------------------------------------------ the log
 
 
+def run_group(run_id: int) -> str:
+    """The Channels group woken when a run's log or progress changes (a consumer then re-reads the rows)."""
+    return f"run-{run_id}"
+
+
+def _wake(run_id: int) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    try:
+        async_to_sync(layer.group_send)(run_group(run_id), {"type": "run.changed", "run": run_id})
+    except Exception:  # noqa: BLE001 — only a wake-up call: consumers also catch up on a timer
+        log.warning("could not wake the channel group of run %s", run_id, exc_info=True)
+
+
+def _wake_on_commit(run_id: int) -> None:
+    transaction.on_commit(lambda: _wake(run_id))
+
+
 def write_log(run_id: int, texts, step_id: int | None = None) -> None:
     """Append lines to a run's log in one short transaction, numbered from the run's counter."""
     texts = [t for t in texts if t]
@@ -258,6 +278,7 @@ def write_log(run_id: int, texts, step_id: int | None = None) -> None:
             for i, text in enumerate(texts, start=1)
         )
         Run.objects.filter(pk=run_id).update(log_seq=last + len(texts))
+        _wake_on_commit(run_id)
 
 
 class LogBuffer:
@@ -398,8 +419,10 @@ def heartbeat(step_id: int, done: int | None = None, total: int | None = None, u
     fields = {"heartbeat_at": now}
     if done is not None:
         fields.update(done=done, total=total, unit=unit or "")
-    Step.objects.filter(pk=step_id, state=StepState.RUNNING).update(**fields)
+    moved = Step.objects.filter(pk=step_id, state=StepState.RUNNING).update(**fields)
     Run.objects.filter(steps__pk=step_id, state=RunState.RUNNING).update(heartbeat_at=now)
+    if moved and done is not None:
+        _wake(Step.objects.values_list("run_id", flat=True).get(pk=step_id))
 
 
 def should_stop(step_id: int) -> bool:

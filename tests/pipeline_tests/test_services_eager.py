@@ -255,3 +255,39 @@ def test_log_lines_are_numbered_per_run_and_written_in_batches(people, attached,
     with django_assert_num_queries(5):  # savepoint, lock the counter, insert, bump, release: one batch
         buffer.add("line 9")
     assert list(run.log_lines.values_list("text", flat=True))[-10:] == [f"line {i}" for i in range(10)]
+
+
+def test_log_lines_and_progress_wake_the_runs_channel_group(people, attached, django_capture_on_commit_callbacks):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run = services.create_run(people["owner"], people["project"], request_for(attached))
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(services.run_group(run.pk), channel)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.write_log(run.pk, ["hello"])
+    assert async_to_sync(layer.receive)(channel) == {"type": "run.changed", "run": run.pk}
+    step = services.claim_step(run.steps.get(kind=StepKind.EXTRACT).pk, "w1")
+    services.heartbeat(step.pk, 5, 280, "words")
+    assert async_to_sync(layer.receive)(channel) == {"type": "run.changed", "run": run.pk}
+
+
+def test_runs_are_visible_to_members_only(people, attached, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import AnonymousUser
+    from django.http import Http404
+
+    from analysis import selectors
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run = services.create_run(people["owner"], people["project"], request_for(attached))
+    for who in ("owner", "editor", "viewer"):
+        assert list(selectors.runs_visible_to(people[who])) == [run]
+        assert selectors.run_for(people[who], run.pk) == run
+    for outsider in (people["stranger"], AnonymousUser()):
+        assert not selectors.runs_visible_to(outsider).exists()
+        with pytest.raises(Http404):
+            selectors.run_for(outsider, run.pk)
+    assert [line.seq for line in selectors.log_lines_after(run, 0)] == [1]
+    assert list(selectors.log_lines_after(run, 1)) == []
