@@ -472,6 +472,7 @@ def fail_step(step: Step, reason: str) -> None:
     with transaction.atomic():
         if not Step.objects.filter(pk=step.pk, state=StepState.RUNNING).update(
                 state=StepState.FAILED, finished_at=now, error=reason):
+            _release_build(step)  # it was cancelled meanwhile: its run no longer cares, others may build it
             return
         write_log(step.run_id, [f"{step.title} failed: {reason}"], step.pk)
         if Run.objects.filter(pk=step.run_id).exclude(state__in=FINISHED_RUN_STATES).update(
