@@ -304,3 +304,33 @@ def test_a_step_failing_after_its_run_was_cancelled_releases_its_build(people, a
     step.refresh_from_db()
     assert step.state == StepState.CANCELLED
     assert not Result.objects.filter(key=step.result_key).exists()
+
+
+def test_runs_over_the_users_limit_wait_say_so_and_start_when_a_slot_frees(people, attached,
+                                                                          django_capture_on_commit_callbacks):
+    owner = people["owner"]
+    owner.max_concurrent_runs = 1
+    owner.save()
+    with django_capture_on_commit_callbacks(execute=False):
+        first = services.create_run(owner, people["project"], request_for(attached))
+        second = services.create_run(owner, people["project"], request_for(attached, seed=1))
+    waiting = second.steps.get(kind=StepKind.EXTRACT)
+    assert (first.admitted, second.admitted, waiting.state) == (True, False, StepState.PENDING)
+    assert second.log_lines.filter(text__startswith="Waiting: 1 of your runs are active and your limit is 1").exists()
+    with django_capture_on_commit_callbacks(execute=False):
+        services.cancel_run(owner, first)  # frees the slot
+    waiting.refresh_from_db()
+    second.refresh_from_db()
+    assert second.admitted and waiting.state == StepState.QUEUED
+
+
+def test_a_run_whose_every_result_exists_needs_no_slot(people, attached, django_capture_on_commit_callbacks):
+    owner = people["owner"]
+    start(people, attached, django_capture_on_commit_callbacks)
+    owner.max_concurrent_runs = 1
+    owner.save()
+    with django_capture_on_commit_callbacks(execute=False):
+        services.create_run(owner, people["project"], request_for(attached, seed=5))  # takes the only slot
+    again = start(people, attached, django_capture_on_commit_callbacks)
+    again.refresh_from_db()
+    assert again.state == RunState.SUCCEEDED and not again.admitted
