@@ -206,17 +206,31 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT 
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_CREATE_MISSING_QUEUES = True
 CELERY_TASK_QUEUES = (Queue("gpu"), Queue("cpu"))
-# Model work (forward passes) goes to the `gpu` queue, array work to `cpu`. Task modules may also pass
-# queue= explicitly; these globs are the default routing by task name.
-CELERY_TASK_ROUTES = {
-    "analysis.tasks.extract_*": {"queue": "gpu"},
-    "analysis.tasks.ablat*": {"queue": "gpu"},
-    "analysis.tasks.manipulat*": {"queue": "gpu"},
-    "analysis.tasks.*gpu*": {"queue": "gpu"},
-    "analysis.tasks.*": {"queue": "cpu"},
+# Each task names its queue (`@shared_task(queue=...)` in analysis/tasks.py): model work (forward passes) on
+# `gpu`, array work on `cpu`. No routing by name patterns.
+CELERY_TASK_ROUTES = {}
+# The reaper requeues steps whose worker died (stale heartbeat) and re-sends steps whose message was lost.
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-steps": {"task": "analysis.tasks.reap", "schedule": env.float("NEUROX_REAP_EVERY_SECONDS",
+                                                                              default=30.0)},
 }
 CELERY_WORKER_SEND_TASK_EVENTS = True
 CELERY_TASK_SEND_SENT_EVENT = True
+
+# --- The pipeline (analysis runs) ---------------------------------------------------------------------------------
+
+# Results (activation stores, rankings, statistics), keyed by content; a local folder every worker shares.
+NEUROX_RESULTS_DIR = Path(env.str("NEUROX_RESULTS_DIR", default=str(DATA_DIR / "results"))).expanduser().resolve()
+# A running step whose heartbeat is older than this is taken for dead (its worker was killed).
+NEUROX_STEP_STALE_SECONDS = env.int("NEUROX_STEP_STALE_SECONDS", default=300)
+# Workers heartbeat this often while a step runs (a thread, so a long model load is not taken for death).
+NEUROX_STEP_HEARTBEAT_SECONDS = env.float("NEUROX_STEP_HEARTBEAT_SECONDS", default=30.0)
+# Attempts a step gets before the reaper fails it.
+NEUROX_STEP_MAX_ATTEMPTS = env.int("NEUROX_STEP_MAX_ATTEMPTS", default=3)
+# A step queued for longer than this with no worker taking it is sent again (its message may have been lost).
+NEUROX_STEP_RESEND_SECONDS = env.int("NEUROX_STEP_RESEND_SECONDS", default=900)
+# Words per extraction chunk: the unit of resumption, heartbeat and cancellation.
+NEUROX_EXTRACT_CHUNK_WORDS = env.int("NEUROX_EXTRACT_CHUNK_WORDS", default=4096)
 
 # --- Storage ------------------------------------------------------------------------------------------------------
 

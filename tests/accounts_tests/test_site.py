@@ -65,9 +65,13 @@ def test_celery_app_has_gpu_and_cpu_queues_and_long_task_safety():
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit > conf.task_soft_time_limit
-    router = celery_app.amqp.router
-    assert router.route({}, "analysis.tasks.extract_activations")["queue"].name == "gpu"
-    assert router.route({}, "analysis.tasks.compute_ranking")["queue"].name == "cpu"
+    # each task names its queue (no routing by name pattern): model work on gpu, array work on cpu
+    from analysis import tasks
+
+    assert conf.task_routes == {}
+    assert tasks.extract.queue == "gpu"
+    assert {tasks.rank.queue, tasks.statistics.queue, tasks.probe_ablation.queue, tasks.reap.queue} == {"cpu"}
+    assert conf.beat_schedule["reap-stale-steps"]["task"] == tasks.reap.name
 
 
 def test_bootstrap_dev_creates_a_superuser_and_prints_the_login(settings):

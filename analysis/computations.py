@@ -1,0 +1,290 @@
+"""What a worker does with a claimed step: call the engine with a Job wired to the Step row, write the result
+under ``NEUROX_RESULTS_DIR`` (atomically: a file or folder that exists is complete), and report back through
+``analysis.services``. Nothing here holds a transaction while computing.
+
+The Job adapter writes progress to the Step row at most every ``PROGRESS_EVERY`` seconds (and at the end),
+batches log lines, and checks the run's state for cancellation at most every ``STOP_CHECK_EVERY`` seconds. A
+thread heartbeats while the step runs, so a long model load is not mistaken for a dead worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+from analysis.engine.jobs import Cancelled, Job
+
+from . import services
+from .models import Step, StepKind
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 0.5
+STOP_CHECK_EVERY = 0.25
+
+
+class StepJob:
+    """The engine's Job for one step: progress, log and cancellation go to the database, throttled."""
+
+    def __init__(self, step: Step):
+        self.step_id = step.pk
+        self.logs = services.LogBuffer(step.run_id, step.pk)
+        self.last_progress = 0.0
+        self.last_stop_check = 0.0
+        self.stopping = False
+        self.pending_progress = None
+
+    def progress(self, done: int, total: int, unit: str) -> None:
+        self.pending_progress = (done, total, unit)
+        now = time.monotonic()
+        if now - self.last_progress >= PROGRESS_EVERY or done >= total:
+            self.last_progress = now
+            self.pending_progress = None
+            services.heartbeat(self.step_id, done, total, unit)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if not self.stopping and now - self.last_stop_check >= STOP_CHECK_EVERY:
+            self.last_stop_check = now
+            self.stopping = services.should_stop(self.step_id)
+        return self.stopping
+
+    def job(self) -> Job:
+        return Job(on_progress=self.progress, on_log=self.logs.add, should_stop=self.should_stop)
+
+    def close(self) -> None:
+        if self.pending_progress is not None:
+            services.heartbeat(self.step_id, *self.pending_progress)
+        self.logs.flush()
+
+
+class Heartbeat:
+    """Heartbeats the step from a thread every ``every`` seconds until stopped."""
+
+    def __init__(self, step_id: int, every: float):
+        self.step_id, self.every = step_id, every
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-step-{step_id}")
+
+    def _beat(self) -> None:
+        try:
+            while not self.stopped.wait(self.every):
+                services.heartbeat(self.step_id)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join(timeout=10)
+
+
+# ------------------------------------------------------------------------------------------------ paths
+
+
+def results_root() -> Path:
+    return Path(settings.NEUROX_RESULTS_DIR)
+
+
+def stores_root() -> Path:
+    return results_root() / "stores"
+
+
+def tree_bytes(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _publish_folder(build, target: Path) -> None:
+    """``build(folder)`` fills a fresh folder beside ``target``, which is then renamed into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build(partial)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def open_store(key: str):
+    from analysis.engine.store import open_complete
+
+    store = open_complete(stores_root() / key, key)
+    if store is None:
+        raise RuntimeError(f"the activation store {key[:12]} is missing or incomplete; retry the run to rebuild it")
+    return store
+
+
+# ------------------------------------------------------------------------------------------------ each kind
+
+
+def compute_extract(step: Step, job: Job) -> tuple[str, dict]:
+    from analysis.engine.extract import ExtractionParams, extract_activations
+    from analysis.engine.loading import load_model
+    from analysis.engine.store import open_complete
+    from projects.models import CorpusUpload, ModelUpload
+    from projects.services.storage import local_folder
+    from projects.uploads import read_corpus
+
+    key = step.result_key
+    relative = f"stores/{key}"
+    existing = open_complete(results_root() / relative, key)
+    if existing is not None:  # a redelivered step whose previous attempt finished the store
+        job.log(f"activation store {key[:12]} is already complete")
+        return relative, {"words": existing.n_words, "neuron_sets": existing.neuron_sets}
+    model = ModelUpload.objects.get(pk=step.params["model"])
+    corpus_row = CorpusUpload.objects.get(pk=step.params["corpus"])
+    corpus_folder = local_folder(corpus_row)
+    label_file = corpus_row.metadata.get("label_file")
+    corpus = read_corpus(corpus_row.format, corpus_folder / corpus_row.metadata["word_file"],
+                         filename=corpus_row.metadata["word_file"], label_column=corpus_row.label_column or None,
+                         label_path=corpus_folder / label_file if label_file else None, label_filename=label_file,
+                         max_sentence_words=None)
+    if corpus.source_sha256 != corpus_row.sha256:
+        raise RuntimeError(f"the corpus “{corpus_row.name}” no longer matches what was uploaded (its files "
+                           "changed in storage); upload it again")
+    job.log(f"corpus: {len(corpus.sentences):,} sentences, {corpus.n_words:,} words")
+    params = ExtractionParams(**{**step.params["extraction"], "neuron_sets": tuple(step.params["extraction"]
+                                                                                   ["neuron_sets"])})
+    loaded = load_model(local_folder(model), sha256=model.sha256)
+    job.log(f"model: {loaded.info.architecture}, {loaded.info.n_layers} layers, on {loaded.device}")
+    store = extract_activations(loaded, corpus, stores_root(), params,
+                                chunk_words=settings.NEUROX_EXTRACT_CHUNK_WORDS, job=job)
+    if store.meta.get("key") != key:
+        raise RuntimeError(f"the engine built store {store.meta.get('key')} where {key} was expected")
+    return relative, {"words": store.n_words, "neuron_sets": store.neuron_sets}
+
+
+def _publish_json(target: Path, data: dict) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    partial.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(partial, target)
+
+
+def compute_ranking(step: Step, job: Job) -> tuple[str, dict]:
+    from analysis.engine.methods import compute_ranking as rank
+
+    relative = f"rankings/{step.result_key}.json"
+    target = results_root() / relative
+    if not target.is_file():
+        p = step.params
+        ranking = rank(open_store(p["store_key"]), p["method"], neuron_sets=p["neuron_sets"], layers=p["layers"],
+                       seed=p["seed"], bootstrap=p["bootstrap"], job=job, **p["options"])
+        _publish_json(target, ranking.to_dict())
+    data = json.loads(target.read_text(encoding="utf-8"))
+    return relative, {"method": data.get("method"), "neurons": len(data.get("neuron_ids", [])),
+                      "metrics": data.get("metrics", {})}
+
+
+def compute_statistics(step: Step, job: Job) -> tuple[str, dict]:
+    from analysis.engine.stats import compute_neuron_stats
+
+    relative = f"statistics/{step.result_key}"
+    target = results_root() / relative
+    if not target.is_dir():
+        p = step.params
+        store = open_store(p["store_key"])
+
+        def build(folder: Path) -> None:
+            stats = compute_neuron_stats(store.features(p["neuron_sets"], p["layers"]), store.words,
+                                         store.sentence_offsets, store.labels, store.label_names, job=job)
+            stats.save(folder / "stats")
+
+        _publish_folder(build, target)
+    return relative, {"files": sorted(p.name for p in target.iterdir())}
+
+
+def compute_probe_ablation(step: Step, job: Job) -> tuple[str, dict]:
+    """Train the lca probe on the training sentences, then ablate its neurons along its own ranking, scoring
+    every point on the test sentences (the same split and seed as the lca ranking step)."""
+    from analysis.engine.lca import linguistic_correlation
+    from analysis.engine.probe_ablation import probe_ablation
+    from analysis.engine.splits import split_by_sentence
+
+    relative = f"curves/{step.result_key}.json"
+    target = results_root() / relative
+    if not target.is_file():
+        p = step.params
+        store = open_store(p["store_key"])
+        features = store.features(p["neuron_sets"], p["layers"])
+        split = split_by_sentence(store.sentence_offsets, seed=p["seed"])
+        job.log("training the lca probe to ablate")
+        ranking, probe = linguistic_correlation(features, store.labels, label_names=store.label_names,
+                                                train=split.train, dev=split.dev, test=split.test, seed=p["seed"],
+                                                return_probe=True, job=job)
+        curve = probe_ablation(probe, features, store.labels, ranking.order, train=split.train, test=split.test,
+                               percents=p["percents"], modes=p["modes"], random_seeds=p["random_seeds"],
+                               seed=p["seed"], job=job)
+        _publish_json(target, curve.to_dict())
+    data = json.loads(target.read_text(encoding="utf-8"))
+    return relative, {"baseline_accuracy": data.get("baseline_accuracy"), "n_neurons": data.get("n_neurons")}
+
+
+COMPUTE = {StepKind.EXTRACT: compute_extract, StepKind.RANKING: compute_ranking,
+           StepKind.STATISTICS: compute_statistics, StepKind.PROBE_ABLATION: compute_probe_ablation}
+
+
+# ------------------------------------------------------------------------------------------------ errors
+
+
+def explain(step: Step, error: BaseException) -> str:
+    """One paragraph a person can act on; the traceback goes to the worker's log only."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    name = type(error).__name__
+    if isinstance(error, MemoryError) or name == "OutOfMemoryError":
+        return (f"{step.title} ran out of memory. Choose fewer neuron sets or layers, a smaller corpus, or run it "
+                "on a worker with more memory.")
+    if isinstance(error, SoftTimeLimitExceeded):
+        return (f"{step.title} took longer than the time limit ({settings.CELERY_TASK_SOFT_TIME_LIMIT} s). Choose "
+                "a smaller corpus or fewer resamples.")
+    if name in ("UnsupportedArchitecture", "ModelLoadError", "CorpusError", "UploadRefused", "StoreError") or \
+            isinstance(error, (ValueError, RuntimeError)):
+        text = getattr(error, "message", None) or str(error)
+        return f"{text[:1].upper()}{text[1:]}".rstrip(".") + "."
+    return (f"Unexpected error ({name}: {str(error)[:300]}). The full traceback is in the worker's log; "
+            "retry the run, and report it if it happens again.")
+
+
+# ------------------------------------------------------------------------------------------------ the whole step
+
+
+def execute(step_id: int, worker: str) -> str:
+    """Claim the step, compute it, and finish, fail or stop it. Returns what happened (for the worker log)."""
+    step = services.claim_step(step_id, worker)
+    if step is None:
+        return "skipped"
+    adapter = StepJob(step)
+    # Eager execution (unit tests only) runs inside the caller's transaction, which another connection cannot see.
+    beating = contextlib.nullcontext() if settings.CELERY_TASK_ALWAYS_EAGER else \
+        Heartbeat(step.pk, settings.NEUROX_STEP_HEARTBEAT_SECONDS)
+    try:
+        with beating:
+            relative, meta = COMPUTE[step.kind](step, adapter.job())
+        adapter.close()
+        services.finish_step(step, relative, tree_bytes(results_root() / relative), meta)
+        return "succeeded"
+    except Cancelled:
+        adapter.close()
+        services.step_stopped(step)
+        return "cancelled"
+    except Exception as error:  # noqa: BLE001 — every failure becomes the step's reason
+        log.exception("step %s (%s) failed", step.pk, step.title)
+        adapter.close()
+        services.fail_step(step, explain(step, error))
+        return "failed"

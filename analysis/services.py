@@ -1,0 +1,652 @@
+"""Every change of state of a run, its steps, its log and its results happens here.
+
+A step's life: ``pending`` (waits for the steps it needs) → ``queued`` (a message was sent, in
+``transaction.on_commit``) → ``running`` (claimed by a conditional ``update()``: a duplicate delivery finds it no
+longer queued and does nothing) → ``succeeded`` | ``failed`` | ``cancelled``. No transaction or row lock is held
+while computing: a worker claims, computes outside any transaction, then finishes with another short update.
+
+Results are keyed by content. The first step that needs a missing result creates its ``Result`` row in state
+``building`` (the key is unique, so exactly one step wins); a step of another run that needs the same key goes
+back to ``pending`` and is dispatched again when the builder finishes (then it is "reused") or gives up (then
+it builds the result itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from analysis.engine.extract import ExtractionParams, extraction_key
+from analysis.engine.hashing import sha256_json
+from analysis.engine.methods import METHODS
+from projects.selectors import can_write
+
+from .models import (
+    FINISHED_RUN_STATES,
+    FINISHED_STEP_STATES,
+    LogLine,
+    Result,
+    ResultKind,
+    ResultState,
+    Run,
+    RunState,
+    Step,
+    StepKind,
+    StepState,
+)
+
+log = logging.getLogger(__name__)
+
+NEURON_SETS = ("hidden", "mlp")
+ACTIVE_STEP_STATES = (StepState.QUEUED, StepState.RUNNING)
+RANKING_OPTIONS = {"lca": {"control"}}  # the method options a request may set
+
+
+class RunStateError(Exception):
+    """The run is not in a state that allows this (e.g. cancelling a finished run)."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.message, self.code = message, code
+
+
+# ------------------------------------------------------------------------------------------------ the request
+
+
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _int_list(value, field: str, errors: dict) -> list[int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                              for v in value):
+        errors[field] = ["Give a list of layer numbers (0 or more), e.g. [0, 3], or leave it out for every layer."]
+        return None
+    return sorted(set(value))
+
+
+def _validate_rankings(value, corpus, errors: dict) -> list[dict]:
+    if not isinstance(value, list):
+        errors["rankings"] = ["Give a list of rankings, e.g. [{\"method\": \"probeless\"}]."]
+        return []
+    rankings, messages = [], []
+    for i, item in enumerate(value, start=1):
+        item = {"method": item} if isinstance(item, str) else item
+        if not isinstance(item, dict) or item.get("method") not in METHODS:
+            name = item.get("method") if isinstance(item, dict) else item
+            messages.append(f"Ranking {i}: unknown method {name!r}; choose one of {', '.join(METHODS)}.")
+            continue
+        method = METHODS[item["method"]]
+        if method.needs_labels and corpus is not None and not corpus.n_labels:
+            messages.append(f"Ranking {i}: {method.name} needs labelled words and the corpus “{corpus.name}” has "
+                            "no labels; choose 'variance', or a corpus read with a label column.")
+            continue
+        bootstrap = item.get("bootstrap", method.bootstrap)
+        if not isinstance(bootstrap, int) or isinstance(bootstrap, bool) or bootstrap < 0 or bootstrap == 1:
+            messages.append(f"Ranking {i}: bootstrap is the number of resamples for confidence intervals: 0 (none) "
+                            f"or at least 2, not {bootstrap!r}.")
+            continue
+        options = item.get("options") or {}
+        allowed = RANKING_OPTIONS.get(method.name, set())
+        unknown = sorted(map(str, set(options) - allowed)) if isinstance(options, dict) else []
+        if unknown:
+            messages.append(f"Ranking {i}: {method.name} takes no option {', '.join(unknown)} (options it takes: "
+                            f"{', '.join(sorted(allowed)) or 'none'}).")
+            continue
+        if not isinstance(options, dict) or not all(isinstance(v, bool) for v in options.values()):
+            messages.append(f"Ranking {i}: options are an object of true or false values, e.g. "
+                            "{\"control\": true}.")
+            continue
+        rankings.append({"method": method.name, "bootstrap": bootstrap, "options": dict(sorted(options.items()))})
+    if messages:
+        errors["rankings"] = messages
+    return rankings
+
+
+def _validate_probe_ablation(value, errors: dict) -> dict | None:
+    """``true`` (the engine's defaults), ``false``, or ``{"percents": [...], "random_seeds": n, "modes": [...]}``."""
+    from analysis.engine.probe_ablation import DEFAULT_PERCENTS, MODES
+
+    if value is False or value is None:
+        return None
+    value = {} if value is True else value
+    if not isinstance(value, dict) or set(value) - {"percents", "random_seeds", "modes"}:
+        errors["probe_ablation"] = ["probe_ablation is true, false, or an object with percents, random_seeds "
+                                    "and modes."]
+        return None
+    percents = value.get("percents", list(DEFAULT_PERCENTS))
+    random_seeds = value.get("random_seeds", 5)
+    modes = value.get("modes", list(MODES))
+    messages = []
+    if not isinstance(percents, list) or not percents or not all(
+            isinstance(p, (int, float)) and not isinstance(p, bool) and 0 < p <= 100 for p in percents):
+        messages.append("percents: the shares of neurons to keep, each above 0 and at most 100, e.g. [10, 50].")
+    if not isinstance(random_seeds, int) or isinstance(random_seeds, bool) or random_seeds < 1:
+        messages.append("random_seeds: how many random neuron sets to compare with, at least 1.")
+    if not isinstance(modes, list) or not modes or set(modes) - set(MODES):
+        messages.append(f"modes: choose among {', '.join(MODES)}.")
+    if messages:
+        errors["probe_ablation"] = messages
+        return None
+    return {"percents": sorted(set(percents)), "random_seeds": random_seeds, "modes": sorted(set(modes))}
+
+
+def validate_request(project, request) -> dict:
+    """The request in its normal form, or ``ValidationError`` with one message per field a person can act on."""
+    if not isinstance(request, dict):
+        raise ValidationError({"request": ["Send the analysis request as a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    model_ids = request.get("models")
+    models = []
+    if not isinstance(model_ids, list) or not model_ids or not all(_is_id(pk) for pk in model_ids):
+        errors["models"] = ["Choose at least one model of this project (a list of model ids)."]
+    else:
+        attached = {m.pk: m for m in project.model_uploads.all()}
+        missing = [str(pk) for pk in model_ids if pk not in attached]
+        if missing:
+            errors["models"] = [f"Model {', '.join(missing)} is not one of this project's models; add it to the "
+                                "project first."]
+        models = [attached[pk] for pk in dict.fromkeys(model_ids) if pk in attached]
+    corpus_id = request.get("corpus")
+    corpus = project.corpus_uploads.filter(pk=corpus_id).first() if _is_id(corpus_id) else None
+    if corpus is None:
+        errors["corpus"] = ["Choose one of this project's corpora."]
+    sets = request.get("neuron_sets", ["hidden"])
+    if not isinstance(sets, list) or not sets or set(sets) - set(NEURON_SETS):
+        errors["neuron_sets"] = [f"Choose neuron sets among {', '.join(NEURON_SETS)}."]
+    layers = _int_list(request.get("layers"), "layers", errors)
+    if layers is not None:
+        too_deep = [m.name for m in models if m.n_layers is not None and max(layers) > m.n_layers]
+        if too_deep:
+            errors["layers"] = [f"Layer {max(layers)} does not exist in {', '.join(too_deep)}."]
+    rankings = _validate_rankings(request.get("rankings", []), corpus, errors)
+    statistics = request.get("statistics", True)
+    if not isinstance(statistics, bool):
+        errors["statistics"] = ["statistics is true or false."]
+    probe_ablation = _validate_probe_ablation(request.get("probe_ablation", False), errors)
+    if probe_ablation and corpus is not None and not corpus.n_labels:
+        errors["probe_ablation"] = [f"Probe ablation trains a probe on labelled words and the corpus "
+                                    f"“{corpus.name}” has no labels; choose a corpus read with a label column."]
+    seed = request.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        errors["seed"] = ["seed is a whole number."]
+    aggregation = request.get("aggregation", "last")
+    try:
+        ExtractionParams(neuron_sets=tuple(sets) if isinstance(sets, list) and sets else ("hidden",),
+                         aggregation=aggregation)
+    except ValueError as error:
+        errors["aggregation"] = [f"{str(error).capitalize()}."]
+    if not errors and not rankings and not statistics and not probe_ablation:
+        errors["rankings"] = ["Ask for at least one ranking, for statistics or for a probe ablation."]
+    if errors:
+        raise ValidationError(errors)
+    return {"models": [m.pk for m in models], "corpus": corpus.pk, "neuron_sets": sorted(set(sets)),
+            "layers": layers, "aggregation": aggregation, "rankings": rankings, "statistics": statistics,
+            "probe_ablation": probe_ablation, "seed": seed}
+
+
+def _extraction_params(request: dict, corpus) -> ExtractionParams:
+    return ExtractionParams(neuron_sets=tuple(request["neuron_sets"]), aggregation=request["aggregation"],
+                            dtype="float32", label_column=corpus.label_column or "")
+
+
+def _task_for(kind: str):
+    from . import tasks  # tasks import this module
+
+    return tasks.TASK_FOR_KIND[kind]
+
+
+def _new_step(run, kind: str, title: str, params: dict, key: str, needs=()) -> Step:
+    step = Step.objects.create(run=run, kind=kind, title=title, params=params, result_key=key,
+                               queue=_task_for(kind).queue)
+    step.needs.set(needs)
+    return step
+
+
+@transaction.atomic
+def create_run(user, project, request) -> Run:
+    """A run of ``request`` for ``project`` with its steps; the ready ones are sent to workers after commit.
+
+    Raises ``PermissionDenied`` for a viewer and ``ValidationError`` (nothing stored) for a bad request."""
+    if not can_write(user, project):
+        raise PermissionDenied("Viewers cannot start runs; ask an owner for the editor role.")
+    request = validate_request(project, request)
+    corpus = project.corpus_uploads.get(pk=request["corpus"])
+    run = Run.objects.create(project=project, created_by=user, request=request)
+    params = _extraction_params(request, corpus)
+    selection = {"neuron_sets": request["neuron_sets"], "layers": request["layers"]}
+    for model in project.model_uploads.filter(pk__in=request["models"]).order_by("pk"):
+        store_key = extraction_key(model.sha256, corpus.sha256, params)
+        extract = _new_step(run, StepKind.EXTRACT, f"Extract activations: {model.name} × {corpus.name}",
+                            {"model": model.pk, "corpus": corpus.pk, "extraction": params.key_fields()},
+                            store_key)
+        if request["statistics"]:
+            key = sha256_json({"result": "statistics", "store": store_key, **selection})
+            _new_step(run, StepKind.STATISTICS, f"Neuron statistics: {model.name}",
+                      {"store_key": store_key, **selection}, key, needs=[extract])
+        for ranking in request["rankings"]:
+            ranking_params = {"store_key": store_key, **selection, **ranking, "seed": request["seed"]}
+            key = sha256_json({"result": "ranking", **ranking_params})
+            confidence = f", {ranking['bootstrap']} resamples" if ranking["bootstrap"] else ""
+            _new_step(run, StepKind.RANKING, f"Ranking {ranking['method']}{confidence}: {model.name}",
+                      ranking_params, key, needs=[extract])
+        if request["probe_ablation"]:
+            ablation_params = {"store_key": store_key, **selection, **request["probe_ablation"], "method": "lca",
+                               "seed": request["seed"]}
+            key = sha256_json({"result": "probe_ablation", **ablation_params})
+            _new_step(run, StepKind.PROBE_ABLATION, f"Probe ablation along the lca ranking: {model.name}",
+                      ablation_params, key, needs=[extract])
+    write_log(run.pk, [f"Run created by {user.get_username()}: {run.steps.count()} steps."])
+    dispatch(run)
+    run.refresh_from_db()
+    if not run.admitted and run.state == RunState.QUEUED:
+        write_log(run.pk, [f"Waiting: {_active_runs(user)} of your runs are active and your limit is "
+                           f"{user.effective_run_limit} at once; this one starts when one of them finishes."])
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ the run quota
+
+
+def _active_runs(user) -> int:
+    return Run.objects.filter(created_by=user, admitted=True).exclude(state__in=FINISHED_RUN_STATES).count()
+
+
+def _admit(run: Run) -> bool:
+    """Give the run one of its creator's concurrent-run slots, if one is free (under a short lock on the user
+    row, so two runs cannot both take the last slot)."""
+    if Run.objects.filter(pk=run.pk, admitted=True).exists():
+        return True
+    from django.contrib.auth import get_user_model
+
+    with transaction.atomic():
+        user = get_user_model().objects.select_for_update().get(pk=run.created_by_id)
+        if _active_runs(user) >= user.effective_run_limit:
+            return False
+        return bool(Run.objects.filter(pk=run.pk).update(admitted=True))
+
+
+def _admit_waiting(user_id: int) -> None:
+    """A run of this user finished: start their waiting runs, oldest first, while slots are free."""
+    for waiting in Run.objects.filter(created_by_id=user_id, admitted=False, state=RunState.QUEUED).order_by(
+            "created_at", "id"):
+        dispatch(waiting)
+
+
+# ------------------------------------------------------------------------------------------------ the log
+
+
+def run_group(run_id: int) -> str:
+    """The Channels group woken when a run's log or progress changes (a consumer then re-reads the rows)."""
+    return f"run-{run_id}"
+
+
+def _wake(run_id: int) -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    try:
+        async_to_sync(layer.group_send)(run_group(run_id), {"type": "run.changed", "run": run_id})
+    except Exception:  # noqa: BLE001 — only a wake-up call: consumers also catch up on a timer
+        log.warning("could not wake the channel group of run %s", run_id, exc_info=True)
+
+
+def _wake_on_commit(run_id: int) -> None:
+    transaction.on_commit(lambda: _wake(run_id))
+
+
+def write_log(run_id: int, texts, step_id: int | None = None) -> None:
+    """Append lines to a run's log in one short transaction, numbered from the run's counter."""
+    texts = [t for t in texts if t]
+    if not texts:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        last = Run.objects.select_for_update().values_list("log_seq", flat=True).get(pk=run_id)
+        LogLine.objects.bulk_create(
+            LogLine(run_id=run_id, step_id=step_id, seq=last + i, text=text, created_at=now)
+            for i, text in enumerate(texts, start=1)
+        )
+        Run.objects.filter(pk=run_id).update(log_seq=last + len(texts))
+        _wake_on_commit(run_id)
+
+
+class LogBuffer:
+    """Collects a worker's log lines and writes them in small batches (every ``every`` s or ``size`` lines)."""
+
+    def __init__(self, run_id: int, step_id: int | None, every: float = 0.5, size: int = 50):
+        self.run_id, self.step_id, self.every, self.size = run_id, step_id, every, size
+        self.lines: list[str] = []
+        self.last = time.monotonic()
+
+    def add(self, text: str) -> None:
+        self.lines.append(text)
+        if len(self.lines) >= self.size or time.monotonic() - self.last >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        lines, self.lines, self.last = self.lines, [], time.monotonic()
+        write_log(self.run_id, lines, self.step_id)
+
+
+# ------------------------------------------------------------------------------------------------ dispatch
+
+
+def _send_on_commit(step_ids_and_kinds: list[tuple[int, str, str]]) -> None:
+    def send():
+        for step_id, kind, task_id in step_ids_and_kinds:
+            _task_for(kind).apply_async(args=[step_id], task_id=task_id)
+
+    if step_ids_and_kinds:
+        transaction.on_commit(send)
+
+
+def _queue(step_ids: list[int], kinds: dict[int, str], from_states, **unchanged) -> list[tuple[int, str, str]]:
+    """Move each step to ``queued`` (if it still is in ``from_states`` and has the ``unchanged`` values) with a
+    fresh task id; returns what to send."""
+    sent = []
+    now = timezone.now()
+    for step_id in step_ids:
+        task_id = str(uuid.uuid4())
+        if Step.objects.filter(pk=step_id, state__in=from_states, **unchanged).update(
+                state=StepState.QUEUED, queued_at=now, task_id=task_id, worker=""):
+            sent.append((step_id, kinds[step_id], task_id))
+    return sent
+
+
+def _reuse(step: Step) -> bool:
+    """Finish a pending step at once when its result exists."""
+    if not Result.objects.filter(key=step.result_key, state=ResultState.READY).exists():
+        return False
+    now = timezone.now()
+    if Step.objects.filter(pk=step.pk, state__in=(StepState.PENDING, StepState.QUEUED, StepState.RUNNING)).update(
+            state=StepState.SUCCEEDED, reused=True, finished_at=now, done=1, total=1, unit="result"):
+        write_log(step.run_id, [f"{step.title}: reused the existing result {step.result_key[:12]}."], step.pk)
+    return True
+
+
+def dispatch(run: Run) -> None:
+    """Start the run's pending steps whose needs have succeeded: reuse an existing result, wait for another
+    run's step building the same result, or queue a worker message (sent after commit). Then settle the run."""
+    with transaction.atomic():
+        changed = True
+        while changed:
+            changed = False
+            ready, kinds = [], {}
+            pending = Step.objects.filter(run=run, state=StepState.PENDING).prefetch_related("needs")
+            for step in pending:
+                if any(need.state != StepState.SUCCEEDED for need in step.needs.all()):
+                    continue
+                if _reuse(step):
+                    changed = True
+                    continue
+                builder = (Result.objects.filter(key=step.result_key, state=ResultState.BUILDING,
+                                                 builder__state__in=ACTIVE_STEP_STATES)
+                           .exclude(builder=step).values_list("builder__run_id", flat=True).first())
+                if builder is None:
+                    ready.append(step.pk)
+                    kinds[step.pk] = step.kind
+            if ready and not _admit(run):
+                break  # waits for a free slot; reused steps above needed none
+            _send_on_commit(_queue(ready, kinds, (StepState.PENDING,)))
+        _settle(run.pk)
+
+
+def _settle(run_id: int) -> None:
+    """A run whose steps all succeeded has succeeded."""
+    states = set(Step.objects.filter(run_id=run_id).values_list("state", flat=True))
+    if states <= {StepState.SUCCEEDED}:
+        now = timezone.now()
+        if Run.objects.filter(pk=run_id).exclude(state__in=FINISHED_RUN_STATES).update(
+                state=RunState.SUCCEEDED, finished_at=now):
+            Run.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)  # every step reused
+            write_log(run_id, ["Run succeeded."])
+            _admit_waiting(Run.objects.values_list("created_by_id", flat=True).get(pk=run_id))
+
+
+def _dispatch_waiting_for(key: str) -> None:
+    """Runs with a step pending on ``key`` (it waited for another run building it) get another look."""
+    for run in Run.objects.filter(steps__result_key=key, steps__state=StepState.PENDING).distinct():
+        dispatch(run)
+
+
+# ------------------------------------------------------------------------------------------------ a worker's side
+
+
+def claim_step(step_id: int, worker: str) -> Step | None:
+    """Take a queued step for ``worker`` and hold its result's build. None: nothing to compute (a duplicate
+    delivery, a cancelled step, a result that exists or that another run is building right now)."""
+    now = timezone.now()
+    if not Step.objects.filter(pk=step_id, state=StepState.QUEUED).update(
+            state=StepState.RUNNING, attempts=F("attempts") + 1, worker=worker, started_at=now, heartbeat_at=now):
+        return None
+    step = Step.objects.select_related("run").get(pk=step_id)
+    Run.objects.filter(pk=step.run_id, state=RunState.QUEUED).update(state=RunState.RUNNING, started_at=now)
+    kind = {StepKind.EXTRACT: ResultKind.STORE, StepKind.RANKING: ResultKind.RANKING,
+            StepKind.STATISTICS: ResultKind.STATISTICS, StepKind.PROBE_ABLATION: ResultKind.CURVE}[step.kind]
+    try:
+        with transaction.atomic():
+            Result.objects.create(kind=kind, key=step.result_key, builder=step)
+        return step
+    except IntegrityError:
+        pass
+    if _reuse(step):
+        dispatch(step.run)
+        return None
+    # Someone holds the build. Ours (a requeued attempt) or a builder that is no longer active: take it over.
+    if Result.objects.filter(key=step.result_key, state=ResultState.BUILDING, builder=step).exists() or (
+            Result.objects.filter(key=step.result_key, state=ResultState.BUILDING)
+            .exclude(builder__state__in=ACTIVE_STEP_STATES).update(builder=step)):
+        return step
+    if Step.objects.filter(pk=step_id, state=StepState.RUNNING).update(
+            state=StepState.PENDING, worker="", attempts=F("attempts") - 1):
+        other = Result.objects.filter(key=step.result_key).values_list("builder__run_id", flat=True).first()
+        write_log(step.run_id, [f"{step.title}: waiting for run {other}, which is computing the same result."],
+                  step.pk)
+    dispatch(step.run)  # the builder may have finished between our look and our going back to pending
+    return None
+
+
+def heartbeat(step_id: int, done: int | None = None, total: int | None = None, unit: str | None = None) -> None:
+    now = timezone.now()
+    fields = {"heartbeat_at": now}
+    if done is not None:
+        fields.update(done=done, total=total, unit=unit or "")
+    moved = Step.objects.filter(pk=step_id, state=StepState.RUNNING).update(**fields)
+    Run.objects.filter(steps__pk=step_id, state=RunState.RUNNING).update(heartbeat_at=now)
+    if moved and done is not None:
+        _wake(Step.objects.values_list("run_id", flat=True).get(pk=step_id))
+
+
+def should_stop(step_id: int) -> bool:
+    """True once the step is no longer running for its run: cancelled, failed, or taken back by the reaper."""
+    return not Step.objects.filter(pk=step_id, state=StepState.RUNNING, run__state=RunState.RUNNING).exists()
+
+
+def finish_step(step: Step, path: str, size: int, meta: dict) -> None:
+    """The step's result is complete on disk: the Result row becomes ready and what needed it can start."""
+    now = timezone.now()
+    with transaction.atomic():
+        Result.objects.filter(key=step.result_key, builder=step).update(
+            state=ResultState.READY, builder=None, path=path, bytes=size, meta=meta)
+        finished = Step.objects.filter(pk=step.pk, state=StepState.RUNNING).update(
+            state=StepState.SUCCEEDED, finished_at=now, done=F("total"))
+        if finished:
+            seconds = (now - step.started_at).total_seconds() if step.started_at else 0.0
+            write_log(step.run_id, [f"{step.title}: done in {seconds:.1f} s."], step.pk)
+        dispatch(step.run)
+        _dispatch_waiting_for(step.result_key)
+
+
+def _release_build(step: Step) -> None:
+    Result.objects.filter(key=step.result_key, builder=step, state=ResultState.BUILDING).delete()
+    _dispatch_waiting_for(step.result_key)
+
+
+def _revoke(task_ids: list[str]) -> None:
+    if task_ids and not settings.CELERY_TASK_ALWAYS_EAGER:
+        from neurox_site.celery import app
+
+        transaction.on_commit(lambda: app.control.revoke(task_ids))
+
+
+def _stop_unfinished(run_id: int, reason: str, exclude: int | None = None) -> None:
+    """Every unfinished step of the run ends ``cancelled``; queued messages are revoked, running steps stop at
+    their next chunk boundary (their ``should_stop`` turns true)."""
+    steps = Step.objects.filter(run_id=run_id).exclude(state__in=FINISHED_STEP_STATES).exclude(pk=exclude)
+    queued = list(steps.filter(state=StepState.QUEUED).exclude(task_id="").values_list("task_id", flat=True))
+    steps.update(state=StepState.CANCELLED, finished_at=timezone.now(), error=reason)
+    _revoke(queued)
+
+
+def fail_step(step: Step, reason: str) -> None:
+    """The step failed (``reason``: one paragraph for a person); the run fails and its other steps stop."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not Step.objects.filter(pk=step.pk, state=StepState.RUNNING).update(
+                state=StepState.FAILED, finished_at=now, error=reason):
+            _release_build(step)  # it was cancelled meanwhile: its run no longer cares, others may build it
+            return
+        write_log(step.run_id, [f"{step.title} failed: {reason}"], step.pk)
+        if Run.objects.filter(pk=step.run_id).exclude(state__in=FINISHED_RUN_STATES).update(
+                state=RunState.FAILED, finished_at=now, error=f"{step.title} failed: {reason}"):
+            _stop_unfinished(step.run_id, f"Not finished: “{step.title}” failed.", exclude=step.pk)
+            write_log(step.run_id, ["Run failed."])
+            _admit_waiting(step.run.created_by_id)
+        _release_build(step)
+
+
+def step_stopped(step: Step) -> None:
+    """The engine raised ``Cancelled`` at a chunk boundary: the step ends cancelled and its build is released
+    (the activation store's journal lets a later run resume where this one stopped)."""
+    with transaction.atomic():
+        Step.objects.filter(pk=step.pk, state=StepState.RUNNING).update(
+            state=StepState.CANCELLED, finished_at=timezone.now())
+        write_log(step.run_id, [f"{step.title}: stopped."], step.pk)
+        _release_build(step)
+
+
+# ------------------------------------------------------------------------------------------------ a person's side
+
+
+def cancel_run(user, run: Run) -> Run:
+    if not can_write(user, run.project):
+        raise PermissionDenied("Viewers cannot cancel runs.")
+    with transaction.atomic():
+        if not Run.objects.filter(pk=run.pk).exclude(state__in=FINISHED_RUN_STATES).update(
+                state=RunState.CANCELLED, finished_at=timezone.now()):
+            raise RunStateError("This run has already finished; there is nothing to cancel.", "run_finished")
+        _stop_unfinished(run.pk, f"Cancelled by {user.get_username()}.")
+        write_log(run.pk, [f"Run cancelled by {user.get_username()}."])
+        _admit_waiting(run.created_by_id)
+    run.refresh_from_db()
+    return run
+
+
+def retry_run(user, run: Run) -> Run:
+    """Run a failed or cancelled run again: its succeeded steps are kept, the others start afresh."""
+    if not can_write(user, run.project):
+        raise PermissionDenied("Viewers cannot retry runs.")
+    with transaction.atomic():
+        if not Run.objects.filter(pk=run.pk, state__in=(RunState.FAILED, RunState.CANCELLED)).update(
+                state=RunState.QUEUED, error="", finished_at=None, admitted=False):
+            raise RunStateError("Only a failed or cancelled run can be retried.", "run_not_retryable")
+        Step.objects.filter(run=run).exclude(state=StepState.SUCCEEDED).update(
+            state=StepState.PENDING, error="", attempts=0, worker="", done=0, started_at=None, finished_at=None,
+            heartbeat_at=None, queued_at=None)
+        write_log(run.pk, [f"Run retried by {user.get_username()}; finished steps are kept."])
+        run.refresh_from_db()
+        dispatch(run)
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ the reaper
+
+
+def reap(now=None) -> dict:
+    """Recover from what no broker recovers from: a worker killed outright (its running step's heartbeat goes
+    stale: requeue it, up to ``NEUROX_STEP_MAX_ATTEMPTS`` attempts, then fail it saying so) and a lost queue
+    message (a step queued for longer than ``NEUROX_STEP_RESEND_SECONDS``: send it again; a duplicate is
+    harmless, the claim lets only one delivery run)."""
+    now = now or timezone.now()
+    stale_seconds = settings.NEUROX_STEP_STALE_SECONDS
+    max_attempts = settings.NEUROX_STEP_MAX_ATTEMPTS
+    requeued, failed, resent = [], [], []
+    for step in Step.objects.filter(state=StepState.RUNNING,
+                                    heartbeat_at__lt=now - timedelta(seconds=stale_seconds)):
+        silent = f"the worker {step.worker or '?'} running it stopped answering (no heartbeat for over " \
+                 f"{stale_seconds} s: killed, out of memory, or its machine went down)"
+        if step.attempts >= max_attempts:
+            fail_step(step, f"Gave up after {step.attempts} attempts: each time {silent}. If it ran out of "
+                            "memory, choose fewer neuron sets or layers, or a smaller corpus.")
+            failed.append(step.pk)
+            continue
+        with transaction.atomic():
+            # only if its heartbeat is still the stale one we read (the worker did not just come back)
+            sent = _queue([step.pk], {step.pk: step.kind}, (StepState.RUNNING,), heartbeat_at=step.heartbeat_at)
+            if sent:
+                write_log(step.run_id, [f"{step.title}: {silent}; sent again (attempt {step.attempts + 1} of "
+                                        f"{max_attempts})."], step.pk)
+                _send_on_commit(sent)
+                requeued.append(step.pk)
+    lost_before = now - timedelta(seconds=settings.NEUROX_STEP_RESEND_SECONDS)
+    for step in Step.objects.filter(state=StepState.QUEUED, queued_at__lt=lost_before):
+        with transaction.atomic():
+            sent = _queue([step.pk], {step.pk: step.kind}, (StepState.QUEUED,))
+            if sent:
+                write_log(step.run_id, [f"{step.title}: no worker took it for "
+                                        f"{settings.NEUROX_STEP_RESEND_SECONDS} s; sent again."], step.pk)
+                _send_on_commit(sent)
+                resent.append(step.pk)
+    for waiting in Run.objects.filter(admitted=False, state=RunState.QUEUED).values_list("created_by_id",
+                                                                                         flat=True).distinct():
+        _admit_waiting(waiting)  # in case a finishing run's wake-up was missed
+    return {"requeued": requeued, "failed": failed, "resent": resent}
+
+
+# ------------------------------------------------------------------------------------------------ reclaiming space
+
+
+def reclaim_unreferenced_results(results=None) -> tuple[int, int]:
+    """Delete ready results that no step of any run refers to (their runs, or projects, were deleted), files
+    included; ``results`` narrows the candidates (the admin's selection). Returns (results, bytes) reclaimed."""
+    from .computations import results_root
+
+    candidates = (Result.objects.all() if results is None else results).filter(state=ResultState.READY)
+    unreferenced = candidates.exclude(key__in=Step.objects.values("result_key"))
+    count = size = 0
+    for result in unreferenced:
+        with transaction.atomic():
+            # deleted only if still unreferenced now (a run created meanwhile may have reused it)
+            deleted, _ = Result.objects.filter(pk=result.pk).exclude(
+                key__in=Step.objects.values("result_key")).delete()
+        if deleted:
+            _remove_result_files(results_root(), result.path)
+            count, size = count + 1, size + result.bytes
+    return count, size
+
+
+def _remove_result_files(root, relative: str) -> None:
+    import shutil
+    from pathlib import Path
+
+    if not relative:
+        return
+    path = (Path(root) / relative).resolve()
+    if Path(root).resolve() not in path.parents:
+        return  # never outside the results folder
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()

@@ -1,0 +1,249 @@
+"""The pipeline with real Celery worker processes against Redis (``REDIS_URL``) on the test database.
+
+Skipped only when ``REDIS_URL`` is unset and ``CI`` is not true; under ``CI=true`` they always run. Locally, give
+them a Redis database of their own, e.g. ``REDIS_URL=redis://127.0.0.1:6379/7``, so other test runs' workers on
+the same Redis do not take their messages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from analysis import services, tasks
+from analysis.models import Result, Run, RunState, Step, StepKind, StepState
+from neurox_site.celery import app
+from projects.services.attachments import attach_upload
+from tests.projects_tests.factories import ProjectFactory
+
+from .conftest import request_for, upload_corpus, upload_model
+from .worker import CeleryProcess
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not os.environ.get("REDIS_URL") and os.environ.get("CI", "").lower() != "true",
+                       reason="real-worker tests need Redis: set REDIS_URL (e.g. redis://127.0.0.1:6379/7)"),
+]
+
+BIG_CORPUS = 3000  # sentences (21,000 words): extraction in 32-word chunks lasts a few seconds on a tiny BERT
+
+
+def wait_for(predicate, timeout: float, what: str, workers=()):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    logs = "\n\n".join(f"--- {w.log_path.name}\n{w.log()}" for w in workers)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}\n{logs}")
+
+
+def run_state(run: Run) -> str:
+    return Run.objects.values_list("state", flat=True).get(pk=run.pk)
+
+
+@pytest.fixture
+def celery(folders, settings, tmp_path):
+    """Start worker (or beat) processes: ``celery("worker", "-Q", "gpu", name="gpu")`` (keywords: more
+    environment for that process); all stop at teardown.
+    The test process itself sends real messages to Redis (no eager execution)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    app.control.purge()
+    env = {"NEUROX_MEDIA_ROOT": str(folders["media"]), "NEUROX_RESULTS_DIR": str(folders["results"]),
+           "NEUROX_STEP_STALE_SECONDS": "3", "NEUROX_STEP_HEARTBEAT_SECONDS": "0.5",
+           "NEUROX_REAP_EVERY_SECONDS": "1", "NEUROX_EXTRACT_CHUNK_WORDS": "32", "OMP_NUM_THREADS": "1"}
+    settings.NEUROX_STEP_STALE_SECONDS = 3
+    started = []
+
+    def start(*args, name: str, ready: str = " ready.", **more_env: str) -> CeleryProcess:
+        if args[0] == "worker":
+            args = (*args, "-n", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip")
+        process = CeleryProcess(connection.settings_dict["NAME"], list(args), tmp_path / f"{name}.log",
+                                {**env, **more_env})
+        started.append(process)
+        process.wait_for_line(ready)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+    app.control.purge()
+    app.conf.task_always_eager = True
+
+
+def project_with_uploads(owner, tiny_bert, n_sentences=40, seed=0, project=None):
+    project = project or ProjectFactory(owner=owner)
+    model, corpus = upload_model(owner, tiny_bert), upload_corpus(owner, n_sentences, seed)
+    attach_upload(owner, project, model)
+    attach_upload(owner, project, corpus)
+    return project, {"model": model, "corpus": corpus}
+
+
+def test_gpu_and_cpu_workers_run_a_whole_run_and_a_second_run_reuses_everything(people, attached, celery):
+    gpu = celery("worker", "-Q", "gpu", "--concurrency", "1", name="gpu")
+    cpu = celery("worker", "-Q", "cpu", "--concurrency", "1", name="cpu")
+    run = services.create_run(people["owner"], people["project"], request_for(attached))
+    wait_for(lambda: run_state(run) in (RunState.SUCCEEDED, RunState.FAILED), 60, "the run to finish", [gpu, cpu])
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCEEDED, run.error
+    steps = list(run.steps.all())
+    assert all(s.state == StepState.SUCCEEDED and not s.reused and s.attempts == 1 for s in steps)
+    assert {s.kind: s.worker.split("@")[0] for s in steps} == {
+        StepKind.EXTRACT: "gpu", StepKind.STATISTICS: "cpu", StepKind.RANKING: "cpu"}
+    for step in steps:
+        result = Result.objects.get(key=step.result_key)
+        assert result.bytes > 0 and (Path(settings.NEUROX_RESULTS_DIR) / result.path).exists()
+
+    # the same message delivered twice: the claim lets only the first run it
+    extract = run.steps.get(kind=StepKind.EXTRACT)
+    tasks.extract.apply_async(args=[extract.pk])
+    gpu.wait_for_line("'skipped'", timeout=10)
+    assert Result.objects.count() == len(steps)
+    assert sorted(p.name for p in (Path(settings.NEUROX_RESULTS_DIR) / "stores").iterdir()) == [extract.result_key]
+
+    started = time.monotonic()
+    again = services.create_run(people["editor"], people["project"], request_for(attached))
+    wait_for(lambda: run_state(again) == RunState.SUCCEEDED, 2, "the second run to succeed at once")
+    assert time.monotonic() - started < 2
+    assert all(s.reused for s in again.steps.all())
+
+
+def test_two_runs_needing_the_same_missing_store_compute_it_once(people, attached, tiny_bert, celery):
+    workers = [celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", name=name) for name in ("one", "two")]
+    stranger = people["stranger"]
+    # the stranger uploads the very same files (same sha256, so the same content keys) to a project of theirs
+    other_project, theirs = project_with_uploads(stranger, tiny_bert)
+    request = {"rankings": [{"method": "probeless", "bootstrap": 0}], "statistics": False}
+    first = services.create_run(people["owner"], people["project"], request_for(attached, **request))
+    second = services.create_run(stranger, other_project, request_for(theirs, **request))
+    wait_for(lambda: run_state(first) == run_state(second) == RunState.SUCCEEDED, 60, "both runs to succeed",
+             workers)
+    extracts = Step.objects.filter(kind=StepKind.EXTRACT, run__in=[first, second])
+    assert extracts.filter(reused=False).count() == 1 and extracts.filter(reused=True).count() == 1
+    assert Result.objects.filter(kind="store").count() == 1
+
+
+def test_cancel_stops_a_running_extraction_and_the_worker_takes_new_work_within_seconds(people, tiny_bert, celery,
+                                                                                       folders):
+    worker = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", name="solo")
+    owner = people["owner"]
+    slow_project, slow = project_with_uploads(owner, tiny_bert, BIG_CORPUS, seed=1)
+    quick_project, quick = project_with_uploads(owner, tiny_bert, 20, seed=2)
+    slow_run = services.create_run(owner, slow_project, request_for(slow))
+    extract = slow_run.steps.get(kind=StepKind.EXTRACT)
+    wait_for(lambda: Step.objects.filter(pk=extract.pk, state=StepState.RUNNING, done__gt=0).exists(), 30,
+             "the extraction to make progress", [worker])
+    quick_run = services.create_run(owner, quick_project, request_for(quick))  # queued behind the slow one
+    services.cancel_run(owner, slow_run)
+    cancelled_at = time.monotonic()
+    quick_extract = quick_run.steps.get(kind=StepKind.EXTRACT)
+    wait_for(lambda: Step.objects.filter(pk=quick_extract.pk, state__in=(StepState.RUNNING, StepState.SUCCEEDED))
+             .exists(), 5, "the worker to take the next run's step", [worker])
+    assert time.monotonic() - cancelled_at < 5
+    wait_for(lambda: run_state(quick_run) == RunState.SUCCEEDED, 30, "the next run to succeed", [worker])
+    extract.refresh_from_db()
+    assert extract.state == StepState.CANCELLED and 0 < extract.done < extract.total
+    assert slow_run.log_lines.filter(text__contains="stopped").exists()
+    assert not Result.objects.filter(key=extract.result_key).exists()
+
+
+def test_a_worker_killed_during_extraction_is_replaced_and_the_results_equal_an_uninterrupted_run(
+        people, tiny_bert, celery, folders, tmp_path):
+    from analysis.engine import formats
+    from analysis.engine.extract import ExtractionParams, extract_activations
+    from analysis.engine.methods import compute_ranking
+
+    owner = people["owner"]
+    project, uploads = project_with_uploads(owner, tiny_bert, BIG_CORPUS, seed=3)
+    request = request_for(uploads, rankings=[{"method": "probeless", "bootstrap": 0}], statistics=False)
+    doomed = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", name="doomed")
+    run = services.create_run(owner, project, request)
+    extract = run.steps.get(kind=StepKind.EXTRACT)
+    wait_for(lambda: Step.objects.filter(pk=extract.pk, state=StepState.RUNNING, done__gt=0).exists(), 30,
+             "the extraction to make progress", [doomed])
+    doomed.kill()
+    killed_at = Step.objects.values_list("done", flat=True).get(pk=extract.pk)
+    survivor = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", "-B", "-s", str(tmp_path / "beat-schedule"),
+                      name="survivor")
+    wait_for(lambda: run_state(run) in (RunState.SUCCEEDED, RunState.FAILED), 60, "the run to finish", [survivor])
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCEEDED, run.error
+    extract.refresh_from_db()
+    assert extract.attempts == 2 and extract.worker.startswith("survivor@")
+    assert killed_at < extract.total
+    assert run.log_lines.filter(text__contains="doomed@").filter(text__contains="stopped answering").exists()
+    assert run.log_lines.filter(text__contains="resum").exists(), list(run.log_lines.values_list("text", flat=True))
+
+    # the same engine calls, uninterrupted, in this process
+    corpus_row = uploads["corpus"]
+    corpus = formats.read_conllu(folders["media"] / corpus_row.storage_prefix / corpus_row.metadata["word_file"],
+                                 "upos")
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers run (OMP_NUM_THREADS=1), with the same chunks: the same arithmetic
+    try:
+        reference = extract_activations(tiny_bert, corpus, tmp_path / "reference",
+                                        ExtractionParams(neuron_sets=("hidden",), label_column="upos"),
+                                        chunk_words=32)
+    finally:
+        torch.set_num_threads(threads)
+    store = services_store(extract.result_key)
+    assert store.neuron_sets == reference.neuron_sets
+    for layer in range(reference.neuron_sets["hidden"]["layers"]):
+        np.testing.assert_array_equal(np.asarray(store.array("hidden", layer)),
+                                      np.asarray(reference.array("hidden", layer)))
+    ranking_step = run.steps.get(kind=StepKind.RANKING)
+    saved = json.loads((Path(settings.NEUROX_RESULTS_DIR) / Result.objects.get(key=ranking_step.result_key).path)
+                       .read_text())
+    expected = compute_ranking(reference, "probeless", neuron_sets=["hidden"], layers=None, seed=0).to_dict()
+    assert saved["scores"] == expected["scores"] and saved["order"] == expected["order"]
+
+
+def services_store(key):
+    from analysis.computations import open_store
+
+    return open_store(key)
+
+
+def test_a_failing_step_fails_its_run_cleanly_while_another_users_run_succeeds(people, attached, tiny_bert,
+                                                                               celery, folders):
+    worker = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", name="solo")
+    corpus = attached["corpus"]
+    (folders["media"] / corpus.storage_prefix / corpus.metadata["word_file"]).write_text(
+        "1\tchanged\tchanged\tNOUN\t_\t_\t0\troot\t_\t_\n\n")
+    broken = services.create_run(people["owner"], people["project"], request_for(attached))
+    stranger = people["stranger"]
+    other_project, other = project_with_uploads(stranger, tiny_bert, 30, seed=4)
+    fine = services.create_run(stranger, other_project, request_for(other))
+    wait_for(lambda: run_state(broken) == RunState.FAILED and run_state(fine) == RunState.SUCCEEDED, 60,
+             "one run to fail and the other to succeed", [worker])
+    broken.refresh_from_db()
+    assert broken.error.startswith("Extract activations: tiny bert × toy.conllu failed: The corpus “toy.conllu” "
+                                   "no longer matches what was uploaded")
+    assert "Traceback" not in broken.error and "Traceback" not in broken.steps.get(kind=StepKind.EXTRACT).error
+    assert "Traceback" in worker.log(tail=10**7)  # the full one goes to the worker's log
+    assert set(broken.steps.exclude(kind=StepKind.EXTRACT).values_list("state", flat=True)) == {StepState.CANCELLED}
+
+
+def test_a_step_whose_queue_message_was_lost_is_sent_again(people, attached, celery, tmp_path):
+    run = services.create_run(people["owner"], people["project"], request_for(attached))
+    extract = run.steps.get(kind=StepKind.EXTRACT)
+    assert extract.state == StepState.QUEUED
+    app.control.purge()  # what a Redis restart without persistence does to every queued message
+    worker = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", "-B", "-s", str(tmp_path / "beat-schedule"),
+                    name="solo", NEUROX_STEP_RESEND_SECONDS="2")
+    wait_for(lambda: run_state(run) == RunState.SUCCEEDED, 45, "the run to succeed", [worker])
+    assert run.log_lines.filter(text__contains="no worker took it for 2 s; sent again").exists()
+    extract.refresh_from_db()
+    assert extract.attempts == 1
