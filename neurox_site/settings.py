@@ -3,7 +3,8 @@
 Three situations, chosen by what the environment provides:
 
 * **Embedded defaults** (nothing set): SQLite and files under ``NEUROX_DATA_DIR`` (default ``./var/``), an
-  in-memory channel layer, a local-memory cache, Celery tasks run eagerly in the calling process (no broker),
+  in-memory channel layer, a local-memory cache, real Celery workers (``scripts/serve`` starts them) on kombu's
+  filesystem broker, which needs no server,
   ``DEBUG`` on, and a generated secret key persisted in the data folder so sessions survive restarts.
 * **Real services**: ``DATABASE_URL`` switches to PostgreSQL (psycopg 3, connection health checks);
   ``REDIS_URL`` makes Redis the Celery broker, the Channels layer and the cache. ``DEBUG`` is off unless asked for.
@@ -189,10 +190,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=6 *
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=CELERY_TASK_SOFT_TIME_LIMIT + 600)
 if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
     raise ImproperlyConfigured("CELERY_TASK_TIME_LIMIT (hard) must be greater than CELERY_TASK_SOFT_TIME_LIMIT.")
-# Without a broker, tasks run in the calling process; set CELERY_TASK_ALWAYS_EAGER=false with REDIS_URL only.
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+# Tasks always go to real worker processes; running them in the calling process is for unit tests only
+# (tests/settings.py), so a web request never runs a minute of computation.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
-CELERY_BROKER_URL = REDIS_URL or "memory://"
 # Clients read the Run row, never Celery's result backend.
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -200,9 +201,26 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Redis re-delivers an unacknowledged task after visibility_timeout: it must exceed the hard limit or long
-# tasks run twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600}
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    # Redis re-delivers an unacknowledged task after visibility_timeout: it must exceed the hard limit or long
+    # tasks run twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600}
+else:
+    # Embedded: the workers that scripts/serve starts share a broker that needs no server, kombu's filesystem
+    # transport (messages are files under $NEUROX_DATA_DIR/broker/). Chosen over SQLAlchemy on SQLite because
+    # revoke and remote control (ping, inspect) work on it too. It never redelivers a message whose worker was
+    # killed: the reaper (beat) requeues such steps, as it does on Redis.
+    BROKER_DIR = DATA_DIR / "broker"
+    for folder in ("messages", "control"):
+        (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "messages"),
+        "data_folder_out": str(BROKER_DIR / "messages"),
+        "control_folder": str(BROKER_DIR / "control"),
+        "polling_interval": 0.05,
+    }
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_CREATE_MISSING_QUEUES = True
 CELERY_TASK_QUEUES = (Queue("gpu"), Queue("cpu"))

@@ -43,7 +43,8 @@ def load_settings(tmp_path, names, **variables):
 
 def test_embedded_defaults(tmp_path):
     result = load_settings(
-        tmp_path, ["DEBUG", "DATABASES", "CHANNEL_LAYERS", "CELERY_TASK_ALWAYS_EAGER", "STORAGES", "SECRET_KEY"]
+        tmp_path, ["DEBUG", "DATABASES", "CHANNEL_LAYERS", "CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_URL",
+                   "CELERY_BROKER_TRANSPORT_OPTIONS", "STORAGES", "SECRET_KEY"]
     )
     assert result.returncode == 0, result.stderr
     s = json.loads(result.stdout)
@@ -51,7 +52,12 @@ def test_embedded_defaults(tmp_path):
     assert s["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
     assert s["DATABASES"]["default"]["NAME"] == str(tmp_path / "data" / "db.sqlite3")
     assert s["CHANNEL_LAYERS"]["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
-    assert s["CELERY_TASK_ALWAYS_EAGER"] is True
+    # Real workers even here: a server-less broker whose folders exist, never tasks inside a web request.
+    assert s["CELERY_TASK_ALWAYS_EAGER"] is False
+    assert s["CELERY_BROKER_URL"] == "filesystem://"
+    options = s["CELERY_BROKER_TRANSPORT_OPTIONS"]
+    assert options["data_folder_in"] == options["data_folder_out"] == str(tmp_path / "data" / "broker" / "messages")
+    assert (tmp_path / "data" / "broker" / "messages").is_dir() and (tmp_path / "data" / "broker" / "control").is_dir()
     assert s["STORAGES"]["default"]["OPTIONS"]["location"] == str(tmp_path / "data" / "media")
     # The generated secret is persisted, so a second start reuses it.
     assert (tmp_path / "data" / "dev-secret-key").read_text() == s["SECRET_KEY"]

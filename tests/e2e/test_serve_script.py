@@ -1,5 +1,6 @@
 """``scripts/serve`` itself, on the embedded defaults and a fresh data folder: it serves pages, static files
-(whitenoise, DEBUG on), the request guard and websockets through uvicorn, and stops on SIGTERM."""
+(whitenoise, DEBUG on), the request guard and websockets through uvicorn, starts real Celery workers on the
+server-less broker, and stops all of them on SIGTERM."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 
+import psutil
 import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as websocket_connect
@@ -35,29 +37,35 @@ def get(url: str, data: bytes | None = None) -> tuple[int, bytes]:
 
 @pytest.fixture
 def served(tmp_path):
-    """``scripts/serve`` running on a free port; yields its URL, then stops it as Ctrl-C would."""
+    """``scripts/serve`` running on a free port; yields its URL, log and data folder, then stops it as a
+    service manager would (SIGTERM) and checks that the server and every worker ended."""
     port = free_port()
-    env = newcomer_env(NEUROX_DATA_DIR=str(tmp_path / "var"), NEUROX_PYTHON=sys.executable,
-                       NEUROX_ADDR=f"127.0.0.1:{port}")
+    data_dir = tmp_path / "var"
+    env = newcomer_env(NEUROX_DATA_DIR=str(data_dir), NEUROX_PYTHON=sys.executable,
+                       NEUROX_ADDR=f"127.0.0.1:{port}", NEUROX_REAP_EVERY_SECONDS="1")
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen([str(REPO_ROOT / "scripts" / "serve")], cwd=REPO_ROOT, env=env,
                                    stdout=output, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 120
         while b"Uvicorn running" not in log.read_bytes():
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        yield url, log
+        children = psutil.Process(process.pid).children(recursive=True)
+        yield url, log, data_dir
     finally:
-        process.terminate()  # bash exec'd uvicorn, so this is the server
-        process.wait(timeout=30)
+        process.terminate()
+        process.wait(timeout=60)
         assert "Finished server process" in log.read_text(), log.read_text()  # a graceful shutdown
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, f"still running after scripts/serve stopped: {[p.cmdline() for p in alive]}"
 
 
 def test_serve_runs_uvicorn_with_pages_static_files_the_guard_and_websockets(served):
-    url, _ = served
+    url, _, _ = served
     status, page = get(url + "/accounts/login/")
     assert status == 200 and b"<form" in page
     status, css = get(url + "/static/css/site.css")
@@ -69,3 +77,22 @@ def test_serve_runs_uvicorn_with_pages_static_files_the_guard_and_websockets(ser
     with pytest.raises(InvalidStatus) as refused:
         websocket_connect(url.replace("http", "ws") + "/ws/nothing/", origin="http://evil.example", open_timeout=30)
     assert refused.value.response.status_code == 403  # Channels' origin check, over the websocket protocol
+
+
+def test_serve_starts_real_workers_that_take_tasks_from_the_embedded_broker(served):
+    """Beat (in the cpu worker) sends the reaper every second through the filesystem broker; the cpu worker runs
+    it; both workers answer a remote-control ping, which the embedded broker must carry too."""
+    _, log, data_dir = served
+    cpu_log = data_dir / "logs" / "worker-cpu.log"
+    deadline = time.monotonic() + 90
+    while not (cpu_log.exists() and "analysis.tasks.reap" in (text := cpu_log.read_text())
+               and "succeeded" in text):
+        assert time.monotonic() < deadline, (cpu_log.read_text() if cpu_log.exists() else "") + log.read_text()
+        time.sleep(0.5)
+
+    env = newcomer_env(NEUROX_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="neurox_site.settings")
+    ping = subprocess.run([sys.executable, "-m", "celery", "-A", "neurox_site", "inspect", "ping", "--timeout", "10",
+                           "-d", "gpu@embedded,cpu@embedded"], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert "gpu@embedded: OK" in ping.stdout and "cpu@embedded: OK" in ping.stdout, ping.stdout
