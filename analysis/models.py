@@ -62,6 +62,8 @@ class Run(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     log_seq = models.PositiveIntegerField(default=0, help_text="Number of the last log line written.")
+    admitted = models.BooleanField(default=False, help_text="Holds one of its creator's concurrent-run slots "
+                                   "(accounts: max_concurrent_runs); a run not admitted waits.")
 
     class Meta:
         ordering = ["-created_at", "-id"]

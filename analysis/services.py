@@ -239,7 +239,39 @@ def create_run(user, project, request) -> Run:
                       ablation_params, key, needs=[extract])
     write_log(run.pk, [f"Run created by {user.get_username()}: {run.steps.count()} steps."])
     dispatch(run)
+    run.refresh_from_db()
+    if not run.admitted and run.state == RunState.QUEUED:
+        write_log(run.pk, [f"Waiting: {_active_runs(user)} of your runs are active and your limit is "
+                           f"{user.effective_run_limit} at once; this one starts when one of them finishes."])
     return run
+
+
+# ------------------------------------------------------------------------------------------------ the run quota
+
+
+def _active_runs(user) -> int:
+    return Run.objects.filter(created_by=user, admitted=True).exclude(state__in=FINISHED_RUN_STATES).count()
+
+
+def _admit(run: Run) -> bool:
+    """Give the run one of its creator's concurrent-run slots, if one is free (under a short lock on the user
+    row, so two runs cannot both take the last slot)."""
+    if Run.objects.filter(pk=run.pk, admitted=True).exists():
+        return True
+    from django.contrib.auth import get_user_model
+
+    with transaction.atomic():
+        user = get_user_model().objects.select_for_update().get(pk=run.created_by_id)
+        if _active_runs(user) >= user.effective_run_limit:
+            return False
+        return bool(Run.objects.filter(pk=run.pk).update(admitted=True))
+
+
+def _admit_waiting(user_id: int) -> None:
+    """A run of this user finished: start their waiting runs, oldest first, while slots are free."""
+    for waiting in Run.objects.filter(created_by_id=user_id, admitted=False, state=RunState.QUEUED).order_by(
+            "created_at", "id"):
+        dispatch(waiting)
 
 
 # ------------------------------------------------------------------------------------------------ the log
@@ -356,6 +388,8 @@ def dispatch(run: Run) -> None:
                 if builder is None:
                     ready.append(step.pk)
                     kinds[step.pk] = step.kind
+            if ready and not _admit(run):
+                break  # waits for a free slot; reused steps above needed none
             _send_on_commit(_queue(ready, kinds, (StepState.PENDING,)))
         _settle(run.pk)
 
@@ -369,6 +403,7 @@ def _settle(run_id: int) -> None:
                 state=RunState.SUCCEEDED, finished_at=now):
             Run.objects.filter(pk=run_id, started_at__isnull=True).update(started_at=now)  # every step reused
             write_log(run_id, ["Run succeeded."])
+            _admit_waiting(Run.objects.values_list("created_by_id", flat=True).get(pk=run_id))
 
 
 def _dispatch_waiting_for(key: str) -> None:
@@ -472,12 +507,14 @@ def fail_step(step: Step, reason: str) -> None:
     with transaction.atomic():
         if not Step.objects.filter(pk=step.pk, state=StepState.RUNNING).update(
                 state=StepState.FAILED, finished_at=now, error=reason):
+            _release_build(step)  # it was cancelled meanwhile: its run no longer cares, others may build it
             return
         write_log(step.run_id, [f"{step.title} failed: {reason}"], step.pk)
         if Run.objects.filter(pk=step.run_id).exclude(state__in=FINISHED_RUN_STATES).update(
                 state=RunState.FAILED, finished_at=now, error=f"{step.title} failed: {reason}"):
             _stop_unfinished(step.run_id, f"Not finished: “{step.title}” failed.", exclude=step.pk)
             write_log(step.run_id, ["Run failed."])
+            _admit_waiting(step.run.created_by_id)
         _release_build(step)
 
 
@@ -503,6 +540,7 @@ def cancel_run(user, run: Run) -> Run:
             raise RunStateError("This run has already finished; there is nothing to cancel.", "run_finished")
         _stop_unfinished(run.pk, f"Cancelled by {user.get_username()}.")
         write_log(run.pk, [f"Run cancelled by {user.get_username()}."])
+        _admit_waiting(run.created_by_id)
     run.refresh_from_db()
     return run
 
@@ -513,7 +551,7 @@ def retry_run(user, run: Run) -> Run:
         raise PermissionDenied("Viewers cannot retry runs.")
     with transaction.atomic():
         if not Run.objects.filter(pk=run.pk, state__in=(RunState.FAILED, RunState.CANCELLED)).update(
-                state=RunState.QUEUED, error="", finished_at=None):
+                state=RunState.QUEUED, error="", finished_at=None, admitted=False):
             raise RunStateError("Only a failed or cancelled run can be retried.", "run_not_retryable")
         Step.objects.filter(run=run).exclude(state=StepState.SUCCEEDED).update(
             state=StepState.PENDING, error="", attempts=0, worker="", done=0, started_at=None, finished_at=None,
@@ -562,6 +600,9 @@ def reap(now=None) -> dict:
                                         f"{settings.NEUROX_STEP_RESEND_SECONDS} s; sent again."], step.pk)
                 _send_on_commit(sent)
                 resent.append(step.pk)
+    for waiting in Run.objects.filter(admitted=False, state=RunState.QUEUED).values_list("created_by_id",
+                                                                                         flat=True).distinct():
+        _admit_waiting(waiting)  # in case a finishing run's wake-up was missed
     return {"requeued": requeued, "failed": failed, "resent": resent}
 
 

@@ -50,12 +50,13 @@ def test_a_second_run_over_the_same_inputs_reuses_every_result(people, attached,
 
 
 def test_a_step_waits_for_the_steps_it_needs(people, attached, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False) as sent:
+    with django_capture_on_commit_callbacks(execute=False):
         run = services.create_run(people["owner"], people["project"], request_for(attached))
-    states = dict(run.steps.values_list("kind", "state").distinct())
-    assert run.steps.get(kind=StepKind.EXTRACT).state == StepState.QUEUED
-    assert set(run.steps.exclude(kind=StepKind.EXTRACT).values_list("state", flat=True)) == {StepState.PENDING}
-    assert len(sent) == 1 and states
+    extract = run.steps.get(kind=StepKind.EXTRACT)
+    assert extract.state == StepState.QUEUED and extract.task_id
+    later = run.steps.exclude(pk=extract.pk)
+    assert set(later.values_list("state", flat=True)) == {StepState.PENDING}
+    assert set(later.values_list("task_id", flat=True)) == {""}  # nothing sent for them yet
 
 
 def test_a_duplicate_delivery_computes_nothing(people, attached, django_capture_on_commit_callbacks):
@@ -207,13 +208,13 @@ def test_the_reaper_requeues_a_dead_workers_step_then_gives_up(people, attached,
     with django_capture_on_commit_callbacks(execute=False):
         run = services.create_run(people["owner"], people["project"], request_for(attached))
     step = run.steps.get(kind=StepKind.EXTRACT)
+    first_task = step.task_id
     services.claim_step(step.pk, "gpu@dead")
     later = timezone.now() + timedelta(seconds=settings.NEUROX_STEP_STALE_SECONDS + 1)
-    with django_capture_on_commit_callbacks(execute=False) as sent:
+    with django_capture_on_commit_callbacks(execute=False):
         assert services.reap(now=later)["requeued"] == [step.pk]
-    assert len(sent) == 1
     step.refresh_from_db()
-    assert step.state == StepState.QUEUED
+    assert step.state == StepState.QUEUED and step.task_id != first_task
     assert run.log_lines.filter(text__contains="gpu@dead running it stopped answering").exists()
     services.claim_step(step.pk, "gpu@dead-again")
     assert services.reap(now=later + timedelta(seconds=settings.NEUROX_STEP_STALE_SECONDS + 1))["failed"] == [
@@ -291,3 +292,45 @@ def test_runs_are_visible_to_members_only(people, attached, django_capture_on_co
             selectors.run_for(outsider, run.pk)
     assert [line.seq for line in selectors.log_lines_after(run, 0)] == [1]
     assert list(selectors.log_lines_after(run, 1)) == []
+
+
+def test_a_step_failing_after_its_run_was_cancelled_releases_its_build(people, attached,
+                                                                      django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = services.create_run(people["owner"], people["project"], request_for(attached))
+    step = services.claim_step(run.steps.get(kind=StepKind.EXTRACT).pk, "w1")
+    services.cancel_run(people["owner"], run)
+    services.fail_step(step, "It broke.")
+    step.refresh_from_db()
+    assert step.state == StepState.CANCELLED
+    assert not Result.objects.filter(key=step.result_key).exists()
+
+
+def test_runs_over_the_users_limit_wait_say_so_and_start_when_a_slot_frees(people, attached,
+                                                                          django_capture_on_commit_callbacks):
+    owner = people["owner"]
+    owner.max_concurrent_runs = 1
+    owner.save()
+    with django_capture_on_commit_callbacks(execute=False):
+        first = services.create_run(owner, people["project"], request_for(attached))
+        second = services.create_run(owner, people["project"], request_for(attached, seed=1))
+    waiting = second.steps.get(kind=StepKind.EXTRACT)
+    assert (first.admitted, second.admitted, waiting.state) == (True, False, StepState.PENDING)
+    assert second.log_lines.filter(text__startswith="Waiting: 1 of your runs are active and your limit is 1").exists()
+    with django_capture_on_commit_callbacks(execute=False):
+        services.cancel_run(owner, first)  # frees the slot
+    waiting.refresh_from_db()
+    second.refresh_from_db()
+    assert second.admitted and waiting.state == StepState.QUEUED
+
+
+def test_a_run_whose_every_result_exists_needs_no_slot(people, attached, django_capture_on_commit_callbacks):
+    owner = people["owner"]
+    start(people, attached, django_capture_on_commit_callbacks)
+    owner.max_concurrent_runs = 1
+    owner.save()
+    with django_capture_on_commit_callbacks(execute=False):
+        services.create_run(owner, people["project"], request_for(attached, seed=5))  # takes the only slot
+    again = start(people, attached, django_capture_on_commit_callbacks)
+    again.refresh_from_db()
+    assert again.state == RunState.SUCCEEDED and not again.admitted
