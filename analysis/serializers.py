@@ -47,8 +47,8 @@ class RunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Run
-        fields = ["id", "project", "created_by", "request", "state", "error", "created_at", "started_at",
-                  "finished_at", "log_seq", "steps"]
+        fields = ["id", "project", "created_by", "request", "state", "admitted", "error", "created_at",
+                  "started_at", "finished_at", "log_seq", "steps"]
         read_only_fields = fields
 
 
@@ -57,7 +57,8 @@ class RunSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Run
-        fields = ["id", "project", "created_by", "state", "error", "created_at", "started_at", "finished_at"]
+        fields = ["id", "project", "created_by", "state", "admitted", "error", "created_at", "started_at",
+                  "finished_at"]
         read_only_fields = fields
 
 

@@ -109,7 +109,7 @@ def test_a_run_created_through_the_api_reads_back_with_its_results(people, attac
                               format="json")
     assert created.status_code == 201, created.content
     run = client.get(run_url(Run.objects.get(pk=created.json()["id"]))).json()
-    assert run["state"] == RunState.SUCCEEDED and run["created_by"] == "eddie"
+    assert run["state"] == RunState.SUCCEEDED and run["created_by"] == "eddie" and run["admitted"] is True
     extract = run["steps"][0]
     assert (extract["state"], extract["done"], extract["total"], extract["unit"], extract["reused"]) == (
         StepState.SUCCEEDED, 280, 280, "words", False)

@@ -9,7 +9,7 @@ from django.test import Client
 from analysis import services
 from analysis.models import LogLine, Run, RunState, Step
 
-from .conftest import MEMBERS, ROLES, WRITERS, expected_status
+from .conftest import MEMBERS, ROLES, WRITERS, expected_status, request_for
 
 pytestmark = pytest.mark.django_db
 
@@ -116,3 +116,15 @@ def test_start_a_run_without_a_corpus_says_what_is_missing_and_stores_nothing(pe
     html = response.content.decode()
     assert "Choose at least one model of this project." in html and "Choose one of this project" in html
     assert Run.objects.count() == Step.objects.count() == LogLine.objects.count() == 0
+
+
+def test_a_run_over_its_creators_limit_says_it_waits(people, attached, django_capture_on_commit_callbacks):
+    owner = people["owner"]
+    owner.max_concurrent_runs = 1
+    owner.save()
+    with django_capture_on_commit_callbacks(execute=False):
+        first = services.create_run(owner, people["project"], request_for(attached))
+        second = services.create_run(owner, people["project"], request_for(attached, seed=1))
+    client = client_for(people, "viewer")
+    assert 'id="run-waiting"' in client.get(run_page(second)).content.decode()
+    assert 'id="run-waiting"' not in client.get(run_page(first)).content.decode()
