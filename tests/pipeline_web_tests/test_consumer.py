@@ -10,6 +10,7 @@ import re
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.db import connections
 from django.test import Client
 
 from analysis import consumers, services
@@ -22,6 +23,14 @@ pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+async def close_consumer_connections():
+    """The consumer reads in asgiref's thread for sync code; close that thread's connection after each test
+    (PostgreSQL would not drop the test database while it is open)."""
+    yield
+    await database_sync_to_async(connections.close_all)()
 
 
 @pytest.fixture
