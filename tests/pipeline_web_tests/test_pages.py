@@ -128,3 +128,11 @@ def test_a_run_over_its_creators_limit_says_it_waits(people, attached, django_ca
     client = client_for(people, "viewer")
     assert 'id="run-waiting"' in client.get(run_page(second)).content.decode()
     assert 'id="run-waiting"' not in client.get(run_page(first)).content.decode()
+
+
+@pytest.mark.parametrize("who", ["owner", "editor", "viewer"])
+def test_the_project_page_leads_to_its_runs(people, who):
+    project = people["project"]
+    html = client_for(people, who).get(f"/projects/{project.pk}/").content.decode()
+    assert f'href="/projects/{project.pk}/runs/"' in html
+    assert ("Start a run" in html) == (who in WRITERS)
