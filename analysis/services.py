@@ -61,6 +61,10 @@ class RunStateError(Exception):
 # ------------------------------------------------------------------------------------------------ the request
 
 
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def _int_list(value, field: str, errors: dict) -> list[int] | None:
     if value is None:
         return None
@@ -93,11 +97,15 @@ def _validate_rankings(value, corpus, errors: dict) -> list[dict]:
                             f"or at least 2, not {bootstrap!r}.")
             continue
         options = item.get("options") or {}
-        unknown = set(options) - RANKING_OPTIONS.get(method.name, set()) if isinstance(options, dict) else {"?"}
+        allowed = RANKING_OPTIONS.get(method.name, set())
+        unknown = sorted(map(str, set(options) - allowed)) if isinstance(options, dict) else []
         if unknown:
-            allowed = ", ".join(sorted(RANKING_OPTIONS.get(method.name, ()))) or "none"
-            messages.append(f"Ranking {i}: {method.name} takes no option {', '.join(sorted(map(str, unknown)))} "
-                            f"(options it takes: {allowed}).")
+            messages.append(f"Ranking {i}: {method.name} takes no option {', '.join(unknown)} (options it takes: "
+                            f"{', '.join(sorted(allowed)) or 'none'}).")
+            continue
+        if not isinstance(options, dict) or not all(isinstance(v, bool) for v in options.values()):
+            messages.append(f"Ranking {i}: options are an object of true or false values, e.g. "
+                            "{\"control\": true}.")
             continue
         rankings.append({"method": method.name, "bootstrap": bootstrap, "options": dict(sorted(options.items()))})
     if messages:
@@ -140,8 +148,8 @@ def validate_request(project, request) -> dict:
     errors: dict[str, list[str]] = {}
     model_ids = request.get("models")
     models = []
-    if not isinstance(model_ids, list) or not model_ids:
-        errors["models"] = ["Choose at least one model of this project."]
+    if not isinstance(model_ids, list) or not model_ids or not all(_is_id(pk) for pk in model_ids):
+        errors["models"] = ["Choose at least one model of this project (a list of model ids)."]
     else:
         attached = {m.pk: m for m in project.model_uploads.all()}
         missing = [str(pk) for pk in model_ids if pk not in attached]
@@ -149,7 +157,8 @@ def validate_request(project, request) -> dict:
             errors["models"] = [f"Model {', '.join(missing)} is not one of this project's models; add it to the "
                                 "project first."]
         models = [attached[pk] for pk in dict.fromkeys(model_ids) if pk in attached]
-    corpus = project.corpus_uploads.filter(pk=request.get("corpus")).first() if request.get("corpus") else None
+    corpus_id = request.get("corpus")
+    corpus = project.corpus_uploads.filter(pk=corpus_id).first() if _is_id(corpus_id) else None
     if corpus is None:
         errors["corpus"] = ["Choose one of this project's corpora."]
     sets = request.get("neuron_sets", ["hidden"])

@@ -1,8 +1,8 @@
 """Celery tasks: thin. Each loads a step by id and hands it to ``analysis.computations``; each names its queue.
 
-Model work (extraction: forward passes) runs on ``gpu``, array work (rankings with their confidence,
-statistics, probe ablation) on ``cpu``. torch is imported only inside the engine calls, in the worker's pool process (CUDA does
-not survive a fork). Clients read the Run and Step rows, never a task's return value.
+Model work (extraction: forward passes) runs on ``gpu``, array work (rankings with their confidence, statistics,
+probe ablation) on ``cpu``. torch is imported only inside the engine calls, in the worker's pool process (CUDA
+does not survive a fork). Clients read the Run and Step rows, never a task's return value.
 """
 
 from celery import shared_task

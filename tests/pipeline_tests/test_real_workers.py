@@ -53,7 +53,8 @@ def run_state(run: Run) -> str:
 
 @pytest.fixture
 def celery(folders, settings, tmp_path):
-    """Start worker (or beat) processes: ``celery("worker", "-Q", "gpu", name="gpu")``; all stop at teardown.
+    """Start worker (or beat) processes: ``celery("worker", "-Q", "gpu", name="gpu")`` (keywords: more
+    environment for that process); all stop at teardown.
     The test process itself sends real messages to Redis (no eager execution)."""
     settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
@@ -64,10 +65,11 @@ def celery(folders, settings, tmp_path):
     settings.NEUROX_STEP_STALE_SECONDS = 3
     started = []
 
-    def start(*args, name: str, ready: str = " ready.") -> CeleryProcess:
+    def start(*args, name: str, ready: str = " ready.", **more_env: str) -> CeleryProcess:
         if args[0] == "worker":
             args = (*args, "-n", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip")
-        process = CeleryProcess(connection.settings_dict["NAME"], list(args), tmp_path / f"{name}.log", env)
+        process = CeleryProcess(connection.settings_dict["NAME"], list(args), tmp_path / f"{name}.log",
+                                {**env, **more_env})
         started.append(process)
         process.wait_for_line(ready)
         return process
@@ -232,3 +234,16 @@ def test_a_failing_step_fails_its_run_cleanly_while_another_users_run_succeeds(p
     assert "Traceback" not in broken.error and "Traceback" not in broken.steps.get(kind=StepKind.EXTRACT).error
     assert "Traceback" in worker.log(tail=10**7)  # the full one goes to the worker's log
     assert set(broken.steps.exclude(kind=StepKind.EXTRACT).values_list("state", flat=True)) == {StepState.CANCELLED}
+
+
+def test_a_step_whose_queue_message_was_lost_is_sent_again(people, attached, celery, tmp_path):
+    run = services.create_run(people["owner"], people["project"], request_for(attached))
+    extract = run.steps.get(kind=StepKind.EXTRACT)
+    assert extract.state == StepState.QUEUED
+    app.control.purge()  # what a Redis restart without persistence does to every queued message
+    worker = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", "-B", "-s", str(tmp_path / "beat-schedule"),
+                    name="solo", NEUROX_STEP_RESEND_SECONDS="2")
+    wait_for(lambda: run_state(run) == RunState.SUCCEEDED, 45, "the run to succeed", [worker])
+    assert run.log_lines.filter(text__contains="no worker took it for 2 s; sent again").exists()
+    extract.refresh_from_db()
+    assert extract.attempts == 1

@@ -98,6 +98,10 @@ def test_two_runs_needing_the_same_missing_result_compute_it_once(people, attach
 @pytest.mark.parametrize("change, field, message", [
     ({"models": []}, "models", "Choose at least one model"),
     ({"models": [99999]}, "models", "is not one of this project's models"),
+    ({"models": [{"id": 1}]}, "models", "a list of model ids"),
+    ({"corpus": "toy"}, "corpus", "Choose one of this project's corpora"),
+    ({"rankings": [{"method": "lca", "options": {"control": "yes"}}]}, "rankings",
+     "options are an object of true or false values"),
     ({"corpus": None}, "corpus", "Choose one of this project's corpora"),
     ({"neuron_sets": ["attention"]}, "neuron_sets", "Choose neuron sets among hidden, mlp"),
     ({"layers": [-1]}, "layers", "list of layer numbers"),
