@@ -78,6 +78,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.sent: dict[str, str] = {}
         self.lock = asyncio.Lock()  # a wake-up and the timer must not both send the same lines
         self.timer = None
+        self.refused = False
         first = await database_sync_to_async(read_changes)(self.user, self.run_id, None, self.sent)
         if first is None:
             await self.close(code=CLOSE_NOT_ALLOWED)
@@ -115,16 +116,19 @@ class RunConsumer(AsyncWebsocketConsumer):
         await self.catch_up()
 
     async def catch_up(self):
+        if self.refused:
+            return
         async with self.lock:
             changes = await database_sync_to_async(read_changes)(self.user, self.run_id, self.last_seq, self.sent)
-            if changes is None:
+            if changes is None:  # no longer a member (or the run is gone)
+                self.refused = True
                 await self.close(code=CLOSE_NOT_ALLOWED)
                 return
             fragments, self.last_seq = changes
             await self._send(fragments)
 
     async def _catch_up_forever(self):
-        while True:
+        while not self.refused:
             await asyncio.sleep(CATCH_UP_SECONDS)
             await self.catch_up()
 

@@ -155,3 +155,13 @@ async def test_progress_reaches_the_bars(cookies, bare_run, monkeypatch):
     await database_sync_to_async(Step.objects.filter(run=bare_run).update)(done=140)
     assert "140 / 280 words" in await socket.receive_from(timeout=2)
     await socket.disconnect()
+
+
+async def test_a_member_removed_while_watching_is_closed(cookies, people, bare_run, monkeypatch):
+    monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 0.1)
+    socket = socket_for(bare_run, cookies["viewer"])
+    await socket.connect()
+    await socket.receive_from(timeout=2)
+    await database_sync_to_async(people["project"].memberships.filter(user=people["viewer"]).delete)()
+    closed = await socket.receive_output(timeout=2)
+    assert closed == {"type": "websocket.close", "code": consumers.CLOSE_NOT_ALLOWED}
