@@ -90,9 +90,8 @@ class ProjectRunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         project = project_for(request.user, project_pk, write=True)
         shape = RunRequestSerializer(data=request.data)
         shape.is_valid(raise_exception=True)
-        sent = {field: value for field, value in shape.validated_data.items()}
-        try:
-            run = services.create_run(request.user, project, sent)
+        try:  # only the fields sent: the service fills in its own defaults
+            run = services.create_run(request.user, project, dict(shape.validated_data))
         except DjangoValidationError as error:
             raise exceptions.ValidationError(error.message_dict) from None
         return Response(RunSerializer(selectors.run_for(request.user, run.pk)).data, status=status.HTTP_201_CREATED)

@@ -114,7 +114,7 @@ def test_start_a_run_uses_the_defaults_and_needs_the_editor_role(people, attache
 def test_start_a_run_without_a_corpus_says_what_is_missing_and_stores_nothing(people):
     response = client_for(people, "owner").post(f"/projects/{people['project'].pk}/runs/", follow=True)
     html = response.content.decode()
-    assert "Choose at least one model of this project." in html and "Choose one of this project" in html
+    assert "Choose at least one model of this project" in html and "Choose one of this project" in html
     assert Run.objects.count() == Step.objects.count() == LogLine.objects.count() == 0
 
 
