@@ -54,4 +54,5 @@ urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
     path("", include("accounts.api_urls")),
     path("", include("projects.api_urls")),
+    path("", include("analysis.api_urls")),
 ]

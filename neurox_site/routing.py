@@ -1,4 +1,9 @@
-"""Websocket routes. Apps add their consumers here, e.g.
-``path("ws/runs/<int:run_id>/", RunConsumer.as_asgi())``; consumers use the same selectors as the views."""
+"""Websocket routes; consumers use the same selectors as the views."""
 
-websocket_urlpatterns = []
+from django.urls import path
+
+from analysis.consumers import RunConsumer
+
+websocket_urlpatterns = [
+    path("ws/runs/<int:run_id>/", RunConsumer.as_asgi()),
+]

@@ -367,6 +367,13 @@ REST_FRAMEWORK = {
 }
 
 SPECTACULAR_SETTINGS = {
+    # Names for choice sets that share a field name (a run's and a step's "state", an upload's and a step's "kind").
+    "ENUM_NAME_OVERRIDES": {
+        "RunStateEnum": "analysis.models.RunState",
+        "StepStateEnum": "analysis.models.StepState",
+        "StepKindEnum": "analysis.models.StepKind",
+        "UploadKindEnum": "projects.models.UploadKind",
+    },
     "TITLE": "NeuroX API",
     "DESCRIPTION": "Find and analyse important neurons in neural NLP models. Authenticate with "
     "`Authorization: Token <secret>` (create tokens on the API tokens page).",

@@ -15,6 +15,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("projects/", include("projects.urls")),
+    path("projects/", include("analysis.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("neurox_site.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

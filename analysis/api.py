@@ -1,0 +1,177 @@
+"""REST endpoints for runs (under /api/v1/): start a run for a project, read it and its steps, page through its
+log, cancel, retry, and read its results.
+
+Thin: runs are found through ``analysis.selectors`` (a stranger gets 404) and changed by ``analysis.services``
+(a viewer who tries to write gets 403), the same functions the HTML pages call. A script can start a run, go
+away, and read it later by id.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import FileResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from projects.selectors import project_for
+
+from . import selectors, services
+from .models import Run
+from .results import result_file, results_of
+from .serializers import (
+    LogPageSerializer,
+    RunRequestSerializer,
+    RunSerializer,
+    RunSummarySerializer,
+    StepResultSerializer,
+)
+
+LOG_PAGE_LIMIT = 1000
+
+FORBIDDEN = OpenApiResponse(description="Your role in the project does not allow this (`detail` says why).")
+NOT_FOUND = OpenApiResponse(description="No such run or project, or it is not visible to you.")
+CONFLICT = OpenApiResponse(description="The run's state does not allow this (`detail` says why).")
+
+EXAMPLE_REQUEST = OpenApiExample(
+    "Rankings and statistics for one model",
+    value={"models": [1], "corpus": 2, "neuron_sets": ["hidden"],
+           "rankings": [{"method": "lca"}, {"method": "anova"}, {"method": "probeless", "bootstrap": 20}],
+           "statistics": True, "probe_ablation": False, "seed": 0},
+    request_only=True,
+)
+
+
+class RunStateConflict(exceptions.APIException):
+    """The run's state does not allow the action (409), e.g. cancelling a finished run."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def _conflict(error: services.RunStateError) -> RunStateConflict:
+    return RunStateConflict(error.message, code=error.code)
+
+
+def _fake(view) -> bool:
+    """True while drf-spectacular inspects the view (no real request user)."""
+    return getattr(view, "swagger_fake_view", False)
+
+
+class AfterSerializer(serializers.Serializer):
+    after = serializers.IntegerField(min_value=0, default=0, help_text="Give lines numbered above this.")
+    limit = serializers.IntegerField(min_value=1, max_value=LOG_PAGE_LIMIT, default=LOG_PAGE_LIMIT)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Runs of a project (any member may look)",
+                       responses={200: RunSummarySerializer(many=True), 404: NOT_FOUND}),
+    create=extend_schema(
+        summary="Start a run (owners and editors)",
+        description="Creates the run and its steps and queues what can start; the answer comes at once. Read "
+        "the run by id later (`GET /api/v1/runs/{id}/`). Results that exist already are reused.",
+        request=RunRequestSerializer, examples=[EXAMPLE_REQUEST],
+        responses={201: RunSerializer, 400: OpenApiResponse(description="Field errors: what to change."),
+                   403: FORBIDDEN, 404: NOT_FOUND}),
+)
+class ProjectRunViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = RunSummarySerializer
+
+    def get_queryset(self):
+        if _fake(self):
+            return Run.objects.none()
+        project = project_for(self.request.user, self.kwargs["project_pk"])
+        return selectors.runs_visible_to(self.request.user).filter(project=project)
+
+    def create(self, request, project_pk=None):
+        project = project_for(request.user, project_pk, write=True)
+        shape = RunRequestSerializer(data=request.data)
+        shape.is_valid(raise_exception=True)
+        try:  # only the fields sent: the service fills in its own defaults
+            run = services.create_run(request.user, project, dict(shape.validated_data))
+        except DjangoValidationError as error:
+            raise exceptions.ValidationError(error.message_dict) from None
+        return Response(RunSerializer(selectors.run_for(request.user, run.pk)).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Runs of every project you are a member of"),
+    retrieve=extend_schema(summary="One run with its steps (state, progress done/total/unit, reused, error)",
+                           responses={200: RunSerializer, 404: NOT_FOUND}),
+)
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    lookup_value_converter = "int"
+
+    def get_serializer_class(self):
+        return RunSerializer if self.action == "retrieve" else RunSummarySerializer
+
+    def get_queryset(self):
+        if _fake(self):
+            return Run.objects.none()
+        return selectors.runs_visible_to(self.request.user)
+
+    def get_object(self):
+        return selectors.run_for(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(summary="The run's log lines numbered above `after`, in order",
+                   parameters=[AfterSerializer], responses={200: LogPageSerializer, 404: NOT_FOUND})
+    @action(detail=True, methods=["get"])
+    def logs(self, request, pk=None):
+        run = self.get_object()
+        paging = AfterSerializer(data=request.query_params)
+        paging.is_valid(raise_exception=True)
+        after, limit = paging.validated_data["after"], paging.validated_data["limit"]
+        lines = list(selectors.log_lines_after(run, after, limit + 1))
+        page = lines[:limit]
+        return Response(LogPageSerializer({"lines": page, "last_seq": page[-1].seq if page else after,
+                                           "more": len(lines) > limit}).data)
+
+    @extend_schema(summary="Cancel the run (owners and editors): queued steps are dropped, running ones stop "
+                   "at their next chunk", request=None,
+                   responses={200: RunSerializer, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        try:
+            run = services.cancel_run(request.user, self.get_object())
+        except services.RunStateError as error:
+            raise _conflict(error) from None
+        return Response(RunSerializer(run).data)
+
+    @extend_schema(summary="Retry a failed or cancelled run (owners and editors): finished steps are kept",
+                   request=None, responses={200: RunSerializer, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        try:
+            run = services.retry_run(request.user, self.get_object())
+        except services.RunStateError as error:
+            raise _conflict(error) from None
+        return Response(RunSerializer(run).data)
+
+    @extend_schema(summary="Results of the run's finished steps: rankings (with confidence) and curves as JSON, "
+                   "statistics and activations as files to download",
+                   responses={200: StepResultSerializer(many=True), 404: NOT_FOUND})
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def results(self, request, pk=None):
+        run = self.get_object()
+        found = [{**vars(result), "files": [
+            {"name": name, "bytes": path.stat().st_size,
+             "url": reverse("api-run-result-file", args=[run.pk, result.step, name])}
+            for name, path in result.files.items()]} for result in results_of(run)]
+        return Response(StepResultSerializer(found, many=True).data)
+
+
+@extend_schema(summary="Download one file of a run's result", parameters=[
+    OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A name from the result's "
+                     "`files` listing.")],
+    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: NOT_FOUND})
+class RunResultFileViewSet(viewsets.GenericViewSet):
+    def get_queryset(self):  # for the schema generator only: the action reads through selectors
+        return Run.objects.none()
+
+    def retrieve(self, request, run_pk=None, step_pk=None, name=None):
+        run = selectors.run_for(request.user, run_pk)
+        path = result_file(run, step_pk, name)
+        return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)

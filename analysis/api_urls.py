@@ -1,0 +1,17 @@
+"""REST endpoints for runs (mounted under /api/v1/ by neurox_site/api_urls.py)."""
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from . import api
+
+router = SimpleRouter(use_regex_path=False)
+router.register("runs", api.RunViewSet, basename="run")
+
+urlpatterns = [
+    *router.urls,
+    path("projects/<int:project_pk>/runs/", api.ProjectRunViewSet.as_view({"get": "list", "post": "create"}),
+         name="project-run-list"),
+    path("runs/<int:run_pk>/results/<int:step_pk>/files/<path:name>",
+         api.RunResultFileViewSet.as_view({"get": "retrieve"}), name="api-run-result-file"),
+]

@@ -1,0 +1,67 @@
+"""Reading a run's results for clients: small ones (rankings, curves) as JSON, array results as files.
+
+Only results of the run's own succeeded steps are reachable, and a file only by a name taken from the result's
+own listing, so no path a client sends is ever joined onto the results folder.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.http import Http404
+
+from .computations import results_root
+from .models import Result, ResultState, Run, StepKind, StepState
+
+INLINE_KINDS = (StepKind.RANKING, StepKind.PROBE_ABLATION)  # their result is one JSON document
+
+
+@dataclass
+class StepResult:
+    step: int
+    kind: str
+    title: str
+    key: str
+    bytes: int
+    meta: dict
+    data: dict | None
+    files: dict[str, Path]  # name inside the result → file on disk
+
+
+def _files(root: Path, relative: str) -> dict[str, Path]:
+    path = root / relative
+    if path.is_file():
+        return {path.name: path}
+    if path.is_dir():
+        return {p.relative_to(path).as_posix(): p for p in sorted(path.rglob("*")) if p.is_file()}
+    return {}
+
+
+def results_of(run: Run, with_data: bool = True) -> list[StepResult]:
+    """The results of ``run``'s succeeded steps, in step order (``with_data``: read the JSON ones)."""
+    steps = list(run.steps.filter(state=StepState.SUCCEEDED).order_by("id"))
+    ready = {r.key: r for r in Result.objects.filter(key__in=[s.result_key for s in steps],
+                                                     state=ResultState.READY)}
+    root = results_root()
+    found = []
+    for step in steps:
+        result = ready.get(step.result_key)
+        if result is None:
+            continue
+        files = _files(root, result.path)
+        data = None
+        if with_data and step.kind in INLINE_KINDS and len(files) == 1:
+            data = json.loads(next(iter(files.values())).read_text(encoding="utf-8"))
+        found.append(StepResult(step=step.pk, kind=step.kind, title=step.title, key=result.key, bytes=result.bytes,
+                                meta=result.meta, data=data, files=files))
+    return found
+
+
+def result_file(run: Run, step_id: int, name: str) -> Path:
+    """The file ``name`` of the result of ``run``'s step ``step_id``, else ``Http404``."""
+    for result in results_of(run, with_data=False):
+        if result.step == step_id and name in result.files:
+            return result.files[name]
+    raise Http404("No such result file in this run.")

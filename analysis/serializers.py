@@ -1,0 +1,94 @@
+"""REST serializers for runs, their steps, log lines and results.
+
+They describe the shape of requests and answers; what a run may ask for is decided by
+``analysis.services.validate_request``, whose messages reach the client unchanged.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from .models import LogLine, Run, Step
+
+
+class RunRequestSerializer(serializers.Serializer):
+    """What to compute. Only the fields sent are passed on; the service fills in its defaults."""
+
+    models = serializers.ListField(child=serializers.IntegerField(), help_text="Ids of the project's models.")
+    corpus = serializers.IntegerField(help_text="Id of one of the project's corpora.")
+    neuron_sets = serializers.ListField(child=serializers.CharField(max_length=20), required=False,
+                                        help_text="Among hidden and mlp (default: hidden).")
+    layers = serializers.ListField(child=serializers.IntegerField(), required=False, allow_null=True,
+                                   help_text="Layer numbers; leave out (or null) for every layer.")
+    aggregation = serializers.CharField(max_length=20, required=False,
+                                        help_text="How a word's subword activations combine (default: last).")
+    rankings = serializers.ListField(
+        child=serializers.JSONField(), required=False,
+        help_text="Each a method name or {\"method\": ..., \"bootstrap\": resamples, \"options\": {...}}.")
+    statistics = serializers.BooleanField(required=False, help_text="Per-neuron statistics (default: true).")
+    probe_ablation = serializers.JSONField(
+        required=False, help_text="false, true, or {\"percents\": [...], \"random_seeds\": n, \"modes\": [...]}.")
+    seed = serializers.IntegerField(required=False, help_text="Seed for splits, probes and resampling.")
+
+
+class StepSerializer(serializers.ModelSerializer):
+    needs = serializers.PrimaryKeyRelatedField(many=True, read_only=True, help_text="Steps this one waits for.")
+
+    class Meta:
+        model = Step
+        fields = ["id", "kind", "title", "state", "done", "total", "unit", "reused", "attempts", "queue", "needs",
+                  "error", "queued_at", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
+class RunSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    steps = StepSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Run
+        fields = ["id", "project", "created_by", "request", "state", "admitted", "error", "created_at",
+                  "started_at", "finished_at", "log_seq", "steps"]
+        read_only_fields = fields
+
+
+class RunSummarySerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+
+    class Meta:
+        model = Run
+        fields = ["id", "project", "created_by", "state", "admitted", "error", "created_at", "started_at",
+                  "finished_at"]
+        read_only_fields = fields
+
+
+class LogLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LogLine
+        fields = ["seq", "step", "text", "created_at"]
+        read_only_fields = fields
+
+
+class LogPageSerializer(serializers.Serializer):
+    lines = LogLineSerializer(many=True)
+    last_seq = serializers.IntegerField(help_text="Pass this as `after` to get the next lines.")
+    more = serializers.BooleanField(help_text="True when more lines than `limit` were waiting.")
+
+
+class ResultFileSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="Path inside the result, e.g. `stats/means.npy`.")
+    bytes = serializers.IntegerField()
+    url = serializers.CharField(help_text="Download address.")
+
+
+class StepResultSerializer(serializers.Serializer):
+    step = serializers.IntegerField()
+    kind = serializers.CharField()
+    title = serializers.CharField()
+    key = serializers.CharField(help_text="Content key: the same question gives the same key.")
+    bytes = serializers.IntegerField()
+    meta = serializers.JSONField()
+    data = serializers.JSONField(allow_null=True,
+                                 help_text="Rankings (with confidence when resampled) and curves as JSON; null "
+                                 "for results that are arrays (download their files).")
+    files = ResultFileSerializer(many=True)

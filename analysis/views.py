@@ -1,0 +1,88 @@
+"""HTML pages for runs: a project's runs (with a "Start a run" button using sensible defaults) and the plain
+run page, live over the run websocket (``analysis.consumers``), with cancel and retry for editors and owners.
+
+Runs are found through ``analysis.selectors`` and changed by ``analysis.services``, as in the API.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from projects.selectors import can_write, project_for
+
+from . import selectors, services
+from .consumers import SNAPSHOT_LINES
+
+DEFAULT_RANKINGS = ["lca", "anova", "probeless"]
+
+
+def _run_in(request, project_pk, run_pk):
+    run = selectors.run_for(request.user, run_pk)
+    if run.project_id != project_pk:
+        raise Http404("No such run.")
+    return run
+
+
+def _default_request(project) -> dict:
+    """The project's first model and corpus, hidden states, LCA + ANOVA + probeless, statistics."""
+    model = project.model_uploads.order_by("pk").first()
+    corpus = project.corpus_uploads.order_by("pk").first()
+    return {"models": [model.pk] if model else [], "corpus": corpus.pk if corpus else None,
+            "neuron_sets": ["hidden"], "rankings": DEFAULT_RANKINGS, "statistics": True}
+
+
+@require_http_methods(["GET", "POST"])
+def run_list(request, pk):
+    project = project_for(request.user, pk, write=request.method == "POST")
+    if request.method == "POST":
+        try:
+            run = services.create_run(request.user, project, _default_request(project))
+        except ValidationError as error:
+            for message in error.messages:
+                messages.error(request, message)
+        else:
+            return redirect("analysis:run-detail", project.pk, run.pk)
+    runs = selectors.runs_visible_to(request.user).filter(project=project)
+    return render(request, "analysis/run_list.html", {
+        "project": project, "current_project": project, "runs": runs, "can_write": can_write(request.user, project)})
+
+
+def run_detail(request, pk, run_id):
+    run = _run_in(request, pk, run_id)
+    lines = selectors.log_lines_after(run, max(run.log_seq - SNAPSHOT_LINES, 0), SNAPSHOT_LINES)
+    return render(request, "analysis/run_detail.html", {
+        "run": run, "project": run.project, "current_project": run.project, "steps": selectors.steps_of(run),
+        "lines": lines, "can_write": can_write(request.user, run.project)})
+
+
+def _after_action(request, run, message: str | None) -> HttpResponse:
+    if request.htmx:
+        run.refresh_from_db()
+        return render(request, "analysis/_run_status.html", {"run": run, "can_write": True, "message": message})
+    if message:
+        messages.error(request, message)
+    return redirect("analysis:run-detail", run.project_id, run.pk)
+
+
+@require_POST
+def run_cancel(request, pk, run_id):
+    run = _run_in(request, pk, run_id)
+    try:
+        services.cancel_run(request.user, run)
+    except services.RunStateError as error:
+        return _after_action(request, run, error.message)
+    return _after_action(request, run, None)
+
+
+@require_POST
+def run_retry(request, pk, run_id):
+    run = _run_in(request, pk, run_id)
+    try:
+        services.retry_run(request.user, run)
+    except services.RunStateError as error:
+        return _after_action(request, run, error.message)
+    return _after_action(request, run, None)

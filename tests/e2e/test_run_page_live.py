@@ -1,0 +1,54 @@
+"""The plain run page in a real browser against the real ASGI server: the htmx websocket extension shows new
+log lines in order and moves the step bars without a reload, and an editor's Cancel button (hx-post with the
+CSRF header) cancels the run. The lines are written by this test process, whose wake-ups never reach the
+server's channel layer (its own, in memory): the consumer's database catch-up alone brings them."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from analysis import services
+from analysis.models import Run, RunState, Step, StepKind
+from tests.pipeline_tests.conftest import people  # noqa: F401
+
+from .test_newcomer_journey import sign_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture
+def bare_run(people):  # noqa: F811
+    run = Run.objects.create(project=people["project"], created_by=people["owner"], request={})
+    Step.objects.create(run=run, kind=StepKind.EXTRACT, title="Extract activations: tiny × toy", result_key="k",
+                        queue="gpu", state="queued", done=0, total=280, unit="words")
+    services.write_log(run.pk, ["Run created by olivia: 1 steps."])
+    return run
+
+
+def run_url(run) -> str:
+    return f"/projects/{run.project_id}/runs/{run.pk}/"
+
+
+def test_a_viewer_watches_lines_and_progress_arrive(page: Page, bare_run):
+    sign_in(page, "vera")
+    page.goto(run_url(bare_run))
+    log = page.locator("#run-log li")
+    expect(log).to_have_count(1)
+    expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    for batch in range(3):
+        services.write_log(bare_run.pk, [f"batch {batch} line {i}" for i in range(4)])
+    expect(log).to_have_count(13)
+    assert log.all_inner_texts()[1:] == [f"batch {b} line {i}" for b in range(3) for i in range(4)]
+    Step.objects.filter(run=bare_run).update(state="running", done=140)
+    expect(page.locator("#run-steps")).to_contain_text("140 / 280 words")
+
+
+def test_an_editor_cancels_from_the_page(page: Page, bare_run):
+    sign_in(page, "eddie")
+    page.goto(run_url(bare_run))
+    page.get_by_role("button", name="Cancel run").click()
+    expect(page.get_by_role("button", name="Retry run")).to_be_visible()
+    bare_run.refresh_from_db()
+    assert bare_run.state == RunState.CANCELLED
+    expect(page.locator("#run-log")).to_contain_text("Run cancelled by eddie.")
