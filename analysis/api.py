@@ -134,18 +134,18 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                    responses={200: RunSerializer, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        try:
-            run = services.cancel_run(request.user, self.get_object())
-        except services.RunStateError as error:
-            raise _conflict(error) from None
-        return Response(RunSerializer(run).data)
+        return self._change(services.cancel_run)
 
     @extend_schema(summary="Retry a failed or cancelled run (owners and editors): finished steps are kept",
                    request=None, responses={200: RunSerializer, 403: FORBIDDEN, 404: NOT_FOUND, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
+        return self._change(services.retry_run)
+
+    def _change(self, change):
+        """Cancel or retry (``change`` is the service); a state that does not allow it is a 409."""
         try:
-            run = services.retry_run(request.user, self.get_object())
+            run = change(self.request.user, self.get_object())
         except services.RunStateError as error:
             raise _conflict(error) from None
         return Response(RunSerializer(run).data)

@@ -68,21 +68,21 @@ def _after_action(request, run, message: str | None) -> HttpResponse:
     return redirect("analysis:run-detail", run.project_id, run.pk)
 
 
-@require_POST
-def run_cancel(request, pk, run_id):
+def _change_run(request, pk, run_id, change):
+    """Cancel or retry (``change`` is the service), then show the run as it is now, or why it could not."""
     run = _run_in(request, pk, run_id)
     try:
-        services.cancel_run(request.user, run)
+        change(request.user, run)
     except services.RunStateError as error:
         return _after_action(request, run, error.message)
     return _after_action(request, run, None)
+
+
+@require_POST
+def run_cancel(request, pk, run_id):
+    return _change_run(request, pk, run_id, services.cancel_run)
 
 
 @require_POST
 def run_retry(request, pk, run_id):
-    run = _run_in(request, pk, run_id)
-    try:
-        services.retry_run(request.user, run)
-    except services.RunStateError as error:
-        return _after_action(request, run, error.message)
-    return _after_action(request, run, None)
+    return _change_run(request, pk, run_id, services.retry_run)
