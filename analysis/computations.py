@@ -25,7 +25,7 @@ from django.db import connection
 from analysis.engine.jobs import Cancelled, Job
 
 from . import services
-from .models import Step, StepKind
+from .models import Step, StepKind, results_root
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +93,6 @@ class Heartbeat:
 
 
 # ------------------------------------------------------------------------------------------------ paths
-
-
-def results_root() -> Path:
-    return Path(settings.NEUROX_RESULTS_DIR)
 
 
 def stores_root() -> Path:

@@ -7,6 +7,8 @@ through ``analysis.services``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 
@@ -114,6 +116,11 @@ class LogLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.seq}: {self.text[:80]}"
+
+
+def results_root() -> Path:
+    """The folder every worker shares, under which each ``Result.path`` lies."""
+    return Path(settings.NEUROX_RESULTS_DIR)
 
 
 class Result(models.Model):

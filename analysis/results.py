@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.http import Http404
 
-from .computations import results_root
+from .models import results_root
 from .models import Result, ResultState, Run, StepKind, StepState
 
 INLINE_KINDS = (StepKind.RANKING, StepKind.PROBE_ABLATION)  # their result is one JSON document

@@ -41,6 +41,7 @@ from .models import (
     Step,
     StepKind,
     StepState,
+    results_root,
 )
 
 log = logging.getLogger(__name__)
@@ -621,8 +622,6 @@ def reap(now=None) -> dict:
 def reclaim_unreferenced_results(results=None) -> tuple[int, int]:
     """Delete ready results that no step of any run refers to (their runs, or projects, were deleted), files
     included; ``results`` narrows the candidates (the admin's selection). Returns (results, bytes) reclaimed."""
-    from .computations import results_root
-
     candidates = (Result.objects.all() if results is None else results).filter(state=ResultState.READY)
     unreferenced = candidates.exclude(key__in=Step.objects.values("result_key"))
     count = size = 0
