@@ -1,11 +1,14 @@
 """Top-level URLs. HTML pages need a login (LoginRequiredMiddleware) unless marked otherwise; the API lives
 under /api/v1/ (see api_urls.py). Errors: styled pages for people, JSON under /api/ (errors.py)."""
 
+from datetime import timedelta
+
 from django.contrib import admin
 from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from health_check.checks import Cache, Database, Storage
+from health_check.contrib.celery import Ping
 from health_check.views import HealthCheckView
 
 from accounts import views as account_views
@@ -24,6 +27,13 @@ urlpatterns = [
         "health/",
         login_not_required(HealthCheckView.as_view(checks=[Cache, Database, Storage])),
         name="health",
+    ),
+    # Apart from /health/, so that a stopped worker does not take the web servers out of a load balancer: fails
+    # while any queue (gpu, cpu) has no live worker, naming the queue.
+    path(
+        "health/workers/",
+        login_not_required(HealthCheckView.as_view(checks=[(Ping, {"timeout": timedelta(seconds=2)})])),
+        name="health-workers",
     ),
 ]
 

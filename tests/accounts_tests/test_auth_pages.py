@@ -120,3 +120,10 @@ def test_password_reset_sends_a_working_link(client, user):
 def test_health_endpoint_needs_no_login(client):
     response = client.get("/health/?format=json")
     assert response.status_code == 200, response.content
+
+
+def test_worker_health_fails_naming_the_problem_while_no_worker_listens(client):
+    """No worker runs in this process's broker here (scripts/serve's test sees the same page answer 200)."""
+    response = client.get("/health/workers/?format=json")
+    assert response.status_code == 500
+    assert "Celery workers unavailable" in response.content.decode()

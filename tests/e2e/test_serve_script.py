@@ -96,3 +96,6 @@ def test_serve_starts_real_workers_that_take_tasks_from_the_embedded_broker(serv
                           text=True, timeout=120)
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert "gpu@embedded: OK" in ping.stdout and "cpu@embedded: OK" in ping.stdout, ping.stdout
+
+    status, health = get(served[0] + "/health/workers/?format=json")
+    assert status == 200, health  # every queue (gpu, cpu) has a live worker
