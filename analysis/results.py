@@ -12,8 +12,7 @@ from pathlib import Path
 
 from django.http import Http404
 
-from .models import results_root
-from .models import Result, ResultState, Run, StepKind, StepState
+from .models import Result, ResultState, Run, StepKind, StepState, results_root
 
 INLINE_KINDS = (StepKind.RANKING, StepKind.PROBE_ABLATION)  # their result is one JSON document
 

@@ -1,6 +1,5 @@
 """compute_ranking and the method registry, on small real stores with a planted signal."""
 
-import numpy as np
 import pytest
 
 from analysis.engine.methods import METHODS, compute_ranking
