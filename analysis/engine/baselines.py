@@ -8,7 +8,9 @@
   rows in column blocks bounded by ``max_bytes``.
 * :func:`variance_ranking`: activation variance. :func:`mean_difference_ranking`: per label t, |μ_t − μ|
   with μ the mean over all labelled words; overall score Σ_t |μ_t − μ| (our choice of how to combine labels:
-  the sum, like the probeless score).
+  the sum, like the probeless score). Like probeless it has a standardised variant (the default, method
+  ``mean_difference``: distances in units of each neuron's std over the chosen rows) and the raw one
+  (``mean_difference_raw``), see :mod:`probeless`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from .features import Features, column_blocks
 from .jobs import Job, as_job
 from .labels import check_labels, require_labelled_rows
-from .moments import column_moments, labelled_class_moments
+from .moments import column_moments, labelled_class_moments, pooled_std, scale_free
 from .ranking import Ranking, ranking_from_scores
 
 
@@ -118,15 +120,21 @@ def variance_ranking(features: Features, rows=None, batch_size: int | None = Non
     return ranking_from_scores("variance", features.neuron_ids, variance, params={"n_rows": int(len(rows))})
 
 
-def mean_difference_ranking(features: Features, labels, label_names, rows=None,
-                            batch_size: int | None = None, job: Job | None = None) -> Ranking:
-    """Per label t, neurons by |μ_t − μ| (μ: mean over labelled words); overall by Σ_t |μ_t − μ|."""
+def mean_difference_ranking(features: Features, labels, label_names, rows=None, batch_size: int | None = None,
+                            standardise: bool = True, job: Job | None = None) -> Ranking:
+    """Per label t, neurons by |μ_t − μ| (μ: mean over labelled words); overall by Σ_t |μ_t − μ|.
+
+    ``standardise``: the same on z-scored activations (distances divided by each neuron's std)."""
     label_names = list(label_names)
-    moments = labelled_class_moments(features, labels, label_names, rows, squares=False, batch_size=batch_size,
-                                     job=job)
+    moments = labelled_class_moments(features, labels, label_names, rows, squares=standardise,
+                                     batch_size=batch_size, job=job)
     present = np.flatnonzero(moments.present)
     overall = moments.sums.sum(axis=0) / moments.counts.sum()
     distances = np.abs(moments.sums[present] / moments.counts[present, None] - overall)
+    if standardise:
+        distances = scale_free(distances, pooled_std(moments))
     per_label = {label_names[label]: distances[i] for i, label in enumerate(present)}
-    return ranking_from_scores("mean_difference", features.neuron_ids, distances.sum(axis=0), per_label,
-                               params={"n_rows": int(moments.counts.sum())})
+    name = "mean_difference" if standardise else "mean_difference_raw"
+    return ranking_from_scores(name, features.neuron_ids, distances.sum(axis=0), per_label,
+                               params={"n_rows": int(moments.counts.sum()),
+                                       "activations": "standardised" if standardise else "raw"})

@@ -12,7 +12,7 @@ selects on dev and reports test accuracy. With ``eval_store`` (another corpus's 
 also scored there, labels matched by name (``metrics["held_out"]``).
 
 Confidence (methods.md §2.7) bootstraps the training sentences: ``bootstrap`` resamples (20 by default for the
-cheap methods; the probe is retrained on each resample, so 5 there).
+cheap methods, none for mutual information unless asked; the probe is retrained on each resample, so 5 there).
 
 Job contract: one progress per call. Without bootstrap it is the method's own unit. With bootstrap, LCA counts
 epochs over every fit (the main fits, then one per resample); the other methods count resamples.
@@ -76,9 +76,19 @@ def _probeless(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
     return probeless.probeless_ranking(data.features, data.labels, data.label_names, rows, job=job, **options)
 
 
+def _probeless_raw(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
+    return probeless.probeless_ranking(data.features, data.labels, data.label_names, rows, standardise=False,
+                                       job=job, **options)
+
+
 def _mean_difference(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
     return baselines.mean_difference_ranking(data.features, data.labels, data.label_names, rows, job=job,
                                              **options)
+
+
+def _mean_difference_raw(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
+    return baselines.mean_difference_ranking(data.features, data.labels, data.label_names, rows,
+                                             standardise=False, job=job, **options)
 
 
 def _variance(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
@@ -88,9 +98,17 @@ def _variance(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
 METHODS: dict[str, Method] = {method.name: method for method in (
     Method("lca", _lca, "epochs", True, 5, "elastic-net probe; neurons by weight mass"),
     Method("anova", _anova, "rows", True, 20, "ANOVA F of each neuron against the labels"),
-    Method("mutual_info", _mutual_info, "neurons", True, 20, "mutual information with the labels"),
-    Method("probeless", _probeless, "rows", True, 20, "differences between label means"),
-    Method("mean_difference", _mean_difference, "rows", True, 20, "distance of each label mean from the mean"),
+    Method("mutual_info", _mutual_info, "neurons", True, 0,
+           "binned mutual information with the labels (a few seconds a layer; each bootstrap resample costs "
+           "as much again)"),
+    Method("probeless", _probeless, "rows", True, 20,
+           "differences between label means of standardised activations (scale-free; recommended)"),
+    Method("probeless_raw", _probeless_raw, "rows", True, 20,
+           "differences between label means of raw activations, as published (follows each unit's scale)"),
+    Method("mean_difference", _mean_difference, "rows", True, 20,
+           "distance of each label mean from the mean, in units of the neuron's std"),
+    Method("mean_difference_raw", _mean_difference_raw, "rows", True, 20,
+           "distance of each label mean from the mean, raw activations"),
     Method("variance", _variance, "rows", False, 20, "activation variance (no labels)"),
 )}
 

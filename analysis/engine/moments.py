@@ -112,3 +112,16 @@ def labelled_class_moments(features: Features, labels, label_names, rows=None, s
     labels = check_labels(labels, label_names, len(features))
     rows = require_labelled_rows(labels, rows)
     return class_moments(features, labels, len(label_names), rows, squares, batch_size, job)
+
+
+def pooled_std(moments: ClassMoments) -> np.ndarray:
+    """Population std of every neuron over all the rows of ``moments`` (which must hold sums of squares)."""
+    n = moments.counts.sum()
+    mean = moments.sums.sum(axis=0) / n
+    return np.sqrt(np.maximum(moments.squares.sum(axis=0) / n - mean**2, 0.0))
+
+
+def scale_free(values: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """``values / std`` per neuron (last axis), 0 where the neuron is constant."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(std > 0, values / np.where(std > 0, std, 1.0), 0.0)

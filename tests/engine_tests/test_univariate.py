@@ -80,6 +80,34 @@ def test_mutual_information_option_is_seeded_and_finds_planted():
     np.testing.assert_array_equal(first.scores, second.scores)
 
 
+def test_binned_mutual_information_matches_the_contingency_table_by_hand():
+    from analysis.engine.univariate import binned_mutual_information
+
+    values = np.array([[0.0], [0.0], [1.0], [1.0], [2.0], [3.0]], dtype=np.float32)
+    ids = np.array([0, 0, 1, 1, 1, 0])
+    overall, per = binned_mutual_information(values, ids, 2, n_bins=2, labels_vs_rest=[1])
+    # median edge 1.0, side right: bins [0, 0, 1, 1, 1, 1]; table [[2, 0], [1, 3]] over 6 words
+    table = np.array([[2, 0], [1, 3]]) / 6
+    expected = sum(p * np.log(p / (table.sum(1)[b] * table.sum(0)[c]))
+                   for (b, c), p in np.ndenumerate(table) if p > 0)
+    assert overall[0] == pytest.approx(expected)
+    assert per[1][0] == pytest.approx(expected)  # two labels: label 1 vs rest is the same table
+    constant, _ = binned_mutual_information(np.ones((6, 1), np.float32), ids, 2)
+    assert constant[0] == 0.0
+
+
+def test_mutual_information_finds_a_nonlinear_signal_that_the_mean_misses_and_per_label_winners():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, len(LABELS), 3000).astype(np.int32)
+    x = rng.normal(size=(3000, 20)).astype(np.float32)
+    x[:, 9] = np.where(labels == 2, rng.choice([-3.0, 3.0], 3000), 0.0) + 0.3 * rng.normal(size=3000)  # NOUN: |x|
+    x[:, 4] += 2.5 * (labels == 1)  # DET
+    ranking = mutual_info_ranking(as_features(x), labels, LABELS, block_units=3)
+    assert set(ranking.order[:2]) == {4, 9}
+    assert ranking.per_label["NOUN"][0] == 9 and ranking.per_label["DET"][0] == 4
+    assert ranking.params["estimator"].startswith("quantile-binned")
+
+
 def test_bad_labels_are_refused_with_clear_messages():
     x, labels = planted(n=50, d=4)
     with pytest.raises(ValueError, match="one id per word"):
