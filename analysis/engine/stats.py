@@ -12,6 +12,12 @@ Top words (the original demo's formula): z = (a − μ)/σ per occurrence, score
 ``top_words`` types with the largest |score| are kept, signed. Per-type sums come from a sparse type×word
 indicator times the block, so no per-occurrence table is kept. Top contexts: the ``top_contexts`` highest and
 lowest activations with their row; the sentence index and word position come from the sentence offsets.
+Sampled contexts: the activation range cut into ``context_bins`` equal-frequency bins, ``contexts_per_bin``
+evenly spaced words from each (deterministic). Best label: see :func:`_label_detection`.
+
+Speed: one sort per column (a radix sort of 16-bit keys when the values are float16, as the store's are)
+serves min, max, exact quantiles, the extreme and sampled contexts and the AP; the partial sorts this replaced
+cost 3× more. The store is read once (a layer, or a slice of a layer within ``max_bytes``, per block).
 
 Columns are read with :func:`features.column_blocks`; progress is reported in neurons (one report per block).
 """
@@ -97,7 +103,28 @@ class NeuronStats:
             "top_words": top_words,
             "top_contexts": {"highest": self._contexts(i, "high", words, window),
                              "lowest": self._contexts(i, "low", words, window)},
+            **self._range_and_detection(i, words, window),
         }
+
+    def _range_and_detection(self, i: int, words, window: int) -> dict:
+        """The fields added later (statistics saved before them lack their arrays: empty / None)."""
+        a = self.arrays
+        out = {"sampled_contexts": [], "best_label": None, "label_selectivity": {}}
+        if "sampled_rows" in a:
+            per_bin = int(self.params["contexts_per_bin"])
+            contexts = self._contexts(i, "sampled", words, window)
+            out["sampled_contexts"] = [{"bin": b, "of": int(self.params["context_bins"]),
+                                        "contexts": contexts[b * per_bin : (b + 1) * per_bin]}
+                                       for b in range(int(self.params["context_bins"]))]
+        if "best_label" in a and a["best_label"][i] >= 0:
+            label = int(a["best_label"][i])
+            out["best_label"] = {"label": self.label_names[label], "ap": float(a["best_label_ap"][i]),
+                                 "selectivity": float(a["label_selectivity"][i, label]),
+                                 "direction": "high" if a["best_label_sign"][i] > 0 else "low"}
+        if "label_selectivity" in a:
+            out["label_selectivity"] = {name: (None if np.isnan(v) else float(v))
+                                        for name, v in zip(self.label_names, a["label_selectivity"][i])}
+        return out
 
     def save(self, path) -> tuple[Path, Path]:
         """Write ``<path>.npz`` (arrays) and ``<path>.json`` (ids, names, vocabulary, params); no pickle."""
@@ -148,10 +175,45 @@ def _top_along_rows(values: np.ndarray, k: int, largest: bool) -> np.ndarray:
     return np.take_along_axis(part, order, axis=0)
 
 
+def sortable_keys(block: np.ndarray) -> np.ndarray | None:
+    """uint16 keys ordered like the values, when every value of ``block`` is exactly a float16 (the store's
+    dtype), else None. Sorting 16-bit integers is a radix sort in NumPy, several times faster than float32."""
+    half = block.astype(np.float16)
+    if not np.array_equal(half, block):
+        return None
+    bits = half.view(np.uint16)
+    return np.where(bits & 0x8000, ~bits, bits | 0x8000).astype(np.uint16)
+
+
+def ascending_order(block: np.ndarray) -> np.ndarray:
+    """[w, n] row indices of each column of ``block`` [n, w] in ascending order of value, ties by lower row."""
+    keys = sortable_keys(block)
+    keys = np.ascontiguousarray((block if keys is None else keys).T)
+    return np.argsort(keys, axis=1, kind="stable")
+
+
+def sorted_quantiles(ordered: np.ndarray, quantiles) -> np.ndarray:
+    """[w, Q] quantiles (NumPy's linear interpolation) of each row of ``ordered`` [w, n] sorted ascending."""
+    n = ordered.shape[1]
+    positions = (n - 1) * np.asarray(quantiles, dtype=np.float64)
+    below = np.floor(positions).astype(np.int64)
+    above = np.minimum(below + 1, n - 1)
+    fraction = positions - below
+    low, high = ordered[:, below].astype(np.float64), ordered[:, above].astype(np.float64)
+    return low + fraction * (high - low)
+
+
+def sampled_positions(n: int, n_bins: int, per_bin: int) -> np.ndarray:
+    """Sorted positions of ``per_bin`` evenly spaced words in each of ``n_bins`` equal-frequency bins."""
+    fractions = (np.arange(n_bins)[:, None] + (np.arange(per_bin)[None, :] + 0.5) / per_bin) / n_bins
+    return np.minimum((fractions.ravel() * n).astype(np.int64), n - 1)
+
+
 def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, labels=None, label_names=(),
                          n_bins: int = 32, quantiles=DEFAULT_QUANTILES, top_words: int = 20,
-                         top_contexts: int = 10, smoothing: float = 4.0,
-                         max_bytes: int = 256 << 20, job: Job | None = None) -> NeuronStats:
+                         top_contexts: int = 10, smoothing: float = 4.0, context_bins: int = 8,
+                         contexts_per_bin: int = 3, max_bytes: int = 256 << 20,
+                         job: Job | None = None) -> NeuronStats:
     job = as_job(job)
     n, width = features.shape
     if n == 0:
@@ -167,6 +229,7 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
         labelled = np.flatnonzero(labels >= 0)
         label_groups = indicator(labels[labelled], len(label_names))
         label_counts = np.bincount(labels[labelled], minlength=len(label_names)).astype(np.float64)
+        label_of_row = np.where(labels >= 0, labels, len(label_names))  # unlabelled: a label no one asks for
     if words is not None:
         if len(words) != n:
             raise ValueError(f"{len(words)} words for {n} feature rows")
@@ -191,30 +254,40 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
         "top_word_counts": np.zeros((width, top_words), np.int32),
         "sentence_offsets": offsets,
     }
-    for which in ("high", "low"):
-        arrays[f"{which}_rows"] = np.full((width, top_contexts), -1, np.int64)
-        arrays[f"{which}_values"] = np.zeros((width, top_contexts), np.float32)
-        arrays[f"{which}_words"] = np.full((width, top_contexts), -1, np.int32)
+    n_sampled = context_bins * contexts_per_bin
+    for which, k in (("high", top_contexts), ("low", top_contexts), ("sampled", n_sampled)):
+        arrays[f"{which}_rows"] = np.full((width, k), -1, np.int64)
+        arrays[f"{which}_values"] = np.zeros((width, k), np.float32)
+        arrays[f"{which}_words"] = np.full((width, k), -1, np.int32)
+    arrays["label_selectivity"] = np.full((width, len(label_names)), np.nan, np.float32)
+    arrays["best_label"] = np.full(width, -1, np.int32)
+    arrays["best_label_ap"] = np.full(width, np.nan, np.float32)
+    arrays["best_label_sign"] = np.zeros(width, np.int8)
+    sample_at = sampled_positions(n, context_bins, contexts_per_bin)
 
-    # per column: the float32 block, float64 temporaries of the moments and quantiles, per-type sums
-    column_bytes = n * (4 + 8 + 8) + n_types * 16
+    # per column: the float32 block, its [w, n] sort order (int64) and sorted copy, float64 temporaries,
+    # per-type sums
+    column_bytes = n * (4 + 8 + 4 + 8 + 8) + n_types * 16
     for start, stop, block in column_blocks(features, max_bytes=max_bytes, column_bytes=column_bytes):
         cols = slice(start, stop)
         mean = block.mean(axis=0, dtype=np.float64)
         mean32 = mean.astype(np.float32)
         variance = np.mean(np.square(block - mean32), axis=0, dtype=np.float64) - (mean - mean32) ** 2
         std = np.sqrt(np.maximum(variance, 0.0))
-        low, high = block.min(axis=0), block.max(axis=0)
+        # one sort per column gives min, max, quantiles, extreme and sampled contexts, and the ranks for AP
+        order = ascending_order(block)  # [w, n]
+        ordered = np.take_along_axis(block.T, order, axis=1)
+        low, high = ordered[:, 0].copy(), ordered[:, -1].copy()
         arrays["mean"][cols], arrays["std"][cols], arrays["min"][cols], arrays["max"][cols] = mean, std, low, high
-        arrays["quantiles"][cols] = np.quantile(block, quantiles, axis=0).T
+        arrays["quantiles"][cols] = sorted_quantiles(ordered, quantiles)
         span = np.where(high > low, high - low, 1.0).astype(np.float64)
         bins = np.clip(((block - low) / span * n_bins).astype(np.int64), 0, n_bins - 1)
         bins += np.arange(stop - start) * n_bins
         arrays["histogram"][cols] = np.bincount(bins.ravel(), minlength=(stop - start) * n_bins).reshape(-1, n_bins)
         del bins
         if labels is not None:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                arrays["label_means"][cols] = ((label_groups @ block[labelled]) / label_counts[:, None]).T
+            _label_detection(arrays, cols, block, order, ordered, labelled, label_groups, label_counts,
+                             label_of_row, mean)
         if k_words:
             scores = top_word_scores(type_groups @ block, type_counts, mean, std, smoothing)
             best = _top_along_rows(np.abs(scores), k_words, largest=True)
@@ -222,23 +295,70 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
             arrays["top_word_scores"][cols, :k_words] = np.take_along_axis(scores, best, axis=0).T
             arrays["top_word_counts"][cols, :k_words] = type_counts[best].T
             del scores
-        for which, largest in (("high", True), ("low", False)):
-            best = _top_along_rows(block, k_ctx, largest)
-            arrays[f"{which}_rows"][cols, :k_ctx] = best.T
-            arrays[f"{which}_values"][cols, :k_ctx] = np.take_along_axis(block, best, axis=0).T
+        # highest: from the top of the ascending order, so equal values come higher row first
+        for which, positions in (("high", np.arange(n - 1, n - 1 - k_ctx, -1)), ("low", np.arange(k_ctx)),
+                                 ("sampled", sample_at)):
+            chosen = order[:, positions]
+            arrays[f"{which}_rows"][cols, : len(positions)] = chosen
+            arrays[f"{which}_values"][cols, : len(positions)] = ordered[:, positions]
             if type_ids is not None:
-                arrays[f"{which}_words"][cols, :k_ctx] = type_ids[best].T
+                arrays[f"{which}_words"][cols, : len(positions)] = type_ids[chosen]
+        del order, ordered
         job.progress(stop, width, "neurons")
         job.check_cancelled()
 
     # keep only the word types that something refers to, renumbered
     used = np.unique(np.concatenate([arrays[key][arrays[key] >= 0].ravel()
-                                     for key in ("top_word_types", "high_words", "low_words")]))
+                                     for key in ("top_word_types", "high_words", "low_words", "sampled_words")]))
     remap = np.full(n_types + 1, -1, np.int32)
     remap[used] = np.arange(len(used), dtype=np.int32)
-    for key in ("top_word_types", "high_words", "low_words"):
+    for key in ("top_word_types", "high_words", "low_words", "sampled_words"):
         arrays[key] = remap[arrays[key]]  # -1 indexes the trailing -1
     params = {"n_words": int(n), "n_bins": n_bins, "quantiles": list(quantiles), "top_words": top_words,
               "top_contexts": top_contexts, "smoothing": smoothing, "std": "population",
-              "quantile_method": "exact (numpy linear interpolation)"}
+              "quantile_method": "exact (numpy linear interpolation)", "context_bins": context_bins,
+              "contexts_per_bin": contexts_per_bin,
+              "best_label": "largest |selectivity|; AP of the activation (sign of the selectivity) for it vs rest"}
     return NeuronStats(list(features.neuron_ids), arrays, label_names, [str(w) for w in vocabulary[used]], params)
+
+
+def _label_detection(arrays, cols, block, order, ordered, labelled, label_groups, label_counts, label_of_row,
+                     mean) -> None:
+    """Per-label means and selectivity, and the best-detected label with its average precision.
+
+    Selectivity of label t: (mean on t − mean on the other labelled words) / the pooled within-group std of
+    the two groups (Cohen's d, population form). The best label
+    is the one with the largest |selectivity|; its AP is that of the activation (negated when the
+    selectivity is negative) as a score for "t vs every other word" (unlabelled words count as negatives),
+    with tied values as one threshold, as in :func:`baselines.average_precision_columns`."""
+    from .baselines import _average_precision_sorted
+
+    centred = block[labelled] - mean.astype(np.float32)  # centred, so the sums of squares do not cancel
+    sums = (label_groups @ centred).T  # [w, C]
+    np.square(centred, out=centred)
+    squares = (label_groups @ centred).T
+    del centred
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rest = label_counts.sum() - label_counts
+        label_means = sums / label_counts
+        rest_means = (sums.sum(axis=1, keepdims=True) - sums) / rest
+        within = (squares.sum(axis=1, keepdims=True) - label_counts * label_means**2 - rest * rest_means**2)
+        pooled = np.sqrt(np.maximum(within, 0.0) / label_counts.sum())
+        selectivity = np.where(pooled > 0, (label_means - rest_means) / pooled, np.nan)
+        label_means = label_means + mean[:, None]
+    arrays["label_means"][cols] = label_means
+    arrays["label_selectivity"][cols] = selectivity
+    present = (label_counts > 0) & (rest > 0)
+    scored = np.where(present & ~np.isnan(selectivity), np.abs(selectivity), -1.0)
+    best = np.argmax(scored, axis=1)
+    valid = scored[np.arange(len(best)), best] >= 0
+    sign = np.where(np.take_along_axis(selectivity, best[:, None], axis=1)[:, 0] < 0, -1, 1)
+    # descending for sign +1 (read the ascending order backwards), ascending for sign −1
+    ranked_order = np.where((sign > 0)[:, None], order[:, ::-1], order)
+    ranked_values = np.take_along_axis(ordered, np.where((sign > 0)[:, None], np.arange(order.shape[1])[::-1],
+                                                         np.arange(order.shape[1])), axis=1)
+    hits = label_of_row[ranked_order] == best[:, None]
+    ap = _average_precision_sorted(ranked_values.T, hits.T, label_counts[best])
+    arrays["best_label"][cols] = np.where(valid, best, -1)
+    arrays["best_label_ap"][cols] = np.where(valid, ap, np.nan)
+    arrays["best_label_sign"][cols] = np.where(valid, sign, 0)

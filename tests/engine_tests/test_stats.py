@@ -101,3 +101,47 @@ def test_bad_inputs():
         compute_neuron_stats(as_features(x), sentence_offsets=[0, 3])
     with pytest.raises(ValueError, match="words for 5"):
         compute_neuron_stats(as_features(x), words=["a"])
+
+
+def test_best_label_sampled_contexts_and_selectivity_on_a_planted_store(tmp_path):
+    from sklearn.metrics import average_precision_score
+
+    from tests.engine_tests.planted_store import SIGNAL_UNIT, planted_store
+
+    store = planted_store(tmp_path / "s", n_sentences=100)
+    stats = compute_neuron_stats(store.features(), store.words, store.sentence_offsets, store.labels,
+                                 store.label_names)
+    values = store.features().rows(slice(None)).astype(np.float64)
+    for name in store.label_names:
+        page = stats.for_neuron(f"L1:{SIGNAL_UNIT[name]}", words=store.words)
+        best = page["best_label"]
+        assert best["label"] == name and best["direction"] == "high" and best["selectivity"] > 2
+        column = values[:, 10 + SIGNAL_UNIT[name]]
+        truth = store.labels == store.label_names.index(name)
+        assert best["ap"] == pytest.approx(average_precision_score(truth, column), rel=1e-6)
+        assert best["ap"] > 0.8
+    noise = stats.for_neuron("L0:3")["best_label"]
+    assert noise["ap"] < 0.45 and abs(noise["selectivity"]) < 0.5
+
+    sampled = stats.for_neuron("L1:3", words=store.words)["sampled_contexts"]
+    assert [b["bin"] for b in sampled] == list(range(8)) and all(len(b["contexts"]) == 3 for b in sampled)
+    flat = [c["value"] for b in sampled for c in b["contexts"]]
+    assert flat == sorted(flat)
+    column = values[:, 13]
+    assert flat[0] <= np.quantile(column, 1 / 8) and flat[-1] >= np.quantile(column, 7 / 8)
+    assert all(store.words[c["row"]] == c["word"] for b in sampled for c in b["contexts"])
+
+
+def test_a_low_firing_detector_is_scored_on_its_negated_activation_and_float32_input_gives_the_same():
+    x, words, labels, offsets = planted()
+    x[:, 4] -= 3.0 * (labels == 2)
+    x = x.astype(np.float16).astype(np.float32)
+    names = ["A", "B", "C"]
+    page = compute_neuron_stats(as_features(x), words, offsets, labels, names).for_neuron(4)
+    assert page["best_label"]["label"] == "C" and page["best_label"]["direction"] == "low"
+    assert page["best_label"]["selectivity"] < -2 and page["best_label"]["ap"] > 0.9
+    half = compute_neuron_stats(as_features(x.astype(np.float16)), words, offsets, labels, names)
+    full = compute_neuron_stats(as_features(x + np.float32(1e-4)), words, offsets, labels, names)  # not float16
+    assert half.for_neuron(4)["best_label"]["label"] == full.for_neuron(4)["best_label"]["label"]
+    np.testing.assert_array_equal(half.arrays["low_rows"], compute_neuron_stats(
+        as_features(x), words, offsets, labels, names).arrays["low_rows"])
