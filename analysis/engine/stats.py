@@ -185,11 +185,18 @@ def sortable_keys(block: np.ndarray) -> np.ndarray | None:
     return np.where(bits & 0x8000, ~bits, bits | 0x8000).astype(np.uint16)
 
 
-def ascending_order(block: np.ndarray) -> np.ndarray:
-    """[w, n] row indices of each column of ``block`` [n, w] in ascending order of value, ties by lower row."""
+def ascending_order(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, ordered)``, both [w, n]: each column's row indices in ascending order of value (ties by lower
+    row) and its values sorted. With float16 values both come from radix sorts of the 16-bit keys."""
     keys = sortable_keys(block)
-    keys = np.ascontiguousarray((block if keys is None else keys).T)
-    return np.argsort(keys, axis=1, kind="stable")
+    if keys is None:
+        order = np.argsort(np.ascontiguousarray(block.T), axis=1, kind="stable")
+        return order, np.take_along_axis(block.T, order, axis=1)
+    keys = np.ascontiguousarray(keys.T)
+    order = np.argsort(keys, axis=1, kind="stable")
+    keys.sort(axis=1, kind="stable")
+    bits = np.where(keys & 0x8000, keys & 0x7FFF, ~keys).astype(np.uint16)
+    return order, bits.view(np.float16).astype(np.float32)
 
 
 def sorted_quantiles(ordered: np.ndarray, quantiles) -> np.ndarray:
@@ -207,6 +214,17 @@ def sampled_positions(n: int, n_bins: int, per_bin: int) -> np.ndarray:
     """Sorted positions of ``per_bin`` evenly spaced words in each of ``n_bins`` equal-frequency bins."""
     fractions = (np.arange(n_bins)[:, None] + (np.arange(per_bin)[None, :] + 0.5) / per_bin) / n_bins
     return np.minimum((fractions.ravel() * n).astype(np.int64), n - 1)
+
+
+def average_precision_of_positives(everyone: np.ndarray, positives: np.ndarray) -> float:
+    """AP of a score for a concept, from every word's score (sorted ascending) and the positives' (sorted).
+
+    With equal scores as one threshold (scikit-learn's rule), each positive p adds the precision at the end of
+    its tie group, TP(score ≥ s_p) / N(score ≥ s_p), so AP is the mean of that ratio over the positives —
+    two binary searches, no cumulative sums over all words."""
+    at_least = len(everyone) - np.searchsorted(everyone, positives, side="left")
+    positive_at_least = len(positives) - np.searchsorted(positives, positives, side="left")
+    return float(np.mean(positive_at_least / at_least))
 
 
 def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, labels=None, label_names=(),
@@ -275,8 +293,7 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
         variance = np.mean(np.square(block - mean32), axis=0, dtype=np.float64) - (mean - mean32) ** 2
         std = np.sqrt(np.maximum(variance, 0.0))
         # one sort per column gives min, max, quantiles, extreme and sampled contexts, and the ranks for AP
-        order = ascending_order(block)  # [w, n]
-        ordered = np.take_along_axis(block.T, order, axis=1)
+        order, ordered = ascending_order(block)  # [w, n]
         low, high = ordered[:, 0].copy(), ordered[:, -1].copy()
         arrays["mean"][cols], arrays["std"][cols], arrays["min"][cols], arrays["max"][cols] = mean, std, low, high
         arrays["quantiles"][cols] = sorted_quantiles(ordered, quantiles)
@@ -331,8 +348,6 @@ def _label_detection(arrays, cols, block, order, ordered, labelled, label_groups
     is the one with the largest |selectivity|; its AP is that of the activation (negated when the
     selectivity is negative) as a score for "t vs every other word" (unlabelled words count as negatives),
     with tied values as one threshold, as in :func:`baselines.average_precision_columns`."""
-    from .baselines import _average_precision_sorted
-
     centred = block[labelled] - mean.astype(np.float32)  # centred, so the sums of squares do not cancel
     sums = (label_groups @ centred).T  # [w, C]
     np.square(centred, out=centred)
@@ -353,12 +368,15 @@ def _label_detection(arrays, cols, block, order, ordered, labelled, label_groups
     best = np.argmax(scored, axis=1)
     valid = scored[np.arange(len(best)), best] >= 0
     sign = np.where(np.take_along_axis(selectivity, best[:, None], axis=1)[:, 0] < 0, -1, 1)
-    # descending for sign +1 (read the ascending order backwards), ascending for sign −1
-    ranked_order = np.where((sign > 0)[:, None], order[:, ::-1], order)
-    ranked_values = np.take_along_axis(ordered, np.where((sign > 0)[:, None], np.arange(order.shape[1])[::-1],
-                                                         np.arange(order.shape[1])), axis=1)
-    hits = label_of_row[ranked_order] == best[:, None]
-    ap = _average_precision_sorted(ranked_values.T, hits.T, label_counts[best])
+    ap = np.full(len(best), np.nan)
+    for label in np.unique(best[valid]):
+        columns = np.flatnonzero(valid & (best == label))
+        # signed so that "high" is always the detecting direction; values of the positives, sorted per column
+        signs = sign[columns].astype(np.float32)
+        positives = np.sort(block[np.ix_(labelled[label_of_row[labelled] == label], columns)] * signs, axis=0)
+        for k, column in enumerate(columns):
+            everyone = ordered[column] if signs[k] > 0 else -ordered[column][::-1]
+            ap[column] = average_precision_of_positives(everyone, positives[:, k])
     arrays["best_label"][cols] = np.where(valid, best, -1)
     arrays["best_label_ap"][cols] = np.where(valid, ap, np.nan)
     arrays["best_label_sign"][cols] = np.where(valid, sign, 0)
