@@ -182,7 +182,8 @@ def sortable_keys(block: np.ndarray) -> np.ndarray | None:
     if not np.array_equal(half, block):
         return None
     bits = half.view(np.uint16)
-    return np.where(bits & 0x8000, ~bits, bits | 0x8000).astype(np.uint16)
+    # negative: flip every bit; positive: flip the sign bit (uint16 arithmetic throughout, no copies to int64)
+    return bits ^ ((bits >> np.uint16(15)) * np.uint16(0x7FFF) | np.uint16(0x8000))
 
 
 def ascending_order(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
