@@ -6,7 +6,7 @@
     agree    RANKING.json ...        agreement (Jaccard, Kendall tau) between saved rankings' top-k
     stats    STORE NEURON...         one neuron's statistics, top words and top contexts
     ablate   MODEL_DIR RANKING.json  model-level ablation curve (neurons zeroed) on a test set
-    export   STORE OUT               NeuroX HDF5 (.h5/.hdf5) or JSON lines (.jsonl) activations
+    export   STORE OUT               activations as neurox reads them: HDF5 (.hdf5) or JSON (.json); or JSON lines (.jsonl)
 
 CORPUS is a CoNLL-U file (``--label-column upos|xpos|deprel|feats:Key``) or a NeuroX ``.word`` file (labels from
 ``--labels FILE.label``). Stores go under ``--cache-dir`` (default ``var/engine``) in ``stores/<key>/``, the key
@@ -202,13 +202,10 @@ def cmd_ablate(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from .interchange import export_hdf5, export_jsonl
+    from .interchange import export_activations
 
     store = _open_store(args.store)
-    out = Path(args.out)
-    export = export_jsonl if out.suffix == ".jsonl" else export_hdf5
-    export(store, out, neuron_set=args.set)
-    print(out)
+    print(export_activations(store, Path(args.out), neuron_set=args.set))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("export", help="export activations in NeuroX formats")
     p.add_argument("store")
-    p.add_argument("out", help="FILE.hdf5 or FILE.jsonl")
+    p.add_argument("out", help="FILE.hdf5 or FILE.json (neurox's formats), or FILE.jsonl")
     p.add_argument("--set", default="hidden")
     p.set_defaults(run=cmd_export)
     return parser
