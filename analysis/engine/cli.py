@@ -3,11 +3,16 @@
     extract  MODEL_DIR CORPUS        activations into an on-disk store (cached by content, resumable)
     rank     MODEL_DIR CORPUS        extract if needed, then rank neurons, with confidence intervals
                                      (--eval-corpus FILE: also score the probe on another corpus)
+                                     (--l1/--l2/--epochs: lca's probe; --consensus: consensus over resamples)
+    crossmodel CORPUS MODEL_DIR...   cross-model rankings (maxcorr, mincorr, linreg, svcca) over ≥ 2 models
+    concept  MODEL_DIR CORPUS LABEL  neurons that detect one label against the rest (average precision)
     agree    RANKING.json ...        agreement (Jaccard, Kendall tau) between saved rankings' top-k
     stats    STORE NEURON...         one neuron's statistics, top words and top contexts
     ablate   MODEL_DIR RANKING.json  model-level ablation curve (neurons zeroed) on a test set
     export   STORE OUT               activations as neurox reads them: HDF5 (.hdf5) or JSON (.json); or JSON lines (.jsonl)
 
+Sentences over ``--max-sentence-words`` (default 512) refuse the corpus, naming them; ``--skip-long-sentences``
+leaves them out with a warning instead (extraction windows long sentences, so the limit is only a guard).
 CORPUS is a CoNLL-U file (``--label-column upos|xpos|deprel|feats:Key``) or a NeuroX ``.word`` file (labels from
 ``--labels FILE.label``). Stores go under ``--cache-dir`` (default ``var/engine``) in ``stores/<key>/``, the key
 made from the model's and the corpus's content and every extraction option, so running ``rank`` twice extracts
@@ -50,13 +55,20 @@ def printing_job(label: str, every: float = 3.0) -> Job:
     return Job(on_progress=_Progress(label, every), on_log=_say)
 
 
-def read_corpus(path: Path, label_column: str | None, labels: Path | None):
+def read_corpus(path: Path, label_column: str | None, labels: Path | None, *,
+                max_sentence_words: int | None = None, skip_long_sentences: bool = False):
     from . import formats
 
+    limits = {"max_sentence_words": formats.DEFAULT_MAX_SENTENCE_WORDS if max_sentence_words is None
+              else (max_sentence_words or None), "skip_long_sentences": skip_long_sentences}
     if path.suffix == ".word" or labels is not None:
-        return formats.read_plain(path, labels, word_filename=path.name,
-                                  label_filename=labels.name if labels else None)
-    return formats.read_conllu(path, label_column or None, filename=path.name)
+        corpus = formats.read_plain(path, labels, word_filename=path.name,
+                                    label_filename=labels.name if labels else None, **limits)
+    else:
+        corpus = formats.read_conllu(path, label_column or None, filename=path.name, **limits)
+    for warning in corpus.warnings:
+        _say(f"warning: {warning}")
+    return corpus
 
 
 def store_for(args):
@@ -67,7 +79,8 @@ def store_for(args):
     from .extract import ExtractionParams, extract_activations
     from .loading import dtype_name
 
-    corpus = read_corpus(Path(args.corpus), args.label_column, args.labels)
+    corpus = read_corpus(Path(args.corpus), args.label_column, args.labels,
+                         max_sentence_words=args.max_sentence_words, skip_long_sentences=args.skip_long_sentences)
     _say(f"corpus: {len(corpus.sentences):,} sentences, {corpus.n_words:,} words, "
          f"{len(corpus.label_names())} labels")
     params = ExtractionParams(neuron_sets=tuple(args.sets.split(",")), aggregation=args.aggregation,
@@ -128,6 +141,7 @@ def cmd_rank(args) -> None:
     method = method_named(args.method)
     if args.eval_corpus and method.name != "lca":
         raise ValueError(f"--eval-corpus scores a probe, and {method.name} trains none: use --method lca")
+    options = _method_options(args, method.name, compute_ranking)
     store = store_for(args)
     eval_store = None
     if args.eval_corpus:
@@ -135,11 +149,79 @@ def cmd_rank(args) -> None:
         eval_store = store_for(argparse.Namespace(**{**vars(args), "corpus": args.eval_corpus,
                                                      "labels": args.eval_labels}))
     sets, layers = _neuron_selection(args)
-    options = {"control": True} if args.control else {}
     bootstrap = method.bootstrap if args.bootstrap is None else args.bootstrap
     ranking = compute_ranking(store, method.name, neuron_sets=sets, layers=layers, seed=args.seed,
                               bootstrap=bootstrap, eval_store=eval_store, job=printing_job(method.name),
                               **options)
+    print_ranking(ranking, args.top)
+    if args.json:
+        Path(args.json).write_text(json.dumps(ranking.to_dict()), encoding="utf-8")
+        _say(f"ranking saved to {args.json}")
+
+
+PROBE_OPTIONS = ("l1", "l2", "epochs")
+
+
+def _method_options(args, method: str, compute_ranking) -> dict:
+    """Options for ``compute_ranking`` from the flags given, checked before anything is extracted."""
+    import inspect
+
+    options = {"control": True} if args.control else {}
+    given = {name: getattr(args, name) for name in PROBE_OPTIONS if getattr(args, name) is not None}
+    if (given or args.control) and method != "lca":
+        flags = ", ".join(f"--{name}" for name in given) or "--control"
+        raise ValueError(f"{flags} set(s) lca's probe, and {method} trains none: use --method lca")
+    for name, value in given.items():
+        if value < 0 or (name == "epochs" and value < 1):
+            raise ValueError(f"--{name} must be {'at least 1' if name == 'epochs' else '0 or more'}, not {value}")
+    options.update(given)
+    if args.consensus is not None:
+        if "consensus" not in inspect.signature(compute_ranking).parameters:
+            raise ValueError("--consensus needs the consensus ranking (compute_ranking(..., consensus=...)), which "
+                             "this version of the engine does not have yet; run without --consensus")
+        options["consensus"] = args.consensus
+    return options
+
+
+def _model_name(model_dir: str) -> str:
+    return Path(model_dir).resolve().name
+
+
+def cmd_crossmodel(args) -> None:
+    from .crossmodel import crossmodel_rankings
+
+    if len(args.models) < 2:
+        raise ValueError("cross-model rankings compare models: give at least two model directories")
+    methods = args.methods.split(",")
+    names = [_model_name(m) for m in args.models]
+    if len(set(names)) != len(names):
+        names = [f"{i}:{name}" for i, name in enumerate(names)]
+    sets, layers = _neuron_selection(args)
+    models = []
+    for model in args.models:
+        store = store_for(argparse.Namespace(**{**vars(args), "model": model, "labels": args.labels}))
+        models.append(store.features(sets, layers))
+    results = crossmodel_rankings(models, methods=methods, model_names=names, job=printing_job("cross-model"))
+    for method, rankings in results.items():
+        for name, ranking in zip(names, rankings):
+            print(f"\n{method} — model {name}")
+            print_ranking(ranking, args.top)
+    if args.json:
+        Path(args.json).write_text(json.dumps({method: {name: r.to_dict() for name, r in zip(names, rankings)}
+                                               for method, rankings in results.items()}), encoding="utf-8")
+        _say(f"rankings saved to {args.json}")
+
+
+def cmd_concept(args) -> None:
+    from .baselines import binary_concept_ranking
+
+    store = store_for(args)
+    if not store.label_names:
+        raise ValueError("a label concept needs labels, and this corpus has none (--label-column or --labels)")
+    sets, layers = _neuron_selection(args)
+    ranking = binary_concept_ranking(store.features(sets, layers), args.label, labels=store.labels,
+                                     label_names=store.label_names, job=printing_job("concept"))
+    print(f"\nneurons detecting {args.label} (average precision; chance {ranking.params['chance_ap']:.3f})")
     print_ranking(ranking, args.top)
     if args.json:
         Path(args.json).write_text(json.dumps(ranking.to_dict()), encoding="utf-8")
@@ -216,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add_source(p):
         p.add_argument("model", help="HuggingFace-format model directory (safetensors weights)")
         p.add_argument("corpus", help="CoNLL-U file, or a NeuroX .word file")
+        add_extraction_options(p)
+
+    def add_extraction_options(p):
         p.add_argument("--label-column", default="upos", help="CoNLL-U label column (default upos)")
         p.add_argument("--labels", type=Path, help="NeuroX .label file for a .word corpus")
         p.add_argument("--sets", default="hidden,mlp", help="neuron sets to extract (default hidden,mlp)")
@@ -223,6 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-length", type=int, help="tokens per sequence, below the model's own limit")
         p.add_argument("--cache-dir", default="var/engine", help="where stores are kept (default var/engine)")
         p.add_argument("--half", action="store_true", help="float16 model on a GPU")
+        p.add_argument("--max-sentence-words", type=int, help="refuse (or skip) sentences over this many words "
+                       "(default 512; 0: no limit)")
+        p.add_argument("--skip-long-sentences", action="store_true",
+                       help="leave sentences over the limit out, with a warning, instead of refusing the corpus")
+
+    def add_selection(p):
+        p.add_argument("--rank-sets", default="hidden", help="neuron sets to rank (default hidden)")
+        p.add_argument("--layers", help="comma-separated layers (default: all)")
+        p.add_argument("--top", type=int, default=20)
+        p.add_argument("--json", help="save the full ranking(s) as JSON")
 
     p = commands.add_parser("extract", help="extract activations into a store")
     add_source(p)
@@ -235,18 +330,37 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog="methods (default bootstrap resamples):\n" + "\n".join(
                                 f"  {m.name:<16} {m.description} ({m.bootstrap})" for m in METHODS.values()))
     add_source(p)
+    add_selection(p)
     p.add_argument("--method", default="probeless", choices=list(METHODS), help="ranking method (default probeless)")
-    p.add_argument("--rank-sets", default="hidden", help="neuron sets to rank (default hidden)")
-    p.add_argument("--layers", help="comma-separated layers (default: all)")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for confidence (0: none; default: the "
                    "method's, listed below)")
     p.add_argument("--eval-corpus", help="lca: also score the probe on this corpus (same label column)")
     p.add_argument("--eval-labels", type=Path, help="NeuroX .label file for a .word eval corpus")
     p.add_argument("--control", action="store_true", help="lca: also train the control task (selectivity)")
+    p.add_argument("--l1", type=float, help="lca: the probe's L1 penalty")
+    p.add_argument("--l2", type=float, help="lca: the probe's L2 penalty")
+    p.add_argument("--epochs", type=int, help="lca: the probe's training epochs")
+    p.add_argument("--consensus", nargs="?", const=True,
+                   help="rank by the consensus over bootstrap resamples (optionally name its kind)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--top", type=int, default=20)
-    p.add_argument("--json", help="save the full ranking as JSON")
     p.set_defaults(run=cmd_rank)
+
+    from .crossmodel import METHODS as CROSS_METHODS
+
+    p = commands.add_parser("crossmodel", help="cross-model rankings over two or more models on one corpus")
+    p.add_argument("corpus", help="CoNLL-U file, or a NeuroX .word file")
+    p.add_argument("models", nargs="+", help="two or more model directories")
+    p.add_argument("--methods", default=",".join(CROSS_METHODS),
+                   help=f"comma-separated, of {', '.join(CROSS_METHODS)} (default: all)")
+    add_extraction_options(p)
+    add_selection(p)
+    p.set_defaults(run=cmd_crossmodel)
+
+    p = commands.add_parser("concept", help="neurons that detect one label against the rest (binary concept)")
+    add_source(p)
+    p.add_argument("label", help="the label of the concept, e.g. NOUN")
+    add_selection(p)
+    p.set_defaults(run=cmd_concept)
 
     p = commands.add_parser("agree", help="agreement between saved rankings")
     p.add_argument("rankings", nargs="+")

@@ -154,3 +154,92 @@ def test_rank_scores_the_probe_on_an_eval_corpus_with_another_label_set(tmp_path
     assert main(refused) == 2
     assert "error: --eval-corpus scores a probe, and probeless trains none" in capsys.readouterr().err
     assert sorted((tmp_path / "cache" / "stores").iterdir()) == stores  # refused before anything is extracted
+
+
+def test_rank_passes_the_probe_options_to_lca(tmp_path, corpus_file, capsys):
+    model = tiny_model_dir("bert")
+    base = ["rank", str(model), str(corpus_file), "--cache-dir", str(tmp_path / "cache"), "--method", "lca",
+            "--bootstrap", "0", "--layers", "1", "--epochs", "2", "--l2", "0"]
+    assert main(base + ["--l1", "0", "--json", str(tmp_path / "dense.json")]) == 0
+    assert main(base + ["--l1", "0.5", "--json", str(tmp_path / "sparse.json")]) == 0
+    capsys.readouterr()
+    dense = json.loads((tmp_path / "dense.json").read_text())
+    sparse = json.loads((tmp_path / "sparse.json").read_text())
+    assert dense["params"]["l1"] == 0 and sparse["params"]["l1"] == 0.5
+    assert dense["params"]["epochs"] == sparse["params"]["epochs"] == 2
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--method", "anova", "--l1", "0.1"], "error: --l1 set(s) lca's probe, and anova trains none: use --method lca"),
+    (["--method", "lca", "--epochs", "0"], "error: --epochs must be at least 1, not 0"),
+    (["--method", "lca", "--l2", "-1"], "error: --l2 must be 0 or more, not -1.0"),
+])
+def test_rank_refuses_bad_probe_options_before_extracting(tmp_path, corpus_file, capsys, extra, message):
+    args = ["rank", str(tiny_model_dir("bert")), str(corpus_file), "--cache-dir", str(tmp_path / "cache")]
+    assert main(args + extra) == 2
+    assert capsys.readouterr().err.strip() == message
+    assert not (tmp_path / "cache").exists()
+
+
+def test_rank_consensus_flag_reaches_compute_ranking_or_says_it_is_missing(tmp_path, corpus_file, capsys):
+    import inspect
+
+    from analysis.engine.methods import compute_ranking
+
+    args = ["rank", str(tiny_model_dir("bert")), str(corpus_file), "--cache-dir", str(tmp_path / "cache"),
+            "--method", "anova", "--bootstrap", "3", "--consensus"]
+    if "consensus" in inspect.signature(compute_ranking).parameters:
+        assert main(args) == 0
+    else:
+        assert main(args) == 2
+        assert "--consensus needs the consensus ranking" in capsys.readouterr().err
+        assert not (tmp_path / "cache").exists()
+
+
+def test_long_sentences_are_refused_by_name_or_skipped_with_a_warning(tmp_path, corpus_file, capsys):
+    args = ["extract", str(tiny_model_dir("bert")), str(corpus_file), "--cache-dir", str(tmp_path / "cache"),
+            "--sets", "hidden", "--max-sentence-words", "3"]
+    assert main(args) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: toy.conllu, line 2: sentence 1 (line 2) has 4 words; the limit is 3 (raise the limit, or skip "
+        "such sentences)")
+    short = tmp_path / "mixed.conllu"
+    short.write_text(CONLLU.split("\n\n")[0] + "\n\n1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n\n", encoding="utf-8")
+    assert main(args[:2] + [str(short)] + args[3:] + ["--skip-long-sentences"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: mixed.conllu: 1 sentence(s) over the 3-word limit were skipped: sentence 1 (line 2) has 4 " \
+           "words" in captured.err
+    assert "1 words, 1 sentences" in captured.out
+
+
+def test_crossmodel_ranks_the_neurons_of_each_model(tmp_path, corpus_file, capsys):
+    models = [str(tiny_model_dir("bert")), str(tiny_model_dir("llama"))]
+    assert main(["crossmodel", str(corpus_file), *models, "--cache-dir", str(tmp_path / "cache"), "--sets",
+                 "hidden", "--layers", "1", "--methods", "maxcorr,linreg", "--top", "3",
+                 "--json", str(tmp_path / "cross.json")]) == 0
+    out = capsys.readouterr().out
+    assert "maxcorr — model bert" in out and "linreg — model llama" in out
+    assert "maxcorr ranking of 32 neurons" in out
+    saved = json.loads((tmp_path / "cross.json").read_text())
+    assert sorted(saved) == ["linreg", "maxcorr"] and sorted(saved["maxcorr"]) == ["bert", "llama"]
+
+
+def test_crossmodel_refuses_one_model_and_an_unknown_method(tmp_path, corpus_file, capsys):
+    model = str(tiny_model_dir("bert"))
+    assert main(["crossmodel", str(corpus_file), model, "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: cross-model rankings compare models: give at least two model directories")
+    assert main(["crossmodel", str(corpus_file), model, model, "--cache-dir", str(tmp_path / "cache"),
+                 "--sets", "hidden", "--methods", "maxcor"]) == 2
+    assert "unknown cross-model methods ['maxcor']: use maxcorr, mincorr, linreg, svcca" in capsys.readouterr().err
+
+
+def test_concept_ranks_detectors_of_one_label(tmp_path, corpus_file, capsys):
+    args = ["concept", str(tiny_model_dir("bert")), str(corpus_file), "--cache-dir", str(tmp_path / "cache"),
+            "--sets", "hidden"]
+    assert main(args + ["NOUN", "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "neurons detecting NOUN (average precision; chance 0.250)" in out
+    assert "binary_concept_ap ranking of 96 neurons" in out
+    assert main(args + ["ADV"]) == 2
+    assert "unknown label 'ADV'; known labels: DET, NOUN, PUNCT, VERB" in capsys.readouterr().err
