@@ -6,6 +6,8 @@
                                      (--l1/--l2/--epochs: lca's probe; --consensus: consensus over resamples)
     crossmodel CORPUS MODEL_DIR...   cross-model rankings (maxcorr, mincorr, linreg, svcca) over ≥ 2 models
     concept  MODEL_DIR CORPUS LABEL  neurons that detect one label against the rest (average precision)
+    probe-ablate MODEL_DIR CORPUS    train the lca probe, then keep only the top / random / bottom k % of its neurons
+                                     (--save-probe DIR keeps the probe for 'ablate --probe')
     agree    RANKING.json ...        agreement (Jaccard, Kendall tau) between saved rankings' top-k
     stats    STORE NEURON...         one neuron's statistics, top words and top contexts
     ablate   MODEL_DIR RANKING.json  model-level ablation curve (neurons zeroed) on a test set
@@ -175,7 +177,7 @@ def _method_options(args, method: str, compute_ranking) -> dict:
         if value < 0 or (name == "epochs" and value < 1):
             raise ValueError(f"--{name} must be {'at least 1' if name == 'epochs' else '0 or more'}, not {value}")
     options.update(given)
-    if args.consensus is not None:
+    if getattr(args, "consensus", None) is not None:
         if "consensus" not in inspect.signature(compute_ranking).parameters:
             raise ValueError("--consensus needs the consensus ranking (compute_ranking(..., consensus=...)), which "
                              "this version of the engine does not have yet; run without --consensus")
@@ -226,6 +228,46 @@ def cmd_concept(args) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(ranking.to_dict()), encoding="utf-8")
         _say(f"ranking saved to {args.json}")
+
+
+def cmd_probe_ablate(args) -> None:
+    from .lca import linguistic_correlation
+    from .probe_ablation import MODES, probe_ablation
+    from .splits import split_by_sentence
+
+    percents = [float(x) for x in args.percents.split(",")]
+    if any(not 0 < p <= 100 for p in percents):
+        raise ValueError(f"--percents are shares of the neurons kept, each in (0, 100]: got {args.percents}")
+    modes = args.modes.split(",")
+    if set(modes) - set(MODES):  # before extracting and training
+        raise ValueError(f"unknown ablation modes {sorted(set(modes) - set(MODES))}; choose from {MODES}")
+    probe_options = _method_options(argparse.Namespace(**{**vars(args), "control": False, "consensus": None}),
+                                    "lca", None)
+    store = store_for(args)
+    if not store.label_names:
+        raise ValueError("a probe needs labels, and this corpus has none (--label-column or --labels)")
+    sets, layers = _neuron_selection(args)
+    features = store.features(sets, layers)
+    split = split_by_sentence(store.sentence_offsets, seed=args.seed)
+    ranking, probe = linguistic_correlation(features, store.labels, label_names=store.label_names,
+                                            train=split.train, dev=split.dev, test=split.test, seed=args.seed,
+                                            return_probe=True, job=printing_job("probe"), **probe_options)
+    if args.save_probe:
+        probe.save(args.save_probe)
+        _say(f"probe saved to {args.save_probe}")
+    result = probe_ablation(probe, features, store.labels, ranking.order, train=split.train, test=split.test,
+                            percents=percents, modes=modes, random_seeds=args.random_seeds, seed=args.seed,
+                            job=printing_job("probe ablation"))
+    print(f"\nprobe ablation over {result.n_neurons:,} neurons; full probe {result.baseline_accuracy:.4f}, "
+          f"majority {result.majority_accuracy:.4f} (test accuracy)")
+    for mode in modes:
+        print(f"{mode}: {'kept %':>7}" + "".join(f"{s:>10}" for s in ("top", "random", "bottom")))
+        for percent in percents:
+            cells = "".join(f"{result.at(mode, s, percent)['accuracy']:>10.4f}" for s in ("top", "random", "bottom"))
+            print(f"{'':{len(mode) + 2}}{percent:>7g}{cells}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict()), encoding="utf-8")
+        _say(f"probe ablation saved to {args.json}")
 
 
 def cmd_agree(args) -> None:
@@ -361,6 +403,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("label", help="the label of the concept, e.g. NOUN")
     add_selection(p)
     p.set_defaults(run=cmd_concept)
+
+    from .probe_ablation import DEFAULT_PERCENTS, MODES
+
+    p = commands.add_parser("probe-ablate", help="probe-level ablation along the lca ranking")
+    add_source(p)
+    add_selection(p)
+    p.add_argument("--percents", default=",".join(f"{x:g}" for x in DEFAULT_PERCENTS),
+                   help="shares of the neurons kept (default %(default)s)")
+    p.add_argument("--modes", default=",".join(MODES), help=f"of {', '.join(MODES)} (default: both)")
+    p.add_argument("--random-seeds", type=int, default=5)
+    p.add_argument("--l1", type=float, help="the probe's L1 penalty")
+    p.add_argument("--l2", type=float, help="the probe's L2 penalty")
+    p.add_argument("--epochs", type=int, help="the probe's training epochs")
+    p.add_argument("--save-probe", help="directory to save the trained probe in (for 'ablate --probe')")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_probe_ablate)
 
     p = commands.add_parser("agree", help="agreement between saved rankings")
     p.add_argument("rankings", nargs="+")

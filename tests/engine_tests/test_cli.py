@@ -243,3 +243,28 @@ def test_concept_ranks_detectors_of_one_label(tmp_path, corpus_file, capsys):
     assert "binary_concept_ap ranking of 96 neurons" in out
     assert main(args + ["ADV"]) == 2
     assert "unknown label 'ADV'; known labels: DET, NOUN, PUNCT, VERB" in capsys.readouterr().err
+
+
+def test_probe_ablate_prints_top_random_bottom_and_saves_the_probe(tmp_path, corpus_file, capsys):
+    args = ["probe-ablate", str(tiny_model_dir("bert")), str(corpus_file), "--cache-dir", str(tmp_path / "cache"),
+            "--sets", "hidden", "--layers", "1", "--percents", "25,100", "--modes", "zero_out",
+            "--random-seeds", "2", "--epochs", "3", "--save-probe", str(tmp_path / "probe"),
+            "--json", str(tmp_path / "ablation.json")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "probe ablation over 32 neurons; full probe" in out
+    assert "zero_out:  kept %       top    random    bottom" in out
+    assert (tmp_path / "probe" / "probe.json").exists()
+    saved = json.loads((tmp_path / "ablation.json").read_text())
+    assert saved["n_neurons"] == 32 and {p["percent"] for p in saved["points"]} == {25, 100}
+
+
+def test_probe_ablate_refuses_bad_percents_and_modes(tmp_path, corpus_file, capsys):
+    base = ["probe-ablate", str(tiny_model_dir("bert")), str(corpus_file), "--cache-dir", str(tmp_path / "cache"),
+            "--sets", "hidden", "--layers", "1", "--epochs", "2"]
+    assert main(base + ["--percents", "0,50"]) == 2
+    assert "--percents are shares of the neurons kept, each in (0, 100]: got 0,50" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+    assert main(base + ["--modes", "melt", "--percents", "50"]) == 2
+    assert "unknown ablation modes ['melt']" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
