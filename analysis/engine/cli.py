@@ -10,7 +10,8 @@
                                      (--save-probe DIR keeps the probe for 'ablate --probe')
     agree    RANKING.json ...        agreement (Jaccard, Kendall tau) between saved rankings' top-k
     stats    STORE NEURON...         one neuron's statistics, top words and top contexts
-    ablate   MODEL_DIR RANKING.json  model-level ablation curve (neurons zeroed) on a test set
+    ablate   MODEL_DIR RANKING.json  model-level ablation curve (neurons zeroed) on a test set: the model's own task,
+                                     or (--probe DIR, test set a labelled corpus) a saved probe's accuracy
     export   STORE OUT               activations as neurox reads them: HDF5 (.hdf5) or JSON (.json); or JSON lines (.jsonl)
 
 Sentences over ``--max-sentence-words`` (default 512) refuse the corpus, naming them; ``--skip-long-sentences``
@@ -303,17 +304,40 @@ def cmd_stats(args) -> None:
         print(json.dumps(stats.for_neuron(neuron, words=store.words), indent=1))
 
 
+def _probe_task(args, loaded):
+    """The accuracy of the saved probe ``args.probe`` on the labelled corpus ``args.test_set``, read through
+    the (ablated) model: model-level ablation of any encoder, with or without a masked-LM head."""
+    from .manipulation import probe_input_rows
+    from .model_ablation import probe_task
+    from .probe import Probe
+
+    if not (Path(args.probe) / "probe.json").exists():
+        raise ValueError(f"{args.probe} holds no saved probe (probe.json); save one with 'probe-ablate --save-probe'")
+    probe = Probe.load(args.probe)
+    corpus = read_corpus(Path(args.test_set), args.label_column, args.labels)
+    if corpus.labels is None:
+        raise ValueError("--probe scores a probe, so the test set must be a labelled corpus (CoNLL-U, or "
+                         ".word with --labels)")
+    return probe_task(probe, lambda sentences: probe_input_rows(loaded, probe, sentences, args.aggregation),
+                      corpus.sentences, corpus.labels)
+
+
 def cmd_ablate(args) -> None:
     from .formats import read_test_set
     from .loading import load_model
     from .model_ablation import ablation_curve
 
-    test_set = read_test_set(args.test_set, args.references)  # the site's reader and rules, before the model
-    loaded = load_model(args.model, half=args.half)
     ranking = Ranking.from_dict(json.loads(Path(args.ranking).read_text(encoding="utf-8")))
-    data = ({"texts": test_set.sources} if test_set.references is None
-            else {"sources": test_set.sources, "references": test_set.references})
-    result = ablation_curve(loaded, ranking, steps=args.steps, job=printing_job("ablation"), **data)
+    if args.probe:
+        loaded = load_model(args.model, half=args.half)
+        result = ablation_curve(loaded, ranking, _probe_task(args, loaded), steps=args.steps,
+                                job=printing_job("ablation"))
+    else:
+        test_set = read_test_set(args.test_set, args.references)  # the site's reader and rules, before the model
+        loaded = load_model(args.model, half=args.half)
+        data = ({"texts": test_set.sources} if test_set.references is None
+                else {"sources": test_set.sources, "references": test_set.references})
+        result = ablation_curve(loaded, ranking, steps=args.steps, job=printing_job("ablation"), **data)
     primary = result["primary"]
     print(f"\nmodel-level ablation ({result['operation']}), metric {primary}; baseline {result['baseline'][primary]:.4g}")
     orders = list(result["curves"])
@@ -433,8 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("ablate", help="model-level ablation curve along a saved ranking")
     p.add_argument("model")
     p.add_argument("ranking", help="ranking JSON saved by 'rank --json'")
-    p.add_argument("test_set", help="one sentence (or source sentence) per line")
+    p.add_argument("test_set", help="one sentence (or source sentence) per line; with --probe, a labelled corpus")
     p.add_argument("--references", help="reference translations, line-aligned (encoder-decoder models)")
+    p.add_argument("--probe", help="a probe saved by 'probe-ablate --save-probe': measure its accuracy instead "
+                   "of the model's own task (any encoder, e.g. one without a masked-LM head)")
+    p.add_argument("--label-column", default="upos", help="with --probe: CoNLL-U label column (default upos)")
+    p.add_argument("--labels", type=Path, help="with --probe: NeuroX .label file for a .word test set")
+    p.add_argument("--aggregation", default="last", choices=("first", "last", "mean"),
+                   help="with --probe: the aggregation the probe's activations were extracted with")
     p.add_argument("--steps", type=int, default=11)
     p.add_argument("--half", action="store_true")
     p.add_argument("--json")

@@ -268,3 +268,54 @@ def test_probe_ablate_refuses_bad_percents_and_modes(tmp_path, corpus_file, caps
     assert main(base + ["--modes", "melt", "--percents", "50"]) == 2
     assert "unknown ablation modes ['melt']" in capsys.readouterr().err
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.fixture
+def headless_encoder(tmp_path):
+    """The tiny BERT without its masked-LM head: the model's own task cannot be measured, a probe's can."""
+    import shutil
+
+    from transformers import BertConfig, BertModel
+
+    source = tiny_model_dir("bert")
+    path = tmp_path / "headless"
+    shutil.copytree(source, path)
+    (path / "model.safetensors").unlink()
+    config = BertConfig.from_pretrained(source)
+    config.architectures = ["BertModel"]
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def test_ablate_an_encoder_without_a_head_through_a_saved_probe(tmp_path, corpus_file, headless_encoder, capsys):
+    cache = ["--cache-dir", str(tmp_path / "cache"), "--sets", "hidden", "--layers", "1"]
+    assert main(["probe-ablate", str(headless_encoder), str(corpus_file), *cache, "--percents", "100", "--modes",
+                 "zero_out", "--random-seeds", "1", "--epochs", "3", "--save-probe", str(tmp_path / "probe")]) == 0
+    assert main(["rank", str(headless_encoder), str(corpus_file), *cache, "--method", "lca", "--epochs", "3",
+                 "--bootstrap", "0", "--json", str(tmp_path / "ranking.json")]) == 0
+    capsys.readouterr()
+    ablate = ["ablate", str(headless_encoder), str(tmp_path / "ranking.json")]
+    plain = tmp_path / "test.txt"
+    plain.write_text("the cat sleeps .\na dog runs !\n", encoding="utf-8")
+    assert main(ablate + [str(plain)]) == 2  # the model's own task: refused, pointing at the alternative
+    assert "no masked-LM head; measure a trained probe's accuracy instead" in capsys.readouterr().err
+    assert main(ablate + [str(corpus_file), "--steps", "3", "--probe", str(tmp_path / "probe"), "--json", str(tmp_path / "curve.json")]) == 0
+    out = capsys.readouterr().out
+    assert "model-level ablation (zero), metric accuracy" in out
+    curve = json.loads((tmp_path / "curve.json").read_text())
+    assert curve["task"] == "probe" and curve["x"]["count"][-1] == 32
+    assert curve["curves"]["top"]["accuracy"][0] > 0.5
+
+
+def test_ablate_with_a_probe_refuses_a_missing_probe_and_an_unlabelled_test_set(tmp_path, corpus_file, capsys):
+    ranking = tmp_path / "ranking.json"
+    assert main(["rank", str(tiny_model_dir("bert")), str(corpus_file), "--cache-dir", str(tmp_path / "cache"),
+                 "--sets", "hidden", "--method", "variance", "--bootstrap", "0", "--json", str(ranking)]) == 0
+    capsys.readouterr()
+    assert main(["ablate", str(tiny_model_dir("bert")), str(ranking), str(corpus_file), "--probe",
+                 str(tmp_path / "nowhere")]) == 2
+    assert "nowhere holds no saved probe (probe.json); save one with 'probe-ablate --save-probe'" in \
+        capsys.readouterr().err
