@@ -12,6 +12,8 @@
     stats    STORE NEURON...         one neuron's statistics, top words and top contexts
     ablate   MODEL_DIR RANKING.json  model-level ablation curve (neurons zeroed) on a test set: the model's own task,
                                      or (--probe DIR, test set a labelled corpus) a saved probe's accuracy
+    manipulate MODEL_DIR SENTENCES   outputs before / after changing chosen neurons (--zero, --clamp, --scale,
+                                     --shift; --probe DIR: a saved probe's per-word labels instead)
     export   STORE OUT               activations as neurox reads them: HDF5 (.hdf5) or JSON (.json); or JSON lines (.jsonl)
 
 Sentences over ``--max-sentence-words`` (default 512) refuse the corpus, naming them; ``--skip-long-sentences``
@@ -349,6 +351,58 @@ def cmd_ablate(args) -> None:
         Path(args.json).write_text(json.dumps(result), encoding="utf-8")
 
 
+def _edits(args) -> list:
+    from . import interventions
+
+    edits = list(interventions.zero([NeuronId.parse(text) for text in args.zero])) if args.zero else []
+    for operation in ("clamp", "scale", "shift"):
+        for text in getattr(args, operation) or []:
+            neuron, sep, value = text.partition("=")
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+            if not sep or number is None:
+                raise ValueError(f"--{operation} {text!r}: write NEURON=NUMBER, e.g. --{operation} L3:117=2.5")
+            edits.extend(getattr(interventions, operation)([NeuronId.parse(neuron)], number))
+    if not edits:
+        raise ValueError("choose at least one neuron to change: --zero, --clamp, --scale or --shift")
+    return edits
+
+
+def cmd_manipulate(args) -> None:
+    from .formats import read_test_set
+    from .loading import load_model
+    from .manipulation import manipulate, probe_predictions
+    from .probe import Probe
+
+    edits = _edits(args)
+    sentences = read_test_set(args.sentences).sources
+    if args.probe and not (Path(args.probe) / "probe.json").exists():
+        raise ValueError(f"{args.probe} holds no saved probe (probe.json); save one with 'probe-ablate --save-probe'")
+    loaded = load_model(args.model, half=args.half)
+    job = printing_job("manipulation")
+    if args.probe:
+        result = probe_predictions(loaded, Probe.load(args.probe), sentences, edits, aggregation=args.aggregation,
+                                   job=job)
+        for entry in result["sentences"]:
+            print(" ".join(f"{w}/{a}" + (f"→{b}" if a != b else "")
+                           for w, a, b in zip(entry["words"], entry["original"], entry["manipulated"])))
+    else:
+        result = manipulate(loaded, sentences, edits, max_new_tokens=args.max_new_tokens, top_k=args.top_k, job=job)
+        for entry in result["sentences"]:
+            print(" ".join(entry["words"]) + ("  (unchanged)" if entry["identical"] else ""))
+            if result["task"] == "fill-mask":
+                for mask in entry["masks"]:
+                    before = ", ".join(t["token"] for t in mask["original"])
+                    after = ", ".join(t["token"] for t in mask["manipulated"])
+                    print(f"  word {mask['word']}: {before}  →  {after}")
+            else:
+                print(f"  original:    {entry['original']['text']}\n  manipulated: {entry['manipulated']['text']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result), encoding="utf-8")
+
+
 def cmd_export(args) -> None:
     from .interchange import export_activations
 
@@ -469,6 +523,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--half", action="store_true")
     p.add_argument("--json")
     p.set_defaults(run=cmd_ablate)
+
+    p = commands.add_parser("manipulate", help="outputs before and after changing chosen neurons")
+    p.add_argument("model")
+    p.add_argument("sentences", help="one sentence per line (for a masked LM, write its mask token for a word)")
+    p.add_argument("--zero", nargs="+", metavar="NEURON", help="neurons set to 0, e.g. L3:117 mlp.L2:5")
+    p.add_argument("--clamp", nargs="+", action="extend", metavar="NEURON=VALUE", help="a neuron held at VALUE")
+    p.add_argument("--scale", nargs="+", action="extend", metavar="NEURON=FACTOR", help="a neuron multiplied by FACTOR")
+    p.add_argument("--shift", nargs="+", action="extend", metavar="NEURON=AMOUNT", help="AMOUNT added to a neuron")
+    p.add_argument("--probe", help="a probe saved by 'probe-ablate --save-probe': show its per-word labels")
+    p.add_argument("--aggregation", default="last", choices=("first", "last", "mean"),
+                   help="with --probe: the aggregation its activations were extracted with")
+    p.add_argument("--max-new-tokens", type=int, default=20)
+    p.add_argument("--top-k", type=int, default=5, help="fill-mask: candidates shown per masked word")
+    p.add_argument("--half", action="store_true")
+    p.add_argument("--json")
+    p.set_defaults(run=cmd_manipulate)
 
     p = commands.add_parser("export", help="export activations in NeuroX formats")
     p.add_argument("store")

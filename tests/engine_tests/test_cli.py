@@ -319,3 +319,29 @@ def test_ablate_with_a_probe_refuses_a_missing_probe_and_an_unlabelled_test_set(
                  str(tmp_path / "nowhere")]) == 2
     assert "nowhere holds no saved probe (probe.json); save one with 'probe-ablate --save-probe'" in \
         capsys.readouterr().err
+
+
+def test_manipulate_shows_text_before_and_after(tmp_path, capsys):
+    sentences = tmp_path / "s.txt"
+    sentences.write_text("the cat sat on the\n", encoding="utf-8")
+    args = ["manipulate", str(tiny_model_dir("gpt2")), str(sentences), "--max-new-tokens", "4",
+            "--json", str(tmp_path / "m.json")]
+    assert main(args + ["--scale", "L1:0=1"]) == 0  # scaling by 1 changes nothing
+    assert "(unchanged)" in capsys.readouterr().out
+    assert main(args + ["--clamp", *[f"L2:{u}=50" for u in range(32)]]) == 0
+    out = capsys.readouterr().out
+    assert "original:" in out and "manipulated:" in out
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["task"] == "generation" and len(saved["edits"]) == 32
+
+
+def test_manipulate_fill_mask_and_bad_edits(tmp_path, capsys):
+    sentences = tmp_path / "s.txt"
+    sentences.write_text("the [MASK] sat on the mat\n", encoding="utf-8")
+    model = str(tiny_model_dir("bert"))
+    assert main(["manipulate", model, str(sentences), "--zero", "L1:0", "L1:1", "--top-k", "2"]) == 0
+    assert "word 1:" in capsys.readouterr().out
+    assert main(["manipulate", model, str(sentences), "--clamp", "L1:0"]) == 2
+    assert "--clamp 'L1:0': write NEURON=NUMBER, e.g. --clamp L3:117=2.5" in capsys.readouterr().err
+    assert main(["manipulate", model, str(sentences)]) == 2
+    assert "choose at least one neuron to change: --zero, --clamp, --scale or --shift" in capsys.readouterr().err
