@@ -306,21 +306,26 @@ def cmd_stats(args) -> None:
         print(json.dumps(stats.for_neuron(neuron, words=store.words), indent=1))
 
 
-def _probe_task(args, loaded):
-    """The accuracy of the saved probe ``args.probe`` on the labelled corpus ``args.test_set``, read through
-    the (ablated) model: model-level ablation of any encoder, with or without a masked-LM head."""
-    from .manipulation import probe_input_rows
-    from .model_ablation import probe_task
+def _saved_probe_and_corpus(args):
+    """The saved probe ``args.probe`` and the labelled corpus ``args.test_set``, checked before any model loads."""
     from .probe import Probe
 
     if not (Path(args.probe) / "probe.json").exists():
         raise ValueError(f"{args.probe} holds no saved probe (probe.json); save one with 'probe-ablate --save-probe'")
-    probe = Probe.load(args.probe)
     corpus = read_corpus(Path(args.test_set), args.label_column, args.labels)
     if corpus.labels is None:
         raise ValueError("--probe scores a probe, so the test set must be a labelled corpus (CoNLL-U, or "
                          ".word with --labels)")
-    return probe_task(probe, lambda sentences: probe_input_rows(loaded, probe, sentences, args.aggregation),
+    return Probe.load(args.probe), corpus
+
+
+def _probe_task(probe, corpus, loaded, aggregation: str):
+    """The probe's accuracy on the corpus, read through the (ablated) model: model-level ablation of any
+    encoder, with or without a masked-LM head."""
+    from .manipulation import probe_input_rows
+    from .model_ablation import probe_task
+
+    return probe_task(probe, lambda sentences: probe_input_rows(loaded, probe, sentences, aggregation),
                       corpus.sentences, corpus.labels)
 
 
@@ -329,13 +334,17 @@ def cmd_ablate(args) -> None:
     from .loading import load_model
     from .model_ablation import ablation_curve
 
+    # the test set is read first, by the site's reader and rules, so a bad file is reported before anything loads
+    if args.probe:
+        probe, corpus = _saved_probe_and_corpus(args)
+    else:
+        test_set = read_test_set(args.test_set, args.references)
     ranking = Ranking.from_dict(json.loads(Path(args.ranking).read_text(encoding="utf-8")))
     if args.probe:
         loaded = load_model(args.model, half=args.half)
-        result = ablation_curve(loaded, ranking, _probe_task(args, loaded), steps=args.steps,
-                                job=printing_job("ablation"))
+        result = ablation_curve(loaded, ranking, _probe_task(probe, corpus, loaded, args.aggregation),
+                                steps=args.steps, job=printing_job("ablation"))
     else:
-        test_set = read_test_set(args.test_set, args.references)  # the site's reader and rules, before the model
         loaded = load_model(args.model, half=args.half)
         data = ({"texts": test_set.sources} if test_set.references is None
                 else {"sources": test_set.sources, "references": test_set.references})
