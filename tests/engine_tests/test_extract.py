@@ -362,3 +362,31 @@ def test_the_dry_run_matches_a_real_extraction(models, tmp_path, arch):
     assert weights < plan.peak_memory_bytes < weights + 64 * 2**20 and plan.seconds_estimate > 0
     summary = plan.summary()
     assert summary["words"] == store.n_words and summary["batches"] == store.meta["batching"]["batches"]
+
+
+def test_counting_subwords_of_a_long_sentence_does_not_warn_about_model_length():
+    """transformers warns "Token indices sequence length is longer than the specified maximum" when a whole
+    sentence is tokenized; extraction windows such sentences, so the warning would mislead."""
+    from transformers import AutoTokenizer
+
+    from analysis.engine.extract import subword_counts
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir("bert"))
+    tokenizer.model_max_length = 8
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger("transformers.tokenization_utils_base")
+    logger.addHandler(handler)
+    try:
+        counts = subword_counts(tokenizer, [["the", "cat"] * 10])
+        assert counts[0].sum() >= 20
+        assert not [m for m in seen if "Token indices sequence length" in m]
+        tokenizer([["the", "cat"] * 10], is_split_into_words=True)  # the same call that does warn
+        assert [m for m in seen if "Token indices sequence length" in m]
+    finally:
+        logger.removeHandler(handler)
