@@ -3,11 +3,21 @@
     extract  MODEL_DIR CORPUS        activations into an on-disk store (cached by content, resumable)
     rank     MODEL_DIR CORPUS        extract if needed, then rank neurons, with confidence intervals
                                      (--eval-corpus FILE: also score the probe on another corpus)
+                                     (--l1/--l2/--epochs: lca's probe; --consensus: consensus over resamples)
+    crossmodel CORPUS MODEL_DIR...   cross-model rankings (maxcorr, mincorr, linreg, svcca) over ≥ 2 models
+    concept  MODEL_DIR CORPUS LABEL  neurons that detect one label against the rest (average precision)
+    probe-ablate MODEL_DIR CORPUS    train the lca probe, then keep only the top / random / bottom k % of its neurons
+                                     (--save-probe DIR keeps the probe for 'ablate --probe')
     agree    RANKING.json ...        agreement (Jaccard, Kendall tau) between saved rankings' top-k
     stats    STORE NEURON...         one neuron's statistics, top words and top contexts
-    ablate   MODEL_DIR RANKING.json  model-level ablation curve (neurons zeroed) on a test set
-    export   STORE OUT               NeuroX HDF5 (.h5/.hdf5) or JSON lines (.jsonl) activations
+    ablate   MODEL_DIR RANKING.json  model-level ablation curve (neurons zeroed) on a test set: the model's own task,
+                                     or (--probe DIR, test set a labelled corpus) a saved probe's accuracy
+    manipulate MODEL_DIR SENTENCES   outputs before / after changing chosen neurons (--zero, --clamp, --scale,
+                                     --shift; --probe DIR: a saved probe's per-word labels instead)
+    export   STORE OUT               activations as neurox reads them: HDF5 (.hdf5) or JSON (.json); or JSON lines (.jsonl)
 
+Sentences over ``--max-sentence-words`` (default 512) refuse the corpus, naming them; ``--skip-long-sentences``
+leaves them out with a warning instead (extraction windows long sentences, so the limit is only a guard).
 CORPUS is a CoNLL-U file (``--label-column upos|xpos|deprel|feats:Key``) or a NeuroX ``.word`` file (labels from
 ``--labels FILE.label``). Stores go under ``--cache-dir`` (default ``var/engine``) in ``stores/<key>/``, the key
 made from the model's and the corpus's content and every extraction option, so running ``rank`` twice extracts
@@ -50,13 +60,20 @@ def printing_job(label: str, every: float = 3.0) -> Job:
     return Job(on_progress=_Progress(label, every), on_log=_say)
 
 
-def read_corpus(path: Path, label_column: str | None, labels: Path | None):
+def read_corpus(path: Path, label_column: str | None, labels: Path | None, *,
+                max_sentence_words: int | None = None, skip_long_sentences: bool = False):
     from . import formats
 
+    limits = {"max_sentence_words": formats.DEFAULT_MAX_SENTENCE_WORDS if max_sentence_words is None
+              else (max_sentence_words or None), "skip_long_sentences": skip_long_sentences}
     if path.suffix == ".word" or labels is not None:
-        return formats.read_plain(path, labels, word_filename=path.name,
-                                  label_filename=labels.name if labels else None)
-    return formats.read_conllu(path, label_column or None, filename=path.name)
+        corpus = formats.read_plain(path, labels, word_filename=path.name,
+                                    label_filename=labels.name if labels else None, **limits)
+    else:
+        corpus = formats.read_conllu(path, label_column or None, filename=path.name, **limits)
+    for warning in corpus.warnings:
+        _say(f"warning: {warning}")
+    return corpus
 
 
 def store_for(args):
@@ -67,7 +84,8 @@ def store_for(args):
     from .extract import ExtractionParams, extract_activations
     from .loading import dtype_name
 
-    corpus = read_corpus(Path(args.corpus), args.label_column, args.labels)
+    corpus = read_corpus(Path(args.corpus), args.label_column, args.labels,
+                         max_sentence_words=args.max_sentence_words, skip_long_sentences=args.skip_long_sentences)
     _say(f"corpus: {len(corpus.sentences):,} sentences, {corpus.n_words:,} words, "
          f"{len(corpus.label_names())} labels")
     params = ExtractionParams(neuron_sets=tuple(args.sets.split(",")), aggregation=args.aggregation,
@@ -128,6 +146,7 @@ def cmd_rank(args) -> None:
     method = method_named(args.method)
     if args.eval_corpus and method.name != "lca":
         raise ValueError(f"--eval-corpus scores a probe, and {method.name} trains none: use --method lca")
+    options = _method_options(args, method.name, compute_ranking)
     store = store_for(args)
     eval_store = None
     if args.eval_corpus:
@@ -135,7 +154,6 @@ def cmd_rank(args) -> None:
         eval_store = store_for(argparse.Namespace(**{**vars(args), "corpus": args.eval_corpus,
                                                      "labels": args.eval_labels}))
     sets, layers = _neuron_selection(args)
-    options = {"control": True} if args.control else {}
     bootstrap = method.bootstrap if args.bootstrap is None else args.bootstrap
     ranking = compute_ranking(store, method.name, neuron_sets=sets, layers=layers, seed=args.seed,
                               bootstrap=bootstrap, eval_store=eval_store, job=printing_job(method.name),
@@ -144,6 +162,115 @@ def cmd_rank(args) -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(ranking.to_dict()), encoding="utf-8")
         _say(f"ranking saved to {args.json}")
+
+
+PROBE_OPTIONS = ("l1", "l2", "epochs")
+
+
+def _method_options(args, method: str, compute_ranking) -> dict:
+    """Options for ``compute_ranking`` from the flags given, checked before anything is extracted."""
+    import inspect
+
+    options = {"control": True} if args.control else {}
+    given = {name: getattr(args, name) for name in PROBE_OPTIONS if getattr(args, name) is not None}
+    if (given or args.control) and method != "lca":
+        flags = ", ".join(f"--{name}" for name in given) or "--control"
+        raise ValueError(f"{flags} set(s) lca's probe, and {method} trains none: use --method lca")
+    for name, value in given.items():
+        if value < 0 or (name == "epochs" and value < 1):
+            raise ValueError(f"--{name} must be {'at least 1' if name == 'epochs' else '0 or more'}, not {value}")
+    options.update(given)
+    if getattr(args, "consensus", None) is not None:
+        if "consensus" not in inspect.signature(compute_ranking).parameters:
+            raise ValueError("--consensus needs the consensus ranking (compute_ranking(..., consensus=...)), which "
+                             "this version of the engine does not have yet; run without --consensus")
+        options["consensus"] = args.consensus
+    return options
+
+
+def _model_name(model_dir: str) -> str:
+    return Path(model_dir).resolve().name
+
+
+def cmd_crossmodel(args) -> None:
+    from .crossmodel import crossmodel_rankings
+
+    if len(args.models) < 2:
+        raise ValueError("cross-model rankings compare models: give at least two model directories")
+    methods = args.methods.split(",")
+    names = [_model_name(m) for m in args.models]
+    if len(set(names)) != len(names):
+        names = [f"{i}:{name}" for i, name in enumerate(names)]
+    sets, layers = _neuron_selection(args)
+    models = []
+    for model in args.models:
+        store = store_for(argparse.Namespace(**{**vars(args), "model": model, "labels": args.labels}))
+        models.append(store.features(sets, layers))
+    results = crossmodel_rankings(models, methods=methods, model_names=names, job=printing_job("cross-model"))
+    for method, rankings in results.items():
+        for name, ranking in zip(names, rankings):
+            print(f"\n{method} — model {name}")
+            print_ranking(ranking, args.top)
+    if args.json:
+        Path(args.json).write_text(json.dumps({method: {name: r.to_dict() for name, r in zip(names, rankings)}
+                                               for method, rankings in results.items()}), encoding="utf-8")
+        _say(f"rankings saved to {args.json}")
+
+
+def cmd_concept(args) -> None:
+    from .baselines import binary_concept_ranking
+
+    store = store_for(args)
+    if not store.label_names:
+        raise ValueError("a label concept needs labels, and this corpus has none (--label-column or --labels)")
+    sets, layers = _neuron_selection(args)
+    ranking = binary_concept_ranking(store.features(sets, layers), args.label, labels=store.labels,
+                                     label_names=store.label_names, job=printing_job("concept"))
+    print(f"\nneurons detecting {args.label} (average precision; chance {ranking.params['chance_ap']:.3f})")
+    print_ranking(ranking, args.top)
+    if args.json:
+        Path(args.json).write_text(json.dumps(ranking.to_dict()), encoding="utf-8")
+        _say(f"ranking saved to {args.json}")
+
+
+def cmd_probe_ablate(args) -> None:
+    from .lca import linguistic_correlation
+    from .probe_ablation import MODES, probe_ablation
+    from .splits import split_by_sentence
+
+    percents = [float(x) for x in args.percents.split(",")]
+    if any(not 0 < p <= 100 for p in percents):
+        raise ValueError(f"--percents are shares of the neurons kept, each in (0, 100]: got {args.percents}")
+    modes = args.modes.split(",")
+    if set(modes) - set(MODES):  # before extracting and training
+        raise ValueError(f"unknown ablation modes {sorted(set(modes) - set(MODES))}; choose from {MODES}")
+    probe_options = _method_options(argparse.Namespace(**{**vars(args), "control": False, "consensus": None}),
+                                    "lca", None)
+    store = store_for(args)
+    if not store.label_names:
+        raise ValueError("a probe needs labels, and this corpus has none (--label-column or --labels)")
+    sets, layers = _neuron_selection(args)
+    features = store.features(sets, layers)
+    split = split_by_sentence(store.sentence_offsets, seed=args.seed)
+    ranking, probe = linguistic_correlation(features, store.labels, label_names=store.label_names,
+                                            train=split.train, dev=split.dev, test=split.test, seed=args.seed,
+                                            return_probe=True, job=printing_job("probe"), **probe_options)
+    if args.save_probe:
+        probe.save(args.save_probe)
+        _say(f"probe saved to {args.save_probe}")
+    result = probe_ablation(probe, features, store.labels, ranking.order, train=split.train, test=split.test,
+                            percents=percents, modes=modes, random_seeds=args.random_seeds, seed=args.seed,
+                            job=printing_job("probe ablation"))
+    print(f"\nprobe ablation over {result.n_neurons:,} neurons; full probe {result.baseline_accuracy:.4f}, "
+          f"majority {result.majority_accuracy:.4f} (test accuracy)")
+    for mode in modes:
+        print(f"{mode}: {'kept %':>7}" + "".join(f"{s:>10}" for s in ("top", "random", "bottom")))
+        for percent in percents:
+            cells = "".join(f"{result.at(mode, s, percent)['accuracy']:>10.4f}" for s in ("top", "random", "bottom"))
+            print(f"{'':{len(mode) + 2}}{percent:>7g}{cells}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict()), encoding="utf-8")
+        _say(f"probe ablation saved to {args.json}")
 
 
 def cmd_agree(args) -> None:
@@ -179,17 +306,49 @@ def cmd_stats(args) -> None:
         print(json.dumps(stats.for_neuron(neuron, words=store.words), indent=1))
 
 
+def _saved_probe_and_corpus(args):
+    """The saved probe ``args.probe`` and the labelled corpus ``args.test_set``, checked before any model loads."""
+    from .probe import Probe
+
+    if not (Path(args.probe) / "probe.json").exists():
+        raise ValueError(f"{args.probe} holds no saved probe (probe.json); save one with 'probe-ablate --save-probe'")
+    corpus = read_corpus(Path(args.test_set), args.label_column, args.labels)
+    if corpus.labels is None:
+        raise ValueError("--probe scores a probe, so the test set must be a labelled corpus (CoNLL-U, or "
+                         ".word with --labels)")
+    return Probe.load(args.probe), corpus
+
+
+def _probe_task(probe, corpus, loaded, aggregation: str):
+    """The probe's accuracy on the corpus, read through the (ablated) model: model-level ablation of any
+    encoder, with or without a masked-LM head."""
+    from .manipulation import probe_input_rows
+    from .model_ablation import probe_task
+
+    return probe_task(probe, lambda sentences: probe_input_rows(loaded, probe, sentences, aggregation),
+                      corpus.sentences, corpus.labels)
+
+
 def cmd_ablate(args) -> None:
     from .formats import read_test_set
     from .loading import load_model
     from .model_ablation import ablation_curve
 
-    test_set = read_test_set(args.test_set, args.references)  # the site's reader and rules, before the model
-    loaded = load_model(args.model, half=args.half)
+    # the test set is read first, by the site's reader and rules, so a bad file is reported before anything loads
+    if args.probe:
+        probe, corpus = _saved_probe_and_corpus(args)
+    else:
+        test_set = read_test_set(args.test_set, args.references)
     ranking = Ranking.from_dict(json.loads(Path(args.ranking).read_text(encoding="utf-8")))
-    data = ({"texts": test_set.sources} if test_set.references is None
-            else {"sources": test_set.sources, "references": test_set.references})
-    result = ablation_curve(loaded, ranking, steps=args.steps, job=printing_job("ablation"), **data)
+    if args.probe:
+        loaded = load_model(args.model, half=args.half)
+        result = ablation_curve(loaded, ranking, _probe_task(probe, corpus, loaded, args.aggregation),
+                                steps=args.steps, job=printing_job("ablation"))
+    else:
+        loaded = load_model(args.model, half=args.half)
+        data = ({"texts": test_set.sources} if test_set.references is None
+                else {"sources": test_set.sources, "references": test_set.references})
+        result = ablation_curve(loaded, ranking, steps=args.steps, job=printing_job("ablation"), **data)
     primary = result["primary"]
     print(f"\nmodel-level ablation ({result['operation']}), metric {primary}; baseline {result['baseline'][primary]:.4g}")
     orders = list(result["curves"])
@@ -201,14 +360,63 @@ def cmd_ablate(args) -> None:
         Path(args.json).write_text(json.dumps(result), encoding="utf-8")
 
 
+def _edits(args) -> list:
+    from . import interventions
+
+    edits = list(interventions.zero([NeuronId.parse(text) for text in args.zero])) if args.zero else []
+    for operation in ("clamp", "scale", "shift"):
+        for text in getattr(args, operation) or []:
+            neuron, sep, value = text.partition("=")
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+            if not sep or number is None:
+                raise ValueError(f"--{operation} {text!r}: write NEURON=NUMBER, e.g. --{operation} L3:117=2.5")
+            edits.extend(getattr(interventions, operation)([NeuronId.parse(neuron)], number))
+    if not edits:
+        raise ValueError("choose at least one neuron to change: --zero, --clamp, --scale or --shift")
+    return edits
+
+
+def cmd_manipulate(args) -> None:
+    from .formats import read_test_set
+    from .loading import load_model
+    from .manipulation import manipulate, probe_predictions
+    from .probe import Probe
+
+    edits = _edits(args)
+    sentences = read_test_set(args.sentences).sources
+    if args.probe and not (Path(args.probe) / "probe.json").exists():
+        raise ValueError(f"{args.probe} holds no saved probe (probe.json); save one with 'probe-ablate --save-probe'")
+    loaded = load_model(args.model, half=args.half)
+    job = printing_job("manipulation")
+    if args.probe:
+        result = probe_predictions(loaded, Probe.load(args.probe), sentences, edits, aggregation=args.aggregation,
+                                   job=job)
+        for entry in result["sentences"]:
+            print(" ".join(f"{w}/{a}" + (f"→{b}" if a != b else "")
+                           for w, a, b in zip(entry["words"], entry["original"], entry["manipulated"])))
+    else:
+        result = manipulate(loaded, sentences, edits, max_new_tokens=args.max_new_tokens, top_k=args.top_k, job=job)
+        for entry in result["sentences"]:
+            print(" ".join(entry["words"]) + ("  (unchanged)" if entry["identical"] else ""))
+            if result["task"] == "fill-mask":
+                for mask in entry["masks"]:
+                    before = ", ".join(t["token"] for t in mask["original"])
+                    after = ", ".join(t["token"] for t in mask["manipulated"])
+                    print(f"  word {mask['word']}: {before}  →  {after}")
+            else:
+                print(f"  original:    {entry['original']['text']}\n  manipulated: {entry['manipulated']['text']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result), encoding="utf-8")
+
+
 def cmd_export(args) -> None:
-    from .interchange import export_hdf5, export_jsonl
+    from .interchange import export_activations
 
     store = _open_store(args.store)
-    out = Path(args.out)
-    export = export_jsonl if out.suffix == ".jsonl" else export_hdf5
-    export(store, out, neuron_set=args.set)
-    print(out)
+    print(export_activations(store, Path(args.out), neuron_set=args.set))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     def add_source(p):
         p.add_argument("model", help="HuggingFace-format model directory (safetensors weights)")
         p.add_argument("corpus", help="CoNLL-U file, or a NeuroX .word file")
+        add_extraction_options(p)
+
+    def add_extraction_options(p):
         p.add_argument("--label-column", default="upos", help="CoNLL-U label column (default upos)")
         p.add_argument("--labels", type=Path, help="NeuroX .label file for a .word corpus")
         p.add_argument("--sets", default="hidden,mlp", help="neuron sets to extract (default hidden,mlp)")
@@ -226,6 +437,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--max-length", type=int, help="tokens per sequence, below the model's own limit")
         p.add_argument("--cache-dir", default="var/engine", help="where stores are kept (default var/engine)")
         p.add_argument("--half", action="store_true", help="float16 model on a GPU")
+        p.add_argument("--max-sentence-words", type=int, help="refuse (or skip) sentences over this many words "
+                       "(default 512; 0: no limit)")
+        p.add_argument("--skip-long-sentences", action="store_true",
+                       help="leave sentences over the limit out, with a warning, instead of refusing the corpus")
+
+    def add_selection(p):
+        p.add_argument("--rank-sets", default="hidden", help="neuron sets to rank (default hidden)")
+        p.add_argument("--layers", help="comma-separated layers (default: all)")
+        p.add_argument("--top", type=int, default=20)
+        p.add_argument("--json", help="save the full ranking(s) as JSON")
 
     p = commands.add_parser("extract", help="extract activations into a store")
     add_source(p)
@@ -238,18 +459,53 @@ def build_parser() -> argparse.ArgumentParser:
                             epilog="methods (default bootstrap resamples):\n" + "\n".join(
                                 f"  {m.name:<16} {m.description} ({m.bootstrap})" for m in METHODS.values()))
     add_source(p)
+    add_selection(p)
     p.add_argument("--method", default="probeless", choices=list(METHODS), help="ranking method (default probeless)")
-    p.add_argument("--rank-sets", default="hidden", help="neuron sets to rank (default hidden)")
-    p.add_argument("--layers", help="comma-separated layers (default: all)")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for confidence (0: none; default: the "
                    "method's, listed below)")
     p.add_argument("--eval-corpus", help="lca: also score the probe on this corpus (same label column)")
     p.add_argument("--eval-labels", type=Path, help="NeuroX .label file for a .word eval corpus")
     p.add_argument("--control", action="store_true", help="lca: also train the control task (selectivity)")
+    p.add_argument("--l1", type=float, help="lca: the probe's L1 penalty")
+    p.add_argument("--l2", type=float, help="lca: the probe's L2 penalty")
+    p.add_argument("--epochs", type=int, help="lca: the probe's training epochs")
+    p.add_argument("--consensus", nargs="?", const=True,
+                   help="rank by the consensus over bootstrap resamples (optionally name its kind)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--top", type=int, default=20)
-    p.add_argument("--json", help="save the full ranking as JSON")
     p.set_defaults(run=cmd_rank)
+
+    from .crossmodel import METHODS as CROSS_METHODS
+
+    p = commands.add_parser("crossmodel", help="cross-model rankings over two or more models on one corpus")
+    p.add_argument("corpus", help="CoNLL-U file, or a NeuroX .word file")
+    p.add_argument("models", nargs="+", help="two or more model directories")
+    p.add_argument("--methods", default=",".join(CROSS_METHODS),
+                   help=f"comma-separated, of {', '.join(CROSS_METHODS)} (default: all)")
+    add_extraction_options(p)
+    add_selection(p)
+    p.set_defaults(run=cmd_crossmodel)
+
+    p = commands.add_parser("concept", help="neurons that detect one label against the rest (binary concept)")
+    add_source(p)
+    p.add_argument("label", help="the label of the concept, e.g. NOUN")
+    add_selection(p)
+    p.set_defaults(run=cmd_concept)
+
+    from .probe_ablation import DEFAULT_PERCENTS, MODES
+
+    p = commands.add_parser("probe-ablate", help="probe-level ablation along the lca ranking")
+    add_source(p)
+    add_selection(p)
+    p.add_argument("--percents", default=",".join(f"{x:g}" for x in DEFAULT_PERCENTS),
+                   help="shares of the neurons kept (default %(default)s)")
+    p.add_argument("--modes", default=",".join(MODES), help=f"of {', '.join(MODES)} (default: both)")
+    p.add_argument("--random-seeds", type=int, default=5)
+    p.add_argument("--l1", type=float, help="the probe's L1 penalty")
+    p.add_argument("--l2", type=float, help="the probe's L2 penalty")
+    p.add_argument("--epochs", type=int, help="the probe's training epochs")
+    p.add_argument("--save-probe", help="directory to save the trained probe in (for 'ablate --probe')")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=cmd_probe_ablate)
 
     p = commands.add_parser("agree", help="agreement between saved rankings")
     p.add_argument("rankings", nargs="+")
@@ -264,16 +520,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("ablate", help="model-level ablation curve along a saved ranking")
     p.add_argument("model")
     p.add_argument("ranking", help="ranking JSON saved by 'rank --json'")
-    p.add_argument("test_set", help="one sentence (or source sentence) per line")
+    p.add_argument("test_set", help="one sentence (or source sentence) per line; with --probe, a labelled corpus")
     p.add_argument("--references", help="reference translations, line-aligned (encoder-decoder models)")
+    p.add_argument("--probe", help="a probe saved by 'probe-ablate --save-probe': measure its accuracy instead "
+                   "of the model's own task (any encoder, e.g. one without a masked-LM head)")
+    p.add_argument("--label-column", default="upos", help="with --probe: CoNLL-U label column (default upos)")
+    p.add_argument("--labels", type=Path, help="with --probe: NeuroX .label file for a .word test set")
+    p.add_argument("--aggregation", default="last", choices=("first", "last", "mean"),
+                   help="with --probe: the aggregation the probe's activations were extracted with")
     p.add_argument("--steps", type=int, default=11)
     p.add_argument("--half", action="store_true")
     p.add_argument("--json")
     p.set_defaults(run=cmd_ablate)
 
+    p = commands.add_parser("manipulate", help="outputs before and after changing chosen neurons")
+    p.add_argument("model")
+    p.add_argument("sentences", help="one sentence per line (for a masked LM, write its mask token for a word)")
+    p.add_argument("--zero", nargs="+", metavar="NEURON", help="neurons set to 0, e.g. L3:117 mlp.L2:5")
+    p.add_argument("--clamp", nargs="+", action="extend", metavar="NEURON=VALUE", help="a neuron held at VALUE")
+    p.add_argument("--scale", nargs="+", action="extend", metavar="NEURON=FACTOR", help="a neuron multiplied by FACTOR")
+    p.add_argument("--shift", nargs="+", action="extend", metavar="NEURON=AMOUNT", help="AMOUNT added to a neuron")
+    p.add_argument("--probe", help="a probe saved by 'probe-ablate --save-probe': show its per-word labels")
+    p.add_argument("--aggregation", default="last", choices=("first", "last", "mean"),
+                   help="with --probe: the aggregation its activations were extracted with")
+    p.add_argument("--max-new-tokens", type=int, default=20)
+    p.add_argument("--top-k", type=int, default=5, help="fill-mask: candidates shown per masked word")
+    p.add_argument("--half", action="store_true")
+    p.add_argument("--json")
+    p.set_defaults(run=cmd_manipulate)
+
     p = commands.add_parser("export", help="export activations in NeuroX formats")
     p.add_argument("store")
-    p.add_argument("out", help="FILE.hdf5 or FILE.jsonl")
+    p.add_argument("out", help="FILE.hdf5 or FILE.json (neurox's formats), or FILE.jsonl")
     p.add_argument("--set", default="hidden")
     p.set_defaults(run=cmd_export)
     return parser

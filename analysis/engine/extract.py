@@ -28,9 +28,9 @@ Choices the brief left open:
   in ``meta["report"]["empty_sentences"]``; labels and word indices stay aligned with the corpus.
 * **Over-long sentences** are windowed (listed in ``report["windowed_sentences"]`` and logged), never dropped.
   A single word with more subwords than fit in one window keeps its first subwords (``report["cut_words"]``).
-* **Words with no subwords** (e.g. a lone zero-width character that the normaliser deletes) take the nearest
-  token: the last subword of the previous word, else the leading special token, else the first subword of the
-  next word (``report["words_without_subwords"]``).
+* **Words with no subwords** (e.g. a lone zero-width character that the normaliser deletes) get a zero vector
+  in every set (there is no token to read; copying a neighbour's vector would make two words look identical);
+  they are logged with their positions and listed in ``report["words_without_subwords"]``.
 * **Encoder-decoder models**: ``enc.*`` sets are read on the source words; ``dec.*`` sets teacher-force the same
   words: the decoder input is ``[decoder_start] + source tokens``, and a word's decoder positions are those where
   its subwords are the decoder *input* (the representation after reading the word). methods.md also allows the
@@ -143,7 +143,10 @@ def subword_counts(tokenizer, sentences: Sequence[Sequence[str]], batch: int = 1
     for start in range(0, len(sentences), batch):
         part = [list(s) for s in sentences[start : start + batch]]
         nonempty = [i for i, s in enumerate(part) if s]
-        encoded = tokenizer([part[i] for i in nonempty], is_split_into_words=True, add_special_tokens=False)
+        # verbose=False: counting whole sentences is not feeding them to the model (long ones are windowed), so
+        # transformers' "Token indices sequence length is longer than the specified maximum" would mislead
+        encoded = tokenizer([part[i] for i in nonempty], is_split_into_words=True, add_special_tokens=False,
+                            verbose=False)
         per_sentence = [np.zeros(len(s), dtype=np.int32) for s in part]
         for row, i in enumerate(nonempty):
             ids = [w for w in encoded.word_ids(row) if w is not None]
@@ -555,7 +558,7 @@ def _write_store(loaded, corpus: Corpus, plan: ExtractionPlan, path: Path, key: 
         token_rows, word_slots, n_slots, counts_per_slot = index
         flat = tensor.reshape(-1, tensor.shape[-1])
         picked = flat.index_select(0, token_rows)
-        if aggregation == "mean":
+        if aggregation == "mean" or picked.shape[0] != n_slots:  # a word without subwords: a zero row
             summed = torch.zeros((n_slots, flat.shape[1]), dtype=picked.dtype, device=picked.device)
             summed.index_add_(0, word_slots, picked)
             picked = summed / counts_per_slot
@@ -611,7 +614,10 @@ def _write_store(loaded, corpus: Corpus, plan: ExtractionPlan, path: Path, key: 
 
     elapsed = time.perf_counter() - started
     if plan.words_without_subwords:
-        job.log(f"{len(plan.words_without_subwords)} word(s) had no subword and took the nearest token")
+        shown = ", ".join(f"sentence {e['sentence']} word {e['word']}" for e in plan.words_without_subwords[:20])
+        more = " ..." if len(plan.words_without_subwords) > 20 else ""
+        job.log(f"warning: {len(plan.words_without_subwords)} word(s) have no subword (the tokenizer deletes "
+                f"them) and were given a zero vector: {shown}{more}")
     job.log(f"extraction finished: {words_done} words in {elapsed:.1f} s")
     return writer.complete({"report": plan.report(), "extraction_seconds": round(elapsed, 3)})
 
@@ -676,7 +682,7 @@ def _index_tensors(batch: _Batch, token_rows: np.ndarray, device, dtype):
         torch.as_tensor(token_rows, device=device),
         torch.as_tensor(batch.word_slots, device=device),
         batch.n_slots,
-        torch.as_tensor(batch.slot_counts, device=device).to(dtype).unsqueeze(1),
+        torch.as_tensor(batch.slot_counts, device=device).clamp(min=1).to(dtype).unsqueeze(1),
     )
 
 

@@ -156,8 +156,14 @@ def read_conllu(
     *,
     filename: str | None = None,
     max_sentence_words: int | None = DEFAULT_MAX_SENTENCE_WORDS,
+    skip_long_sentences: bool = False,
 ) -> Corpus:
     """Read syntactic words (and one label column) from CoNLL-U.
+
+    A sentence over ``max_sentence_words`` (None: no limit) refuses the file, naming the sentence, its line and
+    its length; with ``skip_long_sentences`` it is left out instead and listed in ``warnings``. Extraction
+    windows long sentences, so the limit only guards against files that are not sentence-split. Words with a
+    missing label (``_``) are listed in ``warnings`` by sentence and word position.
 
     Comment lines, multiword-token ranges (``3-4``) and empty nodes (``8.1``) are skipped; ``_`` in the label
     column is a missing label (``None``). ``label_column=None`` reads words only. Each sentence block is parsed
@@ -175,20 +181,28 @@ def read_conllu(
     block: list[str] = []
     block_start = 0
     words_in_block = 0
+    skipped: list[str] = []
+    n_blocks = 0
 
     def finish_block():
-        nonlocal block, words_in_block
+        nonlocal block, words_in_block, n_blocks
         if words_in_block:
+            n_blocks += 1
             try:
                 tokens = conllu.parse_token_and_metadata("\n".join(block))
             except ParseException as error:
                 raise CorpusError(f"cannot parse sentence: {error}", filename=name, line=block_start) from None
             words = [token for token in tokens if isinstance(token["id"], int)]
             if max_sentence_words is not None and len(words) > max_sentence_words:
-                raise CorpusError(
-                    f"sentence has {len(words):,} words; the limit is {max_sentence_words:,}",
-                    filename=name, line=block_start,
-                )
+                where = f"sentence {n_blocks:,} (line {block_start:,}) has {len(words):,} words"
+                if not skip_long_sentences:
+                    raise CorpusError(
+                        f"{where}; the limit is {max_sentence_words:,} (raise the limit, or skip such sentences)",
+                        filename=name, line=block_start,
+                    )
+                skipped.append(where)
+                block, words_in_block = [], 0
+                return
             sentences.append([token["form"] for token in words])
             if column is not None:
                 labels.append([_label_of(token, column) for token in words])
@@ -231,9 +245,25 @@ def read_conllu(
         label_column=column or "",
         file_sha256={name: lines.sha256},
     )
+    if skipped:
+        corpus.warnings.append(_skipped_warning(name, skipped, max_sentence_words))
     if column is not None and not corpus.label_names():
         corpus.warnings.append(f"no word has a label in column {column}")
+    elif column is not None:
+        unlabelled = [(s, w) for s, tags in enumerate(labels, start=1) for w, tag in enumerate(tags, start=1)
+                      if tag is None]
+        if unlabelled:
+            shown = ", ".join(f"sentence {s} word {w}" for s, w in unlabelled[:10])
+            corpus.warnings.append(
+                f"{name}: {len(unlabelled):,} word(s) have no {column} label ('_') and are left out of label "
+                f"statistics and probes: {shown}{' ...' if len(unlabelled) > 10 else ''}"
+            )
     return corpus
+
+
+def _skipped_warning(filename: str, skipped: list[str], limit: int) -> str:
+    shown = "; ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else "")
+    return f"{filename}: {len(skipped):,} sentence(s) over the {limit:,}-word limit were skipped: {shown}"
 
 
 def _is_range_or_empty_node(word_id: str) -> bool:
@@ -287,6 +317,7 @@ def read_plain(
     word_filename: str | None = None,
     label_filename: str | None = None,
     max_sentence_words: int | None = DEFAULT_MAX_SENTENCE_WORDS,
+    skip_long_sentences: bool = False,
 ) -> Corpus:
     """Read the NeuroX plain format: one sentence per line, words split on single spaces, and an optional
     line-aligned label file with one label per word. Labels are taken verbatim (``_`` is not special here,
@@ -294,20 +325,32 @@ def read_plain(
 
     ``source_sha256`` covers both files, by their roles (``hashing.combined_sha256`` of ``words`` and ``labels``;
     the word file's own sha256 when there is no label file), so a corpus is identified by its content, not by
-    file names."""
+    file names. ``max_sentence_words`` and ``skip_long_sentences`` as for :func:`read_conllu` (a skipped
+    sentence drops its label line too)."""
     word_name = _source_name(word_source, word_filename)
     word_lines = _NumberedLines(word_source, word_name)
     warnings: list[str] = []
     sentences = _plain_lines(word_lines, "words", warnings)
+    too_long = []
     if max_sentence_words is not None:
         for line_number, words in enumerate(sentences, start=1):
             if len(words) > max_sentence_words:
-                raise CorpusError(
-                    f"sentence has {len(words):,} words; the limit is {max_sentence_words:,}",
-                    filename=word_name, line=line_number,
-                )
+                if not skip_long_sentences:
+                    raise CorpusError(
+                        f"sentence {line_number:,} has {len(words):,} words; the limit is {max_sentence_words:,} "
+                        "(raise the limit, or skip such sentences)",
+                        filename=word_name, line=line_number,
+                    )
+                too_long.append(line_number - 1)
+    if too_long:
+        warnings.append(_skipped_warning(
+            word_name, [f"sentence {i + 1:,} (line {i + 1:,}) has {len(sentences[i]):,} words" for i in too_long],
+            max_sentence_words))
+    kept = [i for i in range(len(sentences)) if i not in set(too_long)]
     file_sha256 = {word_name: word_lines.sha256}
     if label_source is None:
+        if too_long:
+            sentences = [sentences[i] for i in kept]
         return Corpus(sentences=sentences, source_sha256=word_lines.sha256, file_sha256=file_sha256,
                       warnings=warnings)
 
@@ -327,6 +370,8 @@ def read_plain(
             )
     file_sha256[label_name] = label_lines.sha256
     combined = combined_sha256({"words": word_lines.sha256, "labels": label_lines.sha256})
+    if too_long:
+        sentences, labels = [sentences[i] for i in kept], [labels[i] for i in kept]
     return Corpus(
         sentences=sentences, labels=labels, source_sha256=combined, label_column="label", file_sha256=file_sha256,
         warnings=warnings,

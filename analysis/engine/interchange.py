@@ -1,11 +1,16 @@
 """NeuroX activation interchange formats (methods.md §6), for users who come from the original library.
 
-* HDF5: one float32 dataset per sentence, named by the sentence's index (``"0"``, ``"1"``...), of shape
-  ``[layers, words, dim]``, plus a ``sentence_to_index`` dataset holding a JSON string that maps the sentence text
-  (words joined by single spaces) to its index as a string. Like NeuroX, a sentence that occurs twice maps to its
-  last index; import therefore reads the words from the map *or* from a corpus passed in.
-* JSON lines: one line per sentence, ``{"linex_index": i, "features": [{"token": word, "layers": [{"index": l,
-  "values": [...]}]}]}``.
+* HDF5 (``.hdf5``, the only suffix neurox's ``load_activations`` reads as HDF5): one float32 dataset per
+  sentence, named by the sentence's index (``"0"``, ``"1"``...), of shape ``[layers, words, dim]``, plus a
+  ``sentence_to_index`` dataset of shape ``(1,)`` holding one variable-length string: JSON that maps the sentence
+  text (words joined by single spaces) to its index as a string. As neurox 1.0.9's writer does, the second
+  occurrence of a sentence is keyed ``"<text> (Occurrence 2)"``, so every sentence keeps its entry (neurox's
+  reader loads sentences by iterating this map). Older files (neurox < 1.0.9, or this platform before) stored
+  the map as a scalar and let a repeat overwrite the first entry; import reads both, and takes the words from a
+  corpus passed in when the map has lost some.
+* JSON (``.json``, neurox's JSON writer) and JSON lines (``.jsonl``): the same text, one line per sentence,
+  ``{"linex_index": i, "features": [{"token": word, "layers": [{"index": l, "values": [...]}]}]}``; ``.json``
+  rounds to 8 decimals and numbers the layers 0.. as neurox does, ``.jsonl`` keeps the store's layer numbers.
 
 Both exports cover one neuron set (default ``hidden``; NeuroX's layer 0 is the embeddings, as ours) and read the
 store sentence by sentence, so memory stays bounded. HDF5 import writes a normal activation store.
@@ -14,6 +19,7 @@ store sentence by sentence, so memory stays bounded. HDF5 import writes a normal
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -24,6 +30,8 @@ from .hashing import sha256_of
 from .store import ActivationStore, StoreWriter, store_key
 
 SENTENCE_TO_INDEX = "sentence_to_index"
+EXPORT_SUFFIXES = (".hdf5", ".json", ".jsonl")
+_OCCURRENCE = re.compile(r"^(.*) \(Occurrence (\d+)\)$")
 
 
 class InterchangeError(ValueError):
@@ -42,6 +50,15 @@ def _sentence_activations(arrays: list, start: int, end: int) -> np.ndarray:
     return np.stack([np.asarray(array[start:end], dtype=np.float32) for array in arrays])
 
 
+def _keyed_by_occurrence(sentence: str, mapping: dict) -> str:
+    """neurox 1.0.9's key for a sentence text: the text, or ``"<text> (Occurrence n)"`` for its n-th repeat."""
+    key, count = sentence, 1
+    while key in mapping:
+        count += 1
+        key = f"{sentence} (Occurrence {count})"
+    return key
+
+
 def export_hdf5(store: ActivationStore, path, *, neuron_set: str = "hidden", layers=None) -> Path:
     import h5py
 
@@ -54,16 +71,19 @@ def export_hdf5(store: ActivationStore, path, *, neuron_set: str = "hidden", lay
         for i in range(store.n_sentences):
             activations = _sentence_activations(arrays, int(offsets[i]), int(offsets[i + 1]))
             handle.create_dataset(str(i), data=activations, dtype="float32")
-            sentence_to_index[" ".join(store.sentence(i))] = str(i)
-        handle.create_dataset(SENTENCE_TO_INDEX, data=json.dumps(sentence_to_index))
+            sentence_to_index[_keyed_by_occurrence(" ".join(store.sentence(i)), sentence_to_index)] = str(i)
+        mapping = handle.create_dataset(SENTENCE_TO_INDEX, (1,), dtype=h5py.string_dtype())
+        mapping[0] = json.dumps(sentence_to_index)
     return path
 
 
-def export_jsonl(store: ActivationStore, path, *, neuron_set: str = "hidden", layers=None, decimals: int = 6) -> Path:
+def export_jsonl(store: ActivationStore, path, *, neuron_set: str = "hidden", layers=None, decimals: int = 6,
+                 neurox_layer_numbers: bool = False) -> Path:
     path = Path(path)
     chosen = _layers(store, neuron_set, layers)
     arrays = [store.array(neuron_set, layer) for layer in chosen]
     offsets = store.sentence_offsets
+    numbers = list(range(len(chosen))) if neurox_layer_numbers else chosen
     with open(path, "w", encoding="utf-8") as handle:
         for i in range(store.n_sentences):
             activations = _sentence_activations(arrays, int(offsets[i]), int(offsets[i + 1]))
@@ -71,14 +91,51 @@ def export_jsonl(store: ActivationStore, path, *, neuron_set: str = "hidden", la
                 {
                     "token": word,
                     "layers": [
-                        {"index": layer, "values": [round(float(v), decimals) for v in activations[k, w]]}
-                        for k, layer in enumerate(chosen)
+                        {"index": number, "values": [round(float(v), decimals) for v in activations[k, w]]}
+                        for k, number in enumerate(numbers)
                     ],
                 }
                 for w, word in enumerate(store.sentence(i))
             ]
             handle.write(json.dumps({"linex_index": i, "features": features}, ensure_ascii=False) + "\n")
     return path
+
+
+def export_neurox_json(store: ActivationStore, path, *, neuron_set: str = "hidden", layers=None) -> Path:
+    """neurox's JSON activation file (its ``JSONActivationsWriter``): 8 decimals, layers numbered 0.."""
+    return export_jsonl(store, path, neuron_set=neuron_set, layers=layers, decimals=8, neurox_layer_numbers=True)
+
+
+def export_activations(store: ActivationStore, path, *, neuron_set: str = "hidden", layers=None) -> Path:
+    """Export in the format the suffix names: ``.hdf5``, ``.json`` (neurox's JSON) or ``.jsonl``."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".hdf5":
+        return export_hdf5(store, path, neuron_set=neuron_set, layers=layers)
+    if suffix == ".json":
+        return export_neurox_json(store, path, neuron_set=neuron_set, layers=layers)
+    if suffix == ".jsonl":
+        return export_jsonl(store, path, neuron_set=neuron_set, layers=layers)
+    hint = " (neurox reads HDF5 only from a .hdf5 file)" if suffix in (".h5", ".he5") else ""
+    raise InterchangeError(
+        f"cannot export to {path.name!r}: the file name must end in .hdf5 (neurox HDF5), .json (neurox JSON) "
+        f"or .jsonl (JSON lines){hint}"
+    )
+
+
+def _sentences_from_map(raw) -> dict[int, str]:
+    """Index -> sentence text from a ``sentence_to_index`` value, as neurox 1.0.9 writes it (a (1,) string
+    dataset, repeats keyed ``"... (Occurrence n)"``) or as older writers did (a scalar string)."""
+    value = raw[0] if isinstance(raw, np.ndarray) and raw.shape == (1,) else raw
+    mapping = json.loads(value.decode("utf-8") if isinstance(value, bytes) else str(value))
+    by_index = {}
+    for key, index in mapping.items():
+        sentence = key
+        match = _OCCURRENCE.match(key)
+        if match and int(match.group(2)) >= 2 and match.group(1) in mapping:  # a repeat, not a literal text
+            sentence = match.group(1)
+        by_index[int(index)] = sentence
+    return by_index
 
 
 def import_hdf5(
@@ -122,9 +179,7 @@ def import_hdf5(
         else:
             if SENTENCE_TO_INDEX not in handle:
                 raise InterchangeError(f"{path.name} has no {SENTENCE_TO_INDEX} dataset; pass the corpus instead")
-            raw = handle[SENTENCE_TO_INDEX][()]
-            mapping = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
-            by_index = {int(index): sentence for sentence, index in mapping.items()}
+            by_index = _sentences_from_map(handle[SENTENCE_TO_INDEX][()])
             missing = [i for i in indices if i not in by_index]
             if missing:
                 raise InterchangeError(

@@ -23,6 +23,8 @@ matching blocks, so one inserted token does not mark everything after it as chan
 from __future__ import annotations
 
 import difflib
+
+import numpy as np
 from typing import Iterable, Sequence
 
 from .interventions import NeuronEdit, intervene, positions_for_labels, positions_for_words
@@ -277,7 +279,7 @@ def probe_predictions(
     """Per-word labels of ``probe`` before and after the edits, for any model.
 
     ``aggregation`` must be the one the probe's activations were extracted with (``first``/``last``/``mean``).
-    Words with no subword take the previous token, like the extraction's fallback in the common case. Returns
+    Words with no subword get a zero row, as in extraction. Returns
     ``{"task": "probe", "edits", "positions", "sentences": [{"words", "original", "manipulated", "changed"}]}``.
     ``job``: as for :func:`manipulate`.
     """
@@ -314,4 +316,18 @@ def probe_predictions(
     }
 
 
-__all__ = ["manipulate", "probe_predictions", "ManipulationError"]
+def probe_input_rows(lm, probe, sentences: Sequence, aggregation: str = "last") -> np.ndarray:
+    """``[n_words, len(probe.neuron_ids)]``: the probe's inputs for every word of ``sentences``, read from the
+    model as it is now (so inside ablation hooks they are the ablated model's), aggregated as extraction does."""
+    if aggregation not in AGGREGATIONS:
+        raise ManipulationError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, not {aggregation!r}")
+    sites = lm.neuron_sites()
+    rows = []
+    for sentence in sentences:
+        words = _words(sentence)
+        encoding = _encode(lm, words)
+        rows.append(_probe_rows(lm, probe, words, _on_device(lm, encoding), encoding.word_ids(0), aggregation, sites))
+    return np.concatenate(rows)
+
+
+__all__ = ["manipulate", "probe_predictions", "probe_input_rows", "ManipulationError"]

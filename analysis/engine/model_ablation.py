@@ -144,7 +144,8 @@ def masked_lm_task(lm, texts: Iterable, *, mask_rate: float = MASK_RATE, seed: i
         raise AblationError("this tokenizer has no mask token, so masked-LM loss cannot be measured")
     if getattr(lm.model, "get_output_embeddings", lambda: None)() is None:
         raise AblationError(
-            "this encoder has no masked-LM head; measure a trained probe's accuracy instead (probe_task)"
+            "this encoder has no masked-LM head; measure a trained probe's accuracy instead (probe_task; on "
+            "the command line: ablate --probe DIR with a labelled corpus)"
         )
     texts = [_as_text(t) for t in texts]
     max_length = model_max_tokens(lm.tokenizer, lm.model.config)

@@ -1,5 +1,7 @@
 """Extraction into the activation store on tiny models: alignment, aggregation, batching, resume, edge cases."""
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -242,16 +244,23 @@ def test_window_plan_keeps_every_word_once_from_its_best_window():
     assert [(a, b) for a, b, _, _ in long_word] == [(0, 1), (1, 2), (2, 3)]
 
 
-def test_cut_words_and_words_without_subwords_are_reported(models, tmp_path):
+def test_cut_words_and_words_without_subwords_are_reported(models, tmp_path, caplog):
     loaded = models("bert")
     sentence = ["the", "\u200b", "cat", "unbelievably" * 4]
-    store = extract_activations(loaded, [sentence], tmp_path / "odd", ExtractionParams(max_length=8))
+    logged = []
+    with caplog.at_level(logging.WARNING):
+        store = extract_activations(loaded, [sentence], tmp_path / "odd", ExtractionParams(max_length=8),
+                                    job=Job(on_log=logged.append))
+    assert not [r for r in caplog.records if "Token indices sequence length" in r.getMessage()]
+    assert any("1 word(s) have no subword" in line and "sentence 0 word 1" in line and "zero vector" in line
+               for line in logged)
     report = store.meta["report"]
     assert report["words_without_subwords"] == [{"sentence": 0, "word": 1}]
     assert report["cut_words"][0]["word"] == 3 and report["cut_words"][0]["kept"] == 6
     hidden = np.asarray(store.array("hidden", 1), dtype=np.float32)
-    # the deleted word takes the previous word's last subword in the same window
-    np.testing.assert_array_equal(hidden[1], hidden[0])
+    # the deleted word has no token to read: a zero row, not a copy of its neighbour
+    np.testing.assert_array_equal(hidden[1], np.zeros_like(hidden[1]))
+    assert np.abs(hidden[0]).sum() > 0 and np.abs(hidden[2]).sum() > 0
 
 
 def test_unknown_neuron_set_and_aggregation_are_refused(models, tmp_path):
@@ -353,3 +362,31 @@ def test_the_dry_run_matches_a_real_extraction(models, tmp_path, arch):
     assert weights < plan.peak_memory_bytes < weights + 64 * 2**20 and plan.seconds_estimate > 0
     summary = plan.summary()
     assert summary["words"] == store.n_words and summary["batches"] == store.meta["batching"]["batches"]
+
+
+def test_counting_subwords_of_a_long_sentence_does_not_warn_about_model_length():
+    """transformers warns "Token indices sequence length is longer than the specified maximum" when a whole
+    sentence is tokenized; extraction windows such sentences, so the warning would mislead."""
+    from transformers import AutoTokenizer
+
+    from analysis.engine.extract import subword_counts
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir("bert"))
+    tokenizer.model_max_length = 8
+    seen = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage())
+
+    handler = Collect()
+    logger = logging.getLogger("transformers.tokenization_utils_base")
+    logger.addHandler(handler)
+    try:
+        counts = subword_counts(tokenizer, [["the", "cat"] * 10])
+        assert counts[0].sum() >= 20
+        assert not [m for m in seen if "Token indices sequence length" in m]
+        tokenizer([["the", "cat"] * 10], is_split_into_words=True)  # the same call that does warn
+        assert [m for m in seen if "Token indices sequence length" in m]
+    finally:
+        logger.removeHandler(handler)

@@ -137,8 +137,28 @@ def test_conllu_over_long_sentence_names_its_line():
     text = "\n".join([conllu_line(1, "short"), "", "# comment", *words]) + "\n"
     with pytest.raises(CorpusError) as caught:
         read_conllu(text.encode(), filename="long.conllu")
-    assert str(caught.value) == "long.conllu, line 4: sentence has 700 words; the limit is 512"
+    assert str(caught.value) == ("long.conllu, line 4: sentence 2 (line 4) has 700 words; the limit is 512 "
+                                 "(raise the limit, or skip such sentences)")
     assert len(read_conllu(text.encode(), max_sentence_words=None).sentences[1]) == 700
+    assert len(read_conllu(text.encode(), max_sentence_words=700).sentences[1]) == 700
+
+
+def test_conllu_over_long_sentence_skipped_on_request_with_a_warning():
+    words = [conllu_line(i, f"w{i}") for i in range(1, 701)]
+    text = "\n".join([conllu_line(1, "short"), "", *words, "", conllu_line(1, "last")]) + "\n"
+    corpus = read_conllu(text.encode(), filename="long.conllu", skip_long_sentences=True)
+    assert corpus.sentences == [["short"], ["last"]]
+    assert len(corpus.labels) == 2
+    assert corpus.warnings == ["long.conllu: 1 sentence(s) over the 512-word limit were skipped: "
+                               "sentence 2 (line 3) has 700 words"]
+
+
+def test_conllu_missing_labels_are_warned_with_positions():
+    text = "\n".join([conllu_line(1, "a"), conllu_line(2, "b", upos="_"), "", conllu_line(1, "c", upos="_")]) + "\n"
+    corpus = read_conllu(text.encode(), filename="c.conllu")
+    assert corpus.labels == [["NOUN", None], [None]]
+    assert corpus.warnings == ["c.conllu: 2 word(s) have no upos label ('_') and are left out of label statistics "
+                               "and probes: sentence 1 word 2, sentence 2 word 1"]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -246,8 +266,13 @@ def test_plain_empty_and_not_utf8():
 
 
 def test_plain_over_long_sentence():
-    with pytest.raises(CorpusError, match="line 2: sentence has 6 words; the limit is 5"):
+    with pytest.raises(CorpusError, match=r"line 2: sentence 2 has 6 words; the limit is 5 \(raise the limit"):
         read_plain(b"a\na b c d e f\n", max_sentence_words=5)
+    corpus = read_plain(b"a\na b c d e f\nb c\n", b"A\nA B C D E F\nB C\n", max_sentence_words=5,
+                        skip_long_sentences=True, word_filename="x.word")
+    assert corpus.sentences == [["a"], ["b", "c"]] and corpus.labels == [["A"], ["B", "C"]]
+    assert corpus.warnings == ["x.word: 1 sentence(s) over the 5-word limit were skipped: "
+                               "sentence 2 (line 2) has 6 words"]
 
 
 def test_engine_formats_imports_neither_django_nor_torch():

@@ -291,7 +291,8 @@ def test_corpus_over_long_sentence(alice, settings, assert_nothing_left):
     settings.NEUROX_MAX_SENTENCE_WORDS = 5
     message = refused(lambda: services.create_corpus_upload(
         alice, format="plain", file=uploaded("c.word", b"a b\na b c d e f\n")))
-    assert message == "c.word, line 2: sentence has 6 words; the limit is 5"
+    assert message == ("c.word, line 2: sentence 2 has 6 words; the limit is 5 (raise the limit, or skip such "
+                       "sentences)")
     assert_nothing_left(alice)
 
 
