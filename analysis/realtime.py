@@ -320,7 +320,11 @@ def _loaded(arguments: dict):
         from projects.models import ModelUpload
         from projects.services.storage import local_folder
 
-        return load_model(local_folder(ModelUpload.objects.get(pk=arguments["model"])), sha256=arguments["sha256"])
+        try:
+            upload = ModelUpload.objects.get(pk=arguments["model"])
+        except ModelUpload.DoesNotExist:
+            raise RealtimeRequestError("model", "This model was deleted a moment ago; choose another.") from None
+        return load_model(local_folder(upload), sha256=arguments["sha256"])
 
     cache_ = model_cache()
     lm, hit = cache_.get(arguments["sha256"], load)
