@@ -47,7 +47,8 @@ def prepare_environment() -> dict:
     env = {"DATABASE_URL": f"{server}/{bench_db}", "NEUROX_DATA_DIR": str(data), "DJANGO_SETTINGS_MODULE":
            "neurox_site.settings", "SECRET_KEY": "bench-only-" + "x" * 40, "ALLOWED_HOSTS": "127.0.0.1,localhost",
            "NEUROX_API_USER_RATE": "100000/hour", "PYTHONUNBUFFERED": "1",
-           "NEUROX_SECURE_SSL_REDIRECT": "false", "NEUROX_SECURE_COOKIES": "false"}
+           "NEUROX_SECURE_SSL_REDIRECT": "false", "NEUROX_SECURE_COOKIES": "false",
+           "NEUROX_REALTIME_TIMEOUT": "60"}  # the first (cold) call loads MiniLM on a shared machine
     os.environ.update(env)
     return {**os.environ, **env}
 
