@@ -22,7 +22,8 @@ def post(user, project, kind, body):
     return client.post(reverse(f"project-realtime-{kind}", args=[project.pk]), body, format="json")
 
 
-def test_answered_by_a_realtime_worker_with_the_model_kept_loaded(people, attached, celery):  # noqa: F811
+def test_answered_by_a_realtime_worker_with_the_model_kept_loaded(people, attached, celery, settings):  # noqa: F811
+    settings.NEUROX_REALTIME_TIMEOUT = 60  # the cold first call imports torch and loads the model on a shared box
     cache.delete(realtime._LIVE_KEY)
     worker = celery("worker", "-Q", "realtime", "--concurrency", "1", name="realtime")
     project, viewer = people["project"], people["viewer"]
