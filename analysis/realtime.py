@@ -244,6 +244,7 @@ UNAVAILABLE_MESSAGE = ("No realtime worker is running; start one with `celery -A
 def ask(task, arguments: dict) -> dict:
     """Send ``task`` to the realtime queue and wait for its answer; a request error the worker found (a unit
     beyond the FFN width, a model that cannot load) comes back as :class:`RealtimeRequestError`."""
+    from celery.exceptions import TaskRevokedError
     from celery.exceptions import TimeoutError as CeleryTimeout
 
     if not settings.CELERY_TASK_ALWAYS_EAGER and not realtime_worker_listening():
@@ -252,7 +253,7 @@ def ask(task, arguments: dict) -> dict:
     result = task.apply_async(args=[arguments], queue=REALTIME_QUEUE, expires=timeout)
     try:
         answer = result.get(timeout=timeout, interval=0.01, propagate=True)
-    except CeleryTimeout:
+    except (CeleryTimeout, TaskRevokedError):  # revoked: the message waited past its expiry in the queue
         cache.delete(_LIVE_KEY)  # the worker may have gone: ask again next time
         result.revoke()
         raise RealtimeTimeout(f"The realtime worker did not answer within {timeout:g} s (it may be busy with "

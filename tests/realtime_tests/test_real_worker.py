@@ -53,3 +53,14 @@ def test_no_realtime_worker_is_a_quick_503(people, attached, celery):  # noqa: F
     assert answer.status_code == 503 and answer.json()["code"] == "realtime_unavailable"
     assert "No realtime worker is running; start one with" in answer.json()["detail"]
     assert elapsed < 2.0
+
+
+def test_a_slow_answer_is_a_504(people, attached, celery, settings):  # noqa: F811
+    cache.delete(realtime._LIVE_KEY)
+    celery("worker", "-Q", "realtime", "--concurrency", "1", name="realtime")
+    settings.NEUROX_REALTIME_TIMEOUT = 0.001  # no real answer comes back that fast
+    answer = post(people["viewer"], people["project"], "activations",
+                  {"model": attached["model"].pk, "sentence": "the cat"})
+    assert answer.status_code == 504 and answer.json()["code"] == "realtime_timeout"
+    assert "did not answer within" in answer.json()["detail"]
+    assert cache.get(realtime._LIVE_KEY) is None  # asked again next time
