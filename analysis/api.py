@@ -175,3 +175,120 @@ class RunResultFileViewSet(viewsets.GenericViewSet):
         run = selectors.run_for(request.user, run_pk)
         path = result_file(run, step_pk, name)
         return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
+
+
+# ------------------------------------------------------------------------------------------------ realtime path
+
+
+class RealtimeUnavailableError(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "realtime_unavailable"
+
+
+class RealtimeTimeoutError(exceptions.APIException):
+    status_code = status.HTTP_504_GATEWAY_TIMEOUT
+    default_code = "realtime_timeout"
+
+
+class RealtimeActivationsRequestSerializer(serializers.Serializer):
+    """For the schema: the realtime module checks the request against the project's model."""
+
+    model = serializers.IntegerField(help_text="A model of the project (id).")
+    sentence = serializers.CharField(help_text="Words separated by spaces (at most NEUROX_REALTIME_MAX_WORDS).")
+    neuron_set = serializers.CharField(required=False, help_text="`hidden` (default) or `mlp` (`enc.`/`dec.` "
+                                       "prefixed for encoder-decoders); ignored with `pool`.")
+    pool = serializers.ListField(child=serializers.CharField(), required=False,
+                                 help_text="Only these neurons (labels such as `L3:117`, `mlp.L2:5`).")
+    top_k = serializers.IntegerField(required=False, min_value=1, max_value=100, default=10)
+    aggregation = serializers.ChoiceField(choices=["first", "last", "mean"], required=False, default="last")
+
+
+class RealtimeEditSerializer(serializers.Serializer):
+    neuron = serializers.CharField(help_text="A neuron label, e.g. `L3:117`.")
+    operation = serializers.ChoiceField(choices=["zero", "mean", "clamp", "scale", "shift"], default="zero")
+    value = serializers.FloatField(required=False, default=0.0)
+
+
+class RealtimeManipulateRequestSerializer(serializers.Serializer):
+    model = serializers.IntegerField(help_text="A model of the project (id).")
+    sentence = serializers.CharField(help_text="Words separated by spaces; for a masked LM write [MASK] or use "
+                                     "`mask_words`.")
+    edits = RealtimeEditSerializer(many=True)
+    mode = serializers.ChoiceField(choices=["all", "words"], default="all",
+                                   help_text="Change the neurons at every word, or only at `words`.")
+    words = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False)
+    mask_words = serializers.ListField(child=serializers.IntegerField(min_value=0), required=False)
+    max_new_tokens = serializers.IntegerField(required=False, min_value=1, max_value=64, default=20)
+    top_k = serializers.IntegerField(required=False, min_value=1, max_value=20, default=5)
+
+
+REALTIME_ERRORS = {
+    400: OpenApiResponse(description="The request does not fit the model (`fields` says what to change); nothing "
+                         "was queued."),
+    404: NOT_FOUND,
+    503: OpenApiResponse(description="No realtime worker is running (`code`: `realtime_unavailable`)."),
+    504: OpenApiResponse(description="The realtime worker did not answer in time (`code`: `realtime_timeout`)."),
+}
+
+
+class RealtimeView(viewsets.ViewSet):
+    """Any member may call these (they read, never write); the answer comes from a realtime worker."""
+
+    validate = None
+    task_name = ""
+
+    def post(self, request, project_pk=None):
+        from . import realtime, tasks
+
+        project = project_for(request.user, project_pk)
+        data = request.data if isinstance(request.data, dict) else {}
+        try:
+            arguments = type(self).validate(project, data)
+            answer = realtime.ask(getattr(tasks, self.task_name), arguments)
+        except realtime.RealtimeRequestError as error:
+            raise exceptions.ValidationError({error.field: [error.message]}) from None
+        except realtime.RealtimeUnavailable as error:
+            raise RealtimeUnavailableError(str(error)) from None
+        except realtime.RealtimeTimeout as error:
+            raise RealtimeTimeoutError(str(error)) from None
+        return Response(answer)
+
+
+def _realtime_validator(name):
+    from . import realtime
+
+    return staticmethod(getattr(realtime, name))
+
+
+class RealtimeActivationsView(RealtimeView):
+    validate = _realtime_validator("validate_activations")
+    task_name = "realtime_activations"
+
+    @extend_schema(
+        summary="A typed sentence's most active neurons per word (any member)",
+        description="Per word, the `top_k` neurons by |activation| (within `pool` when given), and `values`: "
+        "the activation of each neuron in `neurons` at every word, for the activation map.",
+        request=RealtimeActivationsRequestSerializer, responses={200: OpenApiTypes.OBJECT, **REALTIME_ERRORS},
+        examples=[OpenApiExample("Top 5 hidden neurons per word", request_only=True,
+                                 value={"model": 1, "sentence": "The cat sat on the mat .", "top_k": 5}),
+                  OpenApiExample("A pool of neurons", request_only=True,
+                                 value={"model": 1, "sentence": "The cat sat .", "pool": ["L3:117", "L5:2"]})])
+    def post(self, request, project_pk=None):
+        return super().post(request, project_pk)
+
+
+class RealtimeManipulateView(RealtimeView):
+    validate = _realtime_validator("validate_manipulation")
+    task_name = "realtime_manipulate"
+
+    @extend_schema(
+        summary="Original vs manipulated output for a sentence and neuron edits (any member)",
+        description="Generation (decoders), translation (encoder-decoders), fill-mask (masked LMs), or for an "
+        "encoder without a masked-LM head the cosine similarity of its embeddings before and after.",
+        request=RealtimeManipulateRequestSerializer, responses={200: OpenApiTypes.OBJECT, **REALTIME_ERRORS},
+        examples=[OpenApiExample("Zero two neurons at every word", request_only=True,
+                                 value={"model": 1, "sentence": "The cat sat on the [MASK] .",
+                                        "edits": [{"neuron": "L3:117", "operation": "zero"},
+                                                  {"neuron": "mlp.L2:5", "operation": "scale", "value": 3}]})])
+    def post(self, request, project_pk=None):
+        return super().post(request, project_pk)

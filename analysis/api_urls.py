@@ -15,3 +15,10 @@ urlpatterns = [
     path("runs/<int:run_pk>/results/<int:step_pk>/files/<path:name>",
          api.RunResultFileViewSet.as_view({"get": "retrieve"}), name="api-run-result-file"),
 ]
+
+urlpatterns += [
+    path("projects/<int:project_pk>/realtime/activations/", api.RealtimeActivationsView.as_view({"post": "post"}),
+         name="project-realtime-activations"),
+    path("projects/<int:project_pk>/realtime/manipulate/", api.RealtimeManipulateView.as_view({"post": "post"}),
+         name="project-realtime-manipulate"),
+]

@@ -1,13 +1,14 @@
 """Celery tasks: thin. Each loads a step by id and hands it to ``analysis.computations``; each names its queue.
 
 Model work (extraction: forward passes) runs on ``gpu``, array work (rankings with their confidence, statistics,
-probe ablation) on ``cpu``. torch is imported only inside the engine calls, in the worker's pool process (CUDA
+probe ablation) on ``cpu``, the realtime path (a typed sentence, manipulation) on ``realtime``: those two
+return their answer through the result backend (``ignore_result=False``) to the HTTP request that waits for it. torch is imported only inside the engine calls, in the worker's pool process (CUDA
 does not survive a fork). Clients read the Run and Step rows, never a task's return value.
 """
 
 from celery import shared_task
 
-from . import computations, services
+from . import computations, realtime, services
 from .models import StepKind
 
 
@@ -15,24 +16,40 @@ def _worker_name(task) -> str:
     return task.request.hostname or "eager"
 
 
+def _execute(task, step_id: int, queue: str) -> str:
+    realtime.configure_torch_threads(queue)
+    return computations.execute(step_id, _worker_name(task))
+
+
 @shared_task(bind=True, name="analysis.tasks.extract", queue="gpu")
 def extract(self, step_id: int) -> str:
-    return computations.execute(step_id, _worker_name(self))
+    return _execute(self, step_id, "gpu")
 
 
 @shared_task(bind=True, name="analysis.tasks.rank", queue="cpu")
 def rank(self, step_id: int) -> str:
-    return computations.execute(step_id, _worker_name(self))
+    return _execute(self, step_id, "cpu")
 
 
 @shared_task(bind=True, name="analysis.tasks.statistics", queue="cpu")
 def statistics(self, step_id: int) -> str:
-    return computations.execute(step_id, _worker_name(self))
+    return _execute(self, step_id, "cpu")
 
 
 @shared_task(bind=True, name="analysis.tasks.probe_ablation", queue="cpu")
 def probe_ablation(self, step_id: int) -> str:
-    return computations.execute(step_id, _worker_name(self))
+    return _execute(self, step_id, "cpu")
+
+
+# acks_late off: an answer nobody waits for any more is not worth redelivering.
+@shared_task(name="analysis.tasks.realtime_activations", queue="realtime", ignore_result=False, acks_late=False)
+def realtime_activations(arguments: dict) -> dict:
+    return realtime.answer_or_error(realtime.compute_activations, arguments)
+
+
+@shared_task(name="analysis.tasks.realtime_manipulate", queue="realtime", ignore_result=False, acks_late=False)
+def realtime_manipulate(arguments: dict) -> dict:
+    return realtime.answer_or_error(realtime.compute_manipulation, arguments)
 
 
 @shared_task(name="analysis.tasks.reap", queue="cpu")

@@ -194,9 +194,10 @@ if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
 # (tests/settings.py), so a web request never runs a minute of computation.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
-# Clients read the Run row, never Celery's result backend.
-CELERY_RESULT_BACKEND = None
+# Clients read the Run row, never Celery's result backend; only the realtime tasks (ignore_result=False) store
+# their answer, which the waiting HTTP request reads: in Redis, or embedded in files beside the broker's.
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_EXPIRES = 300
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -206,13 +207,14 @@ if REDIS_URL:
     # Redis re-delivers an unacknowledged task after visibility_timeout: it must exceed the hard limit or long
     # tasks run twice.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 3600}
+    CELERY_RESULT_BACKEND = REDIS_URL
 else:
     # Embedded: the workers that scripts/serve starts share a broker that needs no server, kombu's filesystem
     # transport (messages are files under $NEUROX_DATA_DIR/broker/). Chosen over SQLAlchemy on SQLite because
     # revoke and remote control (ping, inspect) work on it too. It never redelivers a message whose worker was
     # killed: the reaper (beat) requeues such steps, as it does on Redis.
     BROKER_DIR = DATA_DIR / "broker"
-    for folder in ("messages", "control"):
+    for folder in ("messages", "control", "results"):
         (BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -221,11 +223,12 @@ else:
         "control_folder": str(BROKER_DIR / "control"),
         "polling_interval": 0.05,
     }
+    CELERY_RESULT_BACKEND = f"file://{BROKER_DIR / 'results'}"
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_TASK_CREATE_MISSING_QUEUES = True
-CELERY_TASK_QUEUES = (Queue("gpu"), Queue("cpu"))
+CELERY_TASK_QUEUES = (Queue("gpu"), Queue("cpu"), Queue("realtime"))
 # Each task names its queue (`@shared_task(queue=...)` in analysis/tasks.py): model work (forward passes) on
-# `gpu`, array work on `cpu`. No routing by name patterns.
+# `gpu`, array work on `cpu`, interactive requests a person waits for on `realtime`. No routing by name patterns.
 CELERY_TASK_ROUTES = {}
 # The reaper requeues steps whose worker died (stale heartbeat) and re-sends steps whose message was lost.
 CELERY_BEAT_SCHEDULE = {
@@ -249,6 +252,18 @@ NEUROX_STEP_MAX_ATTEMPTS = env.int("NEUROX_STEP_MAX_ATTEMPTS", default=3)
 NEUROX_STEP_RESEND_SECONDS = env.int("NEUROX_STEP_RESEND_SECONDS", default=900)
 # Words per extraction chunk: the unit of resumption, heartbeat and cancellation.
 NEUROX_EXTRACT_CHUNK_WORDS = env.int("NEUROX_EXTRACT_CHUNK_WORDS", default=4096)
+
+# --- The realtime path (typed sentences, manipulation): answered by `realtime` workers while the request waits
+# Models a realtime worker keeps loaded, least recently used evicted first, bounded by their parameter bytes.
+NEUROX_REALTIME_CACHE_BYTES = env.int("NEUROX_REALTIME_CACHE_BYTES", default=2 * 1024**3)
+# Seconds an HTTP request waits for a realtime worker's answer (then 504).
+NEUROX_REALTIME_TIMEOUT = env.float("NEUROX_REALTIME_TIMEOUT", default=10.0)
+# How long "a realtime worker is listening" is believed before asking the workers again.
+NEUROX_REALTIME_WORKER_CHECK_SECONDS = env.float("NEUROX_REALTIME_WORKER_CHECK_SECONDS", default=30.0)
+NEUROX_REALTIME_MAX_WORDS = env.int("NEUROX_REALTIME_MAX_WORDS", default=128)
+# torch threads per worker process; unset: 1 on realtime workers (so an extraction on the same cores does not
+# slow them down), cores minus one on gpu/cpu workers.
+NEUROX_TORCH_THREADS = env.int("NEUROX_TORCH_THREADS", default=0)
 
 # --- Storage ------------------------------------------------------------------------------------------------------
 

@@ -35,6 +35,17 @@ def get(url: str, data: bytes | None = None) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+REALTIME_ROUND_TRIP = """
+import django; django.setup()
+from analysis import realtime, tasks
+try:
+    realtime.ask(tasks.realtime_activations, {"model": 10**9, "sha256": "0" * 64, "words": ["a"],
+                 "neuron_set": "hidden", "pool": None, "top_k": 1, "aggregation": "last"})
+except realtime.RealtimeRequestError as error:
+    print(error.message)
+"""
+
+
 @pytest.fixture
 def served(tmp_path):
     """``scripts/serve`` running on a free port; yields its URL, log and data folder, then stops it as a
@@ -92,10 +103,16 @@ def test_serve_starts_real_workers_that_take_tasks_from_the_embedded_broker(serv
 
     env = newcomer_env(NEUROX_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="neurox_site.settings")
     ping = subprocess.run([sys.executable, "-m", "celery", "-A", "neurox_site", "inspect", "ping", "--timeout", "10",
-                           "-d", "gpu@embedded,cpu@embedded"], cwd=REPO_ROOT, env=env, capture_output=True,
+                           "-d", "gpu@embedded,cpu@embedded,realtime@embedded"], cwd=REPO_ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert ping.returncode == 0, ping.stdout + ping.stderr
     assert "gpu@embedded: OK" in ping.stdout and "cpu@embedded: OK" in ping.stdout, ping.stdout
+    assert "realtime@embedded: OK" in ping.stdout, ping.stdout
+
+    # a realtime answer comes back through the file:// result backend (a model that is gone: the worker's 400)
+    ask = subprocess.run([sys.executable, "-c", REALTIME_ROUND_TRIP], cwd=REPO_ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert ask.returncode == 0 and "This model was deleted a moment ago" in ask.stdout, ask.stdout + ask.stderr
 
     status, health = get(served[0] + "/health/workers/?format=json")
     assert status == 200, health  # every queue (gpu, cpu) has a live worker
