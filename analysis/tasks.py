@@ -6,10 +6,28 @@ return their answer through the result backend (``ignore_result=False``) to the 
 does not survive a fork). Clients read the Run and Step rows, never a task's return value.
 """
 
+import threading
+
 from celery import shared_task
+from celery.signals import worker_process_init
 
 from . import computations, realtime, services
 from .models import StepKind
+
+
+@worker_process_init.connect
+def preload_engine_libraries(**_) -> threading.Thread:
+    """Import torch and transformers in a new pool process (after the fork, so CUDA is still safe) from a thread,
+    so a fresh worker's first step does not pay ~7 s of imports on 2 cores (a step that starts meanwhile waits
+    on the import lock). A thread, because pool-process start-up must answer within a few seconds."""
+
+    def load():
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+
+    thread = threading.Thread(target=load, daemon=True, name="preload-engine-libraries")
+    thread.start()
+    return thread
 
 
 def _worker_name(task) -> str:
