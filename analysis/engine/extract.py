@@ -111,11 +111,16 @@ def corpus_sha256(corpus: Corpus) -> str:
     return corpus.source_sha256 or sha256_json([corpus.sentences, corpus.labels])
 
 
+# Bump when the same model, corpus and parameters give different arrays (2: a word without subwords gets a zero
+# row, not its neighbour's), so stores made by the older extractor are not reused as if they were current.
+EXTRACTOR_VERSION = 2
+
+
 def extraction_key(model_sha256: str, corpus_sha256: str, params: ExtractionParams) -> str:
     """The content key (and folder name) of the store for this model, corpus and parameters; loads nothing."""
     if not model_sha256 or not corpus_sha256:
         raise ValueError("a store key needs the model's and the corpus's sha256")
-    return store_key(model_sha256, corpus_sha256, params.key_fields())
+    return store_key(model_sha256, corpus_sha256, {**params.key_fields(), "extractor": EXTRACTOR_VERSION})
 
 
 def as_corpus(corpus) -> Corpus:

@@ -300,6 +300,14 @@ def test_every_parameter_and_both_hashes_change_the_key():
         extraction_key("", "c" * 64, base)
 
 
+def test_a_new_extractor_version_does_not_reuse_older_stores(monkeypatch):
+    from analysis.engine import extract
+
+    key = extraction_key("m" * 64, "c" * 64, ExtractionParams())
+    monkeypatch.setattr(extract, "EXTRACTOR_VERSION", extract.EXTRACTOR_VERSION + 1)
+    assert extraction_key("m" * 64, "c" * 64, ExtractionParams()) != key
+
+
 def test_the_key_is_known_before_loading_and_names_the_folder(tmp_path):
     model_dir = tiny_model_dir("bert")
     params = ExtractionParams(aggregation="mean")
