@@ -43,6 +43,7 @@ from .models import (
     StepState,
     results_root,
 )
+from .selectors import active_runs_of, waiting_reason
 
 log = logging.getLogger(__name__)
 
@@ -250,17 +251,12 @@ def create_run(user, project, request) -> Run:
     write_log(run.pk, [f"Run created by {user.get_username()}: {run.steps.count()} steps."])
     dispatch(run)
     run.refresh_from_db()
-    if not run.admitted and run.state == RunState.QUEUED:
-        write_log(run.pk, [f"Waiting: {_active_runs(user)} of your runs are active and your limit is "
-                           f"{user.effective_run_limit} at once; this one starts when one of them finishes."])
+    if reason := waiting_reason(run):
+        write_log(run.pk, [reason])
     return run
 
 
 # ------------------------------------------------------------------------------------------------ the run quota
-
-
-def _active_runs(user) -> int:
-    return Run.objects.filter(created_by=user, admitted=True).exclude(state__in=FINISHED_RUN_STATES).count()
 
 
 def _admit(run: Run) -> bool:
@@ -272,7 +268,7 @@ def _admit(run: Run) -> bool:
 
     with transaction.atomic():
         user = get_user_model().objects.select_for_update().get(pk=run.created_by_id)
-        if _active_runs(user) >= user.effective_run_limit:
+        if active_runs_of(user.pk) >= user.effective_run_limit:
             return False
         return bool(Run.objects.filter(pk=run.pk).update(admitted=True))
 
