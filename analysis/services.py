@@ -44,6 +44,7 @@ from .models import (
     results_root,
 )
 from .selectors import active_runs_of, waiting_reason
+from .step_tasks import queue_for, send_step
 
 log = logging.getLogger(__name__)
 
@@ -202,15 +203,9 @@ def _extraction_params(request: dict, corpus) -> ExtractionParams:
                             dtype="float32", label_column=corpus.label_column or "")
 
 
-def _task_for(kind: str):
-    from . import tasks  # tasks import this module
-
-    return tasks.TASK_FOR_KIND[kind]
-
-
 def _new_step(run, kind: str, title: str, params: dict, key: str, needs=()) -> Step:
     step = Step.objects.create(run=run, kind=kind, title=title, params=params, result_key=key,
-                               queue=_task_for(kind).queue)
+                               queue=queue_for(kind))
     step.needs.set(needs)
     return step
 
@@ -343,7 +338,7 @@ class LogBuffer:
 def _send_on_commit(step_ids_and_kinds: list[tuple[int, str, str]]) -> None:
     def send():
         for step_id, kind, task_id in step_ids_and_kinds:
-            _task_for(kind).apply_async(args=[step_id], task_id=task_id)
+            send_step(kind, step_id, task_id)
 
     if step_ids_and_kinds:
         transaction.on_commit(send)

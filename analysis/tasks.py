@@ -9,28 +9,34 @@ from celery import shared_task
 
 from . import computations, services
 from .models import StepKind
+from .step_tasks import TASK_FOR_KIND
+
+
+def _step_task(kind: str):
+    name, queue = TASK_FOR_KIND[kind]
+    return shared_task(bind=True, name=name, queue=queue)
 
 
 def _worker_name(task) -> str:
     return task.request.hostname or "eager"
 
 
-@shared_task(bind=True, name="analysis.tasks.extract", queue="gpu")
+@_step_task(StepKind.EXTRACT)
 def extract(self, step_id: int) -> str:
     return computations.execute(step_id, _worker_name(self))
 
 
-@shared_task(bind=True, name="analysis.tasks.rank", queue="cpu")
+@_step_task(StepKind.RANKING)
 def rank(self, step_id: int) -> str:
     return computations.execute(step_id, _worker_name(self))
 
 
-@shared_task(bind=True, name="analysis.tasks.statistics", queue="cpu")
+@_step_task(StepKind.STATISTICS)
 def statistics(self, step_id: int) -> str:
     return computations.execute(step_id, _worker_name(self))
 
 
-@shared_task(bind=True, name="analysis.tasks.probe_ablation", queue="cpu")
+@_step_task(StepKind.PROBE_ABLATION)
 def probe_ablation(self, step_id: int) -> str:
     return computations.execute(step_id, _worker_name(self))
 
@@ -39,6 +45,3 @@ def probe_ablation(self, step_id: int) -> str:
 def reap() -> dict:
     return services.reap()
 
-
-TASK_FOR_KIND = {StepKind.EXTRACT: extract, StepKind.RANKING: rank, StepKind.STATISTICS: statistics,
-                 StepKind.PROBE_ABLATION: probe_ablation}
