@@ -44,7 +44,7 @@ from .models import (
     results_root,
 )
 from .selectors import active_runs_of, waiting_reason
-from .step_tasks import queue_for, send_step
+from .step_tasks import messages_waiting, queue_for, send_step
 
 log = logging.getLogger(__name__)
 
@@ -566,6 +566,20 @@ def retry_run(user, run: Run) -> Run:
 # ------------------------------------------------------------------------------------------------ the reaper
 
 
+def _lost_queued_steps(lost_before) -> list[Step]:
+    """Steps queued (sent) before ``lost_before`` whose message is probably gone. A queue whose broker holds at
+    least as many messages as it has queued steps lost none: its steps only wait behind busy workers, and
+    resending them would pile up duplicates."""
+    stale = list(Step.objects.filter(state=StepState.QUEUED, queued_at__lt=lost_before).order_by("queued_at"))
+    lost = []
+    for queue in sorted({step.queue for step in stale}):
+        waiting = messages_waiting(queue)
+        if waiting is not None and waiting >= Step.objects.filter(state=StepState.QUEUED, queue=queue).count():
+            continue
+        lost += [step for step in stale if step.queue == queue]
+    return lost
+
+
 def reap(now=None) -> dict:
     """Recover from what no broker recovers from: a worker killed outright (its running step's heartbeat goes
     stale: requeue it, up to ``NEUROX_STEP_MAX_ATTEMPTS`` attempts, then fail it saying so) and a lost queue
@@ -593,7 +607,7 @@ def reap(now=None) -> dict:
                 _send_on_commit(sent)
                 requeued.append(step.pk)
     lost_before = now - timedelta(seconds=settings.NEUROX_STEP_RESEND_SECONDS)
-    for step in Step.objects.filter(state=StepState.QUEUED, queued_at__lt=lost_before):
+    for step in _lost_queued_steps(lost_before):
         with transaction.atomic():
             sent = _queue([step.pk], {step.pk: step.kind}, (StepState.QUEUED,))
             if sent:

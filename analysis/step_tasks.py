@@ -28,3 +28,14 @@ def send_step(kind: str, step_id: int, task_id: str) -> None:
 
     name, queue = TASK_FOR_KIND[kind]
     app.tasks[name].apply_async(args=[step_id], task_id=task_id, queue=queue)
+
+
+def messages_waiting(queue: str) -> int | None:
+    """How many messages the broker holds for ``queue`` (not yet taken by a worker); None when unknown."""
+    from neurox_site.celery import app
+
+    try:
+        with app.connection_for_read() as connection:
+            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+    except Exception:  # a queue never declared, or the broker is down: unknown, so resend as before
+        return None
