@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from projects.selectors import projects_visible_to
 
-from .models import LogLine, Run
+from .models import FINISHED_RUN_STATES, LogLine, Run, RunState, Step, StepState
 
 
 def runs_visible_to(user):
@@ -22,8 +24,34 @@ def run_for(user, pk) -> Run:
         raise Http404("No such run.")
 
 
+def _steps_ahead_in_queue():
+    """For each outer step: queued steps of every user on the same queue sent before it (oldest first)."""
+    ahead = Step.objects.filter(state=StepState.QUEUED, queue=OuterRef("queue")).filter(
+        Q(queued_at__lt=OuterRef("queued_at")) | Q(queued_at=OuterRef("queued_at"), id__lt=OuterRef("id")))
+    return Subquery(ahead.order_by().values("queue").annotate(n=Count("id")).values("n")[:1],
+                    output_field=IntegerField())
+
+
 def steps_of(run: Run):
-    return run.steps.prefetch_related("needs").order_by("id")
+    """The run's steps in order, each with ``queue_position``: 1 for the next one a worker of its queue takes,
+    N when N-1 queued steps (of any user) are ahead of it; None unless the step is queued."""
+    position = Case(When(state=StepState.QUEUED, then=Coalesce(_steps_ahead_in_queue(), Value(0)) + 1),
+                    default=None, output_field=IntegerField())
+    return run.steps.prefetch_related("needs").annotate(queue_position=position).order_by("id")
+
+
+def active_runs_of(user_id: int) -> int:
+    """How many of the user's concurrent-run slots are held (admitted runs not finished)."""
+    return Run.objects.filter(created_by_id=user_id, admitted=True).exclude(state__in=FINISHED_RUN_STATES).count()
+
+
+def waiting_reason(run: Run) -> str:
+    """Why a queued run has not started: its creator's quota is full; empty when it is not waiting on it."""
+    if run.admitted or run.state != RunState.QUEUED:
+        return ""
+    limit = run.created_by.effective_run_limit
+    return (f"Waiting: {active_runs_of(run.created_by_id)} of your runs are active and your limit is {limit} at "
+            f"once; this one starts when one of them finishes.")
 
 
 def log_lines_after(run: Run, after: int = 0, limit: int = 1000):

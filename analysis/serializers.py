@@ -6,8 +6,10 @@ They describe the shape of requests and answers; what a run may ask for is decid
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from . import selectors
 from .models import LogLine, Run, Step
 
 
@@ -33,23 +35,36 @@ class RunRequestSerializer(serializers.Serializer):
 
 class StepSerializer(serializers.ModelSerializer):
     needs = serializers.PrimaryKeyRelatedField(many=True, read_only=True, help_text="Steps this one waits for.")
+    queue_position = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="While queued: 1 when it is next on its queue, N when N-1 "
+        "queued steps (of any user) are ahead of it; null otherwise.")
 
     class Meta:
         model = Step
-        fields = ["id", "kind", "title", "state", "done", "total", "unit", "reused", "attempts", "queue", "needs",
-                  "error", "queued_at", "started_at", "finished_at"]
+        fields = ["id", "kind", "title", "state", "done", "total", "unit", "reused", "attempts", "queue",
+                  "queue_position", "needs", "error", "queued_at", "started_at", "finished_at"]
         read_only_fields = fields
 
 
 class RunSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", read_only=True)
-    steps = StepSerializer(many=True, read_only=True)
+    waiting_reason = serializers.SerializerMethodField(
+        help_text="While the run waits on its creator's concurrent-run quota, the message saying so; else empty.")
+    steps = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
-        fields = ["id", "project", "created_by", "request", "state", "admitted", "error", "created_at",
-                  "started_at", "finished_at", "log_seq", "steps"]
+        fields = ["id", "project", "created_by", "request", "state", "admitted", "waiting_reason", "error",
+                  "created_at", "started_at", "finished_at", "log_seq", "steps"]
         read_only_fields = fields
+
+
+    def get_waiting_reason(self, run) -> str:
+        return selectors.waiting_reason(run)
+
+    @extend_schema_field(StepSerializer(many=True))
+    def get_steps(self, run):
+        return StepSerializer(selectors.steps_of(run), many=True).data
 
 
 class RunSummarySerializer(serializers.ModelSerializer):

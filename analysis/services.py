@@ -43,6 +43,8 @@ from .models import (
     StepState,
     results_root,
 )
+from .selectors import active_runs_of, waiting_reason
+from .step_tasks import messages_waiting, queue_for, send_step
 
 log = logging.getLogger(__name__)
 
@@ -201,15 +203,9 @@ def _extraction_params(request: dict, corpus) -> ExtractionParams:
                             dtype="float32", label_column=corpus.label_column or "")
 
 
-def _task_for(kind: str):
-    from . import tasks  # tasks import this module
-
-    return tasks.TASK_FOR_KIND[kind]
-
-
 def _new_step(run, kind: str, title: str, params: dict, key: str, needs=()) -> Step:
     step = Step.objects.create(run=run, kind=kind, title=title, params=params, result_key=key,
-                               queue=_task_for(kind).queue)
+                               queue=queue_for(kind))
     step.needs.set(needs)
     return step
 
@@ -250,17 +246,12 @@ def create_run(user, project, request) -> Run:
     write_log(run.pk, [f"Run created by {user.get_username()}: {run.steps.count()} steps."])
     dispatch(run)
     run.refresh_from_db()
-    if not run.admitted and run.state == RunState.QUEUED:
-        write_log(run.pk, [f"Waiting: {_active_runs(user)} of your runs are active and your limit is "
-                           f"{user.effective_run_limit} at once; this one starts when one of them finishes."])
+    if reason := waiting_reason(run):
+        write_log(run.pk, [reason])
     return run
 
 
 # ------------------------------------------------------------------------------------------------ the run quota
-
-
-def _active_runs(user) -> int:
-    return Run.objects.filter(created_by=user, admitted=True).exclude(state__in=FINISHED_RUN_STATES).count()
 
 
 def _admit(run: Run) -> bool:
@@ -272,7 +263,7 @@ def _admit(run: Run) -> bool:
 
     with transaction.atomic():
         user = get_user_model().objects.select_for_update().get(pk=run.created_by_id)
-        if _active_runs(user) >= user.effective_run_limit:
+        if active_runs_of(user.pk) >= user.effective_run_limit:
             return False
         return bool(Run.objects.filter(pk=run.pk).update(admitted=True))
 
@@ -347,7 +338,7 @@ class LogBuffer:
 def _send_on_commit(step_ids_and_kinds: list[tuple[int, str, str]]) -> None:
     def send():
         for step_id, kind, task_id in step_ids_and_kinds:
-            _task_for(kind).apply_async(args=[step_id], task_id=task_id)
+            send_step(kind, step_id, task_id)
 
     if step_ids_and_kinds:
         transaction.on_commit(send)
@@ -575,6 +566,20 @@ def retry_run(user, run: Run) -> Run:
 # ------------------------------------------------------------------------------------------------ the reaper
 
 
+def _lost_queued_steps(lost_before) -> list[Step]:
+    """Steps queued (sent) before ``lost_before`` whose message is probably gone. A queue whose broker holds at
+    least as many messages as it has queued steps lost none: its steps only wait behind busy workers, and
+    resending them would pile up duplicates."""
+    stale = list(Step.objects.filter(state=StepState.QUEUED, queued_at__lt=lost_before).order_by("queued_at"))
+    lost = []
+    for queue in sorted({step.queue for step in stale}):
+        waiting = messages_waiting(queue)
+        if waiting is not None and waiting >= Step.objects.filter(state=StepState.QUEUED, queue=queue).count():
+            continue
+        lost += [step for step in stale if step.queue == queue]
+    return lost
+
+
 def reap(now=None) -> dict:
     """Recover from what no broker recovers from: a worker killed outright (its running step's heartbeat goes
     stale: requeue it, up to ``NEUROX_STEP_MAX_ATTEMPTS`` attempts, then fail it saying so) and a lost queue
@@ -602,7 +607,7 @@ def reap(now=None) -> dict:
                 _send_on_commit(sent)
                 requeued.append(step.pk)
     lost_before = now - timedelta(seconds=settings.NEUROX_STEP_RESEND_SECONDS)
-    for step in Step.objects.filter(state=StepState.QUEUED, queued_at__lt=lost_before):
+    for step in _lost_queued_steps(lost_before):
         with transaction.atomic():
             sent = _queue([step.pk], {step.pk: step.kind}, (StepState.QUEUED,))
             if sent:

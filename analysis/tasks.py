@@ -2,8 +2,8 @@
 
 Model work (extraction: forward passes) runs on ``gpu``, array work (rankings with their confidence, statistics,
 probe ablation) on ``cpu``, the realtime path (a typed sentence, manipulation) on ``realtime``: those two
-return their answer through the result backend (``ignore_result=False``) to the HTTP request that waits for it. torch is imported only inside the engine calls, in the worker's pool process (CUDA
-does not survive a fork). Clients read the Run and Step rows, never a task's return value.
+return their answer through the result backend (``ignore_result=False``) to the HTTP request that waits for it.
+torch is imported only in the worker's pool processes, after the fork (CUDA does not survive a fork). Clients read the Run and Step rows, never a task's return value.
 """
 
 import threading
@@ -13,6 +13,12 @@ from celery.signals import worker_process_init
 
 from . import computations, realtime, services
 from .models import StepKind
+from .step_tasks import TASK_FOR_KIND
+
+
+def _step_task(kind: str):
+    name, queue = TASK_FOR_KIND[kind]
+    return shared_task(bind=True, name=name, queue=queue)
 
 
 @worker_process_init.connect
@@ -34,29 +40,29 @@ def _worker_name(task) -> str:
     return task.request.hostname or "eager"
 
 
-def _execute(task, step_id: int, queue: str) -> str:
-    realtime.configure_torch_threads(queue)
+def _execute(task, step_id: int) -> str:
+    realtime.configure_torch_threads(task.queue)
     return computations.execute(step_id, _worker_name(task))
 
 
-@shared_task(bind=True, name="analysis.tasks.extract", queue="gpu")
+@_step_task(StepKind.EXTRACT)
 def extract(self, step_id: int) -> str:
-    return _execute(self, step_id, "gpu")
+    return _execute(self, step_id)
 
 
-@shared_task(bind=True, name="analysis.tasks.rank", queue="cpu")
+@_step_task(StepKind.RANKING)
 def rank(self, step_id: int) -> str:
-    return _execute(self, step_id, "cpu")
+    return _execute(self, step_id)
 
 
-@shared_task(bind=True, name="analysis.tasks.statistics", queue="cpu")
+@_step_task(StepKind.STATISTICS)
 def statistics(self, step_id: int) -> str:
-    return _execute(self, step_id, "cpu")
+    return _execute(self, step_id)
 
 
-@shared_task(bind=True, name="analysis.tasks.probe_ablation", queue="cpu")
+@_step_task(StepKind.PROBE_ABLATION)
 def probe_ablation(self, step_id: int) -> str:
-    return _execute(self, step_id, "cpu")
+    return _execute(self, step_id)
 
 
 # acks_late off: an answer nobody waits for any more is not worth redelivering.
@@ -74,6 +80,3 @@ def realtime_manipulate(arguments: dict) -> dict:
 def reap() -> dict:
     return services.reap()
 
-
-TASK_FOR_KIND = {StepKind.EXTRACT: extract, StepKind.RANKING: rank, StepKind.STATISTICS: statistics,
-                 StepKind.PROBE_ABLATION: probe_ablation}

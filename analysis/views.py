@@ -56,13 +56,14 @@ def run_detail(request, pk, run_id):
     lines = selectors.log_lines_after(run, max(run.log_seq - SNAPSHOT_LINES, 0), SNAPSHOT_LINES)
     return render(request, "analysis/run_detail.html", {
         "run": run, "project": run.project, "current_project": run.project, "steps": selectors.steps_of(run),
-        "lines": lines, "can_write": can_write(request.user, run.project)})
+        "waiting_reason": selectors.waiting_reason(run), "lines": lines, "can_write": can_write(request.user, run.project)})
 
 
 def _after_action(request, run, message: str | None) -> HttpResponse:
     if request.htmx:
         run.refresh_from_db()
-        return render(request, "analysis/_run_status.html", {"run": run, "can_write": True, "message": message})
+        return render(request, "analysis/_run_status.html", {"run": run, "can_write": True, "message": message,
+                                                             "waiting_reason": selectors.waiting_reason(run)})
     if message:
         messages.error(request, message)
     return redirect("analysis:run-detail", run.project_id, run.pk)

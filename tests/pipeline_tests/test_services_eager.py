@@ -249,6 +249,37 @@ def test_the_reaper_resends_a_step_whose_message_was_lost(people, attached, sett
     assert run.state == RunState.SUCCEEDED
 
 
+@pytest.mark.filterwarnings("ignore:task_always_eager has no effect on send_task")  # a real message, on purpose
+def test_the_reaper_does_not_resend_a_step_whose_message_still_waits_in_the_broker(
+        people, attached, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from analysis.step_tasks import messages_waiting
+    from neurox_site.celery import app
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run = services.create_run(people["owner"], people["project"], request_for(attached))
+    step = run.steps.get(kind=StepKind.EXTRACT)
+    queue = f"test-resend-{step.pk}"
+    Step.objects.filter(pk=step.pk).update(queue=queue)
+    later = timezone.now() + timedelta(seconds=settings.NEUROX_STEP_RESEND_SECONDS + 1)
+    with app.connection_for_write() as connection:  # the step's message, waiting behind a busy worker
+        app.send_task("analysis.tasks.extract", args=[step.pk], queue=queue, connection=connection)
+    try:
+        assert messages_waiting(queue) == 1
+        with django_capture_on_commit_callbacks(execute=False) as sent:
+            assert services.reap(now=later)["resent"] == []
+        assert sent == [] and not run.log_lines.filter(text__contains="sent again").exists()
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_purge(queue)
+    with django_capture_on_commit_callbacks(execute=False):  # the message is gone: now it is sent again
+        assert services.reap(now=later)["resent"] == [step.pk]
+
+
 def test_log_lines_are_numbered_per_run_and_written_in_batches(people, attached, django_assert_num_queries,
                                                                django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):

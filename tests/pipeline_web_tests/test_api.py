@@ -190,3 +190,36 @@ def test_a_file_outside_the_results_listing_is_not_found(people, finished_run):
     assert client.get(run_url(finished_run, name)).status_code == 200
     # a step of another run is not this run's result
     assert client.get(run_url(other, name)).status_code == 404
+
+
+def test_queued_steps_show_their_position_among_every_users_steps_on_their_queue(people, queued_run):
+    from datetime import timedelta
+
+    other = Run.objects.create(project=people["project"], created_by=people["editor"], request={})
+    extract = queued_run.steps.get(kind=StepKind.EXTRACT)
+    earlier = extract.queued_at - timedelta(seconds=5)
+    for queue, state in (("gpu", StepState.QUEUED), ("gpu", StepState.QUEUED), ("cpu", StepState.QUEUED),
+                         ("gpu", StepState.RUNNING)):
+        Step.objects.create(run=other, kind=StepKind.EXTRACT, title="ahead?", result_key="k", queue=queue,
+                            state=state, queued_at=earlier)
+    Step.objects.create(run=other, kind=StepKind.EXTRACT, title="behind", result_key="k", queue="gpu",
+                        state=StepState.QUEUED, queued_at=extract.queued_at + timedelta(seconds=5))
+    steps = api_client_for(people, "viewer").get(run_url(queued_run)).json()["steps"]
+    positions = {step["kind"]: step["queue_position"] for step in steps}
+    assert positions == {"extract": 3, "statistics": None, "ranking": None}
+    other_steps = api_client_for(people, "viewer").get(run_url(other)).json()["steps"]
+    assert [step["queue_position"] for step in other_steps] == [1, 2, 1, None, 4]
+
+
+def test_a_run_waiting_on_the_quota_says_so_in_its_payload(people, attached, django_capture_on_commit_callbacks):
+    owner = people["owner"]
+    owner.max_concurrent_runs = 1
+    owner.save()
+    with django_capture_on_commit_callbacks(execute=False):
+        first = services.create_run(owner, people["project"], request_for(attached))
+        second = services.create_run(owner, people["project"], request_for(attached, seed=1))
+    client = api_client_for(people, "viewer")
+    assert client.get(run_url(first)).json()["waiting_reason"] == ""
+    assert client.get(run_url(second)).json()["waiting_reason"] == (
+        "Waiting: 1 of your runs are active and your limit is 1 at once; this one starts when one of them "
+        "finishes.")

@@ -93,6 +93,7 @@ async def test_the_snapshot_has_the_steps_bars_and_the_last_lines(cookies, bare_
     assert connected
     snapshot = await socket.receive_from(timeout=2)
     assert 'id="run-steps"' in snapshot and 'id="step-' in snapshot and "10 / 280 words" in snapshot
+    assert "position 1 in the gpu queue" in snapshot
     assert 'id="run-log" class="run-log" hx-swap-oob="true"' in snapshot and seqs_in(snapshot) == [1, 2]
     assert "Cancel run" not in snapshot
     await socket.disconnect()

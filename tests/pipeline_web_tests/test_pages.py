@@ -126,7 +126,9 @@ def test_a_run_over_its_creators_limit_says_it_waits(people, attached, django_ca
         first = services.create_run(owner, people["project"], request_for(attached))
         second = services.create_run(owner, people["project"], request_for(attached, seed=1))
     client = client_for(people, "viewer")
-    assert 'id="run-waiting"' in client.get(run_page(second)).content.decode()
+    second_page = client.get(run_page(second)).content.decode()
+    assert 'id="run-waiting">Waiting: 1 of your runs are active and your limit is 1 at once' in second_page
+    assert "position 1 in the gpu queue" in client.get(run_page(first)).content.decode()
     assert 'id="run-waiting"' not in client.get(run_page(first)).content.decode()
 
 
