@@ -63,6 +63,10 @@ def _lca(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
                                       job=job, **options)
 
 
+def _lca_dense(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
+    return _lca(data, rows, job, {"l1": lca.DENSE_L1, "method": "lca_dense", **options})
+
+
 def _anova(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
     return univariate.anova_ranking(data.features, data.labels, data.label_names, rows, job=job, **options)
 
@@ -86,13 +90,19 @@ def _variance(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
 
 
 METHODS: dict[str, Method] = {method.name: method for method in (
-    Method("lca", _lca, "epochs", True, 5, "elastic-net probe; neurons by weight mass"),
+    Method("lca", _lca, "epochs", True, 5,
+           f"elastic-net probe (λ1 {lca.DEFAULT_L1:g}: sparse, per-label neuron counts readable); neurons by weight mass"),
     Method("anova", _anova, "rows", True, 20, "ANOVA F of each neuron against the labels"),
     Method("mutual_info", _mutual_info, "neurons", True, 20, "mutual information with the labels"),
     Method("probeless", _probeless, "rows", True, 20, "differences between label means"),
     Method("mean_difference", _mean_difference, "rows", True, 20, "distance of each label mean from the mean"),
     Method("variance", _variance, "rows", False, 20, "activation variance (no labels)"),
+    Method("lca_dense", _lca_dense, "epochs", True, 5,
+           f"elastic-net probe with the dense published λ1 {lca.DENSE_L1:g}; neurons by weight mass"),
 )}
+
+
+PROBE_METHODS = ("lca", "lca_dense")  # the methods that train a probe (eval corpus, control task, epochs)
 
 
 def method_named(name: str) -> Method:
@@ -135,7 +145,7 @@ def compute_ranking(
     spec = method_named(method)
     if spec.needs_labels and not store.label_names:
         raise ValueError(f"{method} needs labels, and this corpus has none; try 'variance'")
-    if eval_store is not None and method != "lca":
+    if eval_store is not None and method not in PROBE_METHODS:
         raise ValueError(f"{method} trains no probe, so there is nothing to score on another corpus; use lca")
     if bootstrap == 1 or bootstrap < 0:
         raise ValueError(f"bootstrap must be 0 (no confidence) or at least 2 resamples, not {bootstrap}")
@@ -193,7 +203,7 @@ def _with_confidence(spec: Method, data: RankingInput, store, bootstrap: int, jo
     sentences = np.unique(store.sentence_index[data.split.train])
     resample_data = RankingInput(data.features, data.labels, data.label_names, data.split, None, data.seed)
     job.log(f"confidence: {bootstrap} bootstrap resamples of the training sentences")
-    if spec.name != "lca":
+    if spec.name not in PROBE_METHODS:
         ranking = spec.rank(data, data.split.train, job.without_progress(), main_options)
         return bootstrap_confidence(
             lambda rows: spec.rank(resample_data, rows, job.without_progress(), options), store.sentence_offsets,
