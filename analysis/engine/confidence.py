@@ -5,6 +5,13 @@ independent), hands the resampled word rows — with repeats — to ``rank_fn`` 
 landed: its 5th–95th percentile rank interval, its median rank, and for each k the top-k stability, the mean
 pairwise Jaccard overlap of the top-k sets across resamples. :func:`method_agreement` compares the top-k of
 different methods (Jaccard and Kendall τ).
+
+**Consensus** (``consensus=``): instead of the one full-data ordering, order the neurons by what the resamples
+agree on — ``"mean_rank"`` (mean rank across resamples, ties: median rank, then neuron id) or
+``"selection_frequency"`` (stability selection: the fraction of resamples in which the neuron is in the top
+``consensus_k``, ties: mean rank). Its own stability is measured split-half: the resamples are cut into two
+disjoint halves, a consensus is built from each, and ``confidence["consensus"]["stability"][k]`` is the Jaccard
+of their top-k sets (a conservative figure: each half has only half the resamples the reported consensus has).
 """
 
 from __future__ import annotations
@@ -63,15 +70,55 @@ def sentence_resample(sentence_offsets, rng: np.random.Generator, sentences=None
     return np.repeat(starts, lengths) + within
 
 
+CONSENSUS_METHODS = ("mean_rank", "selection_frequency")
+
+
+def consensus_order(ranks: np.ndarray, how: str = "mean_rank", k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, scores)`` of the consensus of resampled rankings ``ranks`` [B, N] (rank 0 = best, per resample).
+
+    ``scores`` are higher = more important: minus the mean rank, or the top-``k`` selection frequency."""
+    ranks = np.asarray(ranks, dtype=np.float64)
+    ids = np.arange(ranks.shape[1])
+    mean_rank, median_rank = ranks.mean(axis=0), np.median(ranks, axis=0)
+    if how == "mean_rank":
+        return np.lexsort((ids, median_rank, mean_rank)), -mean_rank
+    if how == "selection_frequency":
+        frequency = (ranks < k).mean(axis=0)
+        return np.lexsort((ids, mean_rank, -frequency)), frequency
+    raise ValueError(f"consensus must be one of {', '.join(CONSENSUS_METHODS)}, not {how!r}")
+
+
+def _consensus(ranking: Ranking, ranks: np.ndarray, how: str, consensus_k, resolved: dict) -> None:
+    """Replace ``ranking``'s order and scores by the consensus of ``ranks``; record its split-half stability."""
+    n_neurons = ranks.shape[1]
+    k = resolve_k(consensus_k, n_neurons)
+    half = len(ranks) // 2
+    first, _ = consensus_order(ranks[:half], how, k)
+    second, _ = consensus_order(ranks[half : 2 * half], how, k)
+    order, scores = consensus_order(ranks, how, k)
+    ranking.confidence["consensus"] = {
+        "method": how,
+        **({"k": k} if how == "selection_frequency" else {}),
+        "stability": {key: jaccard(first[:top], second[:top]) for key, top in resolved.items()},
+        "stability_measured": "Jaccard of the consensus top-k of two disjoint halves of the resamples",
+        "full_data_order": [int(i) for i in ranking.order],
+    }
+    ranking.order, ranking.scores = order, scores
+    ranking.params["consensus"] = how
+
+
 def bootstrap_confidence(rank_fn: Callable[[np.ndarray], Ranking], sentence_offsets, n_boot: int = 20,
                          seed: int = 0, ks: Sequence = (10, 50, "1%"), ranking: Ranking | None = None,
-                         sentences=None, job: Job | None = None) -> Ranking:
+                         sentences=None, job: Job | None = None, consensus: str | None = None,
+                         consensus_k=10) -> Ranking:
     """Bootstrap a ranking over sentences; returns ``ranking`` with ``ranking.confidence`` filled in.
 
     ``rank_fn(word_rows)`` must rank on exactly those rows (an int64 index array that may repeat).
     ``ranking`` is the full-data ranking; computed with ``rank_fn`` on all rows of ``sentences`` when omitted.
     ``sentences`` restricts the resampled pool (e.g. the training sentences). ``job``: progress in resamples,
-    a cancellation check after each.
+    a cancellation check after each. ``consensus`` (one of :data:`CONSENSUS_METHODS`, needs ``n_boot`` ≥ 4):
+    the returned ranking's order and scores are the resamples' consensus (see the module docstring); the
+    per-label sub-rankings stay the full-data ones.
     """
     job = as_job(job)
     offsets = np.asarray(sentence_offsets, dtype=np.int64)
@@ -79,6 +126,11 @@ def bootstrap_confidence(rank_fn: Callable[[np.ndarray], Ranking], sentence_offs
         raise ValueError("sentence_offsets must be a non-decreasing array of at least 2 word offsets")
     if n_boot < 2:
         raise ValueError("n_boot must be at least 2 to measure stability")
+    if consensus is not None:
+        if consensus not in CONSENSUS_METHODS:
+            raise ValueError(f"consensus must be one of {', '.join(CONSENSUS_METHODS)}, not {consensus!r}")
+        if n_boot < 4:
+            raise ValueError("a consensus ranking needs at least 4 bootstrap resamples (its stability is split-half)")
     if ranking is None:
         pool = np.arange(len(offsets) - 1) if sentences is None else np.asarray(sentences, dtype=np.int64)
         all_rows = np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in pool]) if len(pool) else \
@@ -110,6 +162,8 @@ def bootstrap_confidence(rank_fn: Callable[[np.ndarray], Ranking], sentence_offs
         "k": {key: int(k) for key, k in resolved.items()},
         "stability": {key: mean_pairwise_jaccard(tops[key]) for key in resolved},
     }
+    if consensus is not None:
+        _consensus(ranking, ranks, consensus, consensus_k, resolved)
     return ranking
 
 

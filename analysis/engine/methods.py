@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from . import baselines, lca, probeless, univariate
-from .confidence import bootstrap_confidence
+from .confidence import CONSENSUS_METHODS, bootstrap_confidence
 from .features import Features
 from .jobs import Job, as_job
 from .probe import LabelledWords
@@ -63,6 +63,10 @@ def _lca(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
                                       job=job, **options)
 
 
+def _lca_dense(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
+    return _lca(data, rows, job, {"l1": lca.DENSE_L1, "method": "lca_dense", **options})
+
+
 def _anova(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
     return univariate.anova_ranking(data.features, data.labels, data.label_names, rows, job=job, **options)
 
@@ -96,7 +100,8 @@ def _variance(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
 
 
 METHODS: dict[str, Method] = {method.name: method for method in (
-    Method("lca", _lca, "epochs", True, 5, "elastic-net probe; neurons by weight mass"),
+    Method("lca", _lca, "epochs", True, 5,
+           f"elastic-net probe (λ1 {lca.DEFAULT_L1:g}: sparse, per-label neuron counts readable); neurons by weight mass"),
     Method("anova", _anova, "rows", True, 20, "ANOVA F of each neuron against the labels"),
     Method("mutual_info", _mutual_info, "neurons", True, 0,
            "binned mutual information with the labels (a few seconds a layer; each bootstrap resample costs "
@@ -110,7 +115,12 @@ METHODS: dict[str, Method] = {method.name: method for method in (
     Method("mean_difference_raw", _mean_difference_raw, "rows", True, 20,
            "distance of each label mean from the mean, raw activations"),
     Method("variance", _variance, "rows", False, 20, "activation variance (no labels)"),
+    Method("lca_dense", _lca_dense, "epochs", True, 5,
+           f"elastic-net probe with the dense published λ1 {lca.DENSE_L1:g}; neurons by weight mass"),
 )}
+
+
+PROBE_METHODS = ("lca", "lca_dense")  # the methods that train a probe (eval corpus, control task, epochs)
 
 
 def method_named(name: str) -> Method:
@@ -131,6 +141,7 @@ def compute_ranking(
     test_fraction: float = 0.2,
     dev_fraction: float = 0.1,
     eval_store=None,
+    consensus: str | None = None,
     job: Job | None = None,
     **options,
 ) -> Ranking:
@@ -139,12 +150,20 @@ def compute_ranking(
     ``neuron_sets`` / ``layers`` select the columns (default: every stored neuron). ``options`` go to the method
     (e.g. ``control=True`` or ``l1=...`` for lca). With ``bootstrap`` ≥ 2, ``ranking.confidence`` holds rank
     intervals and top-k stability over that many resamples of the training sentences. ``eval_store``: a store
-    of another corpus (same model and neurons) on which the probe is scored too (lca only).
+    of another corpus (same model and neurons) on which the probe is scored too (lca only). ``consensus``
+    (``"mean_rank"`` or ``"selection_frequency"``, needs ``bootstrap`` ≥ 4): the order is the resamples'
+    consensus, with its own split-half stability in ``ranking.confidence["consensus"]``
+    (:func:`confidence.bootstrap_confidence`).
     """
+    if consensus is not None and consensus not in CONSENSUS_METHODS:
+        raise ValueError(f"consensus must be one of {', '.join(CONSENSUS_METHODS)}, not {consensus!r}")
+    if consensus is not None and bootstrap < 4:
+        raise ValueError(f"a consensus ranking is built from bootstrap resamples: pass bootstrap=4 or more "
+                         f"(got {bootstrap})")
     spec = method_named(method)
     if spec.needs_labels and not store.label_names:
         raise ValueError(f"{method} needs labels, and this corpus has none; try 'variance'")
-    if eval_store is not None and method != "lca":
+    if eval_store is not None and method not in PROBE_METHODS:
         raise ValueError(f"{method} trains no probe, so there is nothing to score on another corpus; use lca")
     if bootstrap == 1 or bootstrap < 0:
         raise ValueError(f"bootstrap must be 0 (no confidence) or at least 2 resamples, not {bootstrap}")
@@ -164,7 +183,7 @@ def compute_ranking(
     if bootstrap < 2:
         ranking = spec.rank(data, split.train, job, main_options)
     else:
-        ranking = _with_confidence(spec, data, store, bootstrap, job, main_options, options)
+        ranking = _with_confidence(spec, data, store, bootstrap, job, main_options, options, consensus)
     ranking.params.update({
         "store_key": store.meta.get("key"),
         "model_sha256": store.meta.get("model", {}).get("sha256"),
@@ -197,16 +216,16 @@ def _lca_resample_options(options: dict, l2) -> dict:
 
 
 def _with_confidence(spec: Method, data: RankingInput, store, bootstrap: int, job: Job, main_options: dict,
-                     options: dict) -> Ranking:
+                     options: dict, consensus: str | None = None) -> Ranking:
     """The ranking on the training rows, then ``bootstrap`` resamples of the training sentences."""
     sentences = np.unique(store.sentence_index[data.split.train])
     resample_data = RankingInput(data.features, data.labels, data.label_names, data.split, None, data.seed)
     job.log(f"confidence: {bootstrap} bootstrap resamples of the training sentences")
-    if spec.name != "lca":
+    if spec.name not in PROBE_METHODS:
         ranking = spec.rank(data, data.split.train, job.without_progress(), main_options)
         return bootstrap_confidence(
             lambda rows: spec.rank(resample_data, rows, job.without_progress(), options), store.sentence_offsets,
-            n_boot=bootstrap, seed=data.seed, ranking=ranking, sentences=sentences, job=job,
+            n_boot=bootstrap, seed=data.seed, ranking=ranking, sentences=sentences, job=job, consensus=consensus,
         )  # fmt: skip
     # LCA: one count of epochs over the main fits and every resample's single fit
     main_epochs = lca.planned_epochs(**options)
@@ -221,4 +240,5 @@ def _with_confidence(spec: Method, data: RankingInput, store, bootstrap: int, jo
         return spec.rank(resample_data, rows, part, resample_options)
 
     return bootstrap_confidence(rank_resample, store.sentence_offsets, n_boot=bootstrap, seed=data.seed,
-                                ranking=ranking, sentences=sentences, job=job.without_progress())
+                                ranking=ranking, sentences=sentences, job=job.without_progress(),
+                                consensus=consensus)

@@ -17,10 +17,11 @@ all still available through the arguments — see :data:`NEUROX_DEFAULTS`): see 
 
 Memory: training holds at most ``memory_budget_mb`` of standardised float32 feature rows (default 256 MiB), plus
 one mini-batch and transient copies while a chunk is read (peak ≈ 2 × the budget). If the training rows fit in
-the budget they are read once and kept for all epochs (and all fits of the L2 selection); otherwise each epoch's
-shuffled order is cut into budget-sized chunks and each chunk is read (``Features.rows``, in increasing file order)
-just before its mini-batches. Both paths see exactly the same mini-batches, so a result does not depend on the
-budget. Mean/std are streamed in the same chunks; dev and test rows are scored in batches of ``eval_batch_size``.
+the budget they are read once and kept for all epochs (and all fits of the L2 selection), and each epoch visits
+them in a full random permutation; otherwise the rows (in file order) are cut into contiguous budget-sized chunks,
+and each epoch shuffles the chunk order and the rows within each chunk, reading one chunk (one sequential read)
+just before its mini-batches, so an epoch costs time linear in the corpus size. The two paths see different
+mini-batches, so a streamed result differs slightly from an in-memory one (same accuracy within noise). Mean/std are streamed in the same chunks; dev and test rows are scored in batches of ``eval_batch_size``.
 
 Labels are int arrays into ``label_names`` with ``-1`` = missing: such words are dropped from every split. A label
 id outside ``[-1, C)`` is an error. A label that occurs in dev/test but never in training is kept (the probe
@@ -217,6 +218,7 @@ class _RowSource:
         self.mean, self.std = mean, std
         self.on_cpu = device.type == "cpu"
         self.cached = self._read(np.arange(len(index))) if len(index) <= chunk_rows else None
+        self._file_chunks = None
 
     def _read(self, positions):
         import torch
@@ -238,12 +240,26 @@ class _RowSource:
             return torch.from_numpy(rows[positions])
         return rows[torch.from_numpy(positions).to(self.device)]
 
-    def batches(self, order, batch_size):
-        """Yield ``(positions, standardised rows)`` batch by batch, in ``order``; a chunk is read at a time."""
+    def epoch_chunks(self, rng) -> list[np.ndarray]:
+        """One epoch's visiting order, as chunks of positions into ``index``.
+
+        Cached rows: one chunk, a full permutation. Streamed rows: the rows in file order cut into contiguous
+        budget-sized chunks; the chunk order is shuffled and so are the rows within each chunk, so every chunk is
+        one sequential read of the store (a full permutation would touch the whole file once per chunk, which
+        makes an epoch quadratic in the corpus size)."""
+        if self.cached is not None:
+            return [rng.permutation(len(self.index))]
+        if self._file_chunks is None:
+            in_file_order = np.argsort(self.index, kind="stable")
+            self._file_chunks = [in_file_order[start : start + self.chunk_rows]
+                                 for start in range(0, len(in_file_order), self.chunk_rows)]
+        return [rng.permutation(self._file_chunks[c]) for c in rng.permutation(len(self._file_chunks))]
+
+    def batches(self, chunks, batch_size):
+        """Yield ``(positions, standardised rows)`` batch by batch, chunk by chunk; a chunk is read at a time."""
         import torch
 
-        for chunk_start in range(0, len(order), self.chunk_rows):
-            chunk = order[chunk_start : chunk_start + self.chunk_rows]
+        for chunk in chunks:
             if self.cached is not None:
                 for start in range(0, len(chunk), batch_size):
                     positions = chunk[start : start + batch_size]
@@ -430,9 +446,9 @@ def _fit(source: _RowSource, settings, *, labels, n_classes, device, seed, on_ep
 
     step = 0
     for epoch in range(settings["epochs"]):
-        order = rng.permutation(len(train_index))
+        chunks = source.epoch_chunks(rng)
         epoch_loss = 0.0
-        for positions, x in source.batches(order, batch):
+        for positions, x in source.batches(chunks, batch):
             y = train_labels[torch.from_numpy(positions).to(device)]
             for group in optimizer.param_groups:
                 group["lr"] = _learning_rate(settings["schedule"], settings["lr"], step, total_steps)
@@ -443,7 +459,7 @@ def _fit(source: _RowSource, settings, *, labels, n_classes, device, seed, on_ep
             optimizer.step()
             epoch_loss += float(cross_entropy.detach()) * len(y)
             step += 1
-        mean_loss = epoch_loss / len(order)
+        mean_loss = epoch_loss / len(train_index)
         log(f"epoch {epoch + 1}/{settings['epochs']} (l2={l2_strength:g}): cross-entropy {mean_loss:.4f}")
         on_epoch()
     return (

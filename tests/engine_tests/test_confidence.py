@@ -7,6 +7,7 @@ from analysis.engine.baselines import variance_ranking
 from analysis.engine.confidence import (bootstrap_confidence, mean_pairwise_jaccard, method_agreement,
                                         resolve_k, sentence_resample)
 from analysis.engine.features import as_features
+from analysis.engine.neurons import layer_neurons
 from analysis.engine.probeless import probeless_ranking
 from analysis.engine.univariate import anova_ranking
 
@@ -99,3 +100,47 @@ def test_agreement_between_methods_on_planted_data():
     json.dumps(table)
     with pytest.raises(ValueError, match="different neurons"):
         method_agreement([anova, variance_ranking(as_features(np.zeros((5, 3))))], k=2)
+
+
+# ---- consensus ------------------------------------------------------------------------------------------------
+
+
+def _one_unstable_unit(rows):
+    """Units 0-4 always carry the signal; unit 5 tops a resample only when sentence 0 is drawn twice or more."""
+    from analysis.engine.ranking import ranking_from_scores
+
+    rng = np.random.default_rng(int(rows.sum()) % 2**32)
+    scores = rng.normal(size=20)
+    scores[:5] += 10
+    scores[5] = 20.0 if np.sum(rows == 0) >= 2 else 0.0
+    return ranking_from_scores("fake", layer_neurons("hidden", 0, 20), scores)
+
+
+@pytest.mark.parametrize("how", ["mean_rank", "selection_frequency"])
+def test_consensus_drops_a_unit_that_tops_only_some_resamples(how):
+    from analysis.engine.ranking import ranking_from_scores
+
+    offsets = np.arange(0, 101)  # 100 one-word sentences
+    scores = np.zeros(20)
+    scores[:6] = [5, 4, 3, 2, 1, 9]  # the full-data ranking happens to put the unstable unit first
+    full = ranking_from_scores("fake", layer_neurons("hidden", 0, 20), scores)
+    ranking = bootstrap_confidence(_one_unstable_unit, offsets, n_boot=40, ks=(5,), ranking=full, consensus=how,
+                                   consensus_k=5)
+    plain_top = ranking.confidence["consensus"]["full_data_order"][:5]
+    assert 5 in plain_top
+    assert set(ranking.order[:5].tolist()) == {0, 1, 2, 3, 4}
+    assert ranking.params["consensus"] == how
+    assert ranking.confidence["consensus"]["stability"]["5"] == 1.0
+    assert ranking.confidence["stability"]["5"] < 0.9  # single resamples disagree about unit 5
+
+
+def test_consensus_checks_its_arguments():
+    from analysis.engine.methods import compute_ranking
+
+    offsets = np.arange(0, 11)
+    with pytest.raises(ValueError, match="one of mean_rank, selection_frequency"):
+        bootstrap_confidence(_one_unstable_unit, offsets, n_boot=4, consensus="vote")
+    with pytest.raises(ValueError, match="at least 4 bootstrap resamples"):
+        bootstrap_confidence(_one_unstable_unit, offsets, n_boot=3, consensus="mean_rank")
+    with pytest.raises(ValueError, match="pass bootstrap=4 or more"):
+        compute_ranking(None, "lca", bootstrap=0, consensus="mean_rank")

@@ -91,11 +91,37 @@ def test_closed_class_needs_fewer_neurons_than_open_class_at_the_same_mass():
     x[np.ix_(labels == 2, spread)] -= 0.5
     ranking = linguistic_correlation(
         as_features(x), labels, label_names=["NOUN", "PUNCT", "VERB"], train=np.arange(1200), test=np.arange(1200, n),
-        epochs=15, batch_size=128, lr=5e-2, l1=1e-3, l2=1e-4,
-    )  # fmt: skip
+        epochs=15, batch_size=128, lr=5e-2, l2=1e-4,
+    )  # fmt: skip  (the default λ1)
     needed = ranking.metrics["neurons_per_label_at_mass"]["0.5"]
     assert needed["PUNCT"] < needed["NOUN"] and needed["PUNCT"] < needed["VERB"]
     assert ranking.per_label["PUNCT"][0] == 0
+
+
+def test_the_default_finds_a_planted_unit_with_a_small_effect():
+    from analysis.engine.lca import DEFAULT_L1
+
+    rng = np.random.default_rng(7)
+    n, d = 2000, 40
+    labels = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    x[labels == 1, 17] += 0.6  # a weak signal: the two classes overlap heavily on unit 17
+    ranking = linguistic_correlation(as_features(x), labels, label_names=["a", "b"], train=np.arange(1600),
+                                     test=np.arange(1600, n), epochs=15, batch_size=128, lr=5e-2, l2=1e-4)
+    assert ranking.params["l1"] == DEFAULT_L1
+    assert ranking.order[0] == 17 and all(ranking.per_label[label][0] == 17 for label in "ab")
+    assert ranking.metrics["neurons_per_label_at_mass"]["0.1"] == {"a": 1, "b": 1}
+
+
+def test_lca_dense_keeps_the_published_l1_under_its_own_name():
+    from analysis.engine.lca import DENSE_L1
+    from analysis.engine.methods import METHODS
+
+    assert {"lca", "lca_dense"} <= set(METHODS) and "dense" in METHODS["lca_dense"].description
+    x, y = planted_problem()
+    ranking = linguistic_correlation(as_features(x), y, label_names=["A", "B", "C"], train=np.arange(700),
+                                     l1=DENSE_L1, method="lca_dense", **FAST)
+    assert ranking.method == "lca_dense" and ranking.params["l1"] == DENSE_L1
 
 
 def test_control_labels_are_fixed_per_word_type_and_follow_the_label_distribution():

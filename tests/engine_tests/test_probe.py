@@ -96,14 +96,34 @@ def test_training_is_deterministic_under_a_seed_and_shuffles_by_seed():
     assert not np.array_equal(a.weight, c.weight)
 
 
-def test_streaming_within_a_tiny_memory_budget_gives_the_same_probe():
+def test_streaming_within_a_tiny_memory_budget_reaches_the_in_memory_accuracy():
     x, y = planted(n=700, d=20, seed=5)
     features = Features([x[:, :8].astype(np.float16), x[:, 8:].astype(np.float16)], layer_neurons("hidden", 0, 8) + layer_neurons("hidden", 1, 12))
     kwargs = dict(label_names=["a", "b", "c"], train=np.arange(600), test=np.arange(600, 700), **FAST)
     in_memory = train_probe(features, y, **kwargs)
     streamed = train_probe(features, y, memory_budget_mb=64 * 20 * 4 / 2**20, **kwargs)  # 64-row chunks
-    np.testing.assert_allclose(streamed.weight, in_memory.weight, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(streamed.mean, in_memory.mean, rtol=1e-5, atol=1e-6)
+    assert abs(streamed.metrics["test_accuracy"] - in_memory.metrics["test_accuracy"]) <= 0.02
+    assert in_memory.metrics["test_accuracy"] > 0.9
+    again = train_probe(features, y, memory_budget_mb=64 * 20 * 4 / 2**20, **kwargs)
+    assert np.array_equal(again.weight, streamed.weight)  # the chunk shuffle follows the seed
+
+
+def test_a_streamed_epoch_reads_contiguous_chunks_and_visits_every_row_once():
+    from analysis.engine.probe import _RowSource
+    from analysis.engine.loading import pick_device
+
+    x, _ = planted(n=700, d=20, seed=5)
+    index = np.random.default_rng(0).permutation(650)  # training rows in any order
+    source = _RowSource(as_features(x), index, np.zeros(20, np.float32), np.ones(20, np.float32), 64, pick_device("cpu"))
+    rng = np.random.default_rng(1)
+    chunks = source.epoch_chunks(rng)
+    assert sorted(len(c) for c in chunks) == [10] + [64] * 10
+    for chunk in chunks:  # each chunk is one run of consecutive store rows, shuffled within
+        rows = np.sort(index[chunk])
+        assert np.array_equal(rows, np.arange(rows[0], rows[0] + len(rows)))
+    assert np.array_equal(np.sort(np.concatenate(chunks)), np.arange(650))
+    assert not np.array_equal(np.concatenate(chunks), np.concatenate(source.epoch_chunks(rng)))  # reshuffled per epoch
 
 
 def test_save_load_round_trip_gives_identical_predictions_without_pickle(tmp_path):
