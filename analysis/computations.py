@@ -180,7 +180,8 @@ def compute_ranking(step: Step, job: Job) -> tuple[str, dict]:
     if not target.is_file():
         p = step.params
         ranking = rank(open_store(p["store_key"]), p["method"], neuron_sets=p["neuron_sets"], layers=p["layers"],
-                       seed=p["seed"], bootstrap=p["bootstrap"], job=job, **p["options"])
+                       seed=p["seed"], bootstrap=p["bootstrap"], consensus=p.get("consensus"), job=job,
+                       **p["options"])
         _publish_json(target, ranking.to_dict())
     data = json.loads(target.read_text(encoding="utf-8"))
     return relative, {"method": data.get("method"), "neurons": len(data.get("neuron_ids", [])),

@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from analysis.engine.confidence import CONSENSUS_METHODS
 from analysis.engine.extract import ExtractionParams, extraction_key
 from analysis.engine.hashing import sha256_json
 from analysis.engine.methods import METHODS
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 NEURON_SETS = ("hidden", "mlp")
 ACTIVE_STEP_STATES = (StepState.QUEUED, StepState.RUNNING)
-RANKING_OPTIONS = {"lca": {"control"}}  # the method options a request may set
+RANKING_OPTIONS = {"lca": {"control"}, "lca_dense": {"control"}}  # the method options a request may set
 
 
 class RunStateError(Exception):
@@ -110,7 +111,13 @@ def _validate_rankings(value, corpus, errors: dict) -> list[dict]:
             messages.append(f"Ranking {i}: options are an object of true or false values, e.g. "
                             "{\"control\": true}.")
             continue
-        rankings.append({"method": method.name, "bootstrap": bootstrap, "options": dict(sorted(options.items()))})
+        consensus = item.get("consensus")
+        if consensus is not None and (consensus not in CONSENSUS_METHODS or bootstrap < 4):
+            messages.append(f"Ranking {i}: consensus orders neurons over the bootstrap resamples: choose "
+                            f"{' or '.join(CONSENSUS_METHODS)} with bootstrap 4 or more (now {bootstrap}).")
+            continue
+        ranking = {"method": method.name, "bootstrap": bootstrap, "options": dict(sorted(options.items()))}
+        rankings.append({**ranking, "consensus": consensus} if consensus else ranking)
     if messages:
         errors["rankings"] = messages
     return rankings
@@ -235,6 +242,7 @@ def create_run(user, project, request) -> Run:
             ranking_params = {"store_key": store_key, **selection, **ranking, "seed": request["seed"]}
             key = sha256_json({"result": "ranking", **ranking_params})
             confidence = f", {ranking['bootstrap']} resamples" if ranking["bootstrap"] else ""
+            confidence += f", consensus by {ranking['consensus']}" if ranking.get("consensus") else ""
             _new_step(run, StepKind.RANKING, f"Ranking {ranking['method']}{confidence}: {model.name}",
                       ranking_params, key, needs=[extract])
         if request["probe_ablation"]:

@@ -32,7 +32,9 @@ import sys
 import time
 from pathlib import Path
 
+from .confidence import CONSENSUS_METHODS
 from .jobs import Job
+from .methods import PROBE_METHODS, method_named
 from .neurons import NeuronId
 from .ranking import Ranking
 
@@ -141,12 +143,12 @@ def cmd_extract(args) -> None:
 
 
 def cmd_rank(args) -> None:
-    from .methods import compute_ranking, method_named
+    from .methods import compute_ranking
 
     method = method_named(args.method)
-    if args.eval_corpus and method.name != "lca":
+    if args.eval_corpus and method.name not in PROBE_METHODS:
         raise ValueError(f"--eval-corpus scores a probe, and {method.name} trains none: use --method lca")
-    options = _method_options(args, method.name, compute_ranking)
+    options = _method_options(args, method.name)
     store = store_for(args)
     eval_store = None
     if args.eval_corpus:
@@ -167,13 +169,11 @@ def cmd_rank(args) -> None:
 PROBE_OPTIONS = ("l1", "l2", "epochs")
 
 
-def _method_options(args, method: str, compute_ranking) -> dict:
+def _method_options(args, method: str) -> dict:
     """Options for ``compute_ranking`` from the flags given, checked before anything is extracted."""
-    import inspect
-
     options = {"control": True} if args.control else {}
     given = {name: getattr(args, name) for name in PROBE_OPTIONS if getattr(args, name) is not None}
-    if (given or args.control) and method != "lca":
+    if (given or args.control) and method not in PROBE_METHODS:
         flags = ", ".join(f"--{name}" for name in given) or "--control"
         raise ValueError(f"{flags} set(s) lca's probe, and {method} trains none: use --method lca")
     for name, value in given.items():
@@ -181,9 +181,10 @@ def _method_options(args, method: str, compute_ranking) -> dict:
             raise ValueError(f"--{name} must be {'at least 1' if name == 'epochs' else '0 or more'}, not {value}")
     options.update(given)
     if getattr(args, "consensus", None) is not None:
-        if "consensus" not in inspect.signature(compute_ranking).parameters:
-            raise ValueError("--consensus needs the consensus ranking (compute_ranking(..., consensus=...)), which "
-                             "this version of the engine does not have yet; run without --consensus")
+        bootstrap = args.bootstrap if args.bootstrap is not None else method_named(method).bootstrap
+        if bootstrap < 4:
+            raise ValueError(f"--consensus is built from bootstrap resamples: add --bootstrap 4 or more (now "
+                             f"{bootstrap})")
         options["consensus"] = args.consensus
     return options
 
@@ -245,7 +246,7 @@ def cmd_probe_ablate(args) -> None:
     if set(modes) - set(MODES):  # before extracting and training
         raise ValueError(f"unknown ablation modes {sorted(set(modes) - set(MODES))}; choose from {MODES}")
     probe_options = _method_options(argparse.Namespace(**{**vars(args), "control": False, "consensus": None}),
-                                    "lca", None)
+                                    "lca")
     store = store_for(args)
     if not store.label_names:
         raise ValueError("a probe needs labels, and this corpus has none (--label-column or --labels)")
@@ -469,8 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--l1", type=float, help="lca: the probe's L1 penalty")
     p.add_argument("--l2", type=float, help="lca: the probe's L2 penalty")
     p.add_argument("--epochs", type=int, help="lca: the probe's training epochs")
-    p.add_argument("--consensus", nargs="?", const=True,
-                   help="rank by the consensus over bootstrap resamples (optionally name its kind)")
+    p.add_argument("--consensus", nargs="?", const=CONSENSUS_METHODS[0], choices=CONSENSUS_METHODS,
+                   help="rank by the consensus over the bootstrap resamples (needs --bootstrap 4 or more): "
+                        f"{' or '.join(CONSENSUS_METHODS)} (default {CONSENSUS_METHODS[0]})")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=cmd_rank)
 

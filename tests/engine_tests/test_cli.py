@@ -181,19 +181,16 @@ def test_rank_refuses_bad_probe_options_before_extracting(tmp_path, corpus_file,
     assert not (tmp_path / "cache").exists()
 
 
-def test_rank_consensus_flag_reaches_compute_ranking_or_says_it_is_missing(tmp_path, corpus_file, capsys):
-    import inspect
-
-    from analysis.engine.methods import compute_ranking
-
-    args = ["rank", str(tiny_model_dir("bert")), str(corpus_file), "--cache-dir", str(tmp_path / "cache"),
-            "--method", "anova", "--bootstrap", "3", "--consensus"]
-    if "consensus" in inspect.signature(compute_ranking).parameters:
-        assert main(args) == 0
-    else:
-        assert main(args) == 2
-        assert "--consensus needs the consensus ranking" in capsys.readouterr().err
-        assert not (tmp_path / "cache").exists()
+def test_rank_consensus_orders_by_the_resamples_and_needs_enough_of_them(tmp_path, corpus_file, capsys):
+    base = ["rank", str(tiny_model_dir("bert")), str(corpus_file), "--cache-dir", str(tmp_path / "cache"),
+            "--method", "anova", "--consensus"]
+    assert main(base + ["--bootstrap", "3"]) == 2
+    assert "--consensus is built from bootstrap resamples: add --bootstrap 4 or more" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+    json_path = tmp_path / "consensus.json"
+    assert main(base + ["--bootstrap", "4", "--json", str(json_path)]) == 0
+    consensus = json.loads(json_path.read_text())["confidence"]["consensus"]
+    assert consensus["method"] == "mean_rank"
 
 
 def test_long_sentences_are_refused_by_name_or_skipped_with_a_warning(tmp_path, corpus_file, capsys):

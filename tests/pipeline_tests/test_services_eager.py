@@ -49,6 +49,25 @@ def test_a_second_run_over_the_same_inputs_reuses_every_result(people, attached,
     assert again.log_lines.filter(text__contains="reused the existing result").count() == 4
 
 
+def test_a_consensus_ranking_is_its_own_result_with_its_stability(people, attached,
+                                                                   django_capture_on_commit_callbacks):
+    import json
+
+    from analysis.models import results_root
+
+    run = start(people, attached, django_capture_on_commit_callbacks, statistics=False,
+                rankings=[{"method": "anova", "bootstrap": 4},
+                          {"method": "anova", "bootstrap": 4, "consensus": "mean_rank"}])
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCEEDED
+    plain, consensus = run.steps.filter(kind=StepKind.RANKING).order_by("pk")
+    assert plain.result_key != consensus.result_key
+    saved = json.loads((results_root() / Result.objects.get(key=consensus.result_key).path).read_text())
+    assert saved["confidence"]["consensus"]["method"] == "mean_rank"
+    assert "consensus" not in json.loads((results_root() / Result.objects.get(key=plain.result_key).path)
+                                         .read_text())["confidence"]
+
+
 def test_a_step_waits_for_the_steps_it_needs(people, attached, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False):
         run = services.create_run(people["owner"], people["project"], request_for(attached))
@@ -109,6 +128,10 @@ def test_two_runs_needing_the_same_missing_result_compute_it_once(people, attach
     ({"rankings": [{"method": "magic"}]}, "rankings", "unknown method 'magic'"),
     ({"rankings": [{"method": "anova", "bootstrap": 1}]}, "rankings", "0 (none) or at least 2"),
     ({"rankings": [{"method": "anova", "options": {"l1": 2}}]}, "rankings", "anova takes no option l1"),
+    ({"rankings": [{"method": "anova", "bootstrap": 3, "consensus": "mean_rank"}]}, "rankings",
+     "consensus orders neurons over the bootstrap resamples: choose mean_rank or selection_frequency with "
+     "bootstrap 4 or more (now 3)"),
+    ({"rankings": [{"method": "anova", "bootstrap": 4, "consensus": "vote"}]}, "rankings", "choose mean_rank or"),
     ({"rankings": [], "statistics": False}, "rankings", "at least one ranking, for statistics or for a probe"),
     ({"aggregation": "middle"}, "aggregation", "Aggregation must be one of"),
     ({"probe_ablation": "yes"}, "probe_ablation", "probe_ablation is true, false, or an object"),
