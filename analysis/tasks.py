@@ -65,6 +65,16 @@ def probe_ablation(self, step_id: int) -> str:
     return _execute(self, step_id)
 
 
+@_step_task(StepKind.CROSSMODEL)
+def crossmodel(self, step_id: int) -> str:
+    return _execute(self, step_id)
+
+
+@_step_task(StepKind.MODEL_ABLATION)
+def model_ablation(self, step_id: int) -> str:
+    return _execute(self, step_id)
+
+
 # acks_late off: an answer nobody waits for any more is not worth redelivering.
 @shared_task(name="analysis.tasks.realtime_activations", queue="realtime", ignore_result=False, acks_late=False)
 def realtime_activations(arguments: dict) -> dict:
