@@ -158,7 +158,8 @@ def test_model_ablation_of_a_causal_lm_gives_a_loss_curve_per_mode(
     # the baseline, then 2 points for each of top and bottom, then a baseline and 2 points per random seed
     assert (ablation.done, ablation.total, ablation.unit) == (11, 11, "evaluations")
     curve = next(r for r in results.results_of(run) if r.step == ablation.pk).data
-    assert curve["task"] == "causal_lm" or "loss" in curve["metrics"]
+    assert (curve["task"], curve["primary"], curve["metrics"]) == ("causal-lm", "loss", ["loss", "perplexity"])
+    assert curve["curves"]["top"]["loss"][-1] != curve["baseline"]["loss"]  # removing every neuron changes it
     assert curve["x"]["count"] == [0, curve["total_neurons"] // 2, curve["total_neurons"]]
     assert set(curve["curves"]) == {"top", "bottom", "random"} and len(curve["random_curves"]) == 2
     for order, values in curve["curves"].items():
