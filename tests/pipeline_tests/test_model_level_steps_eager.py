@@ -220,3 +220,22 @@ def test_model_ablation_needs_a_ranking_of_the_run(people, attached, test_set):
         services.create_run(people["owner"], people["project"], request)
     assert "removes neurons along a ranking of this run" in caught.value.message_dict["model_ablation"][0]
     assert Run.objects.count() == 0
+
+
+def test_an_encoder_decoder_needs_a_test_set_with_references(people, attached, test_set, tmp_path):
+    t5 = _attach_model(people, make_tiny_model("t5", tmp_path / "tiny-t5"), "tiny t5")
+    with pytest.raises(ValidationError) as caught:
+        services.create_run(people["owner"], people["project"], ablation_request(attached, t5, test_set))
+    assert "tiny t5 is an encoder-decoder, measured by BLEU against references, and the test set “four " \
+           "sentences” has none" in caught.value.message_dict["model_ablation"][0]
+    assert Run.objects.count() == Step.objects.count() == 0
+
+
+def test_model_ablation_of_a_masked_lm_encoder_measures_masked_lm_loss(people, attached, test_set, folders,
+                                                                      django_capture_on_commit_callbacks):
+    run = start(people, ablation_request(attached, attached["model"], test_set, percents=[100], modes=["top"]),
+                django_capture_on_commit_callbacks)
+    assert run.state == RunState.SUCCEEDED, _log(run)
+    ablation = run.steps.get(kind=StepKind.MODEL_ABLATION)
+    curve = next(r for r in results.results_of(run) if r.step == ablation.pk).data
+    assert (curve["task"], set(curve["curves"])) == ("masked-lm", {"top"})
