@@ -279,8 +279,8 @@ def validate_request(project, request) -> dict:
     except ValueError as error:
         errors["aggregation"] = [f"{str(error).capitalize()}."]
     if not errors and not rankings and not statistics and not probe_ablation and not crossmodel:
-        errors["rankings"] = ["Ask for at least one ranking, for statistics, for a probe ablation or for a "
-                              "cross-model ranking."]
+        errors["rankings"] = ["Ask for at least one ranking, for statistics or for a probe ablation (or, with "
+                              "two or more models, for a cross-model ranking)."]
     if errors:
         raise ValidationError(errors)
     return {"models": [m.pk for m in models], "corpus": corpus.pk, "neuron_sets": sorted(set(sets)),
