@@ -239,3 +239,15 @@ def test_model_ablation_of_a_masked_lm_encoder_measures_masked_lm_loss(people, a
     ablation = run.steps.get(kind=StepKind.MODEL_ABLATION)
     curve = next(r for r in results.results_of(run) if r.step == ablation.pk).data
     assert (curve["task"], set(curve["curves"])) == ("masked-lm", {"top"})
+
+
+def test_model_ablation_along_an_mlp_ranking_edits_the_mlp_neurons(people, attached, test_set, tiny_gpt2, folders,
+                                                                    django_capture_on_commit_callbacks):
+    gpt2 = _attach_model(people, tiny_gpt2, "tiny gpt2")
+    request = ablation_request(attached, gpt2, test_set, percents=[100], modes=["top"])
+    run = start(people, {**request, "neuron_sets": ["mlp"]}, django_capture_on_commit_callbacks)
+    assert run.state == RunState.SUCCEEDED, _log(run)
+    ablation = run.steps.get(kind=StepKind.MODEL_ABLATION)
+    curve = next(r for r in results.results_of(run) if r.step == ablation.pk).data
+    assert curve["total_neurons"] == 2 * 64  # two blocks of 64 mlp neurons
+    assert curve["curves"]["top"]["loss"][-1] != curve["baseline"]["loss"]
