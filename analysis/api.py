@@ -43,6 +43,14 @@ EXAMPLE_REQUEST = OpenApiExample(
            "statistics": True, "probe_ablation": False, "seed": 0},
     request_only=True,
 )
+EXAMPLE_MODEL_LEVEL_REQUEST = OpenApiExample(
+    "Cross-model rankings and model-level ablation for two models",
+    value={"models": [1, 3], "corpus": 2, "rankings": [{"method": "probeless"}], "statistics": False,
+           "crossmodel": [{"method": "maxcorr"}, {"method": "svcca", "variance_kept": 0.99}],
+           "model_ablation": {"test_set": 4, "percents": [10, 50, 100], "random_seeds": 1,
+                              "modes": ["top", "bottom", "random"]}},
+    request_only=True,
+)
 
 
 class RunStateConflict(exceptions.APIException):
@@ -73,7 +81,7 @@ class AfterSerializer(serializers.Serializer):
         summary="Start a run (owners and editors)",
         description="Creates the run and its steps and queues what can start; the answer comes at once. Read "
         "the run by id later (`GET /api/v1/runs/{id}/`). Results that exist already are reused.",
-        request=RunRequestSerializer, examples=[EXAMPLE_REQUEST],
+        request=RunRequestSerializer, examples=[EXAMPLE_REQUEST, EXAMPLE_MODEL_LEVEL_REQUEST],
         responses={201: RunSerializer, 400: OpenApiResponse(description="Field errors: what to change."),
                    403: FORBIDDEN, 404: NOT_FOUND}),
 )

@@ -19,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.db import connection
 
@@ -232,8 +233,110 @@ def compute_probe_ablation(step: Step, job: Job) -> tuple[str, dict]:
     return relative, {"baseline_accuracy": data.get("baseline_accuracy"), "n_neurons": data.get("n_neurons")}
 
 
+def _crossmodel_rankings(method: str, models, names, options: dict, job: Job):
+    """The engine's ranking call for one cross-model method: a Ranking per model, in ``models`` order."""
+    from analysis.engine import crossmodel
+
+    if method in ("maxcorr", "mincorr"):
+        return crossmodel.maxcorr_mincorr_rankings(models, model_names=names, job=job)[method]
+    if method == "linreg":
+        return crossmodel.linreg_rankings(models, model_names=names, job=job, **options)
+    return crossmodel.svcca_rankings(models, model_names=names, job=job, **options)[0]
+
+
+def compute_crossmodel(step: Step, job: Job) -> tuple[str, dict]:
+    """One cross-model method over every store of the run; models are named by store key (the result is shared
+    by every run over the same stores, whatever the models were called there)."""
+    relative = f"rankings/{step.result_key}.json"
+    target = results_root() / relative
+    if not target.is_file():
+        p = step.params
+        models = [open_store(key).features(p["neuron_sets"], p["layers"]) for key in p["store_keys"]]
+        rankings = _crossmodel_rankings(p["method"], models, p["store_keys"], p["options"], job)
+        _publish_json(target, {"method": p["method"], "store_keys": p["store_keys"], "options": p["options"],
+                               "rankings": [dict(r.to_dict(), store_key=key)
+                                            for key, r in zip(p["store_keys"], rankings)]})
+    data = json.loads(target.read_text(encoding="utf-8"))
+    return relative, {"method": data["method"], "models": len(data["rankings"]),
+                      "neurons": [len(r["neurons"]) for r in data["rankings"]]}
+
+
+def _read_test_set(test_set_row):
+    from projects.services.storage import local_folder
+    from projects.uploads import read_test_set
+
+    folder = local_folder(test_set_row)
+    source, reference = test_set_row.metadata["source_file"], test_set_row.metadata.get("reference_file")
+    test_set = read_test_set(folder / source, filename=source, reference_path=folder / reference if reference
+                             else None, reference_filename=reference)
+    if test_set.source_sha256 != test_set_row.sha256:
+        raise RuntimeError(f"the test set “{test_set_row.name}” no longer matches what was uploaded (its files "
+                           "changed in storage); upload it again")
+    return test_set
+
+
+def _refuse_encoder_without_head(lm, model_name: str) -> None:
+    if lm.kind == "encoder" and getattr(lm.model, "get_output_embeddings", lambda: None)() is None:
+        raise RuntimeError(
+            f"model-level ablation measures the model's own task, and {model_name} ({lm.info.architecture}) is an "
+            "encoder without a masked-LM head, so it has no task of its own to measure; use probe ablation "
+            "(probe_ablation in the request), which works for encoders")
+
+
+def compute_model_ablation(step: Step, job: Job) -> tuple[str, dict]:
+    """Remove the model's neurons cumulatively along one ranking (each mode an order: top, bottom, random with
+    ``random_seeds`` seeds) and measure its own task on the test set at each percent removed."""
+    from analysis.engine.loading import load_model
+    from analysis.engine.model_ablation import ablation_curve, task_for
+    from analysis.engine.ranking import Ranking
+    from projects.models import ModelUpload, TestSetUpload
+    from projects.services.storage import local_folder
+
+    relative = f"curves/{step.result_key}.json"
+    target = results_root() / relative
+    if not target.is_file():
+        p = step.params
+        ranking_file = results_root() / "rankings" / f"{p['ranking_key']}.json"
+        if not ranking_file.is_file():
+            raise RuntimeError(f"the ranking {p['ranking_key'][:12]} is missing; retry the run to rebuild it")
+        ranking = Ranking.from_dict(json.loads(ranking_file.read_text(encoding="utf-8")))
+        test_set = _read_test_set(TestSetUpload.objects.get(pk=p["test_set"]))
+        model = ModelUpload.objects.get(pk=p["model"])
+        lm = load_model(local_folder(model), sha256=model.sha256)
+        _refuse_encoder_without_head(lm, f"“{model.name}”")
+        job.log(f"model: {lm.info.architecture} on {lm.device}; test set: {len(test_set.sources):,} sentences")
+        task = task_for(lm, texts=test_set.sources, references=test_set.references, log=job.log)
+        total = len(ranking.neuron_ids)
+        counts = sorted({max(1, round(total * percent / 100)) for percent in p["percents"]})
+        orders = [m for m in ("top", "bottom") if m in p["modes"]]
+        seeds = [p["seed"] + i for i in range(p["random_seeds"])] if "random" in p["modes"] else []
+        evaluations = (1 + len(orders) * len(counts)) * bool(orders) + len(seeds) * (1 + len(counts))
+        done, curve, random_curves = 0, None, []
+        for orders_now, seed in ([(orders, p["seed"])] if orders else []) + [(["random"], s) for s in seeds]:
+            part = ablation_curve(lm, ranking, task, orders=orders_now, steps=counts, seed=seed,
+                                  job=job.part(done, evaluations))
+            done += 1 + len(orders_now) * (len(part["x"]["count"]) - 1)
+            if curve is None:
+                curve = part
+            if orders_now == ["random"]:
+                random_curves.append(part["curves"]["random"])
+            else:
+                curve["curves"].update(part["curves"])
+        if random_curves:  # the mean over the random orders, and each of them
+            curve["curves"]["random"] = {metric: np.mean([c[metric] for c in random_curves], axis=0).tolist()
+                                         for metric in curve["metrics"]}
+            curve["random_curves"] = random_curves
+        curve["params"] = {"percents": p["percents"], "modes": p["modes"], "random_seeds": p["random_seeds"],
+                           "seed": p["seed"], "ranking_method": ranking.method}
+        _publish_json(target, curve)
+    data = json.loads(target.read_text(encoding="utf-8"))
+    return relative, {"task": data.get("task"), "primary": data.get("primary"), "baseline": data.get("baseline"),
+                      "total_neurons": data.get("total_neurons")}
+
+
 COMPUTE = {StepKind.EXTRACT: compute_extract, StepKind.RANKING: compute_ranking,
-           StepKind.STATISTICS: compute_statistics, StepKind.PROBE_ABLATION: compute_probe_ablation}
+           StepKind.STATISTICS: compute_statistics, StepKind.PROBE_ABLATION: compute_probe_ablation,
+           StepKind.CROSSMODEL: compute_crossmodel, StepKind.MODEL_ABLATION: compute_model_ablation}
 
 
 # ------------------------------------------------------------------------------------------------ errors

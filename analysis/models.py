@@ -39,6 +39,8 @@ class StepKind(models.TextChoices):
     STATISTICS = "statistics", "Neuron statistics"
     RANKING = "ranking", "Neuron ranking"
     PROBE_ABLATION = "probe_ablation", "Probe ablation"
+    CROSSMODEL = "crossmodel", "Cross-model ranking"
+    MODEL_ABLATION = "model_ablation", "Model-level ablation"
 
 
 class ResultKind(models.TextChoices):

@@ -14,7 +14,8 @@ from django.http import Http404
 
 from .models import Result, ResultState, Run, StepKind, StepState, results_root
 
-INLINE_KINDS = (StepKind.RANKING, StepKind.PROBE_ABLATION)  # their result is one JSON document
+# their result is one JSON document
+INLINE_KINDS = (StepKind.RANKING, StepKind.PROBE_ABLATION, StepKind.CROSSMODEL, StepKind.MODEL_ABLATION)
 
 
 @dataclass

@@ -30,6 +30,14 @@ class RunRequestSerializer(serializers.Serializer):
     statistics = serializers.BooleanField(required=False, help_text="Per-neuron statistics (default: true).")
     probe_ablation = serializers.JSONField(
         required=False, help_text="false, true, or {\"percents\": [...], \"random_seeds\": n, \"modes\": [...]}.")
+    crossmodel = serializers.ListField(
+        child=serializers.JSONField(), required=False,
+        help_text="With two or more models: each {\"method\": \"maxcorr\" | \"mincorr\" | \"linreg\" | \"svcca\"} "
+                  "(linreg takes \"ridge\", svcca \"variance_kept\"), one ranking per model over every model.")
+    model_ablation = serializers.JSONField(
+        required=False, help_text="false, or {\"test_set\": id, \"percents\": [...], \"random_seeds\": n, "
+                                  "\"modes\": [top, bottom, random]}: the model's own task as neurons are removed "
+                                  "along each ranking.")
     seed = serializers.IntegerField(required=False, help_text="Seed for splits, probes and resampling.")
 
 

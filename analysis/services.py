@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 NEURON_SETS = ("hidden", "mlp")
 ACTIVE_STEP_STATES = (StepState.QUEUED, StepState.RUNNING)
 RANKING_OPTIONS = {"lca": {"control"}, "lca_dense": {"control"}}  # the method options a request may set
+MODEL_ABLATION_MODES = ("bottom", "random", "top")  # the orders neurons are removed in along a ranking
+MODEL_ABLATION_PERCENTS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
 
 
 class RunStateError(Exception):
@@ -151,6 +153,88 @@ def _validate_probe_ablation(value, errors: dict) -> dict | None:
     return {"percents": sorted(set(percents)), "random_seeds": random_seeds, "modes": sorted(set(modes))}
 
 
+# method → {option: (whether a value fits, what fits)}
+CROSSMODEL_OPTIONS = {"maxcorr": {}, "mincorr": {}, "linreg": {"ridge": (lambda v: v >= 0, "at least 0")},
+                      "svcca": {"variance_kept": (lambda v: 0 < v <= 1, "above 0 and at most 1")}}
+
+
+def _validate_crossmodel(value, n_models: int, errors: dict) -> list[dict]:
+    """``[{"method": "maxcorr"|"mincorr"|"linreg"|"svcca", ...options}]`` over every model of the request."""
+    if value is None or value == []:
+        return []
+    if not isinstance(value, list):
+        errors["crossmodel"] = ["Give a list of cross-model rankings, e.g. [{\"method\": \"maxcorr\"}]."]
+        return []
+    if n_models < 2:
+        errors["crossmodel"] = ["Cross-model correlation compares two or more models; choose at least two models "
+                                "of this project, or leave crossmodel out."]
+        return []
+    entries, messages = [], []
+    for i, item in enumerate(value, start=1):
+        item = {"method": item} if isinstance(item, str) else item
+        method = item.get("method") if isinstance(item, dict) else item
+        if method not in CROSSMODEL_OPTIONS:
+            messages.append(f"Cross-model ranking {i}: unknown method {method!r}; choose one of "
+                            f"{', '.join(CROSSMODEL_OPTIONS)}.")
+            continue
+        allowed = CROSSMODEL_OPTIONS[method]
+        options = {k: v for k, v in item.items() if k != "method"}
+        unknown = sorted(map(str, set(options) - set(allowed)))
+        if unknown:
+            messages.append(f"Cross-model ranking {i}: {method} takes no option {', '.join(unknown)} (options it "
+                            f"takes: {', '.join(sorted(allowed)) or 'none'}).")
+            continue
+        bad = [f"{name} is a number {allowed[name][1]}" for name, option in options.items()
+               if not isinstance(option, (int, float)) or isinstance(option, bool) or not allowed[name][0](option)]
+        if bad:
+            messages.append(f"Cross-model ranking {i}: {'; '.join(bad)}.")
+            continue
+        entry = {"method": method, **{k: float(v) for k, v in sorted(options.items())}}
+        if entry not in entries:
+            entries.append(entry)
+    if messages:
+        errors["crossmodel"] = messages
+    return entries
+
+
+def _validate_model_ablation(value, project, models, errors: dict) -> dict | None:
+    """``{"test_set": id, "percents": [...], "random_seeds": n, "modes": [...]}`` or false; the modes are the
+    orders neurons are removed in along each ranking, the percents the shares removed at each curve point."""
+    if value is False or value is None:
+        return None
+    if not isinstance(value, dict) or "test_set" not in value or set(value) - {"test_set", "percents",
+                                                                                 "random_seeds", "modes"}:
+        errors["model_ablation"] = ["model_ablation is false, or an object with test_set (a test set of this "
+                                    "project) and optionally percents, random_seeds and modes."]
+        return None
+    test_set_id = value["test_set"]
+    test_set = project.test_set_uploads.filter(pk=test_set_id).first() if _is_id(test_set_id) else None
+    percents = value.get("percents", list(MODEL_ABLATION_PERCENTS))
+    random_seeds = value.get("random_seeds", 1)
+    modes = value.get("modes", list(MODEL_ABLATION_MODES))
+    messages = []
+    if test_set is None:
+        messages.append("test_set: choose one of this project's test sets (add one to the project first).")
+    if not isinstance(percents, list) or not percents or not all(
+            isinstance(p, (int, float)) and not isinstance(p, bool) and 0 < p <= 100 for p in percents):
+        messages.append("percents: the shares of neurons to remove, each above 0 and at most 100, e.g. [10, 50].")
+    if not isinstance(random_seeds, int) or isinstance(random_seeds, bool) or random_seeds < 1:
+        messages.append("random_seeds: how many random removal orders to compare with, at least 1.")
+    if not isinstance(modes, list) or not modes or set(modes) - set(MODEL_ABLATION_MODES):
+        messages.append(f"modes: choose among {', '.join(MODEL_ABLATION_MODES)}.")
+    if test_set is not None and not test_set.has_references:
+        pairs = [m.name for m in models if m.model_kind == "encoder-decoder"]
+        if pairs:
+            messages.append(f"test_set: {', '.join(pairs)} is an encoder-decoder, measured by BLEU against "
+                            f"references, and the test set “{test_set.name}” has none; upload it with a "
+                            "reference file.")
+    if messages:
+        errors["model_ablation"] = messages
+        return None
+    return {"test_set": test_set.pk, "test_set_sha256": test_set.sha256, "percents": sorted(set(percents)),
+            "random_seeds": random_seeds, "modes": sorted(set(modes))}
+
+
 def validate_request(project, request) -> dict:
     """The request in its normal form, or ``ValidationError`` with one message per field a person can act on."""
     if not isinstance(request, dict):
@@ -187,6 +271,11 @@ def validate_request(project, request) -> dict:
     if probe_ablation and corpus is not None and not corpus.n_labels:
         errors["probe_ablation"] = [f"Probe ablation trains a probe on labelled words and the corpus "
                                     f"“{corpus.name}” has no labels; choose a corpus read with a label column."]
+    crossmodel = _validate_crossmodel(request.get("crossmodel", []), len(models), errors)
+    model_ablation = _validate_model_ablation(request.get("model_ablation", False), project, models, errors)
+    if model_ablation and not rankings and "rankings" not in errors:
+        errors["model_ablation"] = ["Model-level ablation removes neurons along a ranking of this run; ask for "
+                                    "at least one ranking too."]
     seed = request.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         errors["seed"] = ["seed is a whole number."]
@@ -196,13 +285,15 @@ def validate_request(project, request) -> dict:
                          aggregation=aggregation)
     except ValueError as error:
         errors["aggregation"] = [f"{str(error).capitalize()}."]
-    if not errors and not rankings and not statistics and not probe_ablation:
-        errors["rankings"] = ["Ask for at least one ranking, for statistics or for a probe ablation."]
+    if not errors and not rankings and not statistics and not probe_ablation and not crossmodel:
+        errors["rankings"] = ["Ask for at least one ranking, for statistics or for a probe ablation (or, with "
+                              "two or more models, for a cross-model ranking)."]
     if errors:
         raise ValidationError(errors)
     return {"models": [m.pk for m in models], "corpus": corpus.pk, "neuron_sets": sorted(set(sets)),
             "layers": layers, "aggregation": aggregation, "rankings": rankings, "statistics": statistics,
-            "probe_ablation": probe_ablation, "seed": seed}
+            "probe_ablation": probe_ablation, "crossmodel": crossmodel, "model_ablation": model_ablation,
+            "seed": seed}
 
 
 def _extraction_params(request: dict, corpus) -> ExtractionParams:
@@ -217,6 +308,31 @@ def _new_step(run, kind: str, title: str, params: dict, key: str, needs=()) -> S
     return step
 
 
+def _new_model_ablation_step(run, model, ranking_step: Step, ablation: dict, seed: int) -> Step:
+    """Remove the model's neurons along one ranking of the run and measure its own task on the test set."""
+    curve = {k: ablation[k] for k in ("percents", "random_seeds", "modes")}
+    key = sha256_json({"result": "model_ablation", "ranking": ranking_step.result_key,
+                       "test_set": ablation["test_set_sha256"], **curve, "seed": seed})
+    return _new_step(run, StepKind.MODEL_ABLATION,
+                     f"Model ablation along the {ranking_step.params['method']} ranking: {model.name}",
+                     {"model": model.pk, "ranking_key": ranking_step.result_key, "test_set": ablation["test_set"],
+                      "test_set_sha256": ablation["test_set_sha256"], **curve, "seed": seed},
+                     key, needs=[ranking_step])
+
+
+def _new_crossmodel_step(run, entry: dict, extracts: dict, selection: dict) -> Step:
+    """One cross-model ranking over every store of the run, keyed by the stores (not by the run's model order)."""
+    store_keys = sorted(extracts)
+    options = {k: v for k, v in entry.items() if k != "method"}
+    key = sha256_json({"result": "crossmodel", "store_keys": store_keys, "method": entry["method"],
+                       "options": options, **selection})
+    names = ", ".join(extracts[k][0].name for k in store_keys)
+    return _new_step(run, StepKind.CROSSMODEL, f"Cross-model {entry['method']}: {names}",
+                     {"store_keys": store_keys, "models": {k: extracts[k][0].pk for k in store_keys},
+                      "method": entry["method"], "options": options, **selection},
+                     key, needs=[extracts[k][1] for k in store_keys])
+
+
 @transaction.atomic
 def create_run(user, project, request) -> Run:
     """A run of ``request`` for ``project`` with its steps; the ready ones are sent to workers after commit.
@@ -229,11 +345,13 @@ def create_run(user, project, request) -> Run:
     run = Run.objects.create(project=project, created_by=user, request=request)
     params = _extraction_params(request, corpus)
     selection = {"neuron_sets": request["neuron_sets"], "layers": request["layers"]}
+    extracts = {}  # store key → (model, its extract step)
     for model in project.model_uploads.filter(pk__in=request["models"]).order_by("pk"):
         store_key = extraction_key(model.sha256, corpus.sha256, params)
         extract = _new_step(run, StepKind.EXTRACT, f"Extract activations: {model.name} × {corpus.name}",
                             {"model": model.pk, "corpus": corpus.pk, "extraction": params.key_fields()},
                             store_key)
+        extracts[store_key] = (model, extract)
         if request["statistics"]:
             key = sha256_json({"result": "statistics", "store": store_key, **selection})
             _new_step(run, StepKind.STATISTICS, f"Neuron statistics: {model.name}",
@@ -243,14 +361,18 @@ def create_run(user, project, request) -> Run:
             key = sha256_json({"result": "ranking", **ranking_params})
             confidence = f", {ranking['bootstrap']} resamples" if ranking["bootstrap"] else ""
             confidence += f", consensus by {ranking['consensus']}" if ranking.get("consensus") else ""
-            _new_step(run, StepKind.RANKING, f"Ranking {ranking['method']}{confidence}: {model.name}",
-                      ranking_params, key, needs=[extract])
+            ranking_step = _new_step(run, StepKind.RANKING, f"Ranking {ranking['method']}{confidence}: "
+                                     f"{model.name}", ranking_params, key, needs=[extract])
+            if request["model_ablation"]:
+                _new_model_ablation_step(run, model, ranking_step, request["model_ablation"], request["seed"])
         if request["probe_ablation"]:
             ablation_params = {"store_key": store_key, **selection, **request["probe_ablation"], "method": "lca",
                                "seed": request["seed"]}
             key = sha256_json({"result": "probe_ablation", **ablation_params})
             _new_step(run, StepKind.PROBE_ABLATION, f"Probe ablation along the lca ranking: {model.name}",
                       ablation_params, key, needs=[extract])
+    for entry in request["crossmodel"]:
+        _new_crossmodel_step(run, entry, extracts, selection)
     write_log(run.pk, [f"Run created by {user.get_username()}: {run.steps.count()} steps."])
     dispatch(run)
     run.refresh_from_db()
@@ -434,7 +556,8 @@ def claim_step(step_id: int, worker: str) -> Step | None:
     step = Step.objects.select_related("run").get(pk=step_id)
     Run.objects.filter(pk=step.run_id, state=RunState.QUEUED).update(state=RunState.RUNNING, started_at=now)
     kind = {StepKind.EXTRACT: ResultKind.STORE, StepKind.RANKING: ResultKind.RANKING,
-            StepKind.STATISTICS: ResultKind.STATISTICS, StepKind.PROBE_ABLATION: ResultKind.CURVE}[step.kind]
+            StepKind.STATISTICS: ResultKind.STATISTICS, StepKind.PROBE_ABLATION: ResultKind.CURVE,
+            StepKind.CROSSMODEL: ResultKind.RANKING, StepKind.MODEL_ABLATION: ResultKind.CURVE}[step.kind]
     try:
         with transaction.atomic():
             Result.objects.create(kind=kind, key=step.result_key, builder=step)

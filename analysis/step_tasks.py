@@ -15,6 +15,8 @@ TASK_FOR_KIND: dict[str, tuple[str, str]] = {
     StepKind.RANKING: ("analysis.tasks.rank", CPU),
     StepKind.STATISTICS: ("analysis.tasks.statistics", CPU),
     StepKind.PROBE_ABLATION: ("analysis.tasks.probe_ablation", CPU),
+    StepKind.CROSSMODEL: ("analysis.tasks.crossmodel", CPU),
+    StepKind.MODEL_ABLATION: ("analysis.tasks.model_ablation", GPU),
 }
 
 

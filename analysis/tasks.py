@@ -21,6 +21,9 @@ def _step_task(kind: str):
     return shared_task(bind=True, name=name, queue=queue)
 
 
+_preloading: threading.Thread | None = None  # this pool process's preload, which a step waits for
+
+
 @worker_process_init.connect
 def preload_engine_libraries(**_) -> threading.Thread:
     """Import torch and transformers in a new pool process (after the fork, so CUDA is still safe) from a thread,
@@ -31,8 +34,10 @@ def preload_engine_libraries(**_) -> threading.Thread:
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
+    global _preloading
     thread = threading.Thread(target=load, daemon=True, name="preload-engine-libraries")
     thread.start()
+    _preloading = thread
     return thread
 
 
@@ -41,6 +46,10 @@ def _worker_name(task) -> str:
 
 
 def _execute(task, step_id: int) -> str:
+    # A step importing transformers while the preload thread is half-way through it finds attributes of its
+    # lazy module missing (AttributeError: no AutoModelForMaskedLM): wait for the preload to finish first.
+    if _preloading is not None:
+        _preloading.join(timeout=300)
     realtime.configure_torch_threads(task.queue)
     return computations.execute(step_id, _worker_name(task))
 
@@ -62,6 +71,16 @@ def statistics(self, step_id: int) -> str:
 
 @_step_task(StepKind.PROBE_ABLATION)
 def probe_ablation(self, step_id: int) -> str:
+    return _execute(self, step_id)
+
+
+@_step_task(StepKind.CROSSMODEL)
+def crossmodel(self, step_id: int) -> str:
+    return _execute(self, step_id)
+
+
+@_step_task(StepKind.MODEL_ABLATION)
+def model_ablation(self, step_id: int) -> str:
     return _execute(self, step_id)
 
 

@@ -247,3 +247,32 @@ def test_a_step_whose_queue_message_was_lost_is_sent_again(people, attached, cel
     assert run.log_lines.filter(text__contains="no worker took it for 2 s; sent again").exists()
     extract.refresh_from_db()
     assert extract.attempts == 1
+
+
+def test_crossmodel_on_the_cpu_worker_and_model_ablation_on_the_gpu_worker(people, attached, celery, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from projects.services.library import create_test_set_upload
+    from tests.engine_tests.tiny_models import make_tiny_model
+
+    owner, project = people["owner"], people["project"]
+    gpt2 = upload_model(owner, make_tiny_model("gpt2", tmp_path / "tiny-gpt2"), name="tiny gpt2")
+    test_set = create_test_set_upload(owner, file=SimpleUploadedFile("t.txt", b"the cat sat on the mat .\n"
+                                                                          b"a dog ran to the park .\n"), name="two")
+    for upload in (gpt2, test_set):
+        attach_upload(owner, project, upload)
+    gpu = celery("worker", "-Q", "gpu", "--concurrency", "1", name="gpu")
+    cpu = celery("worker", "-Q", "cpu", "--concurrency", "1", name="cpu")
+    run = services.create_run(owner, project, request_for(
+        attached, models=[attached["model"].pk, gpt2.pk], rankings=[{"method": "probeless", "bootstrap": 0}],
+        statistics=False, crossmodel=[{"method": "maxcorr"}],
+        model_ablation={"test_set": test_set.pk, "percents": [100], "modes": ["top"]}))
+    wait_for(lambda: run_state(run) in (RunState.SUCCEEDED, RunState.FAILED), 90, "the run to finish", [gpu, cpu])
+    run.refresh_from_db()
+    assert run.state == RunState.SUCCEEDED, run.error
+    workers = {(s.kind, s.worker.split("@")[0]) for s in run.steps.all()}
+    assert workers == {(StepKind.EXTRACT, "gpu"), (StepKind.RANKING, "cpu"), (StepKind.CROSSMODEL, "cpu"),
+                       (StepKind.MODEL_ABLATION, "gpu")}
+    for step in run.steps.filter(kind__in=(StepKind.CROSSMODEL, StepKind.MODEL_ABLATION)):
+        result = Result.objects.get(key=step.result_key)
+        assert json.loads((Path(settings.NEUROX_RESULTS_DIR) / result.path).read_text())

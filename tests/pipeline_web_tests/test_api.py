@@ -223,3 +223,25 @@ def test_a_run_waiting_on_the_quota_says_so_in_its_payload(people, attached, dja
     assert client.get(run_url(second)).json()["waiting_reason"] == (
         "Waiting: 1 of your runs are active and your limit is 1 at once; this one starts when one of them "
         "finishes.")
+
+
+def test_cross_model_rankings_through_the_api(people, attached, django_capture_on_commit_callbacks, tmp_path):
+    from projects.services.attachments import attach_upload
+    from tests.engine_tests.tiny_models import make_tiny_model
+    from tests.pipeline_tests.conftest import upload_model
+
+    second = upload_model(people["owner"], make_tiny_model("bert", tmp_path / "bert-2", seed=1), name="bert 2")
+    attach_upload(people["owner"], people["project"], second)
+    client = api_client_for(people, "editor")
+    url = f"/api/v1/projects/{people['project'].pk}/runs/"
+    body = request_for(attached, models=[attached["model"].pk, second.pk], rankings=[], statistics=False,
+                       crossmodel=[{"method": "maxcorr"}])
+    with django_capture_on_commit_callbacks(execute=True):
+        created = client.post(url, body, format="json")
+    assert created.status_code == 201, created.content
+    results = client.get(f"/api/v1/runs/{created.json()['id']}/results/").json()
+    cross = next(r for r in results if r["kind"] == "crossmodel")
+    assert cross["data"]["method"] == "maxcorr" and len(cross["data"]["rankings"]) == 2
+    one_model = client.post(url, {**body, "models": [second.pk]}, format="json")
+    assert one_model.status_code == 400
+    assert "compares two or more models" in json.dumps(one_model.json())
