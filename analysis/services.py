@@ -608,6 +608,9 @@ def finish_step(step: Step, path: str, size: int, meta: dict) -> None:
         if finished:
             seconds = (now - step.started_at).total_seconds() if step.started_at else 0.0
             write_log(step.run_id, [f"{step.title}: done in {seconds:.1f} s."], step.pk)
+        else:  # cancelled after its last chunk: the complete result is kept, so no later run computes it again
+            write_log(step.run_id, [f"{step.title}: finished as it was stopped; its result is kept for reuse."],
+                      step.pk)
         dispatch(step.run)
         _dispatch_waiting_for(step.result_key)
 
@@ -640,6 +643,7 @@ def fail_step(step: Step, reason: str) -> None:
         if not Step.objects.filter(pk=step.pk, state=StepState.RUNNING).update(
                 state=StepState.FAILED, finished_at=now, error=reason):
             _release_build(step)  # it was cancelled meanwhile: its run no longer cares, others may build it
+            write_log(step.run_id, [f"{step.title}: stopped."], step.pk)
             return
         write_log(step.run_id, [f"{step.title} failed: {reason}"], step.pk)
         if Run.objects.filter(pk=step.run_id).exclude(state__in=FINISHED_RUN_STATES).update(

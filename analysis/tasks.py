@@ -3,10 +3,9 @@
 Model work (extraction: forward passes) runs on ``gpu``, array work (rankings with their confidence, statistics,
 probe ablation) on ``cpu``, the realtime path (a typed sentence, manipulation) on ``realtime``: those two
 return their answer through the result backend (``ignore_result=False``) to the HTTP request that waits for it.
-torch is imported only in the worker's pool processes, after the fork (CUDA does not survive a fork). Clients read the Run and Step rows, never a task's return value.
+torch is imported only in the worker's pool processes, after the fork (CUDA does not survive a fork). Clients
+read the Run and Step rows, never a task's return value.
 """
-
-import threading
 
 from celery import shared_task
 from celery.signals import worker_process_init
@@ -21,24 +20,16 @@ def _step_task(kind: str):
     return shared_task(bind=True, name=name, queue=queue)
 
 
-_preloading: threading.Thread | None = None  # this pool process's preload, which a step waits for
-
-
 @worker_process_init.connect
-def preload_engine_libraries(**_) -> threading.Thread:
-    """Import torch and transformers in a new pool process (after the fork, so CUDA is still safe) from a thread,
-    so a fresh worker's first step does not pay ~7 s of imports on 2 cores (a step that starts meanwhile waits
-    on the import lock). A thread, because pool-process start-up must answer within a few seconds."""
+def preload_engine_libraries(**_) -> None:
+    """Import torch and transformers' model classes when a pool process starts (after the fork, so CUDA is still
+    safe), so a fresh worker's first step or realtime answer does not pay ~7 s of imports on 2 cores. In the
+    process's own thread: a background import raced the first step's (transformers' lazy module half-loaded).
+    Celery gives a new pool process CELERY_WORKER_PROC_ALIVE_TIMEOUT to start; settings allow for this."""
+    import torch  # noqa: F401
+    import transformers
 
-    def load():
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-
-    global _preloading
-    thread = threading.Thread(target=load, daemon=True, name="preload-engine-libraries")
-    thread.start()
-    _preloading = thread
-    return thread
+    transformers.AutoModel  # noqa: B018  the lazy module loads its model classes on first access
 
 
 def _worker_name(task) -> str:
@@ -46,10 +37,6 @@ def _worker_name(task) -> str:
 
 
 def _execute(task, step_id: int) -> str:
-    # A step importing transformers while the preload thread is half-way through it finds attributes of its
-    # lazy module missing (AttributeError: no AutoModelForMaskedLM): wait for the preload to finish first.
-    if _preloading is not None:
-        _preloading.join(timeout=300)
     realtime.configure_torch_threads(task.queue)
     return computations.execute(step_id, _worker_name(task))
 

@@ -61,7 +61,7 @@ def test_celery_app_has_gpu_and_cpu_queues_and_long_task_safety():
     from neurox_site import celery_app
 
     conf = celery_app.conf
-    assert {queue.name for queue in conf.task_queues} == {"gpu", "cpu"}
+    assert {queue.name for queue in conf.task_queues} == {"gpu", "cpu", "realtime"}
     assert conf.task_acks_late and conf.task_reject_on_worker_lost
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_time_limit > conf.task_soft_time_limit
