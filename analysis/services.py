@@ -14,6 +14,7 @@ it builds the result itself).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -315,19 +316,35 @@ def write_log(run_id: int, texts, step_id: int | None = None) -> None:
 
 
 class LogBuffer:
-    """Collects a worker's log lines and writes them in small batches (every ``every`` s or ``size`` lines)."""
+    """Collects a worker's log lines and writes them in small batches (every ``every`` s or ``size`` lines).
+
+    ``add`` writes only when a line arrives; a line followed by a long quiet computation is written by
+    ``flush_if_due``, which the step's heartbeat thread calls on a timer. A lock keeps the two threads' batches
+    whole and in order."""
 
     def __init__(self, run_id: int, step_id: int | None, every: float = 0.5, size: int = 50):
         self.run_id, self.step_id, self.every, self.size = run_id, step_id, every, size
         self.lines: list[str] = []
         self.last = time.monotonic()
+        self.lock = threading.Lock()
 
     def add(self, text: str) -> None:
-        self.lines.append(text)
-        if len(self.lines) >= self.size or time.monotonic() - self.last >= self.every:
-            self.flush()
+        with self.lock:
+            self.lines.append(text)
+            if len(self.lines) >= self.size or time.monotonic() - self.last >= self.every:
+                self._flush()
+
+    def flush_if_due(self) -> None:
+        """Write waiting lines once the oldest batch has waited ``every`` seconds."""
+        with self.lock:
+            if self.lines and time.monotonic() - self.last >= self.every:
+                self._flush()
 
     def flush(self) -> None:
+        with self.lock:
+            self._flush()
+
+    def _flush(self) -> None:
         lines, self.lines, self.last = self.lines, [], time.monotonic()
         write_log(self.run_id, lines, self.step_id)
 
