@@ -291,8 +291,8 @@ def _wake(run_id: int) -> None:
     layer = get_channel_layer()
     try:
         async_to_sync(layer.group_send)(run_group(run_id), {"type": "run.changed", "run": run_id})
-    except Exception:  # noqa: BLE001 — only a wake-up call: consumers also catch up on a timer
-        log.warning("could not wake the channel group of run %s", run_id, exc_info=True)
+    except Exception as error:  # noqa: BLE001 — only a wake-up call: consumers also catch up on a timer
+        log.warning("could not wake the channel group of run %s: %s", run_id, error)
 
 
 def _wake_on_commit(run_id: int) -> None:
@@ -355,7 +355,11 @@ class LogBuffer:
 def _send_on_commit(step_ids_and_kinds: list[tuple[int, str, str]]) -> None:
     def send():
         for step_id, kind, task_id in step_ids_and_kinds:
-            send_step(kind, step_id, task_id)
+            try:
+                send_step(kind, step_id, task_id)
+            except Exception as error:  # noqa: BLE001 — the broker is down (a Redis restart): the row says queued
+                log.warning("could not send step %s to the broker (%s); the reaper sends it again after "
+                            "NEUROX_STEP_RESEND_SECONDS", step_id, error)
 
     if step_ids_and_kinds:
         transaction.on_commit(send)
