@@ -21,6 +21,9 @@ def _step_task(kind: str):
     return shared_task(bind=True, name=name, queue=queue)
 
 
+_preloading: threading.Thread | None = None
+
+
 @worker_process_init.connect
 def preload_engine_libraries(**_) -> threading.Thread:
     """Import torch and transformers in a new pool process (after the fork, so CUDA is still safe) from a thread,
@@ -31,9 +34,18 @@ def preload_engine_libraries(**_) -> threading.Thread:
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
+    global _preloading
     thread = threading.Thread(target=load, daemon=True, name="preload-engine-libraries")
     thread.start()
+    _preloading = thread
     return thread
+
+
+def _wait_for_preload() -> None:
+    """A task that starts while the preload runs waits for it: using transformers while another thread is
+    still importing it fails (measured: "module 'transformers' has no attribute 'AutoModelForMaskedLM'")."""
+    if _preloading is not None:
+        _preloading.join()
 
 
 def _worker_name(task) -> str:
@@ -41,6 +53,7 @@ def _worker_name(task) -> str:
 
 
 def _execute(task, step_id: int) -> str:
+    _wait_for_preload()
     realtime.configure_torch_threads(task.queue)
     return computations.execute(step_id, _worker_name(task))
 
@@ -68,11 +81,13 @@ def probe_ablation(self, step_id: int) -> str:
 # acks_late off: an answer nobody waits for any more is not worth redelivering.
 @shared_task(name="analysis.tasks.realtime_activations", queue="realtime", ignore_result=False, acks_late=False)
 def realtime_activations(arguments: dict) -> dict:
+    _wait_for_preload()
     return realtime.answer_or_error(realtime.compute_activations, arguments)
 
 
 @shared_task(name="analysis.tasks.realtime_manipulate", queue="realtime", ignore_result=False, acks_late=False)
 def realtime_manipulate(arguments: dict) -> dict:
+    _wait_for_preload()
     return realtime.answer_or_error(realtime.compute_manipulation, arguments)
 
 
