@@ -30,3 +30,17 @@ def test_the_preload_imports_torch_and_transformers_in_a_fresh_process():
                           timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["True", "True"]
+
+
+def test_a_task_that_starts_during_the_preload_waits_for_it_before_using_transformers():
+    code = ("import sys, django; django.setup()\n"
+            "from analysis import tasks\n"
+            "tasks.preload_engine_libraries()\n"
+            "tasks._wait_for_preload()  # what every step and realtime task does first\n"
+            "import transformers\n"
+            "print(tasks._preloading.is_alive(), hasattr(transformers, 'AutoModelForMaskedLM'))\n")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True"]
