@@ -154,3 +154,29 @@ def test_redis_restarted_while_steps_are_queued_and_running_the_run_still_finish
         assert run.log_lines.filter(step=extract, text__startswith="corpus: 3,000 sentences").count() == 1
     assert any("no worker took it for 2 s; sent again" in text for text in texts), texts
     assert not Step.objects.filter(Q(run=run) & ~Q(state=StepState.SUCCEEDED)).exists()
+
+
+def test_a_run_created_while_redis_is_down_is_stored_queued_and_sent_once_redis_is_back(
+        private_redis, people, attached, settings, caplog):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analysis.step_tasks import messages_waiting
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    app.conf.task_always_eager = False
+    try:
+        private_redis.kill()
+        with caplog.at_level("WARNING", logger="analysis.services"):
+            run = services.create_run(people["owner"], people["project"], request_for(attached))  # no error
+        extract = run.steps.get(kind=StepKind.EXTRACT)
+        assert extract.state == StepState.QUEUED
+        assert f"could not send step {extract.pk} to the broker" in caplog.text
+        private_redis.start()
+        assert messages_waiting("gpu") in (0, None)  # the message never reached Redis
+        later = timezone.now() + timedelta(seconds=settings.NEUROX_STEP_RESEND_SECONDS + 1)
+        assert services.reap(now=later)["resent"] == [extract.pk]
+        assert messages_waiting("gpu") == 1
+    finally:
+        app.conf.task_always_eager = True
