@@ -4,7 +4,8 @@ under ``NEUROX_RESULTS_DIR`` (atomically: a file or folder that exists is comple
 
 The Job adapter writes progress to the Step row at most every ``PROGRESS_EVERY`` seconds (and at the end),
 batches log lines, and checks the run's state for cancellation at most every ``STOP_CHECK_EVERY`` seconds. A
-thread heartbeats while the step runs, so a long model load is not mistaken for a dead worker.
+thread heartbeats while the step runs, so a long model load is not mistaken for a dead worker, and writes log
+lines left waiting in the batch.
 """
 
 from __future__ import annotations
@@ -70,17 +71,25 @@ class StepJob:
 
 
 class Heartbeat:
-    """Heartbeats the step from a thread every ``every`` seconds until stopped."""
+    """From a thread while the step runs: heartbeats the step every ``every`` seconds and writes the log lines
+    that ``logs`` holds once they are due, so a line logged before a long quiet computation reaches the page
+    within about ``logs.every`` seconds instead of at the next line or the step's end."""
 
-    def __init__(self, step_id: int, every: float):
-        self.step_id, self.every = step_id, every
+    def __init__(self, step_id: int, every: float, logs: services.LogBuffer | None = None):
+        self.step_id, self.every, self.logs = step_id, every, logs
+        self.tick = min(every, logs.every) if logs is not None else every
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-step-{step_id}")
 
     def _beat(self) -> None:
+        last_beat = time.monotonic()
         try:
-            while not self.stopped.wait(self.every):
-                services.heartbeat(self.step_id)
+            while not self.stopped.wait(self.tick):
+                if self.logs is not None:
+                    self.logs.flush_if_due()
+                if time.monotonic() - last_beat >= self.every:
+                    last_beat = time.monotonic()
+                    services.heartbeat(self.step_id)
         finally:
             connection.close()  # this thread's own connection
 
@@ -372,7 +381,7 @@ def execute(step_id: int, worker: str) -> str:
     adapter = StepJob(step)
     # Eager execution (unit tests only) runs inside the caller's transaction, which another connection cannot see.
     beating = contextlib.nullcontext() if settings.CELERY_TASK_ALWAYS_EAGER else \
-        Heartbeat(step.pk, settings.NEUROX_STEP_HEARTBEAT_SECONDS)
+        Heartbeat(step.pk, settings.NEUROX_STEP_HEARTBEAT_SECONDS, adapter.logs)
     try:
         with beating:
             relative, meta = COMPUTE[step.kind](step, adapter.job())

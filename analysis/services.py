@@ -14,6 +14,7 @@ it builds the result itself).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -420,8 +421,8 @@ def _wake(run_id: int) -> None:
     layer = get_channel_layer()
     try:
         async_to_sync(layer.group_send)(run_group(run_id), {"type": "run.changed", "run": run_id})
-    except Exception:  # noqa: BLE001 — only a wake-up call: consumers also catch up on a timer
-        log.warning("could not wake the channel group of run %s", run_id, exc_info=True)
+    except Exception as error:  # noqa: BLE001 — only a wake-up call: consumers also catch up on a timer
+        log.warning("could not wake the channel group of run %s: %s", run_id, error)
 
 
 def _wake_on_commit(run_id: int) -> None:
@@ -445,19 +446,35 @@ def write_log(run_id: int, texts, step_id: int | None = None) -> None:
 
 
 class LogBuffer:
-    """Collects a worker's log lines and writes them in small batches (every ``every`` s or ``size`` lines)."""
+    """Collects a worker's log lines and writes them in small batches (every ``every`` s or ``size`` lines).
+
+    ``add`` writes only when a line arrives; a line followed by a long quiet computation is written by
+    ``flush_if_due``, which the step's heartbeat thread calls on a timer. A lock keeps the two threads' batches
+    whole and in order."""
 
     def __init__(self, run_id: int, step_id: int | None, every: float = 0.5, size: int = 50):
         self.run_id, self.step_id, self.every, self.size = run_id, step_id, every, size
         self.lines: list[str] = []
         self.last = time.monotonic()
+        self.lock = threading.Lock()
 
     def add(self, text: str) -> None:
-        self.lines.append(text)
-        if len(self.lines) >= self.size or time.monotonic() - self.last >= self.every:
-            self.flush()
+        with self.lock:
+            self.lines.append(text)
+            if len(self.lines) >= self.size or time.monotonic() - self.last >= self.every:
+                self._flush()
+
+    def flush_if_due(self) -> None:
+        """Write waiting lines once the oldest batch has waited ``every`` seconds."""
+        with self.lock:
+            if self.lines and time.monotonic() - self.last >= self.every:
+                self._flush()
 
     def flush(self) -> None:
+        with self.lock:
+            self._flush()
+
+    def _flush(self) -> None:
         lines, self.lines, self.last = self.lines, [], time.monotonic()
         write_log(self.run_id, lines, self.step_id)
 
@@ -468,7 +485,11 @@ class LogBuffer:
 def _send_on_commit(step_ids_and_kinds: list[tuple[int, str, str]]) -> None:
     def send():
         for step_id, kind, task_id in step_ids_and_kinds:
-            send_step(kind, step_id, task_id)
+            try:
+                send_step(kind, step_id, task_id)
+            except Exception as error:  # noqa: BLE001 — the broker is down (a Redis restart): the row says queued
+                log.warning("could not send step %s to the broker (%s); the reaper sends it again after "
+                            "NEUROX_STEP_RESEND_SECONDS", step_id, error)
 
     if step_ids_and_kinds:
         transaction.on_commit(send)

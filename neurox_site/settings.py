@@ -203,6 +203,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120  # a new pool process imports torch and transformers before it is ready
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A Redis restart must not end the workers: they reconnect for as long as it takes (Celery's default gives up
+# after 100 tries, about 45 minutes), and a step running meanwhile goes on: its heartbeat and log go to the
+# database, and the reaper re-sends the steps whose queued messages the restart lost.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     # Redis re-delivers an unacknowledged task after visibility_timeout: it must exceed the hard limit or long
