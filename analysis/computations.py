@@ -169,7 +169,8 @@ def compute_extract(step: Step, job: Job) -> tuple[str, dict]:
     loaded = load_model(local_folder(model), sha256=model.sha256)
     job.log(f"model: {loaded.info.architecture}, {loaded.info.n_layers} layers, on {loaded.device}")
     store = extract_activations(loaded, corpus, stores_root(), params,
-                                chunk_words=settings.NEUROX_EXTRACT_CHUNK_WORDS, job=job)
+                                chunk_words=settings.NEUROX_EXTRACT_CHUNK_WORDS,
+                                max_tokens_per_batch=settings.NEUROX_EXTRACT_BATCH_TOKENS, job=job)
     if store.meta.get("key") != key:
         raise RuntimeError(f"the engine built store {store.meta.get('key')} where {key} was expected")
     return relative, {"words": store.n_words, "neuron_sets": store.neuron_sets}

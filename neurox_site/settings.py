@@ -259,6 +259,7 @@ NEUROX_STEP_MAX_ATTEMPTS = env.int("NEUROX_STEP_MAX_ATTEMPTS", default=3)
 NEUROX_STEP_RESEND_SECONDS = env.int("NEUROX_STEP_RESEND_SECONDS", default=900)
 # Words per extraction chunk: the unit of resumption, heartbeat and cancellation.
 NEUROX_EXTRACT_CHUNK_WORDS = env.int("NEUROX_EXTRACT_CHUNK_WORDS", default=4096)
+NEUROX_EXTRACT_BATCH_TOKENS = env.int("NEUROX_EXTRACT_BATCH_TOKENS", default=4096)  # padded tokens per forward pass
 
 # --- The realtime path (typed sentences, manipulation): answered by `realtime` workers while the request waits
 # Models a realtime worker keeps loaded, least recently used evicted first, bounded by their parameter bytes.

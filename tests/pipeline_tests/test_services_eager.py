@@ -362,6 +362,20 @@ def test_a_step_failing_after_its_run_was_cancelled_releases_its_build(people, a
     step.refresh_from_db()
     assert step.state == StepState.CANCELLED
     assert not Result.objects.filter(key=step.result_key).exists()
+    assert run.log_lines.filter(text=f"{step.title}: stopped.").exists()
+
+
+def test_a_step_finishing_just_after_its_run_was_cancelled_keeps_its_result_and_says_so(
+        people, attached, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        run = services.create_run(people["owner"], people["project"], request_for(attached))
+    step = services.claim_step(run.steps.get(kind=StepKind.EXTRACT).pk, "w1")
+    services.cancel_run(people["owner"], run)
+    services.finish_step(step, "stores/x", 10, {})
+    step.refresh_from_db()
+    assert step.state == StepState.CANCELLED
+    assert Result.objects.get(key=step.result_key).state == ResultState.READY
+    assert run.log_lines.filter(text__endswith="finished as it was stopped; its result is kept for reuse.").exists()
 
 
 def test_runs_over_the_users_limit_wait_say_so_and_start_when_a_slot_frees(people, attached,
