@@ -168,7 +168,9 @@ def test_a_worker_killed_during_extraction_is_replaced_and_the_results_equal_an_
     owner = people["owner"]
     project, uploads = project_with_uploads(owner, tiny_bert, BIG_CORPUS, seed=3)
     request = request_for(uploads, rankings=[{"method": "probeless", "bootstrap": 0}], statistics=False)
-    doomed = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", name="doomed")
+    # small forward passes, so the kill lands mid-way; the survivor must split the work the same way to resume
+    small_batches = {"NEUROX_EXTRACT_BATCH_TOKENS": "64"}
+    doomed = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", name="doomed", **small_batches)
     run = services.create_run(owner, project, request)
     extract = run.steps.get(kind=StepKind.EXTRACT)
     wait_for(lambda: Step.objects.filter(pk=extract.pk, state=StepState.RUNNING, done__gt=0).exists(), 30,
@@ -176,7 +178,7 @@ def test_a_worker_killed_during_extraction_is_replaced_and_the_results_equal_an_
     doomed.kill()
     killed_at = Step.objects.values_list("done", flat=True).get(pk=extract.pk)
     survivor = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", "-B", "-s", str(tmp_path / "beat-schedule"),
-                      name="survivor")
+                      name="survivor", **small_batches)
     wait_for(lambda: run_state(run) in (RunState.SUCCEEDED, RunState.FAILED), 60, "the run to finish", [survivor])
     run.refresh_from_db()
     assert run.state == RunState.SUCCEEDED, run.error

@@ -17,6 +17,7 @@ import time
 
 import pytest
 from django.db.models import Q
+from kombu import pools
 
 from analysis import services
 from analysis.models import Run, RunState, Step, StepKind, StepState
@@ -81,9 +82,8 @@ def point_celery_at(url: str) -> None:
     """The test process's Celery app sends to ``url`` from now on (its connection pools were made for the old
     broker)."""
     app.conf.broker_url = url
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._after_fork()  # drops the connection and producer pools, as Celery does in a forked child
+    pools.reset()  # kombu keeps one pool per broker URL: closing ours alone would leave it closed for the next test
+    app._after_fork()  # drops the app's references to the connection and producer pools, as in a forked child
 
 
 @pytest.fixture
