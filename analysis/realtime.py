@@ -333,14 +333,12 @@ def _loaded(arguments: dict):
 
 
 def _encode(lm, words):
-    from analysis.engine.loading import model_max_tokens
+    from analysis.engine.manipulation import ManipulationError, encode_words
 
-    encoding = lm.tokenizer([words], is_split_into_words=True, return_tensors="pt", verbose=False)
-    limit = model_max_tokens(lm.tokenizer, lm.model.config)
-    if encoding["input_ids"].shape[1] > limit:
-        raise RealtimeRequestError("sentence", f"The sentence is {encoding['input_ids'].shape[1]} tokens long, more "
-                                   f"than the model's {limit}; shorten it.")
-    return encoding
+    try:
+        return encode_words(lm, words)
+    except ManipulationError as error:
+        raise RealtimeRequestError("sentence", f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
 
 
 def _sites_of_set(lm, neuron_set: str):

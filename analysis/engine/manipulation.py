@@ -44,7 +44,8 @@ def _words(sentence) -> list[str]:
     return words
 
 
-def _encode(lm, words: list[str]):
+def encode_words(lm, words: list[str]):
+    """One sentence of words for the model; refused (never cut) when it is longer than the model takes."""
     encoding = lm.tokenizer([words], is_split_into_words=True, return_tensors="pt", verbose=False)
     limit = model_max_tokens(lm.tokenizer, lm.model.config)
     if encoding["input_ids"].shape[1] > limit:
@@ -184,7 +185,7 @@ def manipulate(
         if task == "fill-mask" and mask_words is not None:
             masked = set(int(w) for w in mask_words[index])
             words = [lm.tokenizer.mask_token if i in masked else w for i, w in enumerate(words)]
-        encoding = _encode(lm, words)
+        encoding = encode_words(lm, words)
         mask = _position_mask(encoding, index, chosen_words, labels, chosen_labels)
         inputs = _on_device(lm, encoding)
         entry = {"words": words}
@@ -294,7 +295,7 @@ def probe_predictions(
     for index, sentence in enumerate(sentences):
         job.check_cancelled()
         words = _words(sentence)
-        encoding = _encode(lm, words)
+        encoding = encode_words(lm, words)
         mask = _position_mask(encoding, index, chosen_words, labels, chosen_labels)
         inputs = _on_device(lm, encoding)
         word_ids = encoding.word_ids(0)
@@ -325,7 +326,7 @@ def probe_input_rows(lm, probe, sentences: Sequence, aggregation: str = "last") 
     rows = []
     for sentence in sentences:
         words = _words(sentence)
-        encoding = _encode(lm, words)
+        encoding = encode_words(lm, words)
         rows.append(_probe_rows(lm, probe, words, _on_device(lm, encoding), encoding.word_ids(0), aggregation, sites))
     return np.concatenate(rows)
 

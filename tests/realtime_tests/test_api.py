@@ -107,3 +107,12 @@ def test_in_the_schema(client):
         operation = schema["paths"][f"/api/v1/projects/{{project_pk}}/realtime/{kind}/"]["post"]
         assert {"400", "503", "504"} <= set(operation["responses"])
         assert operation["requestBody"]["content"]["application/json"]["examples"]
+
+
+def test_a_sentence_longer_than_the_model_takes_is_refused_not_cut(people, attached, settings):
+    settings.NEUROX_REALTIME_MAX_WORDS = 1000
+    words = " ".join(["unbelievably"] * 600)  # over the tiny model's 512 positions in subwords
+    answer = client_for(people["owner"]).post(url(people["project"], "activations"),
+                                              {"model": attached["model"].pk, "sentence": words}, format="json")
+    assert answer.status_code == 400, answer.content
+    assert "tokens long, more than the model's 512; shorten it" in answer.json()["fields"]["sentence"][0]
