@@ -135,9 +135,9 @@ def test_two_runs_needing_the_same_missing_store_compute_it_once(people, attache
 
 def test_cancel_stops_a_running_extraction_and_the_worker_takes_new_work_within_seconds(people, tiny_bert, celery,
                                                                                        folders):
-    # small forward passes, so the extraction lasts seconds and the cancel lands between two of its chunks
+    # one sentence per forward pass, so the extraction lasts seconds and the cancel lands between two chunks
     worker = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", name="solo",
-                    NEUROX_EXTRACT_BATCH_TOKENS="64")
+                    NEUROX_EXTRACT_BATCH_TOKENS="16")
     owner = people["owner"]
     slow_project, slow = project_with_uploads(owner, tiny_bert, BIG_CORPUS, seed=1)
     quick_project, quick = project_with_uploads(owner, tiny_bert, 20, seed=2)
@@ -168,8 +168,8 @@ def test_a_worker_killed_during_extraction_is_replaced_and_the_results_equal_an_
     owner = people["owner"]
     project, uploads = project_with_uploads(owner, tiny_bert, BIG_CORPUS, seed=3)
     request = request_for(uploads, rankings=[{"method": "probeless", "bootstrap": 0}], statistics=False)
-    # small forward passes, so the kill lands mid-way; the survivor must split the work the same way to resume
-    small_batches = {"NEUROX_EXTRACT_BATCH_TOKENS": "64"}
+    # one sentence per forward pass, so the kill lands mid-way; the survivor must split the work alike to resume
+    small_batches = {"NEUROX_EXTRACT_BATCH_TOKENS": "16"}
     doomed = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", name="doomed", **small_batches)
     run = services.create_run(owner, project, request)
     extract = run.steps.get(kind=StepKind.EXTRACT)
