@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from analysis import services
 from analysis.models import LogLine, Result, ResultState, Run, RunState, Step, StepKind, StepState
 
-from .conftest import request_for
+from .conftest import request_for, two_runs_over_a_limit_of_one
 
 
 def start(people, attached, capture, **overrides):
@@ -380,17 +380,12 @@ def test_a_step_finishing_just_after_its_run_was_cancelled_keeps_its_result_and_
 
 def test_runs_over_the_users_limit_wait_say_so_and_start_when_a_slot_frees(people, attached,
                                                                           django_capture_on_commit_callbacks):
-    owner = people["owner"]
-    owner.max_concurrent_runs = 1
-    owner.save()
-    with django_capture_on_commit_callbacks(execute=False):
-        first = services.create_run(owner, people["project"], request_for(attached))
-        second = services.create_run(owner, people["project"], request_for(attached, seed=1))
+    first, second = two_runs_over_a_limit_of_one(people, attached, django_capture_on_commit_callbacks)
     waiting = second.steps.get(kind=StepKind.EXTRACT)
     assert (first.admitted, second.admitted, waiting.state) == (True, False, StepState.PENDING)
     assert second.log_lines.filter(text__startswith="Waiting: 1 of your runs are active and your limit is 1").exists()
     with django_capture_on_commit_callbacks(execute=False):
-        services.cancel_run(owner, first)  # frees the slot
+        services.cancel_run(people["owner"], first)  # frees the slot
     waiting.refresh_from_db()
     second.refresh_from_db()
     assert second.admitted and waiting.state == StepState.QUEUED

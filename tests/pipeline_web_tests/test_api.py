@@ -9,6 +9,7 @@ import pytest
 
 from analysis import services
 from analysis.models import LogLine, Run, RunState, Step, StepKind, StepState
+from tests.pipeline_tests.conftest import two_runs_over_a_limit_of_one
 
 from .conftest import MEMBERS, ROLES, WRITERS, api_client_for, expected_status, request_for
 
@@ -212,12 +213,7 @@ def test_queued_steps_show_their_position_among_every_users_steps_on_their_queue
 
 
 def test_a_run_waiting_on_the_quota_says_so_in_its_payload(people, attached, django_capture_on_commit_callbacks):
-    owner = people["owner"]
-    owner.max_concurrent_runs = 1
-    owner.save()
-    with django_capture_on_commit_callbacks(execute=False):
-        first = services.create_run(owner, people["project"], request_for(attached))
-        second = services.create_run(owner, people["project"], request_for(attached, seed=1))
+    first, second = two_runs_over_a_limit_of_one(people, attached, django_capture_on_commit_callbacks)
     client = api_client_for(people, "viewer")
     assert client.get(run_url(first)).json()["waiting_reason"] == ""
     assert client.get(run_url(second)).json()["waiting_reason"] == (

@@ -8,6 +8,7 @@ from django.test import Client
 
 from analysis import services
 from analysis.models import LogLine, Run, RunState, Step
+from tests.pipeline_tests.conftest import two_runs_over_a_limit_of_one
 
 from .conftest import MEMBERS, ROLES, WRITERS, expected_status, request_for
 
@@ -119,12 +120,7 @@ def test_start_a_run_without_a_corpus_says_what_is_missing_and_stores_nothing(pe
 
 
 def test_a_run_over_its_creators_limit_says_it_waits(people, attached, django_capture_on_commit_callbacks):
-    owner = people["owner"]
-    owner.max_concurrent_runs = 1
-    owner.save()
-    with django_capture_on_commit_callbacks(execute=False):
-        first = services.create_run(owner, people["project"], request_for(attached))
-        second = services.create_run(owner, people["project"], request_for(attached, seed=1))
+    first, second = two_runs_over_a_limit_of_one(people, attached, django_capture_on_commit_callbacks)
     client = client_for(people, "viewer")
     second_page = client.get(run_page(second)).content.decode()
     assert 'id="run-waiting">Waiting: 1 of your runs are active and your limit is 1 at once' in second_page
