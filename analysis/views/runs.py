@@ -8,23 +8,17 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from projects.selectors import can_write, project_for
 
-from . import selectors, services
-from .consumers import SNAPSHOT_LINES
+from .. import selectors, services
+from ..consumers import SNAPSHOT_LINES
+from ..workspace import run_in_project
 
 DEFAULT_RANKINGS = ["lca", "anova", "probeless"]
-
-
-def _run_in(request, project_pk, run_pk):
-    run = selectors.run_for(request.user, run_pk)
-    if run.project_id != project_pk:
-        raise Http404("No such run.")
-    return run
 
 
 def _default_request(project) -> dict:
@@ -52,7 +46,7 @@ def run_list(request, pk):
 
 
 def run_detail(request, pk, run_id):
-    run = _run_in(request, pk, run_id)
+    run = run_in_project(request.user, pk, run_id)
     lines = selectors.log_lines_after(run, max(run.log_seq - SNAPSHOT_LINES, 0), SNAPSHOT_LINES)
     return render(request, "analysis/run_detail.html", {
         "run": run, "project": run.project, "current_project": run.project, "steps": selectors.steps_of(run),
@@ -71,7 +65,7 @@ def _after_action(request, run, message: str | None) -> HttpResponse:
 
 def _change_run(request, pk, run_id, change):
     """Cancel or retry (``change`` is the service), then show the run as it is now, or why it could not."""
-    run = _run_in(request, pk, run_id)
+    run = run_in_project(request.user, pk, run_id)
     try:
         change(request.user, run)
     except services.RunStateError as error:

@@ -1,0 +1,12 @@
+"""A neuron's page (placeholder: the workspace issue fills it in)."""
+
+from django.shortcuts import render
+
+from ..workspace import ViewState, run_in_project
+
+
+def neuron_page(request, pk, run_id, neuron):
+    run = run_in_project(request.user, pk, run_id)
+    return render(request, "analysis/workspace/placeholder.html", {
+        "run": run, "project": run.project, "current_project": run.project, "state": ViewState.from_request(request),
+        "tab": "analysis", "title": f"Neuron {neuron}"})
