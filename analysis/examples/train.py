@@ -21,6 +21,7 @@ from .grammar import NUMBER_SUFFIX, TENSE_SUFFIX, Pair
 
 PAD, EOS, UNK, BOS = "<pad>", "</s>", "<unk>", "<s>"
 SPECIAL_TOKENS = (PAD, EOS, UNK, BOS)
+MAX_TRANSLATION_TOKENS = 64  # the grammar's longest translations are about 40 tokens
 
 
 @dataclass(frozen=True)
@@ -130,8 +131,7 @@ def train_translation_model(pairs: list[Pair], out, *, seed: int, sizes: Sizes =
         dropout=0.1, activation_function="gelu")
     model = MarianMTModel(config)
     model.generation_config = GenerationConfig(decoder_start_token_id=pad, eos_token_id=eos, pad_token_id=pad,
-                                               forced_eos_token_id=eos, max_length=sizes.max_positions,
-                                               num_beams=1, do_sample=False)
+                                               forced_eos_token_id=eos, num_beams=1, do_sample=False)
     sources = tokenizer([p.source for p in pairs], is_split_into_words=True, padding=True, return_tensors="pt")
     targets = tokenizer([p.target for p in pairs], is_split_into_words=True, padding=True, return_tensors="pt")
     labels = targets["input_ids"].masked_fill(targets["attention_mask"] == 0, -100)
@@ -198,7 +198,7 @@ def translate(model_dir, sources: list[list[str]], *, batch_size: int = 128) -> 
         for i in range(0, len(sources), batch_size):
             batch = tokenizer(sources[i : i + batch_size], is_split_into_words=True, padding=True,
                               return_tensors="pt")
-            generated = model.generate(**batch)
+            generated = model.generate(**batch, max_new_tokens=MAX_TRANSLATION_TOKENS)
             out += [tokenizer.decode(row, skip_special_tokens=True).split() for row in generated]
     return out
 
