@@ -5,7 +5,8 @@ silently): on connect the consumer sends a snapshot (the run's state, every step
 last log lines, and once the run has succeeded the panel leading to its views), then on each wake-up of the run's
 group (``services.run_group``) AND on a short timer it re-reads the log lines numbered above the last one it sent
 and the steps' progress, and sends what changed as HTML fragments whose ids htmx swaps out of band: the message
-that carries a run's success swaps in the links to its Analysis, Ablation and Manipulation views. A lost wake-up therefore delays a line by at most the timer, never loses it.
+that carries a run's success swaps in the links to its Analysis, Ablation and Manipulation views. A lost
+wake-up therefore delays a line by at most the timer, never loses it.
 
 The run is found only through ``analysis.selectors`` on every read: a stranger or an anonymous client is closed
 before the handshake, and someone who loses their membership is closed at the next read. Viewers receive

@@ -52,24 +52,29 @@ def parse_layers(text: str) -> list[int] | None:
     return sorted(set(layers))
 
 
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+
+
 def describe_ranking(entry: dict) -> str:
-    """One line for a ranking added through the dialog (shown in the form's list and read by screen readers)."""
+    """One line for a ranking added through the dialog (shown in the form's list and read by screen readers);
+    any entry, even one the service refuses, is described (the form is redrawn with it and the message)."""
     method = entry.get("method")
     parts = [RANKING_NAMES.get(method, str(method))]
-    options = entry.get("options") or {}
+    options = entry.get("options") if isinstance(entry.get("options"), dict) else {}
     if "l1" in options:
-        parts.append(f"λ1 {options['l1']:g}")
+        parts.append(f"λ1 {_number(options['l1'])}")
     if "l2" in options:
-        parts.append(f"λ2 {options['l2']:g}")
+        parts.append(f"λ2 {_number(options['l2'])}")
     if options.get("control"):
         parts.append("control task")
     if entry.get("bootstrap"):
-        parts.append(f"confidence: {entry['bootstrap']} resamples")
+        parts.append(f"confidence: {_number(entry['bootstrap'])} resamples")
     elif "bootstrap" in entry:
         parts.append("no confidence")
     for name in ("ridge", "variance_kept"):
         if name in entry:
-            parts.append(f"{name.replace('_', ' ')} {entry[name]:g}")
+            parts.append(f"{name.replace('_', ' ')} {_number(entry[name])}")
     return " · ".join(parts)
 
 

@@ -10,19 +10,27 @@ from __future__ import annotations
 
 import json
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from projects.selectors import project_for
+from projects.selectors import can_write, project_for
 
 from .. import estimates, services
 from ..forms import NewRunForm, RankingForm, describe_ranking, method_defaults
 
 
+def _project_to_run_in(request, pk):
+    """The project, for its editors and owners; a viewer is told why not (403), a stranger gets 404."""
+    project = project_for(request.user, pk)
+    if not can_write(request.user, project):
+        raise PermissionDenied("Viewers cannot start runs; ask an owner of the project for the editor role.")
+    return project
+
+
 @require_http_methods(["GET", "POST"])
 def new_run(request, pk):
-    project = project_for(request.user, pk, write=True)
+    project = _project_to_run_in(request, pk)
     form = NewRunForm(project, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -39,7 +47,7 @@ def new_run(request, pk):
 @require_POST
 def new_run_estimate(request, pk):
     """The estimate partial for the form as it is now (htmx posts the whole form on every change)."""
-    project = project_for(request.user, pk, write=True)
+    project = _project_to_run_in(request, pk)
     form = NewRunForm(project, request.POST)
     context = {"project": project}
     if form.is_valid():
@@ -55,7 +63,7 @@ def new_run_estimate(request, pk):
 def new_run_ranking(request, pk):
     """The rankings dialog's "Add": one list item for the form (a hidden input with the ranking's JSON), or the
     dialog's error message retargeted into the dialog."""
-    project_for(request.user, pk, write=True)
+    _project_to_run_in(request, pk)
     form = RankingForm(request.POST)
     if not form.is_valid():
         problems = [f"{form.fields[name].label if name in form.fields else name}: {' '.join(errors)}"

@@ -53,8 +53,9 @@ def run_detail(request, pk, run_id):
     lines = selectors.log_lines_after(run, max(run.log_seq - SNAPSHOT_LINES, 0), SNAPSHOT_LINES)
     return render(request, "analysis/run_detail.html", {
         "run": run, "project": run.project, "current_project": run.project, "steps": steps_with_time_left(run),
-        "waiting_reason": selectors.waiting_reason(run), "lines": lines, "can_write": can_write(request.user, run.project),
-        "state": ViewState.from_request(request), "tab": "run", "title": f"Run {run.pk} of {run.project.name}"})
+        "waiting_reason": selectors.waiting_reason(run), "lines": lines,
+        "can_write": can_write(request.user, run.project), "state": ViewState.from_request(request), "tab": "run",
+        "title": f"Run {run.pk} of {run.project.name}"})
 
 
 def _after_action(request, run, message: str | None) -> HttpResponse:

@@ -59,6 +59,9 @@ def test_the_form_is_for_editors_and_owners(people, attached, who):
     assert response.status_code == page_status(who)
     if who == "anonymous":
         assert response["Location"].startswith("/accounts/login/")
+    if who == "viewer":
+        assert "Viewers cannot start runs; ask an owner of the project for the editor role." in \
+            response.content.decode()
     if response.status_code == 200:
         html = response.content.decode()
         assert 'id="ranking-dialog"' in html and "<dialog" in html and attached["model"].name in html
@@ -157,6 +160,17 @@ def test_a_bad_form_keeps_the_rankings_it_had(people, attached):
     assert 'name="rankings"' in html and "λ1 0.01" in html
 
 
+def test_a_ranking_the_service_refuses_is_redrawn_with_its_message(people, attached):
+    odd = {"method": "lca", "bootstrap": "many", "options": {"l1": "high", "control": "yes"}}
+    response = client_for(people, "owner").post(url(people), form_data(attached, odd))
+    html = response.content.decode()
+    assert response.status_code == 400 and "Ranking 1: bootstrap is the number of resamples" in html
+    assert "λ1 &#x27;high&#x27;" in html and Run.objects.count() == 0
+    response = client_for(people, "owner").post(url(people), form_data(attached, rankings=["not json"]))
+    assert "A ranking could not be read; remove it and add it again." in field_errors(response.content.decode(),
+                                                                                      "rankings")
+
+
 # ------------------------------------------------------------------------------------------------ the dialog
 
 
@@ -230,7 +244,8 @@ def NewRunRequest(attached):  # noqa: N802 — the request the form above builds
 
 
 def test_the_estimate_explains_a_form_that_cannot_run(people, attached):
-    html = client_for(people, "editor").post(url(people, "estimate/"), form_data(attached, models=None)).content.decode()
+    response = client_for(people, "editor").post(url(people, "estimate/"), form_data(attached, models=None))
+    html = response.content.decode()
     assert "The estimate appears once the form describes a run that can start" in html
     assert "Choose at least one model of this project" in html
     assert Run.objects.count() == 0
