@@ -1,7 +1,8 @@
 """The new-analysis form in a real browser against the real server: an editor picks the tiny model and corpus,
 adds two rankings through the dialog (one with the mouse, one with the keyboard only), watches the estimate
 follow, submits, and lands on the run page with a bar per step. The server computes eagerly (tests.settings),
-so the run has finished by then and the page leads into its views."""
+so the run has finished by then and the page leads into its views. And a run page left open while its run
+finishes: the links to the views appear without a reload."""
 
 from __future__ import annotations
 
@@ -86,3 +87,34 @@ def test_an_editor_starts_an_analysis_with_two_rankings(page: Page, people, uplo
     expect(page.locator("#open-analysis")).to_be_visible()
     page.screenshot(path=str(tmp_path / "run-page.png"), full_page=True)
     assert problems == []
+
+
+def test_the_run_page_becomes_the_way_into_the_views_when_the_run_finishes(page: Page, people):  # noqa: F811
+    """The page stays open while the run ends (rows written by this process; the consumer's database catch-up
+    brings them): the bars fill, the time left goes, and the links to the views appear without a reload."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analysis import services
+    from analysis.models import RunState, Step, StepKind
+
+    run = Run.objects.create(project=people["project"], created_by=people["owner"], request={}, state="running")
+    Step.objects.create(run=run, kind=StepKind.EXTRACT, title="Extract activations: tiny × toy", result_key="k",
+                        queue="gpu", state="running", done=70, total=280, unit="words",
+                        started_at=timezone.now() - timedelta(seconds=30))
+    sign_in(page, "vera")
+    page.goto(f"/projects/{run.project_id}/runs/{run.pk}/")
+    expect(page.locator("#run-steps")).to_contain_text("70 / 280 words")
+    expect(page.locator("#run-steps")).to_contain_text("min left")  # 70 words in 30 s: 210 more take 1.5 min
+    expect(page.locator("#run-finished")).to_be_hidden()
+    page.evaluate("window.__same_page = true")
+    Step.objects.filter(run=run).update(state="succeeded", done=280)
+    Run.objects.filter(pk=run.pk).update(state=RunState.SUCCEEDED, finished_at=timezone.now())
+    services.write_log(run.pk, ["Run succeeded."])
+    expect(page.locator("#run-finished")).to_contain_text("The run has finished")
+    expect(page.locator("#run-steps")).to_contain_text("280 / 280 words")
+    expect(page.locator("#run-steps")).not_to_contain_text("left")
+    assert page.evaluate("window.__same_page") is True  # no reload happened
+    page.locator("#open-analysis").click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run.pk}/analysis/$"))
