@@ -221,6 +221,15 @@ def test_the_estimate_of_a_tiny_model_matches_the_store_it_writes(people, attach
     assert abs(predicted - written) <= 0.05 * written, (predicted, written)
 
 
+def test_the_mlp_width_comes_from_the_stored_config(people, attached, tiny_bert):  # noqa: F811
+    config = json.loads((tiny_bert / "config.json").read_text())
+    model = attached["model"]
+    assert estimates.store_shape(model, ["hidden", "mlp"]) == {
+        "hidden": {"layers": config["num_hidden_layers"] + 1, "units": config["hidden_size"]},
+        "mlp": {"layers": config["num_hidden_layers"], "units": config["intermediate_size"]}}
+    assert estimates._model_config(model) == config  # read from the upload's stored files, not assumed
+
+
 def test_the_estimate_shows_numbers_and_then_reused_parts(people, attached, django_capture_on_commit_callbacks):
     client = client_for(people, "editor")
     data = form_data(attached, {"method": "probeless", "bootstrap": 0})
