@@ -1,10 +1,12 @@
 """The live view of one run over a websocket (``ws/runs/<run_id>/``), for the htmx websocket extension.
 
 The database is the truth and the channel layer only a wake-up call (Redis channel layers drop messages
-silently): on connect the consumer sends a snapshot (the run's state, every step's bar, the last log lines),
-then on each wake-up of the run's group (``services.run_group``) AND on a short timer it re-reads the log lines
-numbered above the last one it sent and the steps' progress, and sends what changed as HTML fragments whose ids
-htmx swaps out of band. A lost wake-up therefore delays a line by at most the timer, never loses it.
+silently): on connect the consumer sends a snapshot (the run's state, every step's bar with its time left, the
+last log lines, and once the run has succeeded the panel leading to its views), then on each wake-up of the run's
+group (``services.run_group``) AND on a short timer it re-reads the log lines numbered above the last one it sent
+and the steps' progress, and sends what changed as HTML fragments whose ids htmx swaps out of band: the message
+that carries a run's success swaps in the links to its Analysis, Ablation and Manipulation views. A lost
+wake-up therefore delays a line by at most the timer, never loses it.
 
 The run is found only through ``analysis.selectors`` on every read: a stranger or an anonymous client is closed
 before the handshake, and someone who loses their membership is closed at the next read. Viewers receive
@@ -22,15 +24,39 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.html import escape
 
 from projects.selectors import can_write
 
 from . import selectors, services
+from .models import StepState
 
 CATCH_UP_SECONDS = 1.0  # the timer that makes up for lost wake-ups
 SNAPSHOT_LINES = 200  # log lines sent on connect; older ones are in the API (…/logs/?after=)
 CLOSE_NOT_ALLOWED = 4403
+
+
+def _duration_text(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def steps_with_time_left(run, now=None) -> list:
+    """The run's steps (``selectors.steps_of``), each with ``time_left``: for a running step that has counted
+    some of its units, the rest at the rate it has gone since it started ("about 3 min left"), else ""."""
+    now = now or timezone.now()
+    steps = list(selectors.steps_of(run))
+    for step in steps:
+        step.time_left = ""
+        if step.state == StepState.RUNNING and step.started_at and 0 < step.done < step.total:
+            elapsed = (now - step.started_at).total_seconds()
+            if elapsed > 0:
+                step.time_left = f"about {_duration_text((step.total - step.done) * elapsed / step.done)} left"
+    return steps
 
 
 def read_changes(user, run_id: int, after_seq: int | None, sent: dict) -> tuple[list[str], int] | None:
@@ -43,7 +69,8 @@ def read_changes(user, run_id: int, after_seq: int | None, sent: dict) -> tuple[
     context = {"run": run, "oob": True, "can_write": can_write(user, run.project)}
     fragments = []
     for name, template, extra in (("status", "analysis/_run_status.html", {"waiting_reason": selectors.waiting_reason(run)}),
-                                  ("steps", "analysis/_run_steps.html", {"steps": selectors.steps_of(run)})):
+                                  ("steps", "analysis/_run_steps.html", {"steps": steps_with_time_left(run)}),
+                                  ("finished", "analysis/_run_finished.html", {})):
         html = render_to_string(template, {**context, **extra})
         if html != sent.get(name):
             sent[name] = html

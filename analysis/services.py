@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -52,7 +53,13 @@ log = logging.getLogger(__name__)
 
 NEURON_SETS = ("hidden", "mlp")
 ACTIVE_STEP_STATES = (StepState.QUEUED, StepState.RUNNING)
-RANKING_OPTIONS = {"lca": {"control"}, "lca_dense": {"control"}}  # the method options a request may set
+# method → {option: (whether a value fits, what fits)}: the method options a request may set. λ1 / λ2 are the
+# probe's elastic-net penalties (left out: λ1 the engine's DEFAULT_L1, λ2 chosen on dev from its grid).
+_FLAG = (lambda v: isinstance(v, bool), "true or false")
+_PENALTY = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
+            "a number from 0 to 1")
+RANKING_OPTIONS = {"lca": {"control": _FLAG, "l1": _PENALTY, "l2": _PENALTY},
+                   "lca_dense": {"control": _FLAG, "l2": _PENALTY}}
 MODEL_ABLATION_MODES = ("bottom", "random", "top")  # the orders neurons are removed in along a ranking
 MODEL_ABLATION_PERCENTS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
 
@@ -104,16 +111,19 @@ def _validate_rankings(value, corpus, errors: dict) -> list[dict]:
                             f"or at least 2, not {bootstrap!r}.")
             continue
         options = item.get("options") or {}
-        allowed = RANKING_OPTIONS.get(method.name, set())
-        unknown = sorted(map(str, set(options) - allowed)) if isinstance(options, dict) else []
+        allowed = RANKING_OPTIONS.get(method.name, {})
+        unknown = sorted(map(str, set(options) - set(allowed))) if isinstance(options, dict) else []
         if unknown:
             messages.append(f"Ranking {i}: {method.name} takes no option {', '.join(unknown)} (options it takes: "
                             f"{', '.join(sorted(allowed)) or 'none'}).")
             continue
-        if not isinstance(options, dict) or not all(isinstance(v, bool) for v in options.values()):
-            messages.append(f"Ranking {i}: options are an object of true or false values, e.g. "
-                            "{\"control\": true}.")
+        bad = [f"{name} is {allowed[name][1]}" for name, option in sorted(options.items())
+               if not allowed[name][0](option)] if isinstance(options, dict) else ["options is an object"]
+        if bad:
+            messages.append(f"Ranking {i}: options are an object of true or false values and numbers, e.g. "
+                            f"{{\"control\": true, \"l1\": 0.001}}: {'; '.join(bad)}.")
             continue
+        options = {k: v if isinstance(v, bool) else float(v) for k, v in options.items()}
         consensus = item.get("consensus")
         if consensus is not None and (consensus not in CONSENSUS_METHODS or bootstrap < 4):
             messages.append(f"Ranking {i}: consensus orders neurons over the bootstrap resamples: choose "
@@ -302,36 +312,100 @@ def _extraction_params(request: dict, corpus) -> ExtractionParams:
                             dtype="float32", label_column=corpus.label_column or "")
 
 
-def _new_step(run, kind: str, title: str, params: dict, key: str, needs=()) -> Step:
-    step = Step.objects.create(run=run, kind=kind, title=title, params=params, result_key=key,
-                               queue=queue_for(kind))
-    step.needs.set(needs)
-    return step
+@dataclass(frozen=True)
+class PlannedStep:
+    """A step a request asks for, before any row exists: its result key is what ``Result.key`` would be."""
+
+    kind: str
+    title: str
+    params: dict
+    key: str
+    needs: tuple[int, ...] = ()  # indices of the planned steps it needs
+    model: object = None  # the ModelUpload it is about (None for a cross-model step)
 
 
-def _new_model_ablation_step(run, model, ranking_step: Step, ablation: dict, seed: int) -> Step:
+@dataclass(frozen=True)
+class RunPlan:
+    """A validated request and every step it makes, in order (what ``create_run`` stores, and what the
+    estimate on the new-analysis form looks up)."""
+
+    request: dict
+    corpus: object
+    models: list
+    params: ExtractionParams
+    steps: list[PlannedStep]
+
+
+def _model_ablation_step(model, ranking: PlannedStep, at: int, ablation: dict, seed: int) -> PlannedStep:
     """Remove the model's neurons along one ranking of the run and measure its own task on the test set."""
     curve = {k: ablation[k] for k in ("percents", "random_seeds", "modes")}
-    key = sha256_json({"result": "model_ablation", "ranking": ranking_step.result_key,
+    key = sha256_json({"result": "model_ablation", "ranking": ranking.key,
                        "test_set": ablation["test_set_sha256"], **curve, "seed": seed})
-    return _new_step(run, StepKind.MODEL_ABLATION,
-                     f"Model ablation along the {ranking_step.params['method']} ranking: {model.name}",
-                     {"model": model.pk, "ranking_key": ranking_step.result_key, "test_set": ablation["test_set"],
-                      "test_set_sha256": ablation["test_set_sha256"], **curve, "seed": seed},
-                     key, needs=[ranking_step])
+    return PlannedStep(StepKind.MODEL_ABLATION,
+                       f"Model ablation along the {ranking.params['method']} ranking: {model.name}",
+                       {"model": model.pk, "ranking_key": ranking.key, "test_set": ablation["test_set"],
+                        "test_set_sha256": ablation["test_set_sha256"], **curve, "seed": seed},
+                       key, (at,), model)
 
 
-def _new_crossmodel_step(run, entry: dict, extracts: dict, selection: dict) -> Step:
-    """One cross-model ranking over every store of the run, keyed by the stores (not by the run's model order)."""
+def _crossmodel_step(entry: dict, extracts: dict, selection: dict) -> PlannedStep:
+    """One cross-model ranking over every store of the run, keyed by the stores (not by the run's model order).
+    ``extracts``: store key → (model, index of its planned extract step)."""
     store_keys = sorted(extracts)
     options = {k: v for k, v in entry.items() if k != "method"}
     key = sha256_json({"result": "crossmodel", "store_keys": store_keys, "method": entry["method"],
                        "options": options, **selection})
     names = ", ".join(extracts[k][0].name for k in store_keys)
-    return _new_step(run, StepKind.CROSSMODEL, f"Cross-model {entry['method']}: {names}",
-                     {"store_keys": store_keys, "models": {k: extracts[k][0].pk for k in store_keys},
-                      "method": entry["method"], "options": options, **selection},
-                     key, needs=[extracts[k][1] for k in store_keys])
+    return PlannedStep(StepKind.CROSSMODEL, f"Cross-model {entry['method']}: {names}",
+                       {"store_keys": store_keys, "models": {k: extracts[k][0].pk for k in store_keys},
+                        "method": entry["method"], "options": options, **selection},
+                       key, tuple(extracts[k][1] for k in store_keys))
+
+
+def plan_run(project, request) -> RunPlan:
+    """Validate ``request`` (``ValidationError`` as in ``validate_request``) and plan its steps and result keys,
+    creating nothing. The one place result keys are computed for a run."""
+    request = validate_request(project, request)
+    corpus = project.corpus_uploads.get(pk=request["corpus"])
+    models = list(project.model_uploads.filter(pk__in=request["models"]).order_by("pk"))
+    params = _extraction_params(request, corpus)
+    selection = {"neuron_sets": request["neuron_sets"], "layers": request["layers"]}
+    steps: list[PlannedStep] = []
+
+    def add(step: PlannedStep) -> int:
+        steps.append(step)
+        return len(steps) - 1
+
+    extracts = {}  # store key → (model, index of its extract step)
+    for model in models:
+        store_key = extraction_key(model.sha256, corpus.sha256, params)
+        extract = add(PlannedStep(StepKind.EXTRACT, f"Extract activations: {model.name} × {corpus.name}",
+                                  {"model": model.pk, "corpus": corpus.pk, "extraction": params.key_fields()},
+                                  store_key, (), model))
+        extracts[store_key] = (model, extract)
+        if request["statistics"]:
+            key = sha256_json({"result": "statistics", "store": store_key, **selection})
+            add(PlannedStep(StepKind.STATISTICS, f"Neuron statistics: {model.name}",
+                            {"store_key": store_key, **selection}, key, (extract,), model))
+        for ranking in request["rankings"]:
+            ranking_params = {"store_key": store_key, **selection, **ranking, "seed": request["seed"]}
+            key = sha256_json({"result": "ranking", **ranking_params})
+            confidence = f", {ranking['bootstrap']} resamples" if ranking["bootstrap"] else ""
+            confidence += f", consensus by {ranking['consensus']}" if ranking.get("consensus") else ""
+            planned = PlannedStep(StepKind.RANKING, f"Ranking {ranking['method']}{confidence}: {model.name}",
+                                  ranking_params, key, (extract,), model)
+            at = add(planned)
+            if request["model_ablation"]:
+                add(_model_ablation_step(model, planned, at, request["model_ablation"], request["seed"]))
+        if request["probe_ablation"]:
+            ablation_params = {"store_key": store_key, **selection, **request["probe_ablation"], "method": "lca",
+                               "seed": request["seed"]}
+            key = sha256_json({"result": "probe_ablation", **ablation_params})
+            add(PlannedStep(StepKind.PROBE_ABLATION, f"Probe ablation along the lca ranking: {model.name}",
+                            ablation_params, key, (extract,), model))
+    for entry in request["crossmodel"]:
+        add(_crossmodel_step(entry, extracts, selection))
+    return RunPlan(request=request, corpus=corpus, models=models, params=params, steps=steps)
 
 
 @transaction.atomic
@@ -341,40 +415,15 @@ def create_run(user, project, request) -> Run:
     Raises ``PermissionDenied`` for a viewer and ``ValidationError`` (nothing stored) for a bad request."""
     if not can_write(user, project):
         raise PermissionDenied("Viewers cannot start runs; ask an owner for the editor role.")
-    request = validate_request(project, request)
-    corpus = project.corpus_uploads.get(pk=request["corpus"])
-    run = Run.objects.create(project=project, created_by=user, request=request)
-    params = _extraction_params(request, corpus)
-    selection = {"neuron_sets": request["neuron_sets"], "layers": request["layers"]}
-    extracts = {}  # store key → (model, its extract step)
-    for model in project.model_uploads.filter(pk__in=request["models"]).order_by("pk"):
-        store_key = extraction_key(model.sha256, corpus.sha256, params)
-        extract = _new_step(run, StepKind.EXTRACT, f"Extract activations: {model.name} × {corpus.name}",
-                            {"model": model.pk, "corpus": corpus.pk, "extraction": params.key_fields()},
-                            store_key)
-        extracts[store_key] = (model, extract)
-        if request["statistics"]:
-            key = sha256_json({"result": "statistics", "store": store_key, **selection})
-            _new_step(run, StepKind.STATISTICS, f"Neuron statistics: {model.name}",
-                      {"store_key": store_key, **selection}, key, needs=[extract])
-        for ranking in request["rankings"]:
-            ranking_params = {"store_key": store_key, **selection, **ranking, "seed": request["seed"]}
-            key = sha256_json({"result": "ranking", **ranking_params})
-            confidence = f", {ranking['bootstrap']} resamples" if ranking["bootstrap"] else ""
-            confidence += f", consensus by {ranking['consensus']}" if ranking.get("consensus") else ""
-            ranking_step = _new_step(run, StepKind.RANKING, f"Ranking {ranking['method']}{confidence}: "
-                                     f"{model.name}", ranking_params, key, needs=[extract])
-            if request["model_ablation"]:
-                _new_model_ablation_step(run, model, ranking_step, request["model_ablation"], request["seed"])
-        if request["probe_ablation"]:
-            ablation_params = {"store_key": store_key, **selection, **request["probe_ablation"], "method": "lca",
-                               "seed": request["seed"]}
-            key = sha256_json({"result": "probe_ablation", **ablation_params})
-            _new_step(run, StepKind.PROBE_ABLATION, f"Probe ablation along the lca ranking: {model.name}",
-                      ablation_params, key, needs=[extract])
-    for entry in request["crossmodel"]:
-        _new_crossmodel_step(run, entry, extracts, selection)
-    write_log(run.pk, [f"Run created by {user.get_username()}: {run.steps.count()} steps."])
+    plan = plan_run(project, request)
+    run = Run.objects.create(project=project, created_by=user, request=plan.request)
+    created: list[Step] = []
+    for planned in plan.steps:
+        step = Step.objects.create(run=run, kind=planned.kind, title=planned.title, params=planned.params,
+                                   result_key=planned.key, queue=queue_for(planned.kind))
+        step.needs.set([created[i] for i in planned.needs])
+        created.append(step)
+    write_log(run.pk, [f"Run created by {user.get_username()}: {len(created)} steps."])
     dispatch(run)
     run.refresh_from_db()
     if reason := waiting_reason(run):

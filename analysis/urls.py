@@ -18,4 +18,6 @@ urlpatterns = [
     path("<int:pk>/runs/<int:run_id>/ablation/", ablation.ablation, name="run-ablation"),
     path("<int:pk>/runs/<int:run_id>/manipulation/", manipulation.manipulation, name="run-manipulation"),
     path("<int:pk>/runs/<int:run_id>/downloads/", downloads.downloads, name="run-downloads"),
+    path("<int:pk>/runs/new/estimate/", new_run.new_run_estimate, name="run-new-estimate"),
+    path("<int:pk>/runs/new/ranking/", new_run.new_run_ranking, name="run-new-ranking"),
 ]

@@ -260,6 +260,13 @@ NEUROX_STEP_RESEND_SECONDS = env.int("NEUROX_STEP_RESEND_SECONDS", default=900)
 # Words per extraction chunk: the unit of resumption, heartbeat and cancellation.
 NEUROX_EXTRACT_CHUNK_WORDS = env.int("NEUROX_EXTRACT_CHUNK_WORDS", default=4096)
 NEUROX_EXTRACT_BATCH_TOKENS = env.int("NEUROX_EXTRACT_BATCH_TOKENS", default=4096)  # padded tokens per forward pass
+# The new-analysis form's time estimate: extraction words per second per device, for all-MiniLM-L6-v2 with every
+# hidden + MLP layer (analysis/estimates.py scales by parameter count). CPU default: benchmarks/bench_extract.py
+# on the 2-core development machine (973 words/s, loaded by other work); a GPU rate appears once it is measured
+# and set with NEUROX_ESTIMATE_CUDA_WORDS_PER_SECOND.
+NEUROX_ESTIMATE_WORDS_PER_SECOND = {device: rate for device, rate in {
+    "cpu": env.float("NEUROX_ESTIMATE_CPU_WORDS_PER_SECOND", default=970.0),
+    "cuda": env.float("NEUROX_ESTIMATE_CUDA_WORDS_PER_SECOND", default=0.0)}.items() if rate > 0}
 
 # --- The realtime path (typed sentences, manipulation): answered by `realtime` workers while the request waits
 # Models a realtime worker keeps loaded, least recently used evicted first, bounded by their parameter bytes.

@@ -1,5 +1,6 @@
-"""HTML pages for runs: a project's runs (with a "Start a run" button using sensible defaults) and the plain
-run page, live over the run websocket (``analysis.consumers``), with cancel and retry for editors and owners.
+"""HTML pages for runs: a project's runs (a link to the new-analysis form, and a "Start a run with the
+defaults" button) and the run page, live over the run websocket (``analysis.consumers``), with cancel and
+retry for editors and owners.
 
 Runs are found through ``analysis.selectors`` and changed by ``analysis.services``, as in the API.
 """
@@ -15,8 +16,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from projects.selectors import can_write, project_for
 
 from .. import selectors, services
-from ..consumers import SNAPSHOT_LINES
-from ..workspace import run_in_project
+from ..consumers import SNAPSHOT_LINES, steps_with_time_left
+from ..workspace import ViewState, run_in_project
 
 DEFAULT_RANKINGS = ["lca", "anova", "probeless"]
 
@@ -46,11 +47,15 @@ def run_list(request, pk):
 
 
 def run_detail(request, pk, run_id):
+    """The loading screen: a bar per step with its time left, the live log, cancel and retry; once the run has
+    succeeded, the way into its views (also swapped in live by the websocket when it finishes)."""
     run = run_in_project(request.user, pk, run_id)
     lines = selectors.log_lines_after(run, max(run.log_seq - SNAPSHOT_LINES, 0), SNAPSHOT_LINES)
     return render(request, "analysis/run_detail.html", {
-        "run": run, "project": run.project, "current_project": run.project, "steps": selectors.steps_of(run),
-        "waiting_reason": selectors.waiting_reason(run), "lines": lines, "can_write": can_write(request.user, run.project)})
+        "run": run, "project": run.project, "current_project": run.project, "steps": steps_with_time_left(run),
+        "waiting_reason": selectors.waiting_reason(run), "lines": lines,
+        "can_write": can_write(request.user, run.project), "state": ViewState.from_request(request), "tab": "run",
+        "title": f"Run {run.pk} of {run.project.name}"})
 
 
 def _after_action(request, run, message: str | None) -> HttpResponse:
