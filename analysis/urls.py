@@ -19,3 +19,12 @@ urlpatterns = [
     path("<int:pk>/runs/<int:run_id>/manipulation/", manipulation.manipulation, name="run-manipulation"),
     path("<int:pk>/runs/<int:run_id>/downloads/", downloads.downloads, name="run-downloads"),
 ]
+
+# The Analysis view's partials (htmx swaps them in; each takes the page's query string)
+urlpatterns += [
+    path("<int:pk>/runs/<int:run_id>/analysis/rankings/", explore.rankings_partial, name="run-analysis-rankings"),
+    path("<int:pk>/runs/<int:run_id>/analysis/neurons/", explore.neurons_partial, name="run-analysis-neurons"),
+    path("<int:pk>/runs/<int:run_id>/analysis/workbench/", explore.workbench_partial, name="run-analysis-workbench"),
+    path("<int:pk>/runs/<int:run_id>/analysis/map/", explore.map_partial, name="run-analysis-map"),
+    path("<int:pk>/runs/<int:run_id>/analysis/typed/", explore.typed_partial, name="run-analysis-typed"),
+]
