@@ -16,11 +16,14 @@ among the values shown.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from html import escape
 
 import numpy as np
 from django.http import Http404
+from django.utils.safestring import mark_safe
 
 from . import workspace
 from .models import Step, StepKind
@@ -58,21 +61,22 @@ class RankingOption:
         return state.query(ranking=self.step.pk, of=self.of, label="", npage="", set="", layer="")
 
 
-def model_names(run) -> dict[str, str]:
+def model_names(steps) -> dict[str, str]:
     """store key → model name, from the run's extraction steps."""
     from projects.models import ModelUpload
 
-    extracts = {s.result_key: s.params.get("model") for s in run.steps.filter(kind=StepKind.EXTRACT)}
+    extracts = {s.result_key: s.params.get("model") for s in steps if s.kind == StepKind.EXTRACT}
     names = dict(ModelUpload.objects.filter(pk__in=[m for m in extracts.values() if m]).values_list("pk", "name"))
     return {key: names.get(model, "the model") for key, model in extracts.items()}
 
 
-def ranking_options(run) -> list[RankingOption]:
-    steps = [s for s in workspace.succeeded_steps(run) if s.kind in RANKING_KINDS]
-    names = model_names(run) if steps else {}
-    several = len(names) > 1
+def ranking_options(steps) -> list[RankingOption]:
+    """Every ranking among the run's succeeded ``steps``; model names only where the run has several models."""
+    rankings = [s for s in steps if s.kind in RANKING_KINDS]
+    several = sum(s.kind == StepKind.EXTRACT for s in steps) > 1
+    names = model_names(steps) if several else {}
     options = []
-    for step in steps:
+    for step in rankings:
         p = step.params
         if step.kind == StepKind.CROSSMODEL:
             for i, key in enumerate(p["store_keys"]):
@@ -80,9 +84,8 @@ def ranking_options(run) -> list[RankingOption]:
             continue
         name = p["method"] + (f" · {p['bootstrap']} resamples" if p.get("bootstrap") else "")
         name += f" · consensus {p['consensus']}" if p.get("consensus") else ""
-        options.append(RankingOption(step, p["store_key"], None, name + (f" · {names[p['store_key']]}"
-                                                                         if several and p["store_key"] in names
-                                                                         else "")))
+        name += f" · {names[p['store_key']]}" if p["store_key"] in names else ""
+        options.append(RankingOption(step, p["store_key"], None, name))
     return options
 
 
@@ -99,9 +102,57 @@ def chosen_option(options: list[RankingOption], state: workspace.ViewState) -> R
                        "listed.", status=404)
 
 
+def _cached(step: Step, load):
+    """A succeeded step's loaded result without asking the database again once this process has it (a
+    succeeded step's result is ready, and results never change)."""
+    return workspace.loaded.get(step.result_key, lambda: load(step))
+
+
 def ranking_for(option: RankingOption):
-    ranking = workspace.ranking_of(option.step)
+    try:
+        ranking = _cached(option.step, workspace.ranking_of)
+    except Http404:
+        raise ExploreError("This ranking's result is not available any more; retry the run.", status=200) from None
     return ranking[option.store_key] if isinstance(ranking, dict) else ranking
+
+
+@dataclass
+class Chosen:
+    """One request's view of the run: its succeeded steps (queried once), its rankings and the chosen one."""
+
+    run: object
+    steps: list
+    options: list[RankingOption]
+    option: RankingOption
+    ranking: object
+    index: "RankingIndex"
+
+    @property
+    def store_key(self) -> str:
+        return self.option.store_key
+
+    def statistics(self):
+        """The NeuronStats of the run's statistics step over this store, or None when there is none."""
+        if not hasattr(self, "_stats"):
+            self._stats = None
+            for step in self.steps:
+                if step.kind == StepKind.STATISTICS and step.params.get("store_key") == self.store_key:
+                    try:
+                        self._stats = _cached(step, workspace.statistics_of)
+                    except Http404:
+                        pass
+                    break
+        return self._stats
+
+
+def choose(run, steps, options: list[RankingOption], state: workspace.ViewState) -> Chosen | None:
+    """The ranking the URL asks for among ``options`` (from the run's succeeded ``steps``); None when the run
+    has no ranking yet."""
+    if not options:
+        return None
+    option = chosen_option(options, state)
+    ranking = ranking_for(option)
+    return Chosen(run, steps, options, option, ranking, index_of(option, ranking))
 
 
 @dataclass
@@ -132,8 +183,7 @@ def index_of(option: RankingOption, ranking) -> RankingIndex:
                                                                        enumerate(ranking.neuron_ids)},
                             {s: sorted(set(layer[set_code == i].tolist())) for s, i in code.items()}, label_rank)
 
-    result = workspace.ready_result(option.step)
-    return workspace.loaded.get(f"explore-index:{result.key}:{option.store_key}", build)
+    return workspace.loaded.get(f"explore-index:{option.step.result_key}:{option.store_key}", build)
 
 
 def neuron_row(ranking, index: RankingIndex, position: int, label: str | None = None) -> dict:
@@ -158,10 +208,9 @@ def per_label_choice(ranking, label: str) -> str:
     return label
 
 
-def ranking_panel(option: RankingOption, state: workspace.ViewState) -> dict:
+def ranking_panel(chosen: Chosen, state: workspace.ViewState) -> dict:
     """The chosen ranking's top neurons (overall or for one label), its confidence and the method comparison."""
-    ranking = ranking_for(option)
-    index = index_of(option, ranking)
+    ranking, index = chosen.ranking, chosen.index
     label = per_label_choice(ranking, state.extra.get("label", ""))
     order = ranking.per_label[label] if label else ranking.order
     confidence = ranking.confidence or None
@@ -173,26 +222,25 @@ def ranking_panel(option: RankingOption, state: workspace.ViewState) -> dict:
             "top": [neuron_row(ranking, index, int(p), label) for p in order[:TOP_SHOWN]],
             "confidence": confidence, "stability": stability,
             "consensus": (confidence or {}).get("consensus"),
-            "comparison": comparison(option, state.extra.get("k", "10"))}
+            "comparison": comparison(chosen, state.extra.get("k", "10"))}
 
 
-def comparison(option: RankingOption, k: str) -> dict:
+def comparison(chosen: Chosen, k: str) -> dict:
     """Top-k overlap (Jaccard) between every ranking of the same model and neurons, with the engine's
     ``method_agreement``; cached per (rankings, k)."""
     from analysis.engine.confidence import method_agreement
 
     if k not in K_CHOICES:
         raise ExploreError(f"k must be one of {', '.join(K_CHOICES)}.")
-    ranking = ranking_for(option)
     peers = []
-    for other in ranking_options(option.step.run):
-        if other.store_key != option.store_key:
+    for other in chosen.options:
+        if other.store_key != chosen.store_key:
             continue
         try:
             candidate = ranking_for(other)
-        except Http404:
+        except ExploreError:
             continue
-        if candidate.neuron_ids == ranking.neuron_ids or other == option:
+        if other == chosen.option or candidate.neuron_ids == chosen.ranking.neuron_ids:
             peers.append((other, candidate))
     if len(peers) < 2:
         return {"k": k, "choices": K_CHOICES, "names": [], "cells": []}
@@ -233,10 +281,9 @@ def _int_param(state, name: str, what: str) -> int | None:
     return value
 
 
-def neuron_list(option: RankingOption, state: workspace.ViewState) -> dict:
+def neuron_list(chosen: Chosen, state: workspace.ViewState) -> dict:
     """One page of the ranking's neurons, filtered by set / layer / label (best first)."""
-    ranking = ranking_for(option)
-    index = index_of(option, ranking)
+    ranking, index = chosen.ranking, chosen.index
     label = per_label_choice(ranking, state.extra.get("label", ""))
     neuron_set = state.extra.get("set", "")
     if neuron_set and neuron_set not in index.sets:
@@ -276,10 +323,9 @@ def neuron_list(option: RankingOption, state: workspace.ViewState) -> dict:
 # ------------------------------------------------------------------------------------------------ pool
 
 
-def pool_of(option: RankingOption, state: workspace.ViewState) -> tuple[list, list[str]]:
+def pool_of(chosen: Chosen, state: workspace.ViewState) -> tuple[list, list[str]]:
     """The pool's neurons that this ranking knows (NeuronIds, in pool order) and the labels it does not."""
-    ranking = ranking_for(option)
-    index = index_of(option, ranking)
+    ranking, index = chosen.ranking, chosen.index
     known, unknown = [], []
     for label in state.pool:
         position = index.positions.get(label)
@@ -313,17 +359,6 @@ def removed(state: workspace.ViewState, label: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ statistics
-
-
-def statistics_for(run, store_key: str):
-    """The NeuronStats of the run's statistics step over ``store_key``, or None when there is none."""
-    for step in workspace.succeeded_steps(run, StepKind.STATISTICS):
-        if step.params.get("store_key") == store_key:
-            try:
-                return workspace.statistics_of(step)
-            except Http404:
-                return None
-    return None
 
 
 def scales_for(stats, neurons, values: np.ndarray) -> list[float]:
@@ -395,22 +430,33 @@ def legend(steps: int = 9) -> list[dict]:
 
 
 def render_activation_rows(words, neurons, values, scale) -> list[dict]:
-    """The rows of an activation map of one sentence: one row per neuron, one cell per word.
+    """The rows of an activation map of one sentence: one row per neuron, one focusable cell per word.
 
     ``words``: the sentence; ``neurons``: NeuronIds or labels; ``values``: [n_words, n_neurons] array-like;
-    ``scale``: one colour bound per neuron (a value of ±bound gets the end colour). Render with
-    ``{% include "analysis/workspace/_map_rows.html" with map_rows=rows %}``."""
+    ``scale``: one colour bound per neuron (a value of ±bound gets the end colour). Each row is
+    ``{"neuron", "bound", "values", "cells_html"}``; render them with
+    ``{% include "analysis/workspace/_map_rows.html" with map_rows=rows %}``. The cells are built here as one
+    escaped string per row, not by a template loop: a page of the map has thousands of cells, and the template
+    engine would spend most of the request's time on them. The first cell is the map's one tab stop
+    (static/js/explore.js moves focus with the arrow keys)."""
     values = np.asarray(values, dtype=np.float64).reshape(len(words), len(neurons))
+    safe_words = [escape(w) for w in words]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        steps = np.rint(np.clip(values / np.asarray(scale, dtype=np.float64), -1, 1) * 100)
     rows = []
     for j, neuron in enumerate(neurons):
-        label = getattr(neuron, "label", str(neuron))
-        bound = float(scale[j])
+        name = getattr(neuron, "label", str(neuron))
+        label = escape(name)
         cells = []
-        for word, value in zip(words, values[:, j]):
-            bg, fg = colour(value, bound)
-            cells.append({"word": word, "value": f"{value:.3g}" if np.isfinite(value) else "n/a",
-                          "bg": bg, "fg": fg})
-        rows.append({"neuron": label, "bound": f"{bound:.3g}", "cells": cells})
+        for i, (word, value) in enumerate(zip(safe_words, values[:, j].tolist())):
+            finite = math.isfinite(value)
+            text = f"{value:.3g}" if finite else "n/a"
+            bg, fg = _colour_at(int(steps[i, j])) if finite else ("#ffffff", "#000000")
+            cells.append(f'<span class="map-word" tabindex="{0 if i == 0 and j == 0 else -1}" role="img" '
+                         f'aria-label="{word}: {label} = {text}" title="{label} = {text}" data-value="{text}" '
+                         f'style="background:{bg};color:{fg}">{word}</span>')
+        rows.append({"neuron": name, "bound": f"{float(scale[j]):.3g}", "values": values[:, j].tolist(),
+                     "cells_html": mark_safe(" ".join(cells))})
     return rows
 
 
@@ -457,15 +503,16 @@ def read_values(store_key: str, neurons, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def activation_map(run, option: RankingOption, state: workspace.ViewState, neurons) -> dict:
+def activation_map(chosen: Chosen, state: workspace.ViewState, neurons) -> dict:
     """The corpus page ``state.page`` (sentences matching ``state.q`` when given) with one row per pooled
     neuron per sentence."""
-    store = _store(option.store_key)
+    key = chosen.store_key
+    store = _store(key)
     query = state.q.strip()
     if query:
         if len(query.split()) != 1:
             raise ExploreError("Search for one word (the map finds the sentences that contain it).")
-        matches = sentence_search_index(option.store_key).get(query.lower())
+        matches = sentence_search_index(key).get(query.lower())
         sentences = matches if matches is not None else np.array([], np.int64)
     else:
         sentences = None
@@ -479,7 +526,7 @@ def activation_map(run, option: RankingOption, state: workspace.ViewState, neuro
     shown = (np.arange(start, min(start + MAP_SENTENCES, total)) if sentences is None
              else sentences[start:start + MAP_SENTENCES])
     offsets = store.sentence_offsets
-    stats = statistics_for(run, option.store_key)
+    stats = chosen.statistics()
     result = {"query": query, "total": total, "page": page, "pages": pages, "note": note, "sentences": [],
               "has_stats": stats is not None, "legend": legend(),
               "prev": state.query(page=page - 1) if page > 1 else None,
@@ -487,7 +534,7 @@ def activation_map(run, option: RankingOption, state: workspace.ViewState, neuro
     if not neurons or not len(shown):
         return result
     rows = np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in shown]).astype(np.int64)
-    values = read_values(option.store_key, neurons, rows)
+    values = read_values(key, neurons, rows)
     scale = scales_for(stats, neurons, values)
     words = store.words
     cursor = 0
@@ -504,14 +551,14 @@ def activation_map(run, option: RankingOption, state: workspace.ViewState, neuro
 # ------------------------------------------------------------------------------------------------ typed text
 
 
-def typed_text(run, option: RankingOption, text: str, neurons) -> dict:
+def typed_text(chosen: Chosen, text: str, neurons) -> dict:
     """Run a typed sentence on the realtime path: per word the most active neurons (z-scored by the statistics
     when the run has them) among the pool and the ranking's best ``TYPED_CANDIDATES``, and the pool's map."""
     from . import realtime, tasks
 
-    ranking = ranking_for(option)
-    model = run.steps.filter(kind=StepKind.EXTRACT, result_key=option.store_key).values_list(
-        "params", flat=True).first()
+    run, ranking = chosen.run, chosen.ranking
+    model = next((s.params for s in chosen.steps if s.kind == StepKind.EXTRACT and s.result_key == chosen.store_key),
+                 None)
     if not model or not model.get("model"):
         raise ExploreError("The model of this ranking is no longer in the project, so a typed sentence cannot run.",
                            status=200)
@@ -529,7 +576,7 @@ def typed_text(run, option: RankingOption, text: str, neurons) -> dict:
         raise ExploreError(str(error), status=200) from None
     words, labels = answer["words"], answer["neurons"]
     values = np.asarray(answer["values"], dtype=np.float64)  # [words, neurons]
-    stats = statistics_for(run, option.store_key)
+    stats = chosen.statistics()
     from analysis.engine.neurons import NeuronId
 
     ids = [NeuronId.parse(label) for label in labels]

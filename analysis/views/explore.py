@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from .. import explore
 from ..models import RunState
-from ..workspace import POOL_LIMIT, ViewState, run_in_project
+from ..workspace import POOL_LIMIT, ViewState, run_in_project, succeeded_steps
 
 
 class _Page:
@@ -21,22 +21,24 @@ class _Page:
     def __init__(self, request, pk, run_id):
         self.run = run_in_project(request.user, pk, run_id)
         self.state = ViewState.from_request(request)
-        self.options = explore.ranking_options(self.run)
-        self.option, self.error, self.status = None, "", 200
+        steps = succeeded_steps(self.run)  # the one query for the run's results
+        self.options = explore.ranking_options(steps)
+        self.chosen, self.error, self.status = None, "", 200
         self.pool, self.unknown = [], []
-        if self.options:
-            try:
-                self.option = explore.chosen_option(self.options, self.state)
-                self.pool, self.unknown = explore.pool_of(self.option, self.state)
-            except explore.ExploreError as error:
-                self.error, self.status = error.message, error.status
+        try:
+            self.chosen = explore.choose(self.run, steps, self.options, self.state)
+            if self.chosen is not None:
+                self.pool, self.unknown = explore.pool_of(self.chosen, self.state)
+        except explore.ExploreError as error:
+            self.error, self.status = error.message, error.status
 
     def context(self, **more) -> dict:
         run, state = self.run, self.state
         args = [run.project_id, run.pk]
         page_url = reverse("analysis:run-analysis", args=args)
         return {"run": run, "project": run.project, "current_project": run.project, "state": state,
-                "tab": "analysis", "title": "Analysis", "options": self.options, "option": self.option,
+                "tab": "analysis", "title": "Analysis", "options": self.options,
+                "option": self.chosen.option if self.chosen else None,
                 "option_links": [(o, o.query(state)) for o in self.options],
                 "typed_candidates": explore.TYPED_CANDIDATES, "typed_legend": explore.legend(),
                 "map_clear_query": state.query(q="", page=1),
@@ -67,10 +69,10 @@ def _pushing(response, page: _Page):
 
 def _panel(page: _Page, build, *args):
     """``(data, message)``: the panel's data, or the readable reason it cannot be shown."""
-    if page.option is None:
+    if page.chosen is None:
         return None, page.error
     try:
-        return build(page.option, *args), ""
+        return build(page.chosen, *args), ""
     except explore.ExploreError as error:
         return None, error.message
 
@@ -84,14 +86,14 @@ def _neurons(page):
 
 
 def _map(page):
-    return _panel(page, lambda option: explore.activation_map(page.run, option, page.state, page.pool))
+    return _panel(page, lambda chosen: explore.activation_map(chosen, page.state, page.pool))
 
 
 def _typed(page):
     text = page.state.extra.get("text", "").strip()
     if not text:
         return None, ""
-    return _panel(page, lambda option: explore.typed_text(page.run, option, text, page.pool))
+    return _panel(page, lambda chosen: explore.typed_text(chosen, text, page.pool))
 
 
 def analysis(request, pk, run_id):
@@ -135,7 +137,7 @@ def map_partial(request, pk, run_id):
 def typed_partial(request, pk, run_id):
     page = _Page(request, pk, run_id)
     typed, error = _typed(page)
-    if not error and typed is None and page.option is not None:
+    if not error and typed is None and page.chosen is not None:
         error = "Type a sentence first."
     return _pushing(render(request, "analysis/workspace/_map_typed.html",
                            page.context(typed=typed, typed_error=error)), page)
