@@ -1,0 +1,78 @@
+"""The Analysis view in Debian's Chromium against the real ASGI server: add three neurons to the pool (htmx
+swaps the workbench and pushes the shareable URL), see their rows in the activation map, move through the map's
+words with the keyboard (the value shows on focus), and reopen the pushed URL to find the same view.
+
+The run is computed in this process (eager pipeline on the tiny BERT) and its results copied to the server's
+results folder (the server is another process, with the default folders)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.conf import settings
+from playwright.sync_api import Page, expect
+
+from analysis import services
+from analysis.models import StepKind
+from tests.e2e.conftest import asgi_server, chromium, page, system_chromium  # noqa: F401
+from tests.e2e.test_newcomer_journey import sign_in
+from tests.pipeline_tests.conftest import attached, folders, people, request_for, tiny_bert  # noqa: F401
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture
+def server_run(people, attached, django_capture_on_commit_callbacks, tmp_path_factory):  # noqa: F811
+    """A finished run whose result files are where the server looks for them."""
+    from neurox_site import settings as site_settings
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = services.create_run(people["owner"], people["project"], request_for(attached))
+    run.refresh_from_db()
+    server_results = Path(site_settings.NEUROX_RESULTS_DIR)
+    shutil.copytree(settings.NEUROX_RESULTS_DIR, server_results, dirs_exist_ok=True)
+    return run
+
+
+def test_pool_map_keyboard_and_shared_url(page: Page, server_run, tmp_path):  # noqa: F811
+    anova = server_run.steps.get(kind=StepKind.RANKING, params__method="anova")
+    sign_in(page, "vera")
+    page.goto(f"/projects/{server_run.project_id}/runs/{server_run.pk}/analysis/?ranking={anova.pk}")
+    expect(page.get_by_role("heading", name="Rankings")).to_be_visible()
+    expect(page.locator("#pool")).to_contain_text("The pool is empty")
+    adds = page.locator("#neuron-list a", has_text="Add")
+    chosen = []
+    for i in range(3):
+        link = adds.first
+        chosen.append(link.locator(".visually-hidden").inner_text().split()[0])
+        link.click()
+        expect(page.locator("#pool")).to_contain_text(f"Pool ({i + 1} of at most 50)")
+    pools = parse_qs(urlsplit(page.url).query)["pools"][0].split(",")
+    assert pools == chosen
+    first_map = page.locator(".map-sentence").first
+    expect(first_map.locator(".map-row")).to_have_count(3)
+    page.screenshot(path=str(tmp_path / "analysis.png"), full_page=True)
+
+    first_word = first_map.locator(".map-word").first
+    first_word.focus()
+    page.keyboard.press("ArrowRight")
+    focused = page.evaluate("""() => { const e = document.activeElement;
+        return {label: e.getAttribute('aria-label'), value: e.dataset.value,
+                shown: getComputedStyle(e, '::after').content}; }""")
+    second = first_map.locator(".map-row").first.locator(".map-word").nth(1)
+    assert focused["label"] == second.get_attribute("aria-label")
+    assert focused["shown"] == f'"{focused["value"]}"' and focused["label"].endswith(f"= {focused['value']}")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.getAttribute('aria-label')") == \
+        first_map.locator(".map-row").nth(1).locator(".map-word").nth(1).get_attribute("aria-label")
+
+    shared = page.url
+    page.goto(shared)
+    expect(page.locator("#pool")).to_contain_text("Pool (3 of at most 50)")
+    expect(page.locator(".map-sentence").first.locator(".map-row")).to_have_count(3)
+    page.locator("#pool a", has_text="Remove").first.click()
+    expect(page.locator("#pool")).to_contain_text("Pool (2 of at most 50)")
+    assert parse_qs(urlsplit(page.url).query)["pools"][0].split(",") == chosen[1:]
