@@ -12,8 +12,9 @@
 3. Times each page and partial through Django's full request handling (``django.test.Client``: middleware,
    session auth, PostgreSQL queries, template rendering) ``--repeat`` times after one warm-up request (the
    per-process caches of ``analysis.workspace`` are warm, as in a long-lived server process), and prints a
-   table of p50 / p95 / max in milliseconds. Typed-text search is not timed here (it needs a realtime worker;
-   ``benchmarks/bench_realtime.py`` times that path).
+   table of p50 / p95 / max in milliseconds. Typed-text search runs the realtime task in this process (Celery
+   eager: the same ``compute_activations`` a realtime worker runs, with the model kept loaded, without the
+   broker round trip; ``benchmarks/bench_realtime.py`` times that path with a real worker).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 DATABASE_NAME = "neurox_bench_explore"
+TYPED_SENTENCE = ("The committee said that the new library will open next spring , after two years of "
+                  "work on the old station building near the river in the old town .")  # 30 words
 
 
 # ------------------------------------------------------------------------------------------------ the run's results
@@ -118,6 +121,7 @@ def configure(data: Path) -> None:
     from django.core.management import call_command
 
     settings.NEUROX_RESULTS_DIR = data / "results"
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # typed text: the realtime task runs in this process
     settings.ALLOWED_HOSTS = ["testserver"]
     call_command("migrate", verbosity=0)
 
@@ -128,8 +132,17 @@ def record_run(manifest: dict):
     from tests.factories import UserFactory
     from tests.projects_tests.factories import ProjectFactory
 
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from projects.services.attachments import attach_upload
+    from projects.services.library import create_model_upload
+    from tests.assets import minilm_model_dir
+
     owner = UserFactory(username="bench")
     project = ProjectFactory(owner=owner, name="MiniLM × EWT dev")
+    model = create_model_upload(owner, files=[SimpleUploadedFile(p.name, p.read_bytes()) for p in
+                                              sorted(minilm_model_dir().iterdir()) if p.is_file()], name="MiniLM")
+    attach_upload(owner, project, model)  # typed-text search runs it
     run = Run.objects.create(project=project, created_by=owner, state=RunState.SUCCEEDED, request={
         "models": [], "corpus": None, "neuron_sets": ["hidden", "mlp"], "layers": None, "aggregation": "last",
         "rankings": [], "statistics": True})
@@ -140,7 +153,7 @@ def record_run(manifest: dict):
                                    state=StepState.SUCCEEDED)
 
     key = manifest["store_key"]
-    step(StepKind.EXTRACT, "Extract activations: MiniLM × en_ewt-ud-dev", {"model": None, "corpus": None}, key,
+    step(StepKind.EXTRACT, "Extract activations: MiniLM × en_ewt-ud-dev", {"model": model.pk, "corpus": None}, key,
          ResultKind.STORE, f"stores/{key}")
     step(StepKind.STATISTICS, "Neuron statistics: MiniLM", {"store_key": key, **manifest["selection"]},
          manifest["statistics_key"], ResultKind.STATISTICS, f"statistics/{manifest['statistics_key']}")
@@ -180,6 +193,8 @@ def time_requests(owner, run, ranking_steps, repeat: int) -> list[dict]:
          f"ranking={anova}&pools={','.join(top[:50])}"),
         ("activation map, search 'the'", reverse("analysis:run-analysis-map", args=args),
          f"ranking={anova}&pools={pools}&q=the&page=5"),
+        ("typed text, 30 words (in-process)", reverse("analysis:run-analysis-typed", args=args),
+         f"ranking={anova}&pools={pools}&text={'+'.join(TYPED_SENTENCE.split())}"),
     ]
     rows = []
     for name, path, query in cases:

@@ -24,4 +24,12 @@
     next.tabIndex = 0;
     next.focus();
   });
+  // A pool change swaps the workbench: htmx keeps focus on a toggle that is still there (same id); when the
+  // control that had focus is gone (a neuron removed from the pool), focus goes to the pool's heading.
+  document.addEventListener("htmx:afterSettle", (event) => {
+    if (event.target.id !== "workbench") return;
+    if (document.activeElement && document.activeElement !== document.body) return;
+    const heading = document.getElementById("pool-title");
+    if (heading) heading.focus();
+  });
 })();

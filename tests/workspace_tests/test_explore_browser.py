@@ -76,3 +76,12 @@ def test_pool_map_keyboard_and_shared_url(page: Page, server_run, tmp_path):  # 
     page.locator("#pool a", has_text="Remove").first.click()
     expect(page.locator("#pool")).to_contain_text("Pool (2 of at most 50)")
     assert parse_qs(urlsplit(page.url).query)["pools"][0].split(",") == chosen[1:]
+    expect(page.locator("#pool-title")).to_be_focused()  # the removed control is gone: focus is not lost
+
+    # by keyboard: Enter on a neuron's "Add" keeps focus on that neuron's toggle, now "Remove"
+    toggle = page.locator("#neuron-list a", has_text="Add").first
+    label = toggle.locator(".visually-hidden").inner_text().split()[0]
+    toggle.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#pool")).to_contain_text("Pool (3 of at most 50)")
+    expect(page.locator(f"#neuron-list a:has-text('Remove {label} from the pool')")).to_be_focused()
