@@ -31,7 +31,8 @@ from .models import Step, StepKind
 RANKING_KINDS = (StepKind.RANKING, StepKind.CROSSMODEL)
 TOP_SHOWN = 10  # neurons listed in the ranking panel
 NEURONS_PER_PAGE = 20  # rows of the neuron list
-MAP_SENTENCES = 4  # sentences per page of the activation map
+MAP_SENTENCES = 4  # sentences per page of the activation map …
+MAP_ROWS = 100  # … fewer with a large pool, so that a page holds at most this many neuron rows (or one sentence)
 K_CHOICES = ("1%", "10", "50")  # top-k of the comparison of methods
 TYPED_TOP = 3  # neurons shown per word of a typed sentence
 TYPED_CANDIDATES = 300  # best-ranked neurons searched on a typed sentence (with the pool)
@@ -166,6 +167,7 @@ class RankingIndex:
     positions: dict[str, int]  # neuron label → position
     layers_of: dict[str, list[int]]
     label_rank: dict[str, np.ndarray] = field(default_factory=dict)  # label → [N] rank in its sub-ranking
+    neurons_key: int = 0  # equal for rankings over the same neurons in the same order
 
 
 def index_of(option: RankingOption, ranking) -> RankingIndex:
@@ -181,7 +183,8 @@ def index_of(option: RankingOption, ranking) -> RankingIndex:
             label_rank[label] = ranks
         return RankingIndex(sets, set_code, layer, ranking.rank_of(), {n.label: i for i, n in
                                                                        enumerate(ranking.neuron_ids)},
-                            {s: sorted(set(layer[set_code == i].tolist())) for s, i in code.items()}, label_rank)
+                            {s: sorted(set(layer[set_code == i].tolist())) for s, i in code.items()}, label_rank,
+                            hash(tuple(ranking.neuron_ids)))
 
     return workspace.loaded.get(f"explore-index:{option.step.result_key}:{option.store_key}", build)
 
@@ -240,7 +243,7 @@ def comparison(chosen: Chosen, k: str) -> dict:
             candidate = ranking_for(other)
         except ExploreError:
             continue
-        if other == chosen.option or candidate.neuron_ids == chosen.ranking.neuron_ids:
+        if other == chosen.option or index_of(other, candidate).neurons_key == chosen.index.neurons_key:
             peers.append((other, candidate))
     if len(peers) < 2:
         return {"k": k, "choices": K_CHOICES, "names": [], "cells": []}
@@ -453,7 +456,7 @@ def render_activation_rows(words, neurons, values, scale) -> list[dict]:
             text = f"{value:.3g}" if finite else "n/a"
             bg, fg = _colour_at(int(steps[i, j])) if finite else ("#ffffff", "#000000")
             cells.append(f'<span class="map-word" tabindex="{0 if i == 0 and j == 0 else -1}" role="img" '
-                         f'aria-label="{word}: {label} = {text}" title="{label} = {text}" data-value="{text}" '
+                         f'aria-label="{word}: {label} = {text}" title="{label} = {text}" '
                          f'style="background:{bg};color:{fg}">{word}</span>')
         rows.append({"neuron": name, "bound": f"{float(scale[j]):.3g}", "values": values[:, j].tolist(),
                      "cells_html": mark_safe(" ".join(cells))})
@@ -503,6 +506,10 @@ def read_values(store_key: str, neurons, rows: np.ndarray) -> np.ndarray:
     return out
 
 
+def sentences_per_page(pool_size: int) -> int:
+    return max(1, min(MAP_SENTENCES, MAP_ROWS // max(1, pool_size)))
+
+
 def activation_map(chosen: Chosen, state: workspace.ViewState, neurons) -> dict:
     """The corpus page ``state.page`` (sentences matching ``state.q`` when given) with one row per pooled
     neuron per sentence."""
@@ -517,14 +524,15 @@ def activation_map(chosen: Chosen, state: workspace.ViewState, neurons) -> dict:
     else:
         sentences = None
     total = store.n_sentences if sentences is None else len(sentences)
-    pages = max(1, -(-total // MAP_SENTENCES))
+    per_page = sentences_per_page(len(neurons))
+    pages = max(1, -(-total // per_page))
     page, note = state.page, ""
     if page > pages:
         note = f"Page {page} is past the last page ({pages}); showing page {pages}."
         page = pages
-    start = (page - 1) * MAP_SENTENCES
-    shown = (np.arange(start, min(start + MAP_SENTENCES, total)) if sentences is None
-             else sentences[start:start + MAP_SENTENCES])
+    start = (page - 1) * per_page
+    shown = (np.arange(start, min(start + per_page, total)) if sentences is None
+             else sentences[start:start + per_page])
     offsets = store.sentence_offsets
     stats = chosen.statistics()
     result = {"query": query, "total": total, "page": page, "pages": pages, "note": note, "sentences": [],

@@ -231,6 +231,15 @@ def test_the_map_colours_by_the_neurons_percentile_bound(people, finished_run):
     assert explore.colour(0.0, bound)[0] == "#f7f7f7"
 
 
+def test_a_large_pool_shows_fewer_sentences_per_page(people, finished_run):
+    pool = ",".join(f"L0:{u}" for u in range(30))
+    html = client_for(people).get(url(finished_run, "map/", f"pools={pool}&page=2")).content.decode()
+    per_page = explore.MAP_ROWS // 30
+    numbers = [int(n) for n in re.findall(r"<figcaption>Sentence (\d+)</figcaption>", html)]
+    assert numbers == list(range(per_page + 1, 2 * per_page + 1))
+    assert f"page 2 of {-(-40 // per_page)}" in text(html)
+
+
 def test_the_map_pages_and_a_page_past_the_end_says_so(people, finished_run):
     client = client_for(people)
     html = client.get(url(finished_run, "map/", "pools=L1:3&page=99")).content.decode()

@@ -60,11 +60,12 @@ def test_pool_map_keyboard_and_shared_url(page: Page, server_run, tmp_path):  # 
     first_word.focus()
     page.keyboard.press("ArrowRight")
     focused = page.evaluate("""() => { const e = document.activeElement;
-        return {label: e.getAttribute('aria-label'), value: e.dataset.value,
+        return {label: e.getAttribute('aria-label'), title: e.title,
                 shown: getComputedStyle(e, '::after').content}; }""")
     second = first_map.locator(".map-row").first.locator(".map-word").nth(1)
     assert focused["label"] == second.get_attribute("aria-label")
-    assert focused["shown"] == f'"{focused["value"]}"' and focused["label"].endswith(f"= {focused['value']}")
+    assert focused["shown"] == f'"{focused["title"]}"'  # the caption shown on focus: "L0:15 = 0.531"
+    assert focused["label"].endswith(focused["title"])  # … and in the accessible name, after the word
     page.keyboard.press("ArrowDown")
     assert page.evaluate("document.activeElement.getAttribute('aria-label')") == \
         first_map.locator(".map-row").nth(1).locator(".map-word").nth(1).get_attribute("aria-label")
