@@ -189,7 +189,7 @@ def time_requests(owner, run, ranking_steps, repeat: int) -> list[dict]:
          f"ranking={anova}&pools={pools},{top[10]}"),
         ("activation map, pool 10, page 40", reverse("analysis:run-analysis-map", args=args),
          f"ranking={anova}&pools={pools}&page=40"),
-        ("activation map, pool 50", reverse("analysis:run-analysis-map", args=args),
+        ("activation map, pool 50 (2 sentences)", reverse("analysis:run-analysis-map", args=args),
          f"ranking={anova}&pools={','.join(top[:50])}"),
         ("activation map, search 'the'", reverse("analysis:run-analysis-map", args=args),
          f"ranking={anova}&pools={pools}&q=the&page=5"),

@@ -351,3 +351,11 @@ def test_bad_neuron_list_filters_are_messages(people, finished_run, query, messa
 def test_a_bad_k_is_a_message(people, finished_run):
     html = client_for(people).get(url(finished_run, "rankings/", "k=7")).content.decode()
     assert "k must be one of 1%, 10, 50." in text(html)
+
+
+def test_a_run_that_failed_before_any_ranking_says_why(people, queued_run):
+    from analysis.models import Run, RunState
+
+    Run.objects.filter(pk=queued_run.pk).update(state=RunState.FAILED, error="The corpus has no labels.")
+    html = text(client_for(people).get(url(queued_run)).content.decode())
+    assert "This run failed before any ranking finished: The corpus has no labels." in html
