@@ -37,6 +37,17 @@ def server_run(people, attached, django_capture_on_commit_callbacks, tmp_path_fa
     return run
 
 
+AXE = Path(settings.BASE_DIR) / "static" / "vendor" / "axe-core" / "axe.min.js"
+
+
+def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now (rule id: the first target)."""
+    page.add_script_tag(path=str(AXE))
+    results = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [f"{v['id']}: {v['nodes'][0]['target']} ({v['help']})" for v in results["violations"]
+            if v["impact"] in ("serious", "critical")]
+
+
 def test_pool_map_keyboard_and_shared_url(page: Page, server_run, tmp_path):  # noqa: F811
     anova = server_run.steps.get(kind=StepKind.RANKING, params__method="anova")
     sign_in(page, "vera")
@@ -55,6 +66,7 @@ def test_pool_map_keyboard_and_shared_url(page: Page, server_run, tmp_path):  # 
     first_map = page.locator(".map-sentence").first
     expect(first_map.locator(".map-row")).to_have_count(3)
     page.screenshot(path=str(tmp_path / "analysis.png"), full_page=True)
+    assert serious_violations(page) == []
 
     first_word = first_map.locator(".map-word").first
     first_word.focus()
