@@ -348,8 +348,7 @@ def pool_of(chosen: Chosen, state: workspace.ViewState) -> tuple[list, list[str]
 
 def pool_changes(state: workspace.ViewState, neurons) -> dict:
     """For each pooled neuron, the query string that removes it; and the one that empties the pool."""
-    return {"remove": [(n, state.query(pool=tuple(p for p in state.pool if p != n.label), page=state.page))
-                       for n in neurons],
+    return {"remove": [(n, removed(state, n.label)) for n in neurons],
             "clear": state.query(pool=())}
 
 

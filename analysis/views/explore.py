@@ -1,7 +1,9 @@
 """The Analysis view of a run: the page, and the partials htmx swaps into it (rankings, neuron list, the
 workbench of neuron list + pool + activation map, the map alone, typed-text search). Thin: parse the URL state,
-call ``analysis.explore``, render. Every panel's state is in the query string (``ViewState``), so each control
-asks for its partial and pushes the page URL with the same query (``hx-push-url``)."""
+call ``analysis.explore``, render. Every panel's state is in the query string (``ViewState``): each control asks
+for its partial with the whole state, and the partial's answer moves the address bar to the page with that same
+query (the ``HX-Push-Url`` header), so the URL is always the shareable view. Without JavaScript the same links and
+forms load the whole page."""
 
 from __future__ import annotations
 
