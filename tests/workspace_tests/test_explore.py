@@ -3,9 +3,9 @@
 comparison matrix, the neuron list, the pool's round trip through the URL, the activation map's values read
 back from the store, paging, search, typed-text search, the permission matrix and bad input.
 
-Typed-text search runs through the realtime module's own in-process path (Celery eager mode, the test settings'
-default: the same ``realtime.ask`` → ``compute_activations`` code a realtime worker runs). Its 503 and 504 states
-use the real broker with no realtime worker consuming it."""
+Typed-text search runs here through the realtime module's own in-process path (Celery eager mode, the test
+settings' default: the same ``realtime.ask`` → ``compute_activations`` code a realtime worker runs); its 503 and
+504 states use the real broker with no realtime worker consuming it; test_explore_realtime.py has a real worker."""
 
 from __future__ import annotations
 
