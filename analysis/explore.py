@@ -59,7 +59,7 @@ class RankingOption:
     name: str
 
     def query(self, state: workspace.ViewState) -> str:
-        return state.query(ranking=self.step.pk, of=self.of, label="", npage="", set="", layer="")
+        return state.query(ranking=self.step.pk, of=self.of, sub="", label="", npage="", set="", layer="")
 
 
 def model_names(steps) -> dict[str, str]:
@@ -214,7 +214,7 @@ def per_label_choice(ranking, label: str) -> str:
 def ranking_panel(chosen: Chosen, state: workspace.ViewState) -> dict:
     """The chosen ranking's top neurons (overall or for one label), its confidence and the method comparison."""
     ranking, index = chosen.ranking, chosen.index
-    label = per_label_choice(ranking, state.extra.get("label", ""))
+    label = per_label_choice(ranking, state.extra.get("sub", ""))  # the panel's label; the list has its own
     order = ranking.per_label[label] if label else ranking.order
     confidence = ranking.confidence or None
     stability = []

@@ -181,7 +181,7 @@ def time_requests(owner, run, ranking_steps, repeat: int) -> list[dict]:
         ("Analysis page (pool of 10)", reverse("analysis:run-analysis", args=args), f"ranking={anova}&pools={pools}"),
         ("rankings partial, k=1%", reverse("analysis:run-analysis-rankings", args=args), f"ranking={anova}&k=1%25"),
         ("rankings partial, label NOUN", reverse("analysis:run-analysis-rankings", args=args),
-         f"ranking={anova}&label=NOUN"),
+         f"ranking={anova}&sub=NOUN"),
         ("neuron list, page 3", reverse("analysis:run-analysis-neurons", args=args), f"ranking={anova}&npage=3"),
         ("neuron list, mlp L4, label VERB", reverse("analysis:run-analysis-neurons", args=args),
          f"ranking={anova}&set=mlp&layer=4&label=VERB"),

@@ -53,7 +53,7 @@ class _Page:
 
 
 # What each form of the page sets itself; the rest of the state travels in hidden fields.
-FORM_FIELDS = {"rankings": {"label", "k"}, "neurons": {"set", "layer", "label", "npage"},
+FORM_FIELDS = {"rankings": {"sub", "k"}, "neurons": {"set", "layer", "label", "npage"},
                "map": {"q", "page"}, "typed": {"text"}}
 
 

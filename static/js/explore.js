@@ -32,4 +32,35 @@
     const heading = document.getElementById("pool-title");
     if (heading) heading.focus();
   });
+  // The URL is the view's state, and every partial moves it (HX-Push-Url), so a control rendered earlier may
+  // hold an older copy of the rest of the state. A control says which keys it sets (data-sets); at request time
+  // (or on click, for a plain link) its request becomes the current URL's state with just those keys replaced.
+  function merged(control, path, fields) {
+    const [base, query] = path.split("?");
+    const wanted = new URLSearchParams(query || "");
+    for (const [key, value] of fields || []) wanted.append(key, value);
+    const state = new URLSearchParams(location.search);
+    for (const key of control.dataset.sets.split(",")) {
+      state.delete(key);
+      for (const value of wanted.getAll(key)) if (value !== "") state.append(key, value);
+    }
+    const text = state.toString();
+    return base + (text ? "?" + text : "");
+  }
+  document.addEventListener("htmx:configRequest", (event) => {
+    const control = event.detail.elt.closest("[data-sets]");
+    if (!control || !control.closest("[data-explore]") || event.detail.verb !== "get") return;
+    event.detail.path = merged(control, event.detail.path, event.detail.formData);
+    event.detail.parameters = {};
+  });
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest && event.target.closest("a[data-sets]:not([hx-get])");
+    if (link && link.closest("[data-explore]")) link.href = merged(link, link.getAttribute("href"));
+  });
+  // The tabs of the workspace carry the state to the other views: keep them on the current URL's.
+  document.addEventListener("htmx:pushedIntoHistory", () => {
+    for (const tab of document.querySelectorAll(".workspace-tabs a")) {
+      if (/\/(analysis|ablation|manipulation)\/$/.test(new URL(tab.href).pathname)) tab.search = location.search;
+    }
+  });
 })();

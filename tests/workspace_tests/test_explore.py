@@ -110,7 +110,7 @@ def test_the_rankings_are_listed_and_the_chosen_one_shows_its_top_neurons(people
 
 def test_a_label_sub_ranking(people, finished_run):
     _, anova = steps(finished_run)
-    html = client_for(people).get(url(finished_run, "rankings/", f"ranking={anova.pk}&label=NOUN")).content.decode()
+    html = client_for(people).get(url(finished_run, "rankings/", f"ranking={anova.pk}&sub=NOUN")).content.decode()
     ranking = workspace.ranking_of(anova)
     labels = re.findall(NEURON_LINK, re.findall(r'explore-top.*?</table>', html, re.S)[0])
     assert labels == [ranking.neuron_ids[i].label for i in ranking.per_label["NOUN"][:10]]

@@ -2,8 +2,9 @@
 swaps the workbench and pushes the shareable URL), see their rows in the activation map, move through the map's
 words with the keyboard (the value shows on focus), and reopen the pushed URL to find the same view.
 
-The run is computed in this process (eager pipeline on the tiny BERT) and its results copied to the server's
-results folder (the server is another process, with the default folders)."""
+The run is computed in this process (eager pipeline on the tiny BERT) and its results and uploads copied to the
+server's folders (the server is another process, with the default folders); the server answers typed text with
+the realtime task in its own process (eager, as the test settings say)."""
 
 from __future__ import annotations
 
@@ -25,16 +26,22 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture
-def server_run(people, attached, django_capture_on_commit_callbacks, tmp_path_factory):  # noqa: F811
-    """A finished run whose result files are where the server looks for them."""
+def server_run(people, attached, django_capture_on_commit_callbacks):  # noqa: F811
+    """A finished run whose result files (and uploaded model, for typed text) are where the server looks."""
     from neurox_site import settings as site_settings
 
     with django_capture_on_commit_callbacks(execute=True):
         run = services.create_run(people["owner"], people["project"], request_for(attached))
     run.refresh_from_db()
-    server_results = Path(site_settings.NEUROX_RESULTS_DIR)
-    shutil.copytree(settings.NEUROX_RESULTS_DIR, server_results, dirs_exist_ok=True)
-    return run
+    copies = [(Path(settings.NEUROX_RESULTS_DIR), Path(site_settings.NEUROX_RESULTS_DIR)),
+              (Path(settings.MEDIA_ROOT), Path(site_settings.MEDIA_ROOT))]
+    added = []
+    for source, target in copies:
+        added += [target / p.relative_to(source) for p in source.iterdir() if not (target / p.name).exists()]
+        shutil.copytree(source, target, dirs_exist_ok=True)
+    yield run
+    for path in added:
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 AXE = Path(settings.BASE_DIR) / "static" / "vendor" / "axe-core" / "axe.min.js"
@@ -90,6 +97,18 @@ def test_pool_map_keyboard_and_shared_url(page: Page, server_run, tmp_path):  # 
     expect(page.locator("#pool")).to_contain_text("Pool (2 of at most 50)")
     assert parse_qs(urlsplit(page.url).query)["pools"][0].split(",") == chosen[1:]
     expect(page.locator("#pool-title")).to_be_focused()  # the removed control is gone: focus is not lost
+    ablation_tab = page.get_by_role("navigation", name="Views of this run").get_by_role("link", name="Ablation")
+    assert parse_qs(urlsplit(ablation_tab.get_attribute("href")).query)["pools"][0].split(",") == chosen[1:]
+
+    # typed text (the server runs the realtime task in its own process: eager, as in the test settings)
+    page.get_by_label("A sentence (words separated by spaces)").fill("the dog sat in the park .")
+    page.get_by_role("button", name="Run the model").click()
+    expect(page.locator("#typed-result")).to_contain_text("Most active neurons per word", timeout=90_000)  # cold model
+    # the form was rendered with the pool of three; it sends the pool as the URL has it now (two)
+    expect(page.locator("#typed-result .map-row")).to_have_count(2)
+    assert parse_qs(urlsplit(page.url).query)["text"] == ["the dog sat in the park ."]
+    assert serious_violations(page) == []
+    page.screenshot(path=str(tmp_path / "typed.png"), full_page=True)
 
     # by keyboard: Enter on a neuron's "Add" keeps focus on that neuron's toggle, now "Remove"
     toggle = page.locator("#neuron-list a", has_text="Add").first
