@@ -219,10 +219,10 @@ def print_table(manifest: dict, rows: list[dict], repeat: int) -> None:
     print(f"\nAnalysis view: MiniLM × UD EWT dev, {manifest['words']:,} words, {manifest['sentences']:,} sentences, "
           f"{manifest['units']:,} units (hidden + mlp); {repeat} requests each after a warm-up; Django test client "
           "on PostgreSQL, one process. Machine loaded by other engineers (2 cores shared by seven).\n")
-    print(f"| {'request':<36} | {'p50 ms':>7} | {'p95 ms':>7} | {'max ms':>7} | {'CPU p50':>7} | {'KiB':>6} |")
-    print(f"|{'-' * 38}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 8}|")
+    print(f"| {'request':<38} | {'p50 ms':>7} | {'p95 ms':>7} | {'max ms':>7} | {'CPU p50':>7} | {'KiB':>6} |")
+    print(f"|{'-' * 40}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 8}|")
     for r in rows:
-        print(f"| {r['request']:<36} | {r['p50']:7.1f} | {r['p95']:7.1f} | {r['max']:7.1f} | {r['cpu']:7.1f} | "
+        print(f"| {r['request']:<38} | {r['p50']:7.1f} | {r['p95']:7.1f} | {r['max']:7.1f} | {r['cpu']:7.1f} | "
               f"{r['kib']:6.1f} |")
     print(f"\nWall time per request (ms) and this process's CPU time (ms; the database's work is not in it); load "
           f"average when done: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores. Target: p95 < 150 ms for every "
