@@ -21,3 +21,12 @@ urlpatterns = [
     path("<int:pk>/runs/new/estimate/", new_run.new_run_estimate, name="run-new-estimate"),
     path("<int:pk>/runs/new/ranking/", new_run.new_run_ranking, name="run-new-ranking"),
 ]
+
+# The Analysis view's partials (htmx swaps them in; each takes the page's query string)
+urlpatterns += [
+    path("<int:pk>/runs/<int:run_id>/analysis/rankings/", explore.rankings_partial, name="run-analysis-rankings"),
+    path("<int:pk>/runs/<int:run_id>/analysis/neurons/", explore.neurons_partial, name="run-analysis-neurons"),
+    path("<int:pk>/runs/<int:run_id>/analysis/workbench/", explore.workbench_partial, name="run-analysis-workbench"),
+    path("<int:pk>/runs/<int:run_id>/analysis/map/", explore.map_partial, name="run-analysis-map"),
+    path("<int:pk>/runs/<int:run_id>/analysis/typed/", explore.typed_partial, name="run-analysis-typed"),
+]
