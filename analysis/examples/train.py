@@ -36,8 +36,9 @@ class Sizes:
 @dataclass(frozen=True)
 class Schedule:
     epochs: int = 6
-    batch_size: int = 64
-    learning_rate: float = 2e-3
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    warmup: float = 0.05  # share of the steps
     threads: int = 1
 
 
@@ -77,13 +78,16 @@ def _batches(n: int, batch_size: int, generator):
 
 
 def _fit(model, make_batch, n: int, schedule: Schedule, seed: int, log) -> float:
-    """AdamW with a linear decay over ``schedule``; returns the last epoch's mean loss."""
+    """AdamW with a short linear warm-up (post-norm transformers such as Marian need one at these learning
+    rates), then a linear decay; returns the last epoch's mean loss."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.AdamW(model.parameters(), lr=schedule.learning_rate, weight_decay=0.01)
     steps = schedule.epochs * -(-n // schedule.batch_size)
-    decay = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: max(0.0, 1 - step / steps))
+    warmup = max(1, int(schedule.warmup * steps))
+    decay = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / (steps - warmup))))
     model.train()
     mean_loss = float("nan")
     for epoch in range(schedule.epochs):
@@ -128,7 +132,9 @@ def train_translation_model(pairs: list[Pair], out, *, seed: int, sizes: Sizes =
         decoder_attention_heads=sizes.heads, encoder_ffn_dim=sizes.ffn, decoder_ffn_dim=sizes.ffn,
         max_position_embeddings=sizes.max_positions, pad_token_id=pad, eos_token_id=eos,
         decoder_start_token_id=pad, forced_eos_token_id=eos, share_encoder_decoder_embeddings=True,
-        dropout=0.1, activation_function="gelu")
+        # scaled token embeddings: unscaled (std 0.02) they drown under the sinusoidal positions (amplitude 1),
+        # and 6 epochs reached only BLEU 61 instead of 99.9
+        scale_embedding=True, dropout=0.1, activation_function="gelu")
     model = MarianMTModel(config)
     model.generation_config = GenerationConfig(decoder_start_token_id=pad, eos_token_id=eos, pad_token_id=pad,
                                                forced_eos_token_id=eos, num_beams=1, do_sample=False)
