@@ -115,3 +115,44 @@ class StepResultSerializer(serializers.Serializer):
                                  help_text="Rankings (with confidence when resampled) and curves as JSON; null "
                                  "for results that are arrays (download their files).")
     files = ResultFileSerializer(many=True)
+
+
+class ManipulationRecipeSerializer(serializers.ModelSerializer):
+    """A saved manipulation. ``recipe`` is checked by ``analysis.manipulation_view.clean_recipe`` (the same check
+    as the Manipulation view's save form); its messages come back under ``recipe``."""
+
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    run = serializers.IntegerField(source="run_id", required=False, allow_null=True,
+                                   help_text="A run of the project (for a corpus sentence or label positions).")
+    recipe = serializers.JSONField(help_text="{\"model\": id, \"sentence\": text, \"corpus_sentence\": index or "
+                                   "null, \"edits\": [{\"neuron\": \"L3:117\", \"operation\": \"clamp\" | \"scale\" "
+                                   "| \"shift\", \"value\": number}], \"positions\": {\"mode\": \"all\"} | "
+                                   "{\"mode\": \"label\", \"label\": \"VERB\"} | {\"mode\": \"words\", \"words\": "
+                                   "[0, 2]}, \"mask_words\": [...]}")
+
+    class Meta:
+        from .models import ManipulationRecipe
+
+        model = ManipulationRecipe
+        fields = ["id", "name", "run", "recipe", "created_by", "created_at"]
+        read_only_fields = ["id", "created_by", "created_at"]
+
+    def validate_name(self, value):
+        if not value.strip():
+            raise serializers.ValidationError("Give the recipe a name.")
+        return value.strip()
+
+    def validate(self, data):
+        from .manipulation_view import RecipeError, clean_recipe
+
+        project = self.context["project"]
+        run = None
+        if data.get("run_id") is not None:
+            run = project.runs.filter(pk=data["run_id"]).first()
+            if run is None:
+                raise serializers.ValidationError({"run": ["Not a run of this project."]})
+        try:
+            recipe = clean_recipe(project, data["recipe"], run)
+        except RecipeError as error:
+            raise serializers.ValidationError({"recipe": {error.field: [error.message]}}) from None
+        return {"name": data["name"], "run": run, "recipe": recipe}

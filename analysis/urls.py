@@ -19,3 +19,12 @@ urlpatterns = [
     path("<int:pk>/runs/<int:run_id>/manipulation/", manipulation.manipulation, name="run-manipulation"),
     path("<int:pk>/runs/<int:run_id>/downloads/", downloads.downloads, name="run-downloads"),
 ]
+
+urlpatterns += [
+    path("<int:pk>/runs/<int:run_id>/manipulation/output/", manipulation.manipulation_output,
+         name="run-manipulation-output"),
+    path("<int:pk>/runs/<int:run_id>/manipulation/recipes/", manipulation.recipe_save,
+         name="run-manipulation-recipe-save"),
+    path("<int:pk>/runs/<int:run_id>/manipulation/recipes/<int:recipe_id>/delete/", manipulation.recipe_delete,
+         name="run-manipulation-recipe-delete"),
+]
