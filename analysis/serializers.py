@@ -122,6 +122,8 @@ class ManipulationRecipeSerializer(serializers.ModelSerializer):
     as the Manipulation view's save form); its messages come back under ``recipe``."""
 
     created_by = serializers.CharField(source="created_by.username", read_only=True)
+    name = serializers.CharField(max_length=120, error_messages={
+        "blank": "Give the recipe a name.", "max_length": "The name is longer than 120 characters; shorten it."})
     run = serializers.IntegerField(source="run_id", required=False, allow_null=True,
                                    help_text="A run of the project (for a corpus sentence or label positions).")
     recipe = serializers.JSONField(help_text="{\"model\": id, \"sentence\": text, \"corpus_sentence\": index or "
@@ -137,11 +139,6 @@ class ManipulationRecipeSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "run", "recipe", "created_by", "created_at"]
         read_only_fields = ["id", "created_by", "created_at"]
 
-    def validate_name(self, value):
-        if not value.strip():
-            raise serializers.ValidationError("Give the recipe a name.")
-        return value.strip()
-
     def validate(self, data):
         from .manipulation_view import RecipeError, clean_recipe
 
@@ -154,5 +151,6 @@ class ManipulationRecipeSerializer(serializers.ModelSerializer):
         try:
             recipe = clean_recipe(project, data["recipe"], run)
         except RecipeError as error:
-            raise serializers.ValidationError({"recipe": {error.field: [error.message]}}) from None
+            where = {error.field: [error.message]} if error.field != "recipe" else [error.message]
+            raise serializers.ValidationError({"recipe": where}) from None
         return {"name": data["name"], "run": run, "recipe": recipe}
