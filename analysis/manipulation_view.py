@@ -61,7 +61,14 @@ class RunModel:
 
 
 def run_models(run) -> list[RunModel]:
-    """The run's models that have a finished activation store, in the order the run lists them."""
+    """The run's models that have a finished activation store, in the order the run lists them (worked out once
+    per Run instance, i.e. once per request)."""
+    if not hasattr(run, "_manipulation_models"):
+        run._manipulation_models = _run_models(run)
+    return run._manipulation_models
+
+
+def _run_models(run) -> list[RunModel]:
     steps = succeeded_steps(run)
     uploads = {m.pk: m for m in run.project.model_uploads.all()}
     models = []
@@ -131,10 +138,15 @@ def neuron_facts(stats, label: str) -> dict | None:
     if stats is None:
         return None
     try:
-        facts = stats.for_neuron(label)
+        i = stats.position(label)
     except (KeyError, ValueError):
         return None
-    return {key: facts[key] for key in ("min", "mean", "max", "std", "quantiles", "label_means")}
+    a = stats.arrays  # read directly: NeuronStats.for_neuron also builds contexts and histograms, unused here
+    return {"min": float(a["min"][i]), "mean": float(a["mean"][i]), "max": float(a["max"][i]),
+            "std": float(a["std"][i]),
+            "quantiles": {str(q): float(v) for q, v in zip(stats.params["quantiles"], a["quantiles"][i])},
+            "label_means": {name: (None if math.isnan(v) else float(v))
+                            for name, v in zip(stats.label_names, a["label_means"][i].tolist())}}
 
 
 def slider(label: str, facts: dict | None, operation: str, value: float | None) -> dict:
