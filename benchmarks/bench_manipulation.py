@@ -22,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -88,15 +89,21 @@ def setup(n_sentences: int):
     return user, project, model, corpus, client.cookies["sessionid"].value
 
 
+TIMINGS: list[dict[str, float]] = []  # the partial's Server-Timing (view, worker) per call
+
+
 def get(url: str, session: str) -> tuple[float, int, str]:
     request = urllib.request.Request(url, headers={"Cookie": f"sessionid={session}", "HX-Request": "true"})
     started = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            body, status = response.read().decode(), response.status
+            body, status, timing = response.read().decode(), response.status, response.headers.get("Server-Timing")
     except urllib.error.HTTPError as error:
-        body, status = error.read().decode(), error.code
-    return (time.perf_counter() - started) * 1000, status, body
+        body, status, timing = error.read().decode(), error.code, None
+    elapsed = (time.perf_counter() - started) * 1000
+    if timing:
+        TIMINGS.append({part.split(";dur=")[0].strip(): float(part.split(";dur=")[1]) for part in timing.split(",")})
+    return elapsed, status, body
 
 
 def p50_p95(samples):
@@ -168,29 +175,33 @@ def main():
             for seq in range(5):  # warm: model loaded, statistics and store opened in the server process
                 _, status, body = get(f"{base}output/?{query(seq)}", session)
                 assert status == 200, body[:2000]
-            moves = []
+            moves, TIMINGS[:] = [], []
             for seq in range(5, 5 + args.calls):
                 elapsed, status, body = get(f"{base}output/?{query(seq)}", session)
                 assert status == 200 and "manip-result" in body, body[:2000]
                 moves.append(elapsed)
-            rows.append((f"slider move: {name}", *p50_p95(moves), len(moves)))
+            rows.append((f"slider move: {name}", *p50_p95(moves),
+                         statistics.median(t["view"] for t in TIMINGS),
+                         statistics.median(t["worker"] for t in TIMINGS), len(moves)))
             print("measured", rows[-1], flush=True)
         pages = []
         for seq in range(args.calls):
             elapsed, status, body = get(f"{base}?model={model.pk}&pools={','.join(neurons)}&corpus={seq}", session)
             assert status == 200, body[:2000]
             pages.append(elapsed)
-        rows.append(("page (10 sliders, corpus sentence)", *p50_p95(pages), len(pages)))
+        rows.append(("page (10 sliders, corpus sentence)", *p50_p95(pages), None, None, len(pages)))
     finally:
         stop(worker)
         stop(server)
     print(f"\nManipulation view, MiniLM (every hidden layer), {args.sentences or 'all'} UD dev sentences, "
           f"10 neurons; {os.cpu_count()} cores; warm; one client")
-    print(f"{'request':<46} | {'p50 ms':>8} | {'p95 ms':>8} | calls")
-    print("-" * 76)
-    for name, p50, p95, n in rows:
-        print(f"{name:<46} | {p50:8.1f} | {p95:8.1f} | {n}")
-    print("target: slider move p50 < 300 ms")
+    print(f"{'request':<40} | {'p50 ms':>7} | {'p95 ms':>7} | {'view p50':>8} | {'worker p50':>10} | calls")
+    print("-" * 92)
+    for name, p50, p95, view, worker, n in rows:
+        extra = f"{view:8.1f} | {worker:10.1f}" if view is not None else f"{'':8} | {'':10}"
+        print(f"{name:<40} | {p50:7.1f} | {p95:7.1f} | {extra} | {n}")
+    print("round trip measured by the client; view = the partial's server time (Server-Timing), worker = inside "
+          "the realtime worker; target: slider move p50 < 300 ms")
     shutil.rmtree(env["NEUROX_DATA_DIR"], ignore_errors=True)
 
 

@@ -2,10 +2,12 @@
 side (updated as a slider moves, from a realtime worker), presets and saved recipes. The logic is in
 ``analysis.manipulation_view``; these views parse, check permissions and render."""
 
+import time
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.db.models import Q
 from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -49,7 +51,8 @@ def manipulation(request, pk, run_id):
     return render(request, "analysis/workspace/manipulation.html", {
         "run": run, "project": run.project, "current_project": run.project, "state": state, "tab": "manipulation",
         "title": "Manipulation", "page": page, "corpus": corpus, "recipe_row": recipe_row,
-        "recipes": run.project.manipulation_recipes.select_related("created_by"),
+        "recipes": run.project.manipulation_recipes.filter(Q(run=run) | Q(run__isnull=True))
+                   .select_related("created_by"),
         "can_write": can_write(request.user, run.project), "cq": request.GET.get("cq", ""),
         "query": request.GET.urlencode()})
 
@@ -57,16 +60,19 @@ def manipulation(request, pk, run_id):
 @require_GET
 def manipulation_output(request, pk, run_id):
     """The partial the sliders refresh: original vs manipulated output (400/503/504 with a readable message)."""
+    started = time.perf_counter()
     run = run_in_project(request.user, pk, run_id)
     _, _, page = _state(request.GET, run)
     context = {"page": page, "seq": request.GET.get("seq", "")}
-    status = 200
+    status, worker_ms = 200, None
     if not page["neurons"]:
         context["empty"] = True
     else:
         try:
             recipe = logic.clean_recipe(run.project, page["recipe"], run)
-            context["shown"] = logic.side_by_side(logic.manipulate(run.project, recipe, run))
+            answer = logic.manipulate(run.project, recipe, run)
+            worker_ms = answer.get("worker_ms")
+            context["shown"] = logic.side_by_side(answer)
         except (logic.RecipeError, realtime.RealtimeRequestError) as error:
             context["error"], status = error.message, 400
         except realtime.RealtimeUnavailable as error:
@@ -75,6 +81,10 @@ def manipulation_output(request, pk, run_id):
             context["error"], status = str(error), 504
     response = render(request, "analysis/workspace/_manip_output.html", context, status=status)
     response["X-Manipulation-Seq"] = context["seq"]
+    timings = [f"view;dur={(time.perf_counter() - started) * 1000:.1f}"]
+    if worker_ms is not None:
+        timings.append(f"worker;dur={worker_ms:.1f}")  # inside the realtime worker
+    response["Server-Timing"] = ", ".join(timings)
     return response
 
 

@@ -69,6 +69,8 @@
       slider.value = String(value);
       document.getElementById(slider.dataset.output).textContent = value.toFixed(3);
       soon();
+    } else if (target.id === "manip-model") {
+      form.requestSubmit();  // another model has other statistics: the page redraws every slider
     } else if (target.classList.contains("manip-op")) {
       // a new operation has its own range and default: the page redraws the slider without the old value
       target.closest(".manip-slider").querySelector('input[type="range"]').disabled = true;

@@ -109,6 +109,7 @@ def test_output_partial_shows_original_and_manipulated_with_changes_marked(peopl
     pools = ",".join(f"L2:{u}" for u in range(32))
     answer = client_for(people, "viewer").get(output_url(people, manip_run, f"pools={pools}&{edits}&sentence={MASKED}&seq=7"))
     assert answer.status_code == 200 and answer["X-Manipulation-Seq"] == "7"
+    assert re.fullmatch(r"view;dur=[\d.]+, worker;dur=[\d.]+", answer["Server-Timing"])
     html = answer.content.decode()
     assert "Predictions for word 5" in html and "<caption>Original</caption>" in html and "<caption>Manipulated</caption>" in html
     assert 'class="manip-changed"' in html and "(new)" in html and "The output changed" in html
