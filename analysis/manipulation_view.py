@@ -215,14 +215,11 @@ def clean_recipe(project, data, run=None) -> dict:
 
     if not isinstance(data, dict):
         raise RecipeError("recipe", "A recipe is an object with model, sentence, edits and positions.")
-    try:
-        model_id = int(data.get("model"))
-        model = project.model_uploads.get(pk=model_id)
+    run_model = next((m for m in run_models(run) if str(m.pk) == str(data.get("model"))), None) if run else None
+    try:  # a model of the run is one of the project's already (run_models reads the project's models)
+        model = run_model.upload if run_model else project.model_uploads.get(pk=int(data.get("model")))
     except (TypeError, ValueError, project.model_uploads.model.DoesNotExist):
         raise RecipeError("model", "Choose one of this project's models (its id).") from None
-    run_model = None
-    if run is not None:
-        run_model = next((m for m in run_models(run) if m.pk == model.pk), None)
     corpus_sentence = data.get("corpus_sentence")
     if corpus_sentence is not None:
         if run_model is None:
