@@ -27,6 +27,7 @@ SCALE_RANGE = (-2.0, 4.0)
 SLIDER_STEPS = 200
 TOP_K_DEFAULT = 5
 CORPUS_PAGE = 8
+NAME_LIMIT = 120  # ManipulationRecipe.name's max_length
 
 
 class RecipeError(ValueError):
@@ -199,6 +200,16 @@ def label_shift(stats, neurons: list[str], source: str, target: str, alpha: floa
 
 
 # ------------------------------------------------------------------------------------------------ the recipe
+
+
+def clean_name(name) -> str:
+    """A recipe's name, trimmed, or :class:`RecipeError`."""
+    name = name.strip() if isinstance(name, str) else ""
+    if not name:
+        raise RecipeError("name", "Give the recipe a name.")
+    if len(name) > NAME_LIMIT:
+        raise RecipeError("name", f"The name is longer than {NAME_LIMIT} characters; shorten it.")
+    return name
 
 
 def _int_list(value, field: str, length: int, what: str) -> list[int]:

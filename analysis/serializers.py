@@ -122,8 +122,7 @@ class ManipulationRecipeSerializer(serializers.ModelSerializer):
     as the Manipulation view's save form); its messages come back under ``recipe``."""
 
     created_by = serializers.CharField(source="created_by.username", read_only=True)
-    name = serializers.CharField(max_length=120, error_messages={
-        "blank": "Give the recipe a name.", "max_length": "The name is longer than 120 characters; shorten it."})
+    name = serializers.CharField(allow_blank=True, help_text="At most 120 characters.")
     run = serializers.IntegerField(source="run_id", required=False, allow_null=True,
                                    help_text="A run of the project (for a corpus sentence or label positions).")
     recipe = serializers.JSONField(help_text="{\"model\": id, \"sentence\": text, \"corpus_sentence\": index or "
@@ -138,6 +137,14 @@ class ManipulationRecipeSerializer(serializers.ModelSerializer):
         model = ManipulationRecipe
         fields = ["id", "name", "run", "recipe", "created_by", "created_at"]
         read_only_fields = ["id", "created_by", "created_at"]
+
+    def validate_name(self, value):
+        from .manipulation_view import RecipeError, clean_name
+
+        try:
+            return clean_name(value)
+        except RecipeError as error:
+            raise serializers.ValidationError(error.message) from None
 
     def validate(self, data):
         from .manipulation_view import RecipeError, clean_recipe

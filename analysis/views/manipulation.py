@@ -93,21 +93,17 @@ def recipe_save(request, pk, run_id):
     """Save the manipulation described by the page's query string (``query``) under ``name``."""
     run = run_in_project(request.user, pk, run_id)
     project = project_for(request.user, pk, write=True)
-    query = request.POST.get("query", "")
-    _, _, page = _state(QueryDict(query.lstrip("?")[:8000]), run)
+    query = QueryDict(request.POST.get("query", "").lstrip("?")[:8000])
+    _, _, page = _state(query, run)
     page_url = reverse("analysis:run-manipulation", args=[pk, run_id])
-    name = request.POST.get("name", "").strip()
     try:
-        if not name:
-            raise logic.RecipeError("name", "Give the recipe a name.")
-        if len(name) > 120:
-            raise logic.RecipeError("name", "The name is longer than 120 characters; shorten it.")
+        name = logic.clean_name(request.POST.get("name"))
         if page["model"] is None:
             raise logic.RecipeError("model", "This run has no finished activations to manipulate.")
         recipe = logic.clean_recipe(project, page["recipe"], run)
     except logic.RecipeError as error:
         messages.error(request, f"The recipe was not saved: {error.message}")
-        return redirect(f"{page_url}?{query}" if query else page_url)
+        return redirect(f"{page_url}?{query.urlencode()}" if query else page_url)
     row = ManipulationRecipe.objects.create(project=project, run=run, created_by=request.user, name=name,
                                             recipe=recipe)
     messages.success(request, f"Saved the recipe “{row.name}”.")

@@ -159,6 +159,7 @@ def test_api_create_and_retrieve(people, manip_run, attached):
 
 @pytest.mark.parametrize("change,field,message", [
     ({"name": "   "}, "name", "Give the recipe a name."),
+    ({"name": "x" * 121}, "name", "longer than 120 characters"),
     ({"run": 999999}, "run", "Not a run of this project."),
     ({"recipe": "nope"}, "recipe", "A recipe is an object"),
     ({"recipe": {"model": 999999}}, "model", "Choose one of this project's models"),
