@@ -195,11 +195,11 @@ def main():
         stop(server)
     print(f"\nManipulation view, MiniLM (every hidden layer), {args.sentences or 'all'} UD dev sentences, "
           f"10 neurons; {os.cpu_count()} cores; warm; one client")
-    print(f"{'request':<40} | {'p50 ms':>7} | {'p95 ms':>7} | {'view p50':>8} | {'worker p50':>10} | calls")
-    print("-" * 92)
+    print(f"{'request':<46} | {'p50 ms':>7} | {'p95 ms':>7} | {'view p50':>8} | {'worker p50':>10} | calls")
+    print("-" * 98)
     for name, p50, p95, view, worker, n in rows:
         extra = f"{view:8.1f} | {worker:10.1f}" if view is not None else f"{'':8} | {'':10}"
-        print(f"{name:<40} | {p50:7.1f} | {p95:7.1f} | {extra} | {n}")
+        print(f"{name:<46} | {p50:7.1f} | {p95:7.1f} | {extra} | {n}")
     print("round trip measured by the client; view = the partial's server time (Server-Timing), worker = inside "
           "the realtime worker; target: slider move p50 < 300 ms")
     shutil.rmtree(env["NEUROX_DATA_DIR"], ignore_errors=True)
