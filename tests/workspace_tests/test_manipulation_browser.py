@@ -1,6 +1,7 @@
 """The Manipulation view in a real browser (system Chromium) against the real ASGI server: moving a slider with
 the keyboard changes the output without a reload, the URL follows (a reload shows the same state), and a saved
-recipe comes back through its URL. The run is computed in this process (eager pipeline) into the data folder the
+recipe comes back through its URL; an answer that arrives after a newer one (held back with page.route) is
+dropped. The run is computed in this process (eager pipeline) into the data folder the
 server shares; the server runs the realtime task in-process too (tests.settings is eager), the same code a
 realtime worker runs."""
 
@@ -62,3 +63,30 @@ def test_a_slider_move_changes_the_output_and_the_url_keeps_it(page: Page, brows
     expect(page.get_by_role("status").filter(has_text="Showing the recipe “all up”")).to_be_visible()
     expect(page.get_by_label(re.compile(r"^Value of L2:7 "))).to_have_value("4")
     expect(output).to_contain_text("The output changed")
+
+
+def test_an_answer_older_than_the_one_shown_is_dropped(page: Page, browser_run):
+    sign_in(page, "vera")
+    page.goto(f"/projects/{browser_run.project_id}/runs/{browser_run.pk}/manipulation/?pools=L2:0&op.L2:0=scale"
+              "&v.L2:0=1&sentence=the+cat+sat+on+the+[MASK]+.")
+    result = page.locator("#manip-output .manip-result")
+    expect(result).to_have_attribute("data-seq", "1", timeout=60_000)
+    held = []
+
+    def hold_the_second(route):  # the network delays the answer to the second request
+        if "seq=2" in route.request.url:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/manipulation/output/**", hold_the_second)
+    slider = page.get_by_label(re.compile(r"^Value of L2:0 "))
+    slider.press("ArrowRight")
+    page.wait_for_timeout(500)  # past the 150 ms debounce: request 2 is sent (and held)
+    assert len(held) == 1
+    slider.press("ArrowRight")
+    expect(result).to_have_attribute("data-seq", "3")
+    held[0].continue_()  # the older answer arrives last
+    page.wait_for_timeout(1500)
+    expect(result).to_have_attribute("data-seq", "3")
+    expect(page.locator("#manip-output")).to_have_attribute("aria-busy", "false")
