@@ -1,9 +1,12 @@
-"""Admin for runs, their steps and log lines, and the shared results (with the bytes each one takes)."""
+"""Admin for runs, their steps and log lines, the shared results (with the bytes each one takes), and saved
+manipulation recipes."""
 
 from django.contrib import admin, messages
 from django.template.defaultfilters import filesizeformat
 
-from .models import LogLine, Result, Run, Step
+from projects.selectors import projects_visible_to
+
+from .models import LogLine, ManipulationRecipe, Result, Run, Step
 from .services import reclaim_unreferenced_results
 
 
@@ -61,3 +64,22 @@ class ResultAdmin(admin.ModelAdmin):
     @admin.display(description="bytes", ordering="bytes")
     def size(self, result):
         return f"{filesizeformat(result.bytes)} ({result.bytes:,})"
+
+
+@admin.register(ManipulationRecipe)
+class ManipulationRecipeAdmin(admin.ModelAdmin):
+    """Recipes are made on the Manipulation view (their JSON is checked there); here they are read or deleted.
+    Staff who are not superusers see only the recipes of their own projects."""
+
+    list_display = ("name", "project", "run", "created_by", "created_at")
+    search_fields = ("name", "project__name", "created_by__username")
+    readonly_fields = ("project", "run", "created_by", "name", "recipe", "created_at")
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("project", "run", "created_by")
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(project__in=projects_visible_to(request.user))
+
+    def has_add_permission(self, request):
+        return False

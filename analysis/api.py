@@ -20,10 +20,11 @@ from rest_framework.response import Response
 from projects.selectors import project_for
 
 from . import selectors, services
-from .models import Run
+from .models import ManipulationRecipe, Run
 from .results import result_file, results_of
 from .serializers import (
     LogPageSerializer,
+    ManipulationRecipeSerializer,
     RunRequestSerializer,
     RunSerializer,
     RunSummarySerializer,
@@ -300,3 +301,47 @@ class RealtimeManipulateView(RealtimeView):
                                                   {"neuron": "mlp.L2:5", "operation": "scale", "value": 3}]})])
     def post(self, request, project_pk=None):
         return super().post(request, project_pk)
+
+
+# ------------------------------------------------------------------------------------------------ manipulation recipes
+
+
+@extend_schema_view(
+    list=extend_schema(summary="The project's saved manipulation recipes (any member)",
+                       responses={200: ManipulationRecipeSerializer(many=True), 404: NOT_FOUND}),
+    retrieve=extend_schema(summary="One saved manipulation recipe (any member)",
+                           responses={200: ManipulationRecipeSerializer, 404: NOT_FOUND}),
+    create=extend_schema(summary="Save a manipulation recipe (owners and editors)",
+                         request=ManipulationRecipeSerializer,
+                         responses={201: ManipulationRecipeSerializer,
+                                    400: OpenApiResponse(description="What to change, by field (recipe "
+                                                         "errors under `recipe`); nothing was saved."),
+                                    403: FORBIDDEN, 404: NOT_FOUND}),
+    destroy=extend_schema(summary="Delete a manipulation recipe (owners and editors)",
+                          responses={204: None, 403: FORBIDDEN, 404: NOT_FOUND}),
+)
+class ManipulationRecipeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                                mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    serializer_class = ManipulationRecipeSerializer
+    lookup_value_converter = "int"
+
+    def _project(self, write=False):
+        return project_for(self.request.user, self.kwargs["project_pk"], write=write)
+
+    def get_queryset(self):
+        if _fake(self):
+            return ManipulationRecipe.objects.none()
+        return self._project().manipulation_recipes.select_related("created_by")
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if not _fake(self) and self.action == "create":
+            context["project"] = self._project(write=True)
+        return context
+
+    def perform_create(self, serializer):
+        serializer.save(project=serializer.context["project"], created_by=self.request.user)
+
+    def perform_destroy(self, instance):
+        self._project(write=True)
+        instance.delete()

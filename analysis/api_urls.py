@@ -22,3 +22,11 @@ urlpatterns += [
     path("projects/<int:project_pk>/realtime/manipulate/", api.RealtimeManipulateView.as_view({"post": "post"}),
          name="project-realtime-manipulate"),
 ]
+
+urlpatterns += [
+    path("projects/<int:project_pk>/manipulation-recipes/",
+         api.ManipulationRecipeViewSet.as_view({"get": "list", "post": "create"}), name="project-recipe-list"),
+    path("projects/<int:project_pk>/manipulation-recipes/<int:pk>/",
+         api.ManipulationRecipeViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+         name="project-recipe-detail"),
+]

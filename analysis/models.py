@@ -141,3 +141,24 @@ class Result(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.key[:12]} ({self.state})"
+
+
+class ManipulationRecipe(models.Model):
+    """A named manipulation a member saved to re-run: a sentence, the neuron edits and where they act.
+    ``recipe`` is the JSON that ``analysis.manipulation_view.clean_recipe`` accepts (the one check)."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="manipulation_recipes")
+    run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="recipes",
+                            help_text="The run whose statistics and corpus it was made with (labels, presets).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                   related_name="manipulation_recipes")
+    name = models.CharField(max_length=120)
+    recipe = models.JSONField(help_text="{model, sentence, corpus_sentence, edits: [{neuron, operation, value}], "
+                                        "positions: {mode: all | label | words, ...}}")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"recipe “{self.name}” of {self.project}"

@@ -30,3 +30,12 @@ urlpatterns += [
     path("<int:pk>/runs/<int:run_id>/analysis/map/", explore.map_partial, name="run-analysis-map"),
     path("<int:pk>/runs/<int:run_id>/analysis/typed/", explore.typed_partial, name="run-analysis-typed"),
 ]
+
+urlpatterns += [
+    path("<int:pk>/runs/<int:run_id>/manipulation/output/", manipulation.manipulation_output,
+         name="run-manipulation-output"),
+    path("<int:pk>/runs/<int:run_id>/manipulation/recipes/", manipulation.recipe_save,
+         name="run-manipulation-recipe-save"),
+    path("<int:pk>/runs/<int:run_id>/manipulation/recipes/<int:recipe_id>/delete/", manipulation.recipe_delete,
+         name="run-manipulation-recipe-delete"),
+]

@@ -1,12 +1,121 @@
-"""The Manipulation view of a run (placeholder: the workspace issue fills it in)."""
+"""The Manipulation view of a run: a sentence, a slider per neuron, the original and manipulated outputs side by
+side (updated as a slider moves, from a realtime worker), presets and saved recipes. The logic is in
+``analysis.manipulation_view``; these views parse, check permissions and render."""
 
-from django.shortcuts import render
+import time
+from types import SimpleNamespace
+from urllib.parse import urlencode
 
+from django.contrib import messages
+from django.db.models import Q
+from django.http import Http404, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from projects.selectors import can_write, project_for
+
+from .. import manipulation_view as logic
+from .. import realtime
+from ..models import ManipulationRecipe
 from ..workspace import ViewState, run_in_project
 
 
+def _recipe_row(project, recipe_id):
+    if recipe_id is None:
+        return None
+    try:
+        return project.manipulation_recipes.get(pk=recipe_id)
+    except ManipulationRecipe.DoesNotExist:
+        raise Http404("No such recipe in this project.")
+
+
+def _state(query, run):
+    """(view state, the recipe row of ``recipe=`` or None, the page) for a query string."""
+    state = ViewState.from_request(SimpleNamespace(GET=query))
+    recipe_row = _recipe_row(run.project, state.recipe)
+    query = logic.effective_query(query, recipe_row)
+    pool = ViewState.from_request(SimpleNamespace(GET=query)).pool
+    return state, recipe_row, logic.page_state(run, query, pool)
+
+
+@require_GET
 def manipulation(request, pk, run_id):
     run = run_in_project(request.user, pk, run_id)
-    return render(request, "analysis/workspace/placeholder.html", {
-        "run": run, "project": run.project, "current_project": run.project, "state": ViewState.from_request(request),
-        "tab": "manipulation", "title": "Manipulation"})
+    state, recipe_row, page = _state(request.GET, run)
+    corpus = None
+    if page["model"] is not None:
+        cpage = request.GET.get("cpage", "")
+        corpus = logic.corpus_sentences(page["model"].store(), request.GET.get("cq", "").strip()[:100],
+                                        int(cpage) if cpage.isdigit() and int(cpage) > 0 else 1)
+    return render(request, "analysis/workspace/manipulation.html", {
+        "run": run, "project": run.project, "current_project": run.project, "state": state, "tab": "manipulation",
+        "title": "Manipulation", "page": page, "corpus": corpus, "recipe_row": recipe_row,
+        "recipes": run.project.manipulation_recipes.filter(Q(run=run) | Q(run__isnull=True))
+                   .select_related("created_by"),
+        "can_write": can_write(request.user, run.project), "cq": request.GET.get("cq", ""),
+        "query": request.GET.urlencode()})
+
+
+@require_GET
+def manipulation_output(request, pk, run_id):
+    """The partial the sliders refresh: original vs manipulated output (400/503/504 with a readable message)."""
+    started = time.perf_counter()
+    run = run_in_project(request.user, pk, run_id)
+    _, _, page = _state(request.GET, run)
+    context = {"page": page, "seq": request.GET.get("seq", "")}
+    status, worker_ms = 200, None
+    if not page["neurons"]:
+        context["empty"] = True
+    else:
+        try:
+            recipe = logic.clean_recipe(run.project, page["recipe"], run)
+            answer = logic.manipulate(run.project, recipe, run)
+            worker_ms = answer.get("worker_ms")
+            context["shown"] = logic.side_by_side(answer)
+        except (logic.RecipeError, realtime.RealtimeRequestError) as error:
+            context["error"], status = error.message, 400
+        except realtime.RealtimeUnavailable as error:
+            context["error"], status = str(error), 503
+        except realtime.RealtimeTimeout as error:
+            context["error"], status = str(error), 504
+    response = render(request, "analysis/workspace/_manip_output.html", context, status=status)
+    response["X-Manipulation-Seq"] = context["seq"]
+    timings = [f"view;dur={(time.perf_counter() - started) * 1000:.1f}"]
+    if worker_ms is not None:
+        timings.append(f"worker;dur={worker_ms:.1f}")  # inside the realtime worker
+    response["Server-Timing"] = ", ".join(timings)
+    return response
+
+
+@require_POST
+def recipe_save(request, pk, run_id):
+    """Save the manipulation described by the page's query string (``query``) under ``name``."""
+    run = run_in_project(request.user, pk, run_id)
+    project = project_for(request.user, pk, write=True)
+    query = QueryDict(request.POST.get("query", "").lstrip("?")[:8000])
+    _, _, page = _state(query, run)
+    page_url = reverse("analysis:run-manipulation", args=[pk, run_id])
+    try:
+        name = logic.clean_name(request.POST.get("name"))
+        if page["model"] is None:
+            raise logic.RecipeError("model", "This run has no finished activations to manipulate.")
+        recipe = logic.clean_recipe(project, page["recipe"], run)
+    except logic.RecipeError as error:
+        messages.error(request, f"The recipe was not saved: {error.message}")
+        return redirect(f"{page_url}?{query.urlencode()}" if query else page_url)
+    row = ManipulationRecipe.objects.create(project=project, run=run, created_by=request.user, name=name,
+                                            recipe=recipe)
+    messages.success(request, f"Saved the recipe “{row.name}”.")
+    return redirect(f"{page_url}?{urlencode({'recipe': row.pk})}")
+
+
+@require_POST
+def recipe_delete(request, pk, run_id, recipe_id):
+    run = run_in_project(request.user, pk, run_id)
+    project = project_for(request.user, pk, write=True)
+    row = get_object_or_404(ManipulationRecipe, pk=recipe_id, project=project)
+    row.delete()
+    messages.success(request, f"Deleted the recipe “{row.name}”.")
+    return redirect("analysis:run-manipulation", pk, run.pk)
+
