@@ -55,6 +55,7 @@ from .formats import Corpus
 from .hashing import sha256_json
 from .jobs import Cancelled, Job, as_job
 from .store import ActivationStore, StoreWriter, data_bytes, open_complete, store_key
+from .neurons import resolve_neuron_sets
 from .subwords import AGGREGATIONS, word_positions
 
 DTYPES = ("float32", "float16")
@@ -422,21 +423,6 @@ def plan_extraction(model, corpus, params: ExtractionParams | None = None, *, de
 
 
 # ---------------------------------------------------------------------------------------------- extraction
-
-
-def resolve_neuron_sets(sites: dict, requested: Sequence[str]) -> list[str]:
-    """Requested names, expanding ``hidden``/``mlp`` to ``enc.``/``dec.`` sets for encoder-decoder models."""
-    resolved = []
-    for name in requested:
-        if name in sites:
-            resolved.append(name)
-            continue
-        expanded = [f"{side}.{name}" for side in ("enc", "dec") if f"{side}.{name}" in sites]
-        if not expanded:
-            raise ValueError(f"unknown neuron set {name!r}; this model has {', '.join(sites)}")
-        resolved.extend(expanded)
-    order = list(sites)
-    return sorted(set(resolved), key=order.index)
 
 
 def extract_activations(

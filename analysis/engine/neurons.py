@@ -46,3 +46,19 @@ class NeuronId:
 
 def layer_neurons(neuron_set: str, layer: int, units: int) -> list[NeuronId]:
     return [NeuronId(neuron_set, layer, unit) for unit in range(units)]
+
+
+def resolve_neuron_sets(available, requested) -> list[str]:
+    """Requested set names as ``available`` (a model's sites or a store's sets) names them: ``hidden``/``mlp``
+    expand to their ``enc.``/``dec.`` sets for encoder-decoder models. In ``available``'s order."""
+    resolved = []
+    for name in requested:
+        if name in available:
+            resolved.append(name)
+            continue
+        expanded = [f"{side}.{name}" for side in ("enc", "dec") if f"{side}.{name}" in available]
+        if not expanded:
+            raise ValueError(f"unknown neuron set {name!r}; this model has {', '.join(available)}")
+        resolved.extend(expanded)
+    order = list(available)
+    return sorted(set(resolved), key=order.index)

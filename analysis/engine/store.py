@@ -34,7 +34,7 @@ import numpy as np
 
 from .features import Features
 from .hashing import sha256_json
-from .neurons import layer_neurons
+from .neurons import layer_neurons, resolve_neuron_sets
 
 FORMAT_VERSION = 1
 META = "meta.json"
@@ -167,18 +167,23 @@ class ActivationStore:
     def features(self, neuron_sets: Iterable[str] | str | None = None, layers=None) -> Features:
         """A :class:`Features` over the chosen sets and layers (blocks are memmaps, in set then layer order).
 
-        ``neuron_sets``: a name, a list of names, or None for all. ``layers``: None (all), an int or a list of
-        ints applied to every chosen set, or a dict ``{set: [layers]}``.
+        ``neuron_sets``: a name, a list of names, or None for all (``hidden``/``mlp`` name both sides of an
+        encoder-decoder's store). ``layers``: None (all), an int or a list of ints applied to every chosen set, or
+        a dict ``{set: [layers]}``.
         """
         if neuron_sets is None:
             neuron_sets = list(self.meta["neuron_sets"])
         elif isinstance(neuron_sets, str):
             neuron_sets = [neuron_sets]
+        try:  # "hidden" of an encoder-decoder's store is its enc.hidden and dec.hidden
+            neuron_sets = resolve_neuron_sets(self.meta["neuron_sets"], neuron_sets)
+        except ValueError:
+            missing = [n for n in neuron_sets if n not in self.meta["neuron_sets"]]
+            raise KeyError(f"no neuron set {missing[0]!r} in this store (has {', '.join(self.meta['neuron_sets'])})"
+                           ) from None
         blocks, ids = [], []
         for name in neuron_sets:
-            spec = self.meta["neuron_sets"].get(name)
-            if spec is None:
-                raise KeyError(f"no neuron set {name!r} in this store (has {', '.join(self.meta['neuron_sets'])})")
+            spec = self.meta["neuron_sets"][name]
             chosen = layers.get(name) if isinstance(layers, dict) else layers
             if chosen is None:
                 chosen = range(spec["layers"])

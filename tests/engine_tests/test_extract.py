@@ -122,6 +122,17 @@ def test_decoder_sets_teacher_force_the_same_words(models, tmp_path):
     np.testing.assert_allclose(np.asarray(store.array("dec.hidden", 0), dtype=np.float32), expected, **TOLERANCE)
 
 
+def test_an_encoder_decoder_store_reads_hidden_as_both_sides(models, tmp_path):
+    """A run asks for "hidden" whatever the model; an encoder-decoder's store names it enc.hidden and dec.hidden,
+    and its rankings and statistics read both (they failed with "no neuron set 'hidden'")."""
+    store = extract_activations(models("t5"), [["a", "cat", "sat"]], tmp_path, ExtractionParams(neuron_sets=["hidden"]))
+    features = store.features("hidden", layers=[1])
+    assert sorted({n.set for n in features.neuron_ids}) == ["dec.hidden", "enc.hidden"]
+    assert [n.set for n in store.features(["enc.hidden"]).neuron_ids][0] == "enc.hidden"
+    with pytest.raises(KeyError, match="no neuron set 'mlp'"):
+        store.features("mlp")
+
+
 def test_resume_after_a_crash_skips_finished_chunks(models, tmp_path):
     loaded = models("gpt2")
     options = dict(max_sentences_per_batch=1, chunk_words=1)  # one sentence per batch, one batch per chunk

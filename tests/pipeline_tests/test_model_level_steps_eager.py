@@ -251,3 +251,14 @@ def test_model_ablation_along_an_mlp_ranking_edits_the_mlp_neurons(people, attac
     curve = next(r for r in results.results_of(run) if r.step == ablation.pk).data
     assert curve["total_neurons"] == 2 * 64  # two blocks of 64 mlp neurons
     assert curve["curves"]["top"]["loss"][-1] != curve["baseline"]["loss"]
+
+
+def test_a_run_over_an_encoder_decoder_ranks_and_describes_both_sides(people, attached, tmp_path,
+                                                                       django_capture_on_commit_callbacks):
+    """"hidden" of a translation model is its encoder's and its decoder's hidden states: statistics and rankings
+    read both (they failed with "no neuron set 'hidden' in this store")."""
+    marian = _attach_model(people, make_tiny_model("marian", tmp_path / "tiny-marian"), "tiny marian")
+    run = start(people, request_for(attached, models=[marian.pk]), django_capture_on_commit_callbacks)
+    assert run.state == RunState.SUCCEEDED, [s.error for s in run.steps.all()]
+    ranking = next(r for r in results.results_of(run) if r.kind == StepKind.RANKING)
+    assert {label.split(".")[0] for label in ranking.data["neurons"]} == {"enc", "dec"}
