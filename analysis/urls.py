@@ -18,4 +18,9 @@ urlpatterns = [
     path("<int:pk>/runs/<int:run_id>/ablation/", ablation.ablation, name="run-ablation"),
     path("<int:pk>/runs/<int:run_id>/manipulation/", manipulation.manipulation, name="run-manipulation"),
     path("<int:pk>/runs/<int:run_id>/downloads/", downloads.downloads, name="run-downloads"),
+    path("<int:pk>/runs/<int:run_id>/ablation/charts/", ablation.ablation_charts, name="run-ablation-charts"),
+    path("<int:pk>/runs/<int:run_id>/ablation/<str:curve_id>/curve.csv", ablation.ablation_csv,
+         name="run-ablation-csv"),
+    path("<int:pk>/runs/<int:run_id>/ablation/<str:curve_id>/chart.svg", ablation.ablation_svg,
+         name="run-ablation-svg"),
 ]
