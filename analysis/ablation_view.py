@@ -35,8 +35,10 @@ MODEL_METRICS = {
     ("causal-lm", "loss"): "Per-token loss", ("causal-lm", "perplexity"): "Perplexity",
     ("masked-lm", "loss"): "Masked-LM loss", ("masked-lm", "accuracy"): "Masked-LM accuracy",
     ("translation", "bleu"): "BLEU", ("translation", "chrf"): "chrF", ("translation", "loss"): "Reference loss",
-    ("probe", "accuracy"): "Probe accuracy (neurons zeroed inside the model)",
+    ("probe", "accuracy"): "Probe accuracy",
 }
+MODEL_NOTES = {"probe": "the encoder has no masked-LM head: a probe's accuracy on the corpus's test sentences, "
+                        "neurons zeroed inside the model"}
 CSV_COLUMNS = ("curve", "ranking", "metric", "direction", "neurons_removed", "percent_removed", "value",
                "random_sd", "random_min", "random_max", "random_orders")
 
@@ -67,8 +69,9 @@ class AblationCurve:
     step: Step
     title: str
     ranking: str
-    metric: str  # the y-axis: what the values are
+    metric: str  # the y-axis: what the values are (short)
     metric_key: str
+    metric_note: str  # how they were measured
     higher_is_better: bool
     total: int
     baseline: float | None
@@ -89,7 +92,7 @@ def _probe_curves(step: Step, data: dict) -> list[AblationCurve]:
     for mode, selections in data.get("curves", {}).items():
         curve = AblationCurve(
             id=f"{step.pk}-{mode}", step=step, title=f"{step.title} ({mode.replace('_', '-')})", ranking=ranking,
-            metric=f"Probe accuracy ({PROBE_MODES.get(mode, mode)})", metric_key="accuracy", higher_is_better=True,
+            metric="Probe accuracy", metric_key="accuracy", metric_note=PROBE_MODES.get(mode, mode), higher_is_better=True,
             total=int(data["n_neurons"]), baseline=data.get("baseline_accuracy"),
             random_orders=int(data.get("params", {}).get("random_seeds", 1)))
         for kept, line in selections.items():
@@ -112,6 +115,7 @@ def _model_curve(step: Step, data: dict) -> AblationCurve:
         id=str(step.pk), step=step, title=step.title,
         ranking=f"{data.get('params', {}).get('ranking_method', 'the')} ranking",
         metric=MODEL_METRICS.get((task, primary), f"{task} {primary}"), metric_key=primary,
+        metric_note=MODEL_NOTES.get(task, f"the model's own {task} task, neurons zeroed inside the model"),
         higher_is_better=bool(data["higher_is_better"].get(primary, True)), total=int(data["total_neurons"]),
         baseline=data["baseline"].get(primary), random_orders=max(1, len(randoms)))
     counts, percents = data["x"]["count"], data["x"]["percent"]
@@ -203,7 +207,7 @@ def chart_svg(curve: AblationCurve, directions) -> str:
     references = [charts.Reference(curve.baseline, f"No neurons removed ({_value(curve, curve.baseline)})")] \
         if curve.baseline is not None else []
     better = "higher is better" if curve.higher_is_better else "lower is better"
-    desc = (f"{curve.metric} ({better}) against the share of the {curve.total:,} neurons removed along the "
+    desc = (f"{curve.metric} ({curve.metric_note}; {better}) against the share of the {curve.total:,} neurons removed along the "
             f"{curve.ranking}: " + "; ".join(
                 f"{line.name} from {_value(curve, line.points[0].value)} to {_value(curve, line.points[-1].value)}"
                 for line in curve.shown(directions) if line.points) + ".")

@@ -132,7 +132,7 @@ def line_chart(*, chart_id: str, title: str, desc: str, x_label: str, y_label: s
                x_tick_text: Callable[[float], Sequence[str]] = lambda v: [number(v)],
                width: int = 680, height: int = 380) -> str:
     """The whole chart as an SVG document (also valid inline in HTML)."""
-    left, right, top = 70, 18, 34
+    left, right, top = 70, 34, 34
     legend = _legend_rows(series, references, width - left - right)
     bottom = 62 + 20 * len(legend)
     plot_w, plot_h = width - left - right, height - top - bottom

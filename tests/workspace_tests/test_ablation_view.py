@@ -8,6 +8,7 @@ import csv
 import io
 import re
 import xml.etree.ElementTree as ET
+from html import unescape
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -18,7 +19,8 @@ from analysis.models import StepKind, StepState
 from analysis.workspace import curve_of
 from projects.services.attachments import attach_upload
 from projects.services.library import create_test_set_upload
-from tests.pipeline_tests.conftest import attached, folders, people, request_for, tiny_bert  # noqa: F401
+from tests.pipeline_tests.conftest import attached, folders, people, request_for, tiny_bert, upload_model  # noqa: F401
+from tests.pipeline_tests.test_model_level_steps_eager import headless_bert  # noqa: F401
 from tests.pipeline_web_tests.conftest import MEMBERS, ROLES, expected_status, finished_run, queued_run  # noqa: F401
 
 pytestmark = pytest.mark.django_db
@@ -73,7 +75,8 @@ def test_the_chart_draws_every_series_and_point_of_the_curve_json(people, finish
     assert svg.get("id") == f"ablation-chart-{step.pk}-zero_out"
     assert points_of(svg) == expected_probe_points(finished_run)
     labels = [t.text for t in svg.iter(f"{SVG}text")]
-    assert "Probe accuracy (zero-out: the probe's other inputs set to their mean)" in labels  # the y-axis
+    assert "Probe accuracy" in labels  # the y-axis
+    assert "Probe accuracy (zero-out: the probe's other inputs set to their mean; higher is better)" in unescape(html)
     assert any(label.startswith("Neurons removed: % (count of") for label in labels)
     assert {"Top-ranked removed first", "Bottom-ranked removed first", "Random order (mean)"} <= set(labels)
     baseline = curve_of(step)["baseline_accuracy"]
@@ -198,17 +201,21 @@ def test_a_failed_ablation_shows_its_reason_and_no_trace(people, finished_run):
 # ------------------------------------------------------------------------------------------------ model-level
 
 
-@pytest.fixture
-def model_ablation_run(people, attached, django_capture_on_commit_callbacks):
+def run_model_ablation(people, attached, capture, model):
     test_set = create_test_set_upload(people["owner"], file=SimpleUploadedFile(
         "test.txt", b"the cat sat on the mat .\na dog ran to the park .\nmy cat likes tea .\n"), name="three")
     attach_upload(people["owner"], people["project"], test_set)
-    with django_capture_on_commit_callbacks(execute=True):
+    with capture(execute=True):
         run = services.create_run(people["owner"], people["project"], request_for(
-            attached, rankings=[{"method": "probeless", "bootstrap": 0}], statistics=False,
+            attached, models=[model.pk], rankings=[{"method": "probeless", "bootstrap": 0}], statistics=False,
             model_ablation={"test_set": test_set.pk, "percents": [50, 100], "random_seeds": 2}))
     run.refresh_from_db()
     return run
+
+
+@pytest.fixture
+def model_ablation_run(people, attached, django_capture_on_commit_callbacks):
+    return run_model_ablation(people, attached, django_capture_on_commit_callbacks, attached["model"])
 
 
 def test_a_model_ablation_curve_is_drawn_with_its_metric_and_random_spread(people, model_ablation_run):
@@ -250,3 +257,20 @@ def test_the_ablation_view_is_only_found_under_its_own_project(people, finished_
     elsewhere = ProjectFactory(owner=people["owner"])
     response = client_for(people, "owner").get(f"/projects/{elsewhere.pk}/runs/{finished_run.pk}/ablation/")
     assert response.status_code == 404
+
+
+def test_a_headless_encoder_curve_says_it_measures_a_probe_through_the_model(
+        people, attached, headless_bert, django_capture_on_commit_callbacks):
+    encoder = upload_model(people["owner"], headless_bert, name="headless bert")
+    attach_upload(people["owner"], people["project"], encoder)
+    run = run_model_ablation(people, attached, django_capture_on_commit_callbacks, encoder)
+    step = run.steps.get(kind=StepKind.MODEL_ABLATION)
+    assert step.state == StepState.SUCCEEDED, step.error
+    html = client_for(people, "owner").get(page(run)).content.decode()
+    [svg] = svgs_of(html)
+    assert "Probe accuracy" in [t.text for t in svg.iter(f"{SVG}text")]
+    assert "the encoder has no masked-LM head: a probe's accuracy on the corpus's test sentences, neurons zeroed " \
+           "inside the model" in unescape(html)
+    data = curve_of(step)
+    assert points_of(svg) == {order: list(zip(data["x"]["percent"], values["accuracy"]))
+                              for order, values in data["curves"].items()}
