@@ -5,7 +5,8 @@ Two step kinds write curves (see ``analysis.computations``):
 * probe ablation (``ProbeAblation.to_dict``): per mode (zero-out, retrain) and *kept* selection (top, bottom,
   random), points of neurons kept / removed with the probe's accuracy (random: mean, sd, min, max over seeds);
 * model-level ablation (``model_ablation.ablation_curve``): x in neurons *removed*, one line per removal order
-  (top, bottom, random mean) for each metric of the model's task, and ``random_curves`` (one per seed).
+  (top, bottom, random mean) for each metric of the model's task (each metric becomes its own curve: BLEU and
+  chrF, or loss and perplexity), and ``random_curves`` (one per seed).
 
 Both become an :class:`AblationCurve` with x = neurons removed and one :class:`Line` per removal direction, so
 the chart, the CSV and the SVG download are written once. Keeping the top k % of a probe's neurons removes the
@@ -108,33 +109,37 @@ def _probe_curves(step: Step, data: dict) -> list[AblationCurve]:
     return curves
 
 
-def _model_curve(step: Step, data: dict) -> AblationCurve:
-    primary, task = data["primary"], data["task"]
+def _model_curves(step: Step, data: dict) -> list[AblationCurve]:
+    """One curve per metric of the model's task, the primary one first (its id is the step's own)."""
+    task, counts, percents = data["task"], data["x"]["count"], data["x"]["percent"]
     randoms = data.get("random_curves") or []
-    curve = AblationCurve(
-        id=str(step.pk), step=step, title=step.title,
-        ranking=f"{data.get('params', {}).get('ranking_method', 'the')} ranking",
-        metric=MODEL_METRICS.get((task, primary), f"{task} {primary}"), metric_key=primary,
-        metric_note=MODEL_NOTES.get(task, f"the model's own {task} task, neurons zeroed inside the model"),
-        higher_is_better=bool(data["higher_is_better"].get(primary, True)), total=int(data["total_neurons"]),
-        baseline=data["baseline"].get(primary), random_orders=max(1, len(randoms)))
-    counts, percents = data["x"]["count"], data["x"]["percent"]
-    spread = np.asarray([r[primary] for r in randoms], dtype=float) if len(randoms) > 1 else None
-    for direction, values in data["curves"].items():
-        points = []
-        for i, (count, percent, value) in enumerate(zip(counts, percents, values[primary])):
-            extra = {}
-            if direction == "random" and spread is not None:
-                extra = {"sd": float(spread[:, i].std()), "low": float(spread[:, i].min()),
-                         "high": float(spread[:, i].max())}
-            points.append(LinePoint(removed=int(count), percent=float(percent), value=float(value), **extra))
-        curve.lines[direction] = Line(direction, points)
-    return curve
+    curves = []
+    for metric in sorted(data["metrics"], key=lambda m: m != data["primary"]):
+        label = MODEL_METRICS.get((task, metric), f"{task} {metric}")
+        curve = AblationCurve(
+            id=str(step.pk) if metric == data["primary"] else f"{step.pk}-{metric}", step=step,
+            title=f"{step.title} ({label})", ranking=f"{data.get('params', {}).get('ranking_method', 'the')} ranking",
+            metric=label, metric_key=metric,
+            metric_note=MODEL_NOTES.get(task, f"the model's own {task} task, neurons zeroed inside the model"),
+            higher_is_better=bool(data["higher_is_better"].get(metric, True)), total=int(data["total_neurons"]),
+            baseline=data["baseline"].get(metric), random_orders=max(1, len(randoms)))
+        spread = np.asarray([r[metric] for r in randoms], dtype=float) if len(randoms) > 1 else None
+        for direction, values in data["curves"].items():
+            points = []
+            for i, (count, percent, value) in enumerate(zip(counts, percents, values[metric])):
+                extra = {}
+                if direction == "random" and spread is not None:
+                    extra = {"sd": float(spread[:, i].std()), "low": float(spread[:, i].min()),
+                             "high": float(spread[:, i].max())}
+                points.append(LinePoint(removed=int(count), percent=float(percent), value=float(value), **extra))
+            curve.lines[direction] = Line(direction, points)
+        curves.append(curve)
+    return curves
 
 
 def curves_of(step: Step) -> list[AblationCurve]:
     data = curve_of(step)
-    return _probe_curves(step, data) if step.kind == StepKind.PROBE_ABLATION else [_model_curve(step, data)]
+    return _probe_curves(step, data) if step.kind == StepKind.PROBE_ABLATION else _model_curves(step, data)
 
 
 @dataclass

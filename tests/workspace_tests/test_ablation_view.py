@@ -222,12 +222,14 @@ def test_a_model_ablation_curve_is_drawn_with_its_metric_and_random_spread(peopl
     step = model_ablation_run.steps.get(kind=StepKind.MODEL_ABLATION)
     assert step.state == StepState.SUCCEEDED, step.error
     data = curve_of(step)
-    [svg] = svgs_of(client_for(people, "owner").get(page(model_ablation_run)).content.decode())
-    assert svg.get("id") == f"ablation-chart-{step.pk}"
-    expected = {order: list(zip(data["x"]["percent"], values["loss"])) for order, values in data["curves"].items()}
-    assert points_of(svg) == expected
-    labels = [t.text for t in svg.iter(f"{SVG}text")]
-    assert "Masked-LM loss" in labels and "Random: min–max over 2 orders" in labels
+    loss, accuracy = svgs_of(client_for(people, "owner").get(page(model_ablation_run)).content.decode())
+    assert (loss.get("id"), accuracy.get("id")) == (f"ablation-chart-{step.pk}", f"ablation-chart-{step.pk}-accuracy")
+    for svg, metric, label in ((loss, "loss", "Masked-LM loss"), (accuracy, "accuracy", "Masked-LM accuracy")):
+        expected = {order: list(zip(data["x"]["percent"], values[metric])) for order, values in data["curves"].items()}
+        assert points_of(svg) == expected
+        labels = [t.text for t in svg.iter(f"{SVG}text")]
+        assert label in labels and "Random: min–max over 2 orders" in labels
+    svg = loss
     [band] = [p for p in svg.iter(f"{SVG}path") if p.get("class") == "chart-band"]
     assert band.get("data-series") == "random"
     rows = list(csv.DictReader(io.StringIO(client_for(people, "owner").get(
@@ -235,7 +237,9 @@ def test_a_model_ablation_curve_is_drawn_with_its_metric_and_random_spread(peopl
     last_random = [r for r in rows if r["direction"] == "random"][-1]
     finals = [c["loss"][-1] for c in data["random_curves"]]
     assert (float(last_random["random_min"]), float(last_random["random_max"])) == (min(finals), max(finals))
-    assert last_random["random_orders"] == "2"
+    assert last_random["random_orders"] == "2" and {r["metric"] for r in rows} == {"loss"}
+    only_accuracy = client_for(people, "owner").get(page(model_ablation_run), {"curves": f"{step.pk}-accuracy"})
+    assert [s.get("id") for s in svgs_of(only_accuracy.content.decode())] == [f"ablation-chart-{step.pk}-accuracy"]
 
 
 # ------------------------------------------------------------------------------------------------ permissions
