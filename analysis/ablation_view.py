@@ -93,8 +93,8 @@ def _probe_curves(step: Step, data: dict) -> list[AblationCurve]:
     for mode, selections in data.get("curves", {}).items():
         curve = AblationCurve(
             id=f"{step.pk}-{mode}", step=step, title=f"{step.title} ({mode.replace('_', '-')})", ranking=ranking,
-            metric="Probe accuracy", metric_key="accuracy", metric_note=PROBE_MODES.get(mode, mode), higher_is_better=True,
-            total=int(data["n_neurons"]), baseline=data.get("baseline_accuracy"),
+            metric="Probe accuracy", metric_key="accuracy", metric_note=PROBE_MODES.get(mode, mode),
+            higher_is_better=True, total=int(data["n_neurons"]), baseline=data.get("baseline_accuracy"),
             random_orders=int(data.get("params", {}).get("random_seeds", 1)))
         for kept, line in selections.items():
             direction = PROBE_KEPT_TO_DIRECTION[kept]
@@ -212,8 +212,8 @@ def chart_svg(curve: AblationCurve, directions) -> str:
     references = [charts.Reference(curve.baseline, f"No neurons removed ({_value(curve, curve.baseline)})")] \
         if curve.baseline is not None else []
     better = "higher is better" if curve.higher_is_better else "lower is better"
-    desc = (f"{curve.metric} ({curve.metric_note}; {better}) against the share of the {curve.total:,} neurons removed along the "
-            f"{curve.ranking}: " + "; ".join(
+    desc = (f"{curve.metric} ({curve.metric_note}; {better}) against the share of the {curve.total:,} neurons "
+            f"removed along the {curve.ranking}: " + "; ".join(
                 f"{line.name} from {_value(curve, line.points[0].value)} to {_value(curve, line.points[-1].value)}"
                 for line in curve.shown(directions) if line.points) + ".")
 
