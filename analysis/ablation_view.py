@@ -80,6 +80,10 @@ class AblationCurve:
     lines: dict[str, Line] = field(default_factory=dict)
 
     @property
+    def has_random(self) -> bool:
+        return "random" in self.lines
+
+    @property
     def spread_name(self) -> str:
         return f"Random: min–max over {self.random_orders} orders" if self.random_orders > 1 else ""
 

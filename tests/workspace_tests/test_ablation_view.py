@@ -81,6 +81,8 @@ def test_the_chart_draws_every_series_and_point_of_the_curve_json(people, finish
     assert {"Top-ranked removed first", "Bottom-ranked removed first", "Random order (mean)"} <= set(labels)
     baseline = curve_of(step)["baseline_accuracy"]
     assert f"No neurons removed ({baseline:.4f})" in labels
+    assert "random baseline: one order, so no spread." in html  # the fixture asks for one random draw
+    assert not [p for p in svg.iter(f"{SVG}path") if p.get("class") == "chart-band"]
     assert "css/ablation.css" in html and "js/ablation.js" in html
     assert 'data-png-chart="ablation-chart-' in html  # the PNG button draws this chart
 
@@ -190,11 +192,15 @@ def test_an_ablation_still_computing_says_so_and_the_charts_poll(people, attache
     assert "<svg" not in html
 
 
-def test_a_failed_ablation_shows_its_reason_and_no_trace(people, finished_run):
+@pytest.mark.parametrize("state, message", [
+    (StepState.FAILED, "This ablation failed: Probe ablation ran out of memory."),
+    (StepState.CANCELLED, "This ablation was cancelled before it finished."),
+])
+def test_a_failed_or_cancelled_ablation_says_so_and_shows_no_trace(people, finished_run, state, message):
     step = probe_step(finished_run)
-    type(step).objects.filter(pk=step.pk).update(state=StepState.FAILED, error="Probe ablation ran out of memory.")
+    type(step).objects.filter(pk=step.pk).update(state=state, error="Probe ablation ran out of memory.")
     html = client_for(people, "owner").get(page(finished_run)).content.decode()
-    assert "This ablation failed: Probe ablation ran out of memory." in html
+    assert message in html and "Retry the run from the" in html
     assert "Traceback" not in html and "<svg" not in html and 'hx-trigger="every 3s"' not in html
 
 
@@ -222,7 +228,9 @@ def test_a_model_ablation_curve_is_drawn_with_its_metric_and_random_spread(peopl
     step = model_ablation_run.steps.get(kind=StepKind.MODEL_ABLATION)
     assert step.state == StepState.SUCCEEDED, step.error
     data = curve_of(step)
-    loss, accuracy = svgs_of(client_for(people, "owner").get(page(model_ablation_run)).content.decode())
+    html = client_for(people, "owner").get(page(model_ablation_run)).content.decode()
+    assert "random baseline: mean of 2 orders, shaded from their minimum to their maximum." in html
+    loss, accuracy = svgs_of(html)
     assert (loss.get("id"), accuracy.get("id")) == (f"ablation-chart-{step.pk}", f"ablation-chart-{step.pk}-accuracy")
     for svg, metric, label in ((loss, "loss", "Masked-LM loss"), (accuracy, "accuracy", "Masked-LM accuracy")):
         expected = {order: list(zip(data["x"]["percent"], values[metric])) for order, values in data["curves"].items()}
