@@ -299,11 +299,11 @@ def _probe_task_through_model(step: Step, lm, model_name: str, job: Job):
     sentences of the run's labelled corpus (the same split and seed as the lca steps), then measure its accuracy
     on the test sentences with their activations read through the (ablated) model: ablation then changes what
     the model computes, not just what the probe sees."""
+    from analysis.engine.loading import model_max_tokens
     from analysis.engine.manipulation import probe_input_rows
     from analysis.engine.model_ablation import probe_task
     from analysis.engine.probe import train_probe
     from analysis.engine.splits import split_by_sentence
-    from analysis.engine.loading import model_max_tokens
 
     ranking_step = step.needs.get(kind=StepKind.RANKING)
     rp = ranking_step.params
