@@ -285,17 +285,66 @@ def _read_test_set(test_set_row):
     return test_set
 
 
-def _refuse_encoder_without_head(lm, model_name: str) -> None:
-    if lm.kind == "encoder" and getattr(lm.model, "get_output_embeddings", lambda: None)() is None:
-        raise RuntimeError(
-            f"model-level ablation measures the model's own task, and {model_name} ({lm.info.architecture}) is an "
-            "encoder without a masked-LM head, so it has no task of its own to measure; use probe ablation "
-            "(probe_ablation in the request), which works for encoders")
+def _has_own_task(lm) -> bool:
+    """Whether the model measures a task of its own (a causal LM, a translation model, an encoder with a
+    masked-LM head); an encoder without a head (e.g. MiniLM's ``BertModel``) is measured through a probe."""
+    return lm.kind != "encoder" or getattr(lm.model, "get_output_embeddings", lambda: None)() is not None
+
+
+PROBE_METRIC = "probe accuracy on the corpus's test sentences, neurons zeroed inside the model"
+
+
+def _probe_task_through_model(step: Step, lm, model_name: str, job: Job):
+    """For an encoder without a task of its own: train a probe on the ranking's neurons over the training
+    sentences of the run's labelled corpus (the same split and seed as the lca steps), then measure its accuracy
+    on the test sentences with their activations read through the (ablated) model: ablation then changes what
+    the model computes, not just what the probe sees."""
+    from analysis.engine.loading import model_max_tokens
+    from analysis.engine.manipulation import probe_input_rows
+    from analysis.engine.model_ablation import probe_task
+    from analysis.engine.probe import train_probe
+    from analysis.engine.splits import split_by_sentence
+
+    ranking_step = step.needs.get(kind=StepKind.RANKING)
+    rp = ranking_step.params
+    store = open_store(rp["store_key"])
+    if not store.label_names:
+        raise RuntimeError(f"{model_name} ({lm.info.architecture}) is an encoder without a masked-LM head, so "
+                           "model-level ablation measures a probe's accuracy on labelled words, and this run's "
+                           "corpus has no labels; choose a corpus read with a label column")
+    features = store.features(rp["neuron_sets"], rp["layers"])
+    split = split_by_sentence(store.sentence_offsets, seed=step.params["seed"])
+    job.log(f"{model_name} ({lm.info.architecture}) is an encoder without a masked-LM head, so the metric is "
+            f"{PROBE_METRIC}; the test set is not used")
+    probe = train_probe(features, store.labels, label_names=store.label_names, train=split.train, dev=split.dev,
+                        test=split.test, seed=step.params["seed"], job=job.without_progress())
+    job.log(f"probe trained on {len(split.train):,} words: test accuracy {probe.metrics.get('test_accuracy', 0):.4f}"
+            " (from the store)")
+    offsets, words, names = store.sentence_offsets, store.words, store.label_names
+    limit = model_max_tokens(lm.tokenizer, lm.model.config)
+    sentences, labels, too_long = [], [], 0
+    for s in sorted(set(np.searchsorted(offsets, split.test, side="right") - 1)):
+        start, end = int(offsets[s]), int(offsets[s + 1])
+        if len(lm.tokenizer([words[start:end]], is_split_into_words=True)["input_ids"][0]) > limit:
+            too_long += 1
+            continue
+        sentences.append(words[start:end])
+        labels.append([names[i] if i >= 0 else "" for i in store.labels[start:end]])
+    if too_long:
+        job.log(f"{too_long} test sentences are longer than the model takes in one pass and are left out")
+    if not sentences:
+        raise RuntimeError("the corpus has no test sentences short enough to score the probe on")
+    aggregation = step.run.request.get("aggregation", "last")
+    task = probe_task(probe, lambda batch: probe_input_rows(lm, probe, batch, aggregation), sentences, labels)
+    task.info.update(sentences=len(sentences), left_out_too_long=too_long, trained_on_words=len(split.train),
+                     probe_test_accuracy_from_store=probe.metrics.get("test_accuracy"))
+    return task
 
 
 def compute_model_ablation(step: Step, job: Job) -> tuple[str, dict]:
     """Remove the model's neurons cumulatively along one ranking (each mode an order: top, bottom, random with
-    ``random_seeds`` seeds) and measure its own task on the test set at each percent removed."""
+    ``random_seeds`` seeds) and measure its own task on the test set at each percent removed; an encoder without a
+    task of its own is measured by a probe's accuracy instead (:func:`_probe_task_through_model`)."""
     from analysis.engine.loading import load_model
     from analysis.engine.model_ablation import ablation_curve, task_for
     from analysis.engine.ranking import Ranking
@@ -313,9 +362,12 @@ def compute_model_ablation(step: Step, job: Job) -> tuple[str, dict]:
         test_set = _read_test_set(TestSetUpload.objects.get(pk=p["test_set"]))
         model = ModelUpload.objects.get(pk=p["model"])
         lm = load_model(local_folder(model), sha256=model.sha256)
-        _refuse_encoder_without_head(lm, f"“{model.name}”")
         job.log(f"model: {lm.info.architecture} on {lm.device}; test set: {len(test_set.sources):,} sentences")
-        task = task_for(lm, texts=test_set.sources, references=test_set.references, log=job.log)
+        if _has_own_task(lm):
+            task = task_for(lm, texts=test_set.sources, references=test_set.references, log=job.log)
+            job.log(f"metric: {task.name} {task.primary}")
+        else:
+            task = _probe_task_through_model(step, lm, f"“{model.name}”", job)
         total = len(ranking.neuron_ids)
         counts = sorted({max(1, round(total * percent / 100)) for percent in p["percents"]})
         orders = [m for m in ("top", "bottom") if m in p["modes"]]
@@ -338,6 +390,7 @@ def compute_model_ablation(step: Step, job: Job) -> tuple[str, dict]:
             curve["random_curves"] = random_curves
         curve["params"] = {"percents": p["percents"], "modes": p["modes"], "random_seeds": p["random_seeds"],
                            "seed": p["seed"], "ranking_method": ranking.method}
+        curve["metric_description"] = PROBE_METRIC if task.name == "probe" else f"{task.name} {task.primary}"
         _publish_json(target, curve)
     data = json.loads(target.read_text(encoding="utf-8"))
     return relative, {"task": data.get("task"), "primary": data.get("primary"), "baseline": data.get("baseline"),

@@ -37,7 +37,8 @@ class RunRequestSerializer(serializers.Serializer):
     model_ablation = serializers.JSONField(
         required=False, help_text="false, or {\"test_set\": id, \"percents\": [...], \"random_seeds\": n, "
                                   "\"modes\": [top, bottom, random]}: the model's own task as neurons are removed "
-                                  "along each ranking.")
+                                  "along each ranking (an encoder without a masked-LM head: a probe's accuracy on "
+                                  "the corpus's test sentences, read through the ablated model).")
     seed = serializers.IntegerField(required=False, help_text="Seed for splits, probes and resampling.")
 
 

@@ -39,3 +39,12 @@ urlpatterns += [
     path("<int:pk>/runs/<int:run_id>/manipulation/recipes/<int:recipe_id>/delete/", manipulation.recipe_delete,
          name="run-manipulation-recipe-delete"),
 ]
+
+# The Ablation view's partial and downloads
+urlpatterns += [
+    path("<int:pk>/runs/<int:run_id>/ablation/charts/", ablation.ablation_charts, name="run-ablation-charts"),
+    path("<int:pk>/runs/<int:run_id>/ablation/<str:curve_id>/curve.csv", ablation.ablation_csv,
+         name="run-ablation-csv"),
+    path("<int:pk>/runs/<int:run_id>/ablation/<str:curve_id>/chart.svg", ablation.ablation_svg,
+         name="run-ablation-svg"),
+]

@@ -1,6 +1,6 @@
 """Cross-model rankings (several stores) and model-level ablation (the model's own task along a ranking), with
 tasks run in-process (eager): their steps and keys, results through the results API, reuse, the reasons a
-person reads on bad input, and the failure of an encoder that has no task of its own."""
+person reads on bad input, and an encoder without a task of its own measured through a probe."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from analysis import results, services
+from analysis import computations, results, services
 from analysis.models import LogLine, Result, Run, RunState, Step, StepKind, StepState
 from projects.services.attachments import attach_upload
 from projects.services.library import create_test_set_upload
 from tests.engine_tests.tiny_models import _config, make_tiny_model, save_tiny_tokenizer
 
-from .conftest import request_for, upload_model
+from .conftest import conllu_text, request_for, upload_model
 
 TEST_SENTENCES = b"the cat sat on the mat .\na dog ran to the park .\nmy cat likes tea .\nthis dog read a book .\n"
 
@@ -183,16 +183,49 @@ def test_a_second_model_ablation_run_reuses_the_curve(people, attached, test_set
     assert not changed.steps.get(kind=StepKind.MODEL_ABLATION).reused  # other params, another curve
 
 
-def test_an_encoder_without_a_masked_lm_head_fails_the_step_with_what_to_use_instead(
+def test_an_encoder_without_a_masked_lm_head_is_measured_by_a_probe_read_through_the_ablated_model(
         people, attached, test_set, headless_bert, folders, django_capture_on_commit_callbacks):
     encoder = _attach_model(people, headless_bert, "headless bert")
-    run = start(people, ablation_request(attached, encoder, test_set, percents=[100], modes=["top"]),
-                django_capture_on_commit_callbacks)
+    request = ablation_request(attached, encoder, test_set, percents=[50, 100], random_seeds=2)
+    run = start(people, request, django_capture_on_commit_callbacks)
+    assert run.state == RunState.SUCCEEDED, _log(run)
+    step = run.steps.get(kind=StepKind.MODEL_ABLATION)
+    curve = next(r for r in results.results_of(run) if r.step == step.pk).data
+    assert (curve["task"], curve["primary"], curve["metrics"]) == ("probe", "accuracy", ["accuracy"])
+    assert curve["metric_description"] == computations.PROBE_METRIC
+    assert "neurons zeroed inside the model" in curve["metric_description"]
+    # the corpus's last 20 % of sentences (40 sentences of 7 words) are scored, read through the model
+    assert (curve["task_info"]["sentences"], curve["task_info"]["words"]) == (8, 56)
+    assert set(curve["curves"]) == {"top", "bottom", "random"} and len(curve["random_curves"]) == 2
+    baseline = curve["baseline"]["accuracy"]
+    # read through the unablated model, the probe scores what it scored on the stored activations
+    assert baseline == pytest.approx(curve["task_info"]["probe_test_accuracy_from_store"], abs=1e-6)
+    for values in curve["curves"].values():
+        assert len(values["accuracy"]) == 3 and values["accuracy"][0] == baseline
+        assert all(0 <= v <= 1 for v in values["accuracy"])
+    assert curve["curves"]["top"]["accuracy"][-1] < baseline  # every neuron zeroed: the probe sees nothing
+    log = _log(run)
+    assert any("“headless bert” (BertModel) is an encoder without a masked-LM head, so the metric is probe "
+               "accuracy on the corpus's test sentences" in line for line in log), log
+
+
+def test_a_headless_encoder_over_an_unlabelled_corpus_fails_with_what_to_choose(
+        people, attached, test_set, headless_bert, folders, django_capture_on_commit_callbacks):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from projects.services.library import create_corpus_upload
+
+    encoder = _attach_model(people, headless_bert, "headless bert")
+    plain = create_corpus_upload(people["owner"], file=SimpleUploadedFile("plain.conllu", conllu_text(10).encode()),
+                                 label_column="", name="unlabelled")
+    attach_upload(people["owner"], people["project"], plain)
+    request = {**ablation_request(attached, encoder, test_set, percents=[100], modes=["top"]), "corpus": plain.pk,
+               "rankings": [{"method": "variance", "bootstrap": 0}]}
+    run = start(people, request, django_capture_on_commit_callbacks)
     assert run.state == RunState.FAILED
     step = run.steps.get(kind=StepKind.MODEL_ABLATION)
     assert step.state == StepState.FAILED
-    assert "“headless bert” (BertModel) is an encoder without a masked-LM head" in step.error
-    assert "use probe ablation" in step.error and "Traceback" not in run.error
+    assert "is an encoder without a masked-LM head" in step.error and "has no labels" in step.error
+    assert "Traceback" not in run.error
     assert not Result.objects.filter(key=step.result_key).exists()
 
 
