@@ -22,3 +22,8 @@ urlpatterns += [
     path("projects/<int:project_pk>/realtime/manipulate/", api.RealtimeManipulateView.as_view({"post": "post"}),
          name="project-realtime-manipulate"),
 ]
+
+urlpatterns += [
+    path("runs/<int:run_pk>/downloads/<int:step_pk>/<str:name>", api.RunDownloadViewSet.as_view({"get": "retrieve"}),
+         name="api-run-download"),
+]

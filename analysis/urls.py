@@ -19,3 +19,12 @@ urlpatterns = [
     path("<int:pk>/runs/<int:run_id>/manipulation/", manipulation.manipulation, name="run-manipulation"),
     path("<int:pk>/runs/<int:run_id>/downloads/", downloads.downloads, name="run-downloads"),
 ]
+
+urlpatterns += [
+    path("<int:pk>/runs/<int:run_id>/neurons/<str:neuron>/correlations/", neuron.neuron_correlations,
+         name="run-neuron-correlations"),
+]
+
+urlpatterns += [
+    path("<int:pk>/runs/<int:run_id>/downloads/<int:step_id>/<str:name>", downloads.download, name="run-download"),
+]
