@@ -13,7 +13,7 @@ from projects.services.attachments import attach_upload
 from tests.engine_tests.tiny_models import make_tiny_model
 from tests.pipeline_tests.conftest import request_for, upload_model
 from tests.pipeline_web_tests.conftest import (  # noqa: F401 (fixtures)
-    MEMBERS, ROLES, attached, expected_status, finished_run, folders, people, tiny_bert)
+    MEMBERS, ROLES, attached, expected_status, finished_run, folders, people, queued_run, tiny_bert)
 
 
 @pytest.fixture(autouse=True)
