@@ -4,8 +4,8 @@ with the word's position in its sentence).
 
 Correlations read the activation store in row blocks (never the whole store at once) and are cached per process
 by (store key, neuron) in ``analysis.workspace.loaded``: the first look at a neuron reads its model's selected
-layers once (see ``benchmarks/neuron_correlations.py`` for the time on 25k words × 11,904 neurons), a second
-look is a dictionary lookup.
+layers once (``benchmarks/bench_neuron.py``: about 4 s on 25k words × 11,904 neurons, 2 cores loaded by other
+work), so the page loads them in a partial after it has drawn; a second look is a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .engine.features import release_pages
 from .engine.neurons import NeuronId
 from .models import Run, StepKind, StepState
 from .workspace import loaded, ranking_of, statistics_of, store_of, succeeded_steps
 
 TOP_CORRELATED = 10
-BLOCK_BYTES = 32 << 20  # rows read at once for a correlation pass
+CHUNK_BYTES = 1 << 20  # float32 rows of one layer read at once for a correlation pass (fits the CPU cache)
 POSITION_BUCKETS = 10  # word positions 1..9 and "10 or later"
 
 UPOS_NAMES = {
@@ -174,27 +175,36 @@ def neuron_column(store, neuron: NeuronId) -> np.ndarray:
     return np.asarray(store.array(neuron.set, neuron.layer)[:, neuron.unit], dtype=np.float64)
 
 
-def pearson_against(target: np.ndarray, features, block_bytes: int = BLOCK_BYTES) -> np.ndarray:
-    """Pearson's r of ``target`` [n] with every column of ``features`` [n, w], reading row blocks of about
-    ``block_bytes``. The target is centred exactly; the columns are shifted by their first block's mean before
-    squaring, so the sums of squares do not cancel. A constant column (or target) gives NaN."""
-    n, width = features.shape
+def pearson_against(target: np.ndarray, features, chunk_bytes: int = CHUNK_BYTES) -> np.ndarray:
+    """Pearson's r of ``target`` [n] with every column of ``features`` [n, w] (engine Features over the store's
+    memmaps), one stored layer at a time in row chunks of about ``chunk_bytes`` as float32: a chunk stays in the
+    CPU cache for its product and sums, so a pass costs little more than reading the float16 file (whole-width
+    row blocks measured about 1.8× slower, see ``benchmarks/bench_neuron.py``). The target is centred exactly;
+    each column is shifted by its first chunk's mean before squaring, so the sums of squares do not cancel. A
+    constant column (or target) gives NaN."""
+    n = features.shape[0]
     x = target - target.mean()
-    sxx = float(x @ x)
-    sxy, sy, syy = np.zeros(width), np.zeros(width), np.zeros(width)
-    shift = None
-    for rows, block in features.iter_rows(batch_size=max(256, block_bytes // (4 * max(width, 1)))):
-        if shift is None:
-            shift = block.mean(axis=0)
-        block -= shift
-        sxy += x[rows].astype(np.float32) @ block
-        sy += block.sum(axis=0, dtype=np.float64)
-        syy += np.einsum("ij,ij->j", block, block, dtype=np.float64)
-    syy -= sy * sy / n  # Σ(y − ȳ)²
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = sxy / np.sqrt(sxx * syy)
-    r[(syy <= 0) | (sxx <= 0)] = np.nan
-    return np.clip(r, -1.0, 1.0)
+    sxx, x32 = float(x @ x), x.astype(np.float32)
+    out = []
+    for block in features.blocks:
+        units = block.shape[1]
+        step = max(16, chunk_bytes // (4 * units))
+        sxy, sy, syy, shift = np.zeros(units), np.zeros(units), np.zeros(units), None
+        for start in range(0, n, step):
+            part = np.asarray(block[start : start + step], dtype=np.float32)
+            if shift is None:
+                shift = part.mean(axis=0)
+            part -= shift
+            sxy += x32[start : start + step] @ part  # Σ x (y − c) = Σ x y, since Σ x = 0
+            sy += part.sum(axis=0, dtype=np.float64)
+            syy += np.einsum("ij,ij->j", part, part, dtype=np.float64)
+        release_pages(block)
+        syy -= sy * sy / n  # Σ(y − ȳ)²
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = sxy / np.sqrt(sxx * syy)
+        r[(syy <= 0) | (sxx <= 0)] = np.nan
+        out.append(r)
+    return np.clip(np.concatenate(out), -1.0, 1.0)
 
 
 def _strongest(r: np.ndarray, neuron_ids, skip: int | None, k: int = TOP_CORRELATED) -> list[dict]:

@@ -98,8 +98,8 @@ def test_correlations_in_the_same_model_match_numpy(finished_run):
     matrix = features.rows(slice(None)).astype(np.float64)
     target = matrix[:, found.column]
     expected = reference_r(target, matrix)
-    # small row blocks, so the pass really runs over several blocks
-    r = page.pearson_against(target, features, block_bytes=4 * features.shape[1] * 256)
+    # small row chunks, so the pass really runs over several chunks of each layer
+    r = page.pearson_against(target, features, chunk_bytes=4 * 32 * 50)
     np.testing.assert_allclose(r, expected, atol=1e-5)
     listed = page.correlated_in_model(finished_run, found)
     order = [i for i in np.argsort(-np.abs(expected), kind="stable") if i != found.column][:page.TOP_CORRELATED]
