@@ -98,3 +98,16 @@ def test_a_result_without_versions_says_not_recorded(people, finished_run):
     html = client_for(people, "owner").get(run_url(finished_run, "neurons/L1:3/")).content.decode()
     assert "not recorded (computed before versions were kept)" in html
     assert "python -m analysis.engine stats var/engine/stores/" in html and "L1:3</code>" in html
+
+
+def test_other_views_include_the_partial_with_a_step(finished_run, attached):
+    from django.template import Context, Template
+
+    step = finished_run.steps.get(kind=StepKind.PROBE_ABLATION)
+    html = Template('{% include "analysis/workspace/_provenance.html" with step=step %}').render(
+        Context({"step": step}))
+    assert "How this was computed" in html and step.title in html
+    assert "python -m analysis.engine probe-ablate ./tiny-bert ./toy.conllu" in html
+    assert f"sha256 {attached['corpus'].sha256}" in html
+    assert Template('{% include "analysis/workspace/_provenance.html" with step=None %}').render(
+        Context({})).strip() == ""
