@@ -212,7 +212,10 @@ def download(run: Run, step_id: int, name: str, neuron_set: str | None = None):
     if step.kind == StepKind.EXTRACT:
         from .engine.interchange import jsonl_lines
 
-        store = store_of(step.result_key)
+        try:
+            store = store_of(step.result_key)
+        except RuntimeError as error:  # its files are gone
+            raise Http404(f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
         chosen = neuron_set_of(store, neuron_set)
         out = filename(run, step, fmt, chosen)
         if fmt.suffix == "hdf5":

@@ -10,6 +10,7 @@ work), so the page loads them in a partial after it has drawn; a second look is 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,7 +111,10 @@ def find_neuron(run: Run, label: str, store_key: str | None = None) -> NeuronInR
             state=StepState.SUCCEEDED).exists() else "has no activations"
         raise NeuronNotFound(f"This run {state}, so it has no neuron pages yet.")
     model = next((m for m in models if m.store_key == store_key), models[0])
-    column = _positions(run, model.store_key).get(neuron)
+    try:
+        column = _positions(run, model.store_key).get(neuron)
+    except RuntimeError as error:  # the store's files are gone: say so (and how to rebuild), not a server error
+        raise NeuronNotFound(f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
     if column is None:
         sets, layers = selection_of(run)
         chosen = f"{', '.join(sets)}, layers {', '.join(map(str, layers)) if layers else 'all'}"
@@ -215,14 +219,17 @@ def _strongest(r: np.ndarray, neuron_ids, skip: int | None, k: int = TOP_CORRELA
     return [{"neuron": neuron_ids[i].label, "r": float(r[i])} for i in best]
 
 
-def correlated_in_model(run: Run, found: NeuronInRun) -> list[dict]:
-    """The neurons of the same model (the run's selection) most correlated with this one, by |r|."""
+def correlated_in_model(run: Run, found: NeuronInRun) -> dict:
+    """The neurons of the same model (the run's selection) most correlated with this one, by |r|, with how many
+    neurons and words were compared and how long the (first, uncached) pass took."""
     key = found.model.store_key
 
     def compute():
+        started = time.perf_counter()
         features = selected_features(run, key)
         r = pearson_against(neuron_column(store_of(key), found.neuron), features)
-        return _strongest(r, features.neuron_ids, skip=found.column)
+        return {"neurons": _strongest(r, features.neuron_ids, skip=found.column), "of": features.shape[1],
+                "words": features.shape[0], "seconds": time.perf_counter() - started}
 
     sets, layers = selection_of(run)
     return loaded.get(f"correlated:{key}:{found.label}:{sets}:{layers}", compute)

@@ -188,3 +188,15 @@ def test_a_step_of_another_run_is_not_found(people, finished_run, queued_run):
 def test_a_format_of_another_kind_is_not_found(people, finished_run):
     stats_step = step(finished_run, StepKind.STATISTICS)
     assert client_for(people, "owner").get(download_url(finished_run, stats_step, "ranking.csv")).status_code == 404
+
+
+def test_activations_of_a_missing_store_are_a_readable_404(people, finished_run, folders):
+    import shutil
+
+    extract = step(finished_run, StepKind.EXTRACT)
+    shutil.rmtree(folders["results"] / "stores" / extract.result_key)
+    client = client_for(people, "owner")
+    response = client.get(download_url(finished_run, extract, "activations.jsonl"))
+    assert response.status_code == 404
+    assert "is missing or incomplete; retry the run to rebuild it." in response.content.decode()
+    assert "retry the run to rebuild it" in client.get(run_url(finished_run, "downloads/")).content.decode()

@@ -101,7 +101,9 @@ def test_correlations_in_the_same_model_match_numpy(finished_run):
     # small row chunks, so the pass really runs over several chunks of each layer
     r = page.pearson_against(target, features, chunk_bytes=4 * 32 * 50)
     np.testing.assert_allclose(r, expected, atol=1e-5)
-    listed = page.correlated_in_model(finished_run, found)
+    answer = page.correlated_in_model(finished_run, found)
+    assert (answer["of"], answer["words"]) == (features.shape[1], features.shape[0]) and answer["seconds"] > 0
+    listed = answer["neurons"]
     order = [i for i in np.argsort(-np.abs(expected), kind="stable") if i != found.column][:page.TOP_CORRELATED]
     # the same strengths in the same order (neurons with equal |r| may swap places)
     np.testing.assert_allclose([abs(c["r"]) for c in listed], np.abs(expected[order]), atol=1e-5)
@@ -145,6 +147,7 @@ def test_the_correlations_partial_lists_neighbours_and_position(people, finished
     html = client_for(people, "viewer").get(run_url(finished_run, f"neurons/{NEURON}/correlations/?pools=L0:1"))
     text = html.content.decode()
     assert "Most correlated neurons in tiny bert" in text
+    assert "against all 96 neurons of the run's selection" in text
     assert "Correlation with word position" in text
     assert f'/projects/{finished_run.project_id}/runs/{finished_run.pk}/neurons/' in text
     assert "pools=L0%3A1" in text  # links keep the view state
@@ -206,3 +209,12 @@ def test_a_run_without_statistics_says_so(people, attached, django_capture_on_co
     assert response.status_code == 200
     assert "This run computed no neuron statistics" in response.content.decode()
     assert len(response.context["ranks"]) == 2
+
+
+def test_a_missing_store_is_a_readable_404(people, finished_run, folders):
+    import shutil
+
+    shutil.rmtree(folders["results"] / "stores" / store_key(finished_run))
+    response = client_for(people, "owner").get(run_url(finished_run, f"neurons/{NEURON}/"))
+    assert response.status_code == 404
+    assert "is missing or incomplete; retry the run to rebuild it." in response.content.decode()
