@@ -67,6 +67,7 @@ def timed(fn, repeat: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", help="a complete activation store folder (e.g. MiniLM × UD EWT dev)")
+    parser.add_argument("--statistics", help="a statistics result folder of that store (holds stats.npz/json)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neurox_site.settings")
@@ -127,6 +128,9 @@ def main() -> None:
 
     rows.append(("ranking CSV, 11,904 neurons × 17 labels", timed(ranking_csv, args.repeat)))
 
+    if args.statistics and args.store:
+        rows += statistics_rows(Path(args.statistics), store, args.repeat)
+
     print(f"\n{source}: {n:,} words × {width:,} neurons ({n * width * 2 / 2**20:,.0f} MiB float16)")
     print("machine: 2 shared cores, loaded by the other engineers' tests and benchmarks\n")
     print(f"{'what':<46} {'median s':>10} {'min s':>8} {'max s':>8}")
@@ -134,6 +138,30 @@ def main() -> None:
         print(f"{what:<46} {statistics.median(times):>10.3f} {min(times):>8.3f} {max(times):>8.3f}")
     if temporary is not None:
         temporary.cleanup()
+
+
+def statistics_rows(folder: Path, store, repeat: int) -> list:
+    """The statistics half of the neuron page: loading the file (once per process), then per request the
+    neuron's dictionary, the histogram's geometry and label rows, and the rendered histogram partial."""
+    from django.template.loader import render_to_string
+
+    from analysis.engine.stats import NeuronStats
+    from analysis.neuron_page import histogram_chart, label_mean_rows
+
+    loaded = {}
+    out = [("statistics file load (once per process)",
+            timed(lambda: loaded.setdefault("stats", NeuronStats.load(folder / "stats")), 1))]
+    stats, words = loaded["stats"], store.words
+    label = stats.neuron_ids[len(stats.neuron_ids) // 2].label
+
+    def per_request():
+        data = stats.for_neuron(label, words=words)
+        chart = histogram_chart(data["histogram"])
+        label_mean_rows(data, list(data["label_means"]))
+        render_to_string("analysis/workspace/_histogram.html", {"chart": chart, "neuron": label})
+
+    out.append(("statistics + histogram SVG per request", timed(per_request, max(repeat, 20))))
+    return out
 
 
 def _starts(features):
