@@ -15,7 +15,7 @@ from analysis.workspace import loaded, ranking_of, statistics_of, store_of
 
 from .neuron_fixtures import (  # noqa: F401 (fixtures)
     ROLES, attached, client_for, finished_run, folders, fresh_results_cache, other_tiny_bert, page_status, people,
-    run_url, tiny_bert, two_model_run)
+    queued_run, run_url, tiny_bert, two_model_run)
 
 pytestmark = pytest.mark.django_db
 
@@ -218,3 +218,9 @@ def test_a_missing_store_is_a_readable_404(people, finished_run, folders):
     response = client_for(people, "owner").get(run_url(finished_run, f"neurons/{NEURON}/"))
     assert response.status_code == 404
     assert "is missing or incomplete; retry the run to rebuild it." in response.content.decode()
+
+
+def test_a_run_still_computing_has_no_neuron_pages_yet(people, queued_run):
+    response = client_for(people, "viewer").get(run_url(queued_run, f"neurons/{NEURON}/"))
+    assert response.status_code == 404
+    assert "This run is still computing, so it has no neuron pages yet." in response.content.decode()
