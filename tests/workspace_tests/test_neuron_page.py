@@ -192,7 +192,7 @@ def test_links_keep_the_view_state_and_add_to_the_pool(people, finished_run):
     query = f"ranking={ranking}&pools=L0:1,L2:5&page=2"
     response = client_for(people, "owner").get(run_url(finished_run, f"neurons/{NEURON}/?{query}"))
     html = response.content.decode()
-    back = f'/projects/{finished_run.project_id}/runs/{finished_run.pk}/analysis/?ranking={ranking}&amp;pools=L0%3A1%2CL2%3A5&amp;page=2'
+    back = f"{run_url(finished_run, 'analysis/')}?ranking={ranking}&amp;pools=L0%3A1%2CL2%3A5&amp;page=2"
     assert f'href="{back}"' in html
     assert "pools=L0%3A1%2CL2%3A5%2CL1%3A3" in html  # the add-to-pool link
     in_pool = client_for(people, "owner").get(run_url(finished_run, f"neurons/{NEURON}/?pools={NEURON}"))
