@@ -177,8 +177,21 @@ def _add_commands(prov: Provenance, step: Step, neuron: str | None) -> None:
         ranking = step.run.steps.filter(kind=StepKind.RANKING, result_key=p.get("ranking_key")).first()
         if ranking is not None:
             _add_commands(prov, ranking, neuron)
-        prov.commands.append([*ENGINE, "ablate", model, "ranking.json", "./test-set.txt",
+        prov.commands.append([*ENGINE, "ablate", model, "ranking.json", *_test_set_arguments(p.get("test_set")),
                               "--steps", str(len(p.get("percents", [])) + 1), "--json", "curve.json"])
         prov.notes.append("ablate spaces its points evenly (--steps) and has no random orders: the platform's "
                           f"percents {p.get('percents')} and {p.get('random_seeds', 0)} random order(s) are not "
                           "command-line options, so the points differ; the curve along the ranking is the same.")
+
+
+def _test_set_arguments(pk) -> list[str]:
+    """The test set's file (and its references, for a translation model) as the ablate command takes them."""
+    from projects.models import TestSetUpload
+
+    test_set = TestSetUpload.objects.filter(pk=pk).first() if pk else None
+    if test_set is None:
+        return ["./test-set.txt"]
+    arguments = [f"./{test_set.metadata.get('source_file') or 'test-set.txt'}"]
+    if test_set.metadata.get("reference_file"):
+        arguments += ["--references", f"./{test_set.metadata['reference_file']}"]
+    return arguments

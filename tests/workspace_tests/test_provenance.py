@@ -111,3 +111,22 @@ def test_other_views_include_the_partial_with_a_step(finished_run, attached):
     assert f"sha256 {attached['corpus'].sha256}" in html
     assert Template('{% include "analysis/workspace/_provenance.html" with step=None %}').render(
         Context({})).strip() == ""
+
+
+def test_a_model_ablation_shows_its_ranking_then_the_ablate_command(finished_run, attached):
+    from analysis.models import Step
+
+    ranking = finished_run.steps.get(kind=StepKind.RANKING, params__method="anova")
+    step = Step.objects.create(run=finished_run, kind=StepKind.MODEL_ABLATION, title="Model ablation (not run)",
+                               result_key="0" * 64, queue="gpu", params={
+                                   "model": attached["model"].pk, "ranking_key": ranking.result_key,
+                                   "test_set": None, "test_set_sha256": "", "percents": [10, 50, 100],
+                                   "modes": ["top", "random"], "random_seeds": 2, "seed": 0})
+    prov = provenance_of(step)
+    rank, ablate = (parse(command) for command in prov.commands)
+    assert (rank.command, rank.method, rank.json) == ("rank", "anova", "ranking.json")
+    assert (ablate.command, ablate.ranking, ablate.model) == ("ablate", "ranking.json", "./tiny-bert")
+    assert ablate.references is None
+    assert prov.models[0]["sha256"] == attached["model"].sha256
+    assert prov.parameters["percents"] == [10, 50, 100] and prov.versions is None
+    assert any("random order" in note for note in prov.notes)
