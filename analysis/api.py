@@ -186,6 +186,25 @@ class RunResultFileViewSet(viewsets.GenericViewSet):
         return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
 
 
+@extend_schema(summary="Download a result of the run in one format (members)", description=(
+    "Rankings: `ranking.csv` (neuron, rank, score, rank interval, rank per label) or `ranking.json`; statistics: "
+    "`statistics.csv`, `stats.npz`, `stats.json`; curves: `curve.csv`, `curve.json`; activations (an "
+    "extraction step, `set` = neuron set, default the first): `activations.hdf5` (NeuroX HDF5, built once on "
+    "first request), `activations.jsonl`, `activations.json` (NeuroX JSON). CSV and JSON lines are streamed."),
+    parameters=[OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="The format."),
+                OpenApiParameter("set", OpenApiTypes.STR, OpenApiParameter.QUERY, required=False,
+                                 description="Activations: the neuron set (e.g. hidden, mlp).")],
+    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: NOT_FOUND})
+class RunDownloadViewSet(viewsets.GenericViewSet):
+    def get_queryset(self):  # for the schema generator only: the action reads through selectors
+        return Run.objects.none()
+
+    def retrieve(self, request, run_pk=None, step_pk=None, name=None):
+        from .downloads import download
+
+        return download(selectors.run_for(request.user, run_pk), step_pk, name, request.query_params.get("set"))
+
+
 # ------------------------------------------------------------------------------------------------ realtime path
 
 

@@ -29,4 +29,6 @@ urlpatterns += [
     path("projects/<int:project_pk>/manipulation-recipes/<int:pk>/",
          api.ManipulationRecipeViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
          name="project-recipe-detail"),
+    path("runs/<int:run_pk>/downloads/<int:step_pk>/<str:name>", api.RunDownloadViewSet.as_view({"get": "retrieve"}),
+         name="api-run-download"),
 ]

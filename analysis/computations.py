@@ -28,6 +28,7 @@ from analysis.engine.jobs import Cancelled, Job
 
 from . import services
 from .models import Step, StepKind, results_root
+from .provenance import library_versions
 
 log = logging.getLogger(__name__)
 
@@ -440,6 +441,8 @@ def execute(step_id: int, worker: str) -> str:
         with beating:
             relative, meta = COMPUTE[step.kind](step, adapter.job())
         adapter.close()
+        # the one place a result records what computed it (shown by analysis.provenance)
+        meta = {**meta, "versions": library_versions()}
         services.finish_step(step, relative, tree_bytes(results_root() / relative), meta)
         return "succeeded"
     except Cancelled:

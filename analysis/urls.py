@@ -48,3 +48,12 @@ urlpatterns += [
     path("<int:pk>/runs/<int:run_id>/ablation/<str:curve_id>/chart.svg", ablation.ablation_svg,
          name="run-ablation-svg"),
 ]
+
+urlpatterns += [
+    path("<int:pk>/runs/<int:run_id>/neurons/<str:neuron>/correlations/", neuron.neuron_correlations,
+         name="run-neuron-correlations"),
+]
+
+urlpatterns += [
+    path("<int:pk>/runs/<int:run_id>/downloads/<int:step_id>/<str:name>", downloads.download, name="run-download"),
+]

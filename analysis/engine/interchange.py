@@ -77,27 +77,39 @@ def export_hdf5(store: ActivationStore, path, *, neuron_set: str = "hidden", lay
     return path
 
 
-def export_jsonl(store: ActivationStore, path, *, neuron_set: str = "hidden", layers=None, decimals: int = 6,
-                 neurox_layer_numbers: bool = False) -> Path:
-    path = Path(path)
+def jsonl_lines(store: ActivationStore, *, neuron_set: str = "hidden", layers=None, decimals: int = 6,
+                neurox_layer_numbers: bool = False):
+    """The JSON-lines text, one line (with its newline) per sentence, read from the store sentence by sentence:
+    what :func:`export_jsonl` writes, for a caller that streams it (a download) instead of writing a file."""
     chosen = _layers(store, neuron_set, layers)
     arrays = [store.array(neuron_set, layer) for layer in chosen]
     offsets = store.sentence_offsets
     numbers = list(range(len(chosen))) if neurox_layer_numbers else chosen
+    for i in range(store.n_sentences):
+        activations = _sentence_activations(arrays, int(offsets[i]), int(offsets[i + 1]))
+        features = [
+            {
+                "token": word,
+                "layers": [
+                    {"index": number, "values": [round(float(v), decimals) for v in activations[k, w]]}
+                    for k, number in enumerate(numbers)
+                ],
+            }
+            for w, word in enumerate(store.sentence(i))
+        ]
+        yield json.dumps({"linex_index": i, "features": features}, ensure_ascii=False) + "\n"
+
+
+def export_jsonl(store: ActivationStore, path, *, neuron_set: str = "hidden", layers=None, decimals: int = 6,
+                 neurox_layer_numbers: bool = False) -> Path:
+    path = Path(path)
+    lines = jsonl_lines(store, neuron_set=neuron_set, layers=layers, decimals=decimals,
+                        neurox_layer_numbers=neurox_layer_numbers)
+    first = next(lines, None)  # an unknown neuron set fails here, before the file is created
     with open(path, "w", encoding="utf-8") as handle:
-        for i in range(store.n_sentences):
-            activations = _sentence_activations(arrays, int(offsets[i]), int(offsets[i + 1]))
-            features = [
-                {
-                    "token": word,
-                    "layers": [
-                        {"index": number, "values": [round(float(v), decimals) for v in activations[k, w]]}
-                        for k, number in enumerate(numbers)
-                    ],
-                }
-                for w, word in enumerate(store.sentence(i))
-            ]
-            handle.write(json.dumps({"linex_index": i, "features": features}, ensure_ascii=False) + "\n")
+        if first is not None:
+            handle.write(first)
+        handle.writelines(lines)
     return path
 
 
