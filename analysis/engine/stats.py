@@ -292,7 +292,7 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
         # unlabelled words form one more group, whose sums are not used
         label_groups = indicator(np.where(labels >= 0, labels, len(label_names)), len(label_names) + 1)
         label_counts = np.bincount(labels[labels >= 0], minlength=len(label_names)).astype(np.float64)
-        label_rows = [np.flatnonzero(labels == label) for label in range(len(label_names))]
+        label_rows = [np.flatnonzero(labels == label) for label in [*range(len(label_names)), -1]]
     if words is not None:
         if len(words) != n:
             raise ValueError(f"{len(words)} words for {n} feature rows")
@@ -330,7 +330,7 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
 
     # a float16 store is read as float16 (its sort keys are 16 bits: radix sorts); anything else as float32
     native = np.float16 if all(getattr(b, "dtype", None) == np.float16 for b in features.blocks) else np.float32
-    # per column: the block as read, as float32 and as float64 (with its squares for the label sums), its keys,
+    # per column: the block as read, as float32 and as float64 (and its unlabelled rows), its keys,
     # the packed (key, row) pairs that become the order, the sorted keys; per-type sums and scores
     column_bytes = n * (2 + 4 + 8 + 8 + 2 + 8 + 2) + n_types * 24
     for start, stop, block in column_blocks(features, max_bytes=max_bytes, column_bytes=column_bytes, dtype=native):
@@ -341,7 +341,8 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
         block = block.astype(np.float32, copy=False)
         mean = block.mean(axis=0, dtype=np.float64)
         mean32 = mean.astype(np.float32)
-        variance = np.mean(np.square(block - mean32), axis=0, dtype=np.float64) - (mean - mean32) ** 2
+        squares = np.sum(np.square(block - mean32), axis=0, dtype=np.float64)  # about the float32 mean
+        variance = squares / n - (mean - mean32) ** 2
         std = np.sqrt(np.maximum(variance, 0.0))
         def value_at(positions):
             return key_values(ordered_keys[:, positions])
@@ -352,7 +353,8 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
         arrays["histogram"][cols] = histogram_from_sorted(ordered_keys, low, high, n_bins)
         wide = block.astype(np.float64)  # the sparse sums add in float64
         if labels is not None:
-            _label_detection(arrays, cols, wide, keys, ordered_keys, label_groups, label_rows, label_counts, mean)
+            _label_detection(arrays, cols, wide, keys, ordered_keys, label_groups, label_rows, label_counts, mean,
+                             squares - n * (mean - mean32) ** 2)
         del keys
         if k_words:
             scores = top_word_scores(type_groups @ wide, type_counts, mean, std, smoothing)
@@ -388,8 +390,8 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
     return NeuronStats(list(features.neuron_ids), arrays, label_names, [str(w) for w in vocabulary[used]], params)
 
 
-def _label_detection(arrays, cols, block, keys, sorted_keys, label_groups, label_rows, label_counts,
-                     mean) -> None:
+def _label_detection(arrays, cols, block, keys, sorted_keys, label_groups, label_rows, label_counts, mean,
+                     squares) -> None:
     """Per-label means and selectivity, and the best-detected label with its average precision.
 
     Selectivity of label t: (mean on t − mean on the other labelled words) / the pooled within-group std of
@@ -399,19 +401,20 @@ def _label_detection(arrays, cols, block, keys, sorted_keys, label_groups, label
     with tied values as one threshold, as in :func:`baselines.average_precision_columns`.
 
     ``block``: the float64 block [n, w]; ``keys`` / ``sorted_keys``: its sort keys [w, n], as they are and
-    sorted. Sums are taken about the neuron's mean (from raw sums in float64), so the sums of squares do not
-    cancel."""
+    sorted; ``label_rows``: each label's rows, then the unlabelled ones; ``squares``: Σ (x − mean)² over every
+    word, of which the within-group sum of squares only needs the labelled words' part. Sums are taken about
+    the neuron's mean, so the sums of squares do not cancel."""
     n_labels = len(label_counts)
     sums = (label_groups @ block).T[:, :n_labels]  # [w, C]
-    squares = (label_groups @ np.square(block)).T[:, :n_labels]
+    unlabelled = label_rows[n_labels]
+    squares = squares - np.sum(np.square(block[unlabelled] - mean), axis=0)  # the labelled words' part
     with np.errstate(invalid="ignore", divide="ignore"):
         label_means = sums / label_counts
-        squares = squares - 2 * mean[:, None] * sums + label_counts * np.square(mean)[:, None]  # about the mean
-        sums = sums - label_counts * mean[:, None]
+        sums = sums - label_counts * mean[:, None]  # about the mean
         rest = label_counts.sum() - label_counts
         centred_means = sums / label_counts
         rest_means = (sums.sum(axis=1, keepdims=True) - sums) / rest
-        within = (squares.sum(axis=1, keepdims=True) - label_counts * centred_means**2 - rest * rest_means**2)
+        within = squares[:, None] - label_counts * centred_means**2 - rest * rest_means**2
         pooled = np.sqrt(np.maximum(within, 0.0) / label_counts.sum())
         selectivity = np.where(pooled > 0, (centred_means - rest_means) / pooled, np.nan)
     arrays["label_means"][cols] = label_means
