@@ -49,7 +49,8 @@ def lca_rows(store, quick: bool, stability: bool = True) -> list[dict]:
     one_percent = resolve_k("1%", features.shape[1])
     others = {name: compute_ranking(store, name, layers=[3]).order[:one_percent] for name in ("anova", "probeless")}
     rows = []
-    settings = (("old (dense)", "lca_dense", DENSE_L1, "subgradient"), ("new default", "lca", DEFAULT_L1, "subgradient"),
+    settings = (("old (dense)", "lca_dense", DENSE_L1, "subgradient"),
+                ("new default", "lca", DEFAULT_L1, "subgradient"),
                 ("proximal L1 step", "lca", DEFAULT_L1, "proximal"))
     for name, method, l1, l1_step in settings:
         ranking, probe = linguistic_correlation(features, labels, label_names=store.label_names, train=split.train,

@@ -19,7 +19,7 @@ Speed: a float16 store is read as float16. One sort per column — of (value key
 integer, which NumPy sorts with SIMD — serves min, max, exact quantiles, the histogram (a binary search for
 each bin's first position), the extreme and sampled contexts and the AP (two binary searches per positive).
 Per-type and per-label sums are sparse products with the block in float64. On UD EWT dev (MiniLM, 11,904
-units × 25,147 words) this halves the time of the version before (benchmarks/bench_science_fast.py).
+units × 25,147 words) this takes under half the CPU time of the version before (benchmarks/bench_science_fast.py).
 
 Columns are read with :func:`features.column_blocks`; progress is reported in neurons (one report per block).
 """
@@ -344,6 +344,7 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
         squares = np.sum(np.square(block - mean32), axis=0, dtype=np.float64)  # about the float32 mean
         variance = squares / n - (mean - mean32) ** 2
         std = np.sqrt(np.maximum(variance, 0.0))
+
         def value_at(positions):
             return key_values(ordered_keys[:, positions])
 
@@ -351,13 +352,13 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
         arrays["mean"][cols], arrays["std"][cols], arrays["min"][cols], arrays["max"][cols] = mean, std, low, high
         arrays["quantiles"][cols] = quantiles_from_sorted(value_at, n, quantiles)
         arrays["histogram"][cols] = histogram_from_sorted(ordered_keys, low, high, n_bins)
-        wide = block.astype(np.float64)  # the sparse sums add in float64
+        block64 = block.astype(np.float64)  # the sparse sums add in float64
         if labels is not None:
-            _label_detection(arrays, cols, wide, keys, ordered_keys, label_groups, label_rows, label_counts, mean,
+            _label_detection(arrays, cols, block64, keys, ordered_keys, label_groups, label_rows, label_counts, mean,
                              squares - n * (mean - mean32) ** 2)
         del keys
         if k_words:
-            scores = top_word_scores(type_groups @ wide, type_counts, mean, std, smoothing)
+            scores = top_word_scores(type_groups @ block64, type_counts, mean, std, smoothing)
             best = _top_along_rows(np.abs(scores), k_words, largest=True)
             arrays["top_word_types"][cols, :k_words] = np.where(std[:, None] > 0, best.T, -1)
             arrays["top_word_scores"][cols, :k_words] = np.take_along_axis(scores, best, axis=0).T
@@ -371,7 +372,7 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
             arrays[f"{which}_values"][cols, : len(positions)] = value_at(positions)
             if type_ids is not None:
                 arrays[f"{which}_words"][cols, : len(positions)] = type_ids[chosen]
-        del order, ordered_keys, block, wide
+        del order, ordered_keys, block, block64
         job.progress(stop, width, "neurons")
         job.check_cancelled()
 

@@ -296,7 +296,8 @@ def test_corpus_with_an_over_long_sentence_is_kept_with_a_note(alice, settings, 
         "sentence longer than the model's input in overlapping windows, so no word is lost. Lengths like these can "
         "mean the file is not split into sentences."]
     conllu = "".join(f"{i}\tw{i}\tw\tX\tX\t_\t0\troot\t_\t_\n" for i in range(1, 7)).encode()
-    upload = services.create_corpus_upload(alice, file=uploaded("c.conllu", conllu + b"\n" + conllu.splitlines(True)[0]))
+    one_word = conllu.splitlines(True)[0]
+    upload = services.create_corpus_upload(alice, file=uploaded("c.conllu", conllu + b"\n" + one_word))
     assert upload.n_words == 7 and "1 sentence(s) have more than 5 words (sentence 1: 6 words)" in \
         upload.metadata["notes"][0]
 
