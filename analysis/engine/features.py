@@ -30,7 +30,7 @@ def release_pages(block) -> None:
 
 def read_block(block, index, dtype=np.float32) -> np.ndarray:
     """A float32 (or ``dtype``) copy of ``block[index]``, releasing the memmap pages read."""
-    values = np.asarray(block[index], dtype=dtype)
+    values = np.array(block[index], dtype=dtype)  # a copy even in the store's own dtype: the pages go next
     release_pages(block)
     return values
 
