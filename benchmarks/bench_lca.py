@@ -1,9 +1,10 @@
 """LCA old (dense λ1) vs new default, consensus ranking, and streamed probe training; prints tables.
 
-    .venv/bin/python -m benchmarks.bench_lca [--store PATH] [--quick]
+    .venv/bin/python -m benchmarks.bench_lca [--store PATH] [--quick] [--only lca] [--no-stability]
 
 Issue #9 items 1, 2, 5 on UD EWT dev, all-MiniLM-L6-v2, layer 3, UPOS (the engine's own sentence split: first
-80 % train with its last 10 % as dev for λ2, last 20 % held out):
+80 % train with its last 10 % as dev for λ2, last 20 % held out). Three LCA settings: the dense and the default λ1
+with the subgradient L1 step, and the default λ1 with the proximal step (``l1_step="proximal"``: exact zeros).
 - neurons per label at 10 / 30 / 50 % of weight mass, closed-class (PUNCT DET ADP CCONJ PRON) vs open (NOUN VERB
   ADJ); held-out accuracy; probe ablation (zero-out) keeping the top / random / bottom 10 % of neurons;
 - top-10 stability over bootstrap resamples: single resamples (plain) vs the mean-rank consensus (split-half);
@@ -34,7 +35,7 @@ def _table(rows: list[dict]) -> None:
     print()
 
 
-def lca_rows(store, quick: bool) -> list[dict]:
+def lca_rows(store, quick: bool, stability: bool = True) -> list[dict]:
     from analysis.engine.confidence import jaccard, resolve_k
     from analysis.engine.lca import DEFAULT_L1, DENSE_L1, linguistic_correlation
     from analysis.engine.methods import compute_ranking
@@ -48,11 +49,16 @@ def lca_rows(store, quick: bool) -> list[dict]:
     one_percent = resolve_k("1%", features.shape[1])
     others = {name: compute_ranking(store, name, layers=[3]).order[:one_percent] for name in ("anova", "probeless")}
     rows = []
-    for name, method, l1 in (("old (dense)", "lca_dense", DENSE_L1), ("new default", "lca", DEFAULT_L1)):
+    settings = (("old (dense)", "lca_dense", DENSE_L1, "subgradient"),
+                ("new default", "lca", DEFAULT_L1, "subgradient"),
+                ("proximal L1 step", "lca", DEFAULT_L1, "proximal"))
+    for name, method, l1, l1_step in settings:
         ranking, probe = linguistic_correlation(features, labels, label_names=store.label_names, train=split.train,
-                                                dev=split.dev, test=split.test, l1=l1, return_probe=True)
+                                                dev=split.dev, test=split.test, l1=l1, l1_step=l1_step,
+                                                return_probe=True)
         needed = ranking.metrics["neurons_per_label_at_mass"]
-        row = {"setting": f"{name} λ1={l1:g}", "held_out_acc": f"{ranking.metrics['test_accuracy']:.4f}"}
+        row = {"setting": f"{name} λ1={l1:g}", "held_out_acc": f"{ranking.metrics['test_accuracy']:.4f}",
+               "zero_weights": f"{float(np.mean(probe.weight == 0)):.2f}"}
         for mass in ("0.1", "0.3", "0.5"):
             row[f"closed@{mass}"] = "/".join(str(needed[mass][c]) for c in CLOSED)
             row[f"open@{mass}"] = "/".join(str(needed[mass][c]) for c in OPEN)
@@ -62,10 +68,11 @@ def lca_rows(store, quick: bool) -> list[dict]:
         for selection in ("top", "random", "bottom"):
             point = next(p for p in ablation.points if p["selection"] == selection)
             row[f"{selection}10%"] = f"{point['accuracy']:.3f}"
-        boot = compute_ranking(store, method, layers=[3], bootstrap=n_boot, consensus="mean_rank",
-                               epochs=10 if quick else None)
-        row["top10_stab_plain"] = f"{boot.confidence['stability']['10']:.2f}"
-        row["top10_stab_consensus"] = f"{boot.confidence['consensus']['stability']['10']:.2f}"
+        if stability:
+            boot = compute_ranking(store, method, layers=[3], bootstrap=n_boot, consensus="mean_rank",
+                                   epochs=10 if quick else None, l1_step=l1_step)
+            row["top10_stab_plain"] = f"{boot.confidence['stability']['10']:.2f}"
+            row["top10_stab_consensus"] = f"{boot.confidence['consensus']['stability']['10']:.2f}"
         for other, top in others.items():
             row[f"top1%_jacc_{other}"] = f"{jaccard(ranking.order[:one_percent], top):.2f}"
         rows.append(row)
@@ -109,12 +116,13 @@ def main() -> None:
     parser.add_argument("--store", help="an existing MiniLM store (hidden set); extracted when omitted")
     parser.add_argument("--quick", action="store_true", help="fewer resamples and epochs")
     parser.add_argument("--only", choices=("lca", "streaming"), help="run one part")
+    parser.add_argument("--no-stability", action="store_true", help="skip the bootstrap stability columns")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as workdir:
         store, _ = open_or_extract(args.store, workdir)
         if args.only != "streaming":
-            _table(lca_rows(store, args.quick))
+            _table(lca_rows(store, args.quick, stability=not args.no_stability))
         if args.only != "lca":
             _table(streaming_rows(store, args.quick))
 

@@ -69,7 +69,7 @@ def run(features: Features, labels, label_names, sentence_offsets=None, words=No
         subset = features.select(np.arange(min(mutual_info_columns, width)))
         timed(f"univariate mutual info ({subset.shape[1]} units)",
               lambda: mutual_info_ranking(subset, labels, label_names, per_label=False),
-              "20k-row subsample, kNN per unit")
+              "every row, 16 equal-frequency bins per unit (binned plug-in estimate)")
     probeless = timed("probeless", lambda: probeless_ranking(features, labels, label_names))
     timed("binary concept AP (one label)", lambda: binary_concept_ranking(features, label_names[0], labels,
                                                                           label_names))

@@ -235,9 +235,8 @@ def cmd_concept(args) -> None:
 
 
 def cmd_probe_ablate(args) -> None:
-    from .lca import linguistic_correlation
+    from .methods import compute_ranking
     from .probe_ablation import MODES, probe_ablation
-    from .splits import split_by_sentence
 
     percents = [float(x) for x in args.percents.split(",")]
     if any(not 0 < p <= 100 for p in percents):
@@ -251,11 +250,9 @@ def cmd_probe_ablate(args) -> None:
     if not store.label_names:
         raise ValueError("a probe needs labels, and this corpus has none (--label-column or --labels)")
     sets, layers = _neuron_selection(args)
-    features = store.features(sets, layers)
-    split = split_by_sentence(store.sentence_offsets, seed=args.seed)
-    ranking, probe = linguistic_correlation(features, store.labels, label_names=store.label_names,
-                                            train=split.train, dev=split.dev, test=split.test, seed=args.seed,
+    ranking, probe, split = compute_ranking(store, "lca", neuron_sets=sets, layers=layers, seed=args.seed,
                                             return_probe=True, job=printing_job("probe"), **probe_options)
+    features = store.features(sets, layers)
     if args.save_probe:
         probe.save(args.save_probe)
         _say(f"probe saved to {args.save_probe}")

@@ -28,9 +28,9 @@ def release_pages(block) -> None:
         mapping.madvise(mmap.MADV_DONTNEED)
 
 
-def read_block(block, index) -> np.ndarray:
-    """A float32 copy of ``block[index]``, releasing the memmap pages read."""
-    values = np.asarray(block[index], dtype=np.float32)
+def read_block(block, index, dtype=np.float32) -> np.ndarray:
+    """A float32 (or ``dtype``) copy of ``block[index]``, releasing the memmap pages read."""
+    values = np.array(block[index], dtype=dtype)  # a copy even in the store's own dtype: the pages go next
     release_pages(block)
     return values
 
@@ -113,13 +113,13 @@ class _ColumnSubset(Features):
 READ_BATCH_BYTES = 16 << 20
 
 
-def _column_spans(features: Features, chunk: int):
+def _column_spans(features: Features, chunk: int, dtype):
     """(start, stop, reader) spans of at most ``chunk`` columns; a span never crosses a stored block."""
     width = features.shape[1]
     if type(features) is not Features:  # a column subset or another view: read rows, then slice
         for start in range(0, width, chunk):
             stop = min(start + chunk, width)
-            yield start, stop, (lambda idx, a=start, b=stop: features.rows(idx)[:, a:b])
+            yield start, stop, (lambda idx, a=start, b=stop: features.rows(idx)[:, a:b].astype(dtype, copy=False))
         return
     offset = 0
     for block in features.blocks:
@@ -127,15 +127,17 @@ def _column_spans(features: Features, chunk: int):
         for local in range(0, units, chunk):
             local_stop = min(local + chunk, units)
             yield (offset + local, offset + local_stop,
-                   (lambda idx, blk=block, a=local, b=local_stop: read_block(blk, (idx, slice(a, b)))))
+                   (lambda idx, blk=block, a=local, b=local_stop: read_block(blk, (idx, slice(a, b)), dtype)))
         offset += units
 
 
-def column_blocks(features: Features, rows=None, max_bytes: int = 256 << 20, column_bytes: int | None = None):
+def column_blocks(features: Features, rows=None, max_bytes: int = 256 << 20, column_bytes: int | None = None,
+                  dtype=np.float32):
     """Yield ``(start, stop, float32 [len(rows), stop-start])``: whole columns for the chosen rows, in blocks.
 
     ``rows`` may be unsorted and repeat (bootstrap); the block's rows follow ``rows``' order. The block width
     is ``max_bytes // column_bytes`` (default ``column_bytes`` = 4 bytes × rows), at least one column.
+    ``dtype=np.float16`` reads a float16 store without widening it (exact only when the store is float16).
     """
     n_total, width = features.shape
     all_rows = rows is None
@@ -144,8 +146,8 @@ def column_blocks(features: Features, rows=None, max_bytes: int = 256 << 20, col
     chunk = max(1, int(max_bytes // (column_bytes or 4 * max(1, n))))
     order = None if all_rows else np.argsort(rows, kind="stable")
     sorted_rows = rows if all_rows else rows[order]
-    for start, stop, read in _column_spans(features, chunk):
-        block = np.empty((n, stop - start), dtype=np.float32)
+    for start, stop, read in _column_spans(features, chunk, dtype):
+        block = np.empty((n, stop - start), dtype=dtype)
         batch = max(256, READ_BATCH_BYTES // (4 * (stop - start)))
         for b in range(0, n, batch):
             if all_rows:

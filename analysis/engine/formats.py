@@ -266,6 +266,21 @@ def _skipped_warning(filename: str, skipped: list[str], limit: int) -> str:
     return f"{filename}: {len(skipped):,} sentence(s) over the {limit:,}-word limit were skipped: {shown}"
 
 
+def long_sentences_note(corpus: Corpus, limit: int | None, filename: str) -> str | None:
+    """A note on the sentences of ``corpus`` over ``limit`` words (None: no note), for a corpus read without a
+    limit: extraction keeps them whole, windowed (see :mod:`extract`)."""
+    if limit is None:
+        return None
+    long = [(number, len(words)) for number, words in enumerate(corpus.sentences, start=1) if len(words) > limit]
+    if not long:
+        return None
+    shown = "; ".join(f"sentence {number:,}: {length:,} words" for number, length in long[:10])
+    return (f"{filename}: {len(long):,} sentence(s) have more than {limit:,} words ({shown}"
+            f"{' ...' if len(long) > 10 else ''}). They are kept: extraction reads a sentence longer than the "
+            "model's input in overlapping windows, so no word is lost. Lengths like these can mean the file is "
+            "not split into sentences.")
+
+
 def _is_range_or_empty_node(word_id: str) -> bool:
     for separator in ("-", "."):
         head, sep, tail = word_id.partition(separator)

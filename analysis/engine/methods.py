@@ -142,9 +142,10 @@ def compute_ranking(
     dev_fraction: float = 0.1,
     eval_store=None,
     consensus: str | None = None,
+    return_probe: bool = False,
     job: Job | None = None,
     **options,
-) -> Ranking:
+):
     """Rank the neurons of ``store`` (an :class:`~analysis.engine.store.ActivationStore`) with ``method``.
 
     ``neuron_sets`` / ``layers`` select the columns (default: every stored neuron). ``options`` go to the method
@@ -154,7 +155,13 @@ def compute_ranking(
     (``"mean_rank"`` or ``"selection_frequency"``, needs ``bootstrap`` ≥ 4): the order is the resamples'
     consensus, with its own split-half stability in ``ranking.confidence["consensus"]``
     (:func:`confidence.bootstrap_confidence`).
+
+    Returns the Ranking; with ``return_probe`` (a probe method, no bootstrap) ``(ranking, probe, split)``: the
+    trained probe and the split it was trained and tested on, for probe ablation.
     """
+    if return_probe and (method not in PROBE_METHODS or bootstrap >= 2):
+        raise ValueError(f"return_probe needs a method that trains one probe ({', '.join(PROBE_METHODS)}) and no "
+                         f"bootstrap; got {method} with bootstrap {bootstrap}")
     if consensus is not None and consensus not in CONSENSUS_METHODS:
         raise ValueError(f"consensus must be one of {', '.join(CONSENSUS_METHODS)}, not {consensus!r}")
     if consensus is not None and bootstrap < 4:
@@ -180,7 +187,9 @@ def compute_ranking(
         main_options["held_out"] = LabelledWords(eval_store.features(neuron_sets, layers), eval_store.labels,
                                                  eval_store.label_names)
 
-    if bootstrap < 2:
+    if return_probe:
+        ranking, probe = spec.rank(data, split.train, job, {**main_options, "return_probe": True})
+    elif bootstrap < 2:
         ranking = spec.rank(data, split.train, job, main_options)
     else:
         ranking = _with_confidence(spec, data, store, bootstrap, job, main_options, options, consensus)
@@ -194,7 +203,7 @@ def compute_ranking(
     if eval_store is not None:
         ranking.params["eval_store_key"] = eval_store.meta.get("key")
         ranking.params["eval_corpus_sha256"] = eval_store.meta.get("corpus_sha256")
-    return ranking
+    return (ranking, probe, split) if return_probe else ranking
 
 
 def _check_comparable(store, eval_store) -> None:

@@ -15,9 +15,11 @@ lowest activations with their row; the sentence index and word position come fro
 Sampled contexts: the activation range cut into ``context_bins`` equal-frequency bins, ``contexts_per_bin``
 evenly spaced words from each (deterministic). Best label: see :func:`_label_detection`.
 
-Speed: one sort per column (a radix sort of 16-bit keys when the values are float16, as the store's are)
-serves min, max, exact quantiles, the extreme and sampled contexts and the AP; the partial sorts this replaced
-cost 3× more. The store is read once (a layer, or a slice of a layer within ``max_bytes``, per block).
+Speed: a float16 store is read as float16. One sort per column — of (value key, row) pairs packed in one
+integer, which NumPy sorts with SIMD — serves min, max, exact quantiles, the histogram (a binary search for
+each bin's first position), the extreme and sampled contexts and the AP (two binary searches per positive).
+Per-type and per-label sums are sparse products with the block in float64. On UD EWT dev (MiniLM, 11,904
+units × 25,147 words) this takes under half the CPU time of the version before (benchmarks/bench_science_fast.py).
 
 Columns are read with :func:`features.column_blocks`; progress is reported in neurons (one report per block).
 """
@@ -175,40 +177,77 @@ def _top_along_rows(values: np.ndarray, k: int, largest: bool) -> np.ndarray:
     return np.take_along_axis(part, order, axis=0)
 
 
-def sortable_keys(block: np.ndarray) -> np.ndarray | None:
-    """uint16 keys ordered like the values, when every value of ``block`` is exactly a float16 (the store's
-    dtype), else None. Sorting 16-bit integers is a radix sort in NumPy, several times faster than float32."""
-    half = block.astype(np.float16)
-    if not np.array_equal(half, block):
-        return None
-    bits = half.view(np.uint16)
-    # negative: flip every bit; positive: flip the sign bit (uint16 arithmetic throughout, no copies to int64)
-    return bits ^ ((bits >> np.uint16(15)) * np.uint16(0x7FFF) | np.uint16(0x8000))
+def sort_keys(block: np.ndarray) -> np.ndarray:
+    """Unsigned integer keys [w, n] (one row per column of ``block`` [n, w]) ordered like the values.
+
+    float16 gives uint16 keys, anything else is taken as float32 (uint32 keys). −0 is taken as +0 first, so
+    equal values always have equal keys (ties are then broken by row)."""
+    kind, unsigned, top = (np.float16, np.uint16, 15) if block.dtype == np.float16 else (np.float32, np.uint32, 31)
+    bits = np.ascontiguousarray(block.T, dtype=kind).view(unsigned).copy()  # bit operations only from here
+    sign = unsigned(1 << top)
+    bits[bits == sign] = 0  # −0 → +0
+    # negative: flip every bit; positive: flip the sign bit (in the key's own width, no int64 temporaries)
+    bits ^= (bits >> unsigned(top)) * unsigned(sign - 1) | sign
+    return bits
 
 
-def ascending_order(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(order, ordered)``, both [w, n]: each column's row indices in ascending order of value (ties by lower
-    row) and its values sorted. With float16 values both come from radix sorts of the 16-bit keys."""
-    keys = sortable_keys(block)
-    if keys is None:
-        order = np.argsort(np.ascontiguousarray(block.T), axis=1, kind="stable")
-        return order, np.take_along_axis(block.T, order, axis=1)
-    keys = np.ascontiguousarray(keys.T)
-    order = np.argsort(keys, axis=1, kind="stable")
-    keys.sort(axis=1, kind="stable")
-    bits = np.where(keys & 0x8000, keys & 0x7FFF, ~keys).astype(np.uint16)
-    return order, bits.view(np.float16).astype(np.float32)
+def sorted_columns(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, sorted_keys)``, both [w, n], from :func:`sort_keys` ``keys`` [w, n]: each column's rows in
+    ascending order of value (ties by lower row) and its keys in that order.
+
+    One sort of (key, row) pairs packed into one integer: the pairs are distinct, so an unstable sort gives
+    the stable order, and NumPy sorts 32-bit integers with SIMD, several times faster than it argsorts."""
+    n = keys.shape[1]
+    wide, shift = (np.uint32, 16) if keys.dtype == np.uint16 and n <= 1 << 16 else (np.uint64, 32)
+    pairs = keys.astype(wide)
+    pairs <<= wide(shift)
+    pairs |= np.arange(n, dtype=wide)
+    pairs.sort(axis=1)
+    sorted_keys = np.right_shift(pairs, wide(shift), out=np.empty(keys.shape, keys.dtype), casting="unsafe")
+    pairs &= wide((1 << shift) - 1)
+    return pairs, sorted_keys
 
 
-def sorted_quantiles(ordered: np.ndarray, quantiles) -> np.ndarray:
-    """[w, Q] quantiles (NumPy's linear interpolation) of each row of ``ordered`` [w, n] sorted ascending."""
-    n = ordered.shape[1]
+def key_values(keys: np.ndarray) -> np.ndarray:
+    """float32 values of :func:`sort_keys` keys (the inverse map)."""
+    if keys.dtype == np.uint16:
+        bits = np.where(keys & 0x8000, keys & 0x7FFF, ~keys).astype(np.uint16)
+        return bits.view(np.float16).astype(np.float32)
+    bits = np.where(keys & 0x80000000, keys & 0x7FFFFFFF, ~keys).astype(np.uint32)
+    return bits.view(np.float32)
+
+
+def quantiles_from_sorted(value_at, n: int, quantiles) -> np.ndarray:
+    """[w, Q] quantiles (NumPy's linear interpolation) from ``value_at(positions)`` → the [w, len] values at
+    those positions of each column sorted ascending (n values per column)."""
     positions = (n - 1) * np.asarray(quantiles, dtype=np.float64)
     below = np.floor(positions).astype(np.int64)
     above = np.minimum(below + 1, n - 1)
     fraction = positions - below
-    low, high = ordered[:, below].astype(np.float64), ordered[:, above].astype(np.float64)
+    low, high = value_at(below).astype(np.float64), value_at(above).astype(np.float64)
     return low + fraction * (high - low)
+
+
+def histogram_from_sorted(sorted_keys: np.ndarray, low: np.ndarray, high: np.ndarray, n_bins: int) -> np.ndarray:
+    """[w, n_bins] counts in ``n_bins`` equal bins between each column's min and max (the max in the last bin).
+
+    The bin of a value is ``int((v − low) / span · n_bins)``; it only rises along a sorted column, so each
+    bin's first position is found by a binary search (all columns and bins at once) instead of binning every
+    value: the same counts as binning them all."""
+    w, n = sorted_keys.shape
+    low32, span = low.astype(np.float32)[:, None], np.where(high > low, high - low, 1.0).astype(np.float64)[:, None]
+    wanted = np.arange(1, n_bins)[None, :]
+    rows = np.arange(w)[:, None]
+    first, stop = np.zeros((w, n_bins - 1), np.int64), np.full((w, n_bins - 1), n, np.int64)
+    while np.any(first < stop):  # first position whose bin is ≥ the wanted one
+        middle = (first + stop) // 2
+        value = key_values(sorted_keys[rows, np.minimum(middle, n - 1)])
+        below = ((value - low32) / span * n_bins).astype(np.int64) < wanted
+        searching = first < stop
+        first = np.where(searching & below, middle + 1, first)
+        stop = np.where(searching & ~below, middle, stop)
+    edges = np.concatenate([np.zeros((w, 1), np.int64), first, np.full((w, 1), n, np.int64)], axis=1)
+    return np.diff(edges, axis=1)
 
 
 def sampled_positions(n: int, n_bins: int, per_bin: int) -> np.ndarray:
@@ -217,14 +256,19 @@ def sampled_positions(n: int, n_bins: int, per_bin: int) -> np.ndarray:
     return np.minimum((fractions.ravel() * n).astype(np.int64), n - 1)
 
 
-def average_precision_of_positives(everyone: np.ndarray, positives: np.ndarray) -> float:
-    """AP of a score for a concept, from every word's score (sorted ascending) and the positives' (sorted).
+def average_precision_from_sorted(everyone: np.ndarray, positives: np.ndarray, high: bool = True) -> float:
+    """AP of a score for a concept, from every word's score key (sorted ascending) and the positives' (sorted).
 
-    With equal scores as one threshold (scikit-learn's rule), each positive p adds the precision at the end of
-    its tie group, TP(score ≥ s_p) / N(score ≥ s_p), so AP is the mean of that ratio over the positives —
-    two binary searches, no cumulative sums over all words."""
-    at_least = len(everyone) - np.searchsorted(everyone, positives, side="left")
-    positive_at_least = len(positives) - np.searchsorted(positives, positives, side="left")
+    ``high``: higher values detect the concept (else lower ones do: the score is the negated value). With
+    equal scores as one threshold (scikit-learn's rule), each positive adds the precision at the end of its
+    tie group, TP(score ≥ s) / N(score ≥ s), so AP is the mean of that ratio over the positives: two binary
+    searches per positive, nothing done per word."""
+    if high:
+        at_least = len(everyone) - np.searchsorted(everyone, positives, side="left")
+        positive_at_least = len(positives) - np.searchsorted(positives, positives, side="left")
+    else:
+        at_least = np.searchsorted(everyone, positives, side="right")
+        positive_at_least = np.searchsorted(positives, positives, side="right")
     return float(np.mean(positive_at_least / at_least))
 
 
@@ -245,10 +289,10 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
         labels = None  # a corpus without labels (every id -1): no label means to compute
     if labels is not None:
         labels = check_labels(labels, label_names, n)
-        labelled = np.flatnonzero(labels >= 0)
-        label_groups = indicator(labels[labelled], len(label_names))
-        label_counts = np.bincount(labels[labelled], minlength=len(label_names)).astype(np.float64)
-        label_of_row = np.where(labels >= 0, labels, len(label_names))  # unlabelled: a label no one asks for
+        # unlabelled words form one more group, whose sums are not used
+        label_groups = indicator(np.where(labels >= 0, labels, len(label_names)), len(label_names) + 1)
+        label_counts = np.bincount(labels[labels >= 0], minlength=len(label_names)).astype(np.float64)
+        label_rows = [np.flatnonzero(labels == label) for label in [*range(len(label_names)), -1]]
     if words is not None:
         if len(words) != n:
             raise ValueError(f"{len(words)} words for {n} feature rows")
@@ -284,30 +328,37 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
     arrays["best_label_sign"] = np.zeros(width, np.int8)
     sample_at = sampled_positions(n, context_bins, contexts_per_bin)
 
-    # per column: the float32 block, its [w, n] sort order (int64) and sorted copy, float64 temporaries,
-    # per-type sums
-    column_bytes = n * (4 + 8 + 4 + 8 + 8) + n_types * 16
-    for start, stop, block in column_blocks(features, max_bytes=max_bytes, column_bytes=column_bytes):
+    # a float16 store is read as float16 (its sort keys are 16 bits: radix sorts); anything else as float32
+    native = np.float16 if all(getattr(b, "dtype", None) == np.float16 for b in features.blocks) else np.float32
+    # per column: the block as read, as float32 and as float64 (and its unlabelled rows), its keys,
+    # the packed (key, row) pairs that become the order, the sorted keys; per-type sums and scores
+    column_bytes = n * (2 + 4 + 8 + 8 + 2 + 8 + 2) + n_types * 24
+    for start, stop, block in column_blocks(features, max_bytes=max_bytes, column_bytes=column_bytes, dtype=native):
         cols = slice(start, stop)
+        # one sort per column gives min, max, quantiles, histogram, extreme and sampled contexts, and the AP
+        keys = sort_keys(block)  # [w, n]
+        order, ordered_keys = sorted_columns(keys)
+        block = block.astype(np.float32, copy=False)
         mean = block.mean(axis=0, dtype=np.float64)
         mean32 = mean.astype(np.float32)
-        variance = np.mean(np.square(block - mean32), axis=0, dtype=np.float64) - (mean - mean32) ** 2
+        squares = np.sum(np.square(block - mean32), axis=0, dtype=np.float64)  # about the float32 mean
+        variance = squares / n - (mean - mean32) ** 2
         std = np.sqrt(np.maximum(variance, 0.0))
-        # one sort per column gives min, max, quantiles, extreme and sampled contexts, and the ranks for AP
-        order, ordered = ascending_order(block)  # [w, n]
-        low, high = ordered[:, 0].copy(), ordered[:, -1].copy()
+
+        def value_at(positions):
+            return key_values(ordered_keys[:, positions])
+
+        low, high = value_at(0), value_at(n - 1)
         arrays["mean"][cols], arrays["std"][cols], arrays["min"][cols], arrays["max"][cols] = mean, std, low, high
-        arrays["quantiles"][cols] = sorted_quantiles(ordered, quantiles)
-        span = np.where(high > low, high - low, 1.0).astype(np.float64)
-        bins = np.clip(((block - low) / span * n_bins).astype(np.int64), 0, n_bins - 1)
-        bins += np.arange(stop - start) * n_bins
-        arrays["histogram"][cols] = np.bincount(bins.ravel(), minlength=(stop - start) * n_bins).reshape(-1, n_bins)
-        del bins
+        arrays["quantiles"][cols] = quantiles_from_sorted(value_at, n, quantiles)
+        arrays["histogram"][cols] = histogram_from_sorted(ordered_keys, low, high, n_bins)
+        block64 = block.astype(np.float64)  # the sparse sums add in float64
         if labels is not None:
-            _label_detection(arrays, cols, block, order, ordered, labelled, label_groups, label_counts,
-                             label_of_row, mean)
+            _label_detection(arrays, cols, block64, keys, ordered_keys, label_groups, label_rows, label_counts, mean,
+                             squares - n * (mean - mean32) ** 2)
+        del keys
         if k_words:
-            scores = top_word_scores(type_groups @ block, type_counts, mean, std, smoothing)
+            scores = top_word_scores(type_groups @ block64, type_counts, mean, std, smoothing)
             best = _top_along_rows(np.abs(scores), k_words, largest=True)
             arrays["top_word_types"][cols, :k_words] = np.where(std[:, None] > 0, best.T, -1)
             arrays["top_word_scores"][cols, :k_words] = np.take_along_axis(scores, best, axis=0).T
@@ -318,10 +369,10 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
                                  ("sampled", sample_at)):
             chosen = order[:, positions]
             arrays[f"{which}_rows"][cols, : len(positions)] = chosen
-            arrays[f"{which}_values"][cols, : len(positions)] = ordered[:, positions]
+            arrays[f"{which}_values"][cols, : len(positions)] = value_at(positions)
             if type_ids is not None:
                 arrays[f"{which}_words"][cols, : len(positions)] = type_ids[chosen]
-        del order, ordered
+        del order, ordered_keys, block, block64
         job.progress(stop, width, "neurons")
         job.check_cancelled()
 
@@ -340,28 +391,33 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
     return NeuronStats(list(features.neuron_ids), arrays, label_names, [str(w) for w in vocabulary[used]], params)
 
 
-def _label_detection(arrays, cols, block, order, ordered, labelled, label_groups, label_counts, label_of_row,
-                     mean) -> None:
+def _label_detection(arrays, cols, block, keys, sorted_keys, label_groups, label_rows, label_counts, mean,
+                     squares) -> None:
     """Per-label means and selectivity, and the best-detected label with its average precision.
 
     Selectivity of label t: (mean on t − mean on the other labelled words) / the pooled within-group std of
     the two groups (Cohen's d, population form). The best label
     is the one with the largest |selectivity|; its AP is that of the activation (negated when the
     selectivity is negative) as a score for "t vs every other word" (unlabelled words count as negatives),
-    with tied values as one threshold, as in :func:`baselines.average_precision_columns`."""
-    centred = block[labelled] - mean.astype(np.float32)  # centred, so the sums of squares do not cancel
-    sums = (label_groups @ centred).T  # [w, C]
-    np.square(centred, out=centred)
-    squares = (label_groups @ centred).T
-    del centred
+    with tied values as one threshold, as in :func:`baselines.average_precision_columns`.
+
+    ``block``: the float64 block [n, w]; ``keys`` / ``sorted_keys``: its sort keys [w, n], as they are and
+    sorted; ``label_rows``: each label's rows, then the unlabelled ones; ``squares``: Σ (x − mean)² over every
+    word, of which the within-group sum of squares only needs the labelled words' part. Sums are taken about
+    the neuron's mean, so the sums of squares do not cancel."""
+    n_labels = len(label_counts)
+    sums = (label_groups @ block).T[:, :n_labels]  # [w, C]
+    unlabelled = label_rows[n_labels]
+    squares = squares - np.sum(np.square(block[unlabelled] - mean), axis=0)  # the labelled words' part
     with np.errstate(invalid="ignore", divide="ignore"):
-        rest = label_counts.sum() - label_counts
         label_means = sums / label_counts
+        sums = sums - label_counts * mean[:, None]  # about the mean
+        rest = label_counts.sum() - label_counts
+        centred_means = sums / label_counts
         rest_means = (sums.sum(axis=1, keepdims=True) - sums) / rest
-        within = (squares.sum(axis=1, keepdims=True) - label_counts * label_means**2 - rest * rest_means**2)
+        within = squares[:, None] - label_counts * centred_means**2 - rest * rest_means**2
         pooled = np.sqrt(np.maximum(within, 0.0) / label_counts.sum())
-        selectivity = np.where(pooled > 0, (label_means - rest_means) / pooled, np.nan)
-        label_means = label_means + mean[:, None]
+        selectivity = np.where(pooled > 0, (centred_means - rest_means) / pooled, np.nan)
     arrays["label_means"][cols] = label_means
     arrays["label_selectivity"][cols] = selectivity
     present = (label_counts > 0) & (rest > 0)
@@ -372,12 +428,10 @@ def _label_detection(arrays, cols, block, order, ordered, labelled, label_groups
     ap = np.full(len(best), np.nan)
     for label in np.unique(best[valid]):
         columns = np.flatnonzero(valid & (best == label))
-        # signed so that "high" is always the detecting direction; values of the positives, sorted per column
-        signs = sign[columns].astype(np.float32)
-        positives = np.sort(block[np.ix_(labelled[label_of_row[labelled] == label], columns)] * signs, axis=0)
-        for k, column in enumerate(columns):
-            everyone = ordered[column] if signs[k] > 0 else -ordered[column][::-1]
-            ap[column] = average_precision_of_positives(everyone, positives[:, k])
+        # the positives' keys, sorted ("stable" is NumPy's radix sort for 16-bit keys, ~8× its default here)
+        positives = np.sort(keys[np.ix_(columns, label_rows[label])], axis=1, kind="stable")
+        for column, column_positives in zip(columns, positives):
+            ap[column] = average_precision_from_sorted(sorted_keys[column], column_positives, sign[column] > 0)
     arrays["best_label"][cols] = np.where(valid, best, -1)
     arrays["best_label_ap"][cols] = np.where(valid, ap, np.nan)
     arrays["best_label_sign"][cols] = np.where(valid, sign, 0)

@@ -61,3 +61,24 @@ def test_a_pass_over_a_memmap_store_does_not_stay_resident(tmp_path):
     grown = process.memory_info().rss - before
     assert total == 65536
     assert grown < 64 * 2**20, f"resident memory grew by {grown / 2**20:.0f} MiB while streaming 256 MiB"
+
+
+def test_float16_column_blocks_of_a_memmap_store_do_not_stay_resident(tmp_path):
+    """Read in the store's own dtype, a block is still a copy: the store's pages are released, not kept."""
+    from analysis.engine.features import column_blocks
+
+    path = tmp_path / "layer.npy"
+    block = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(65536, 2048))
+    block[:] = 1.0
+    block.flush()
+    del block
+    features = Features([np.load(path, mmap_mode="r")], layer_neurons("hidden", 0, 2048))
+    process = psutil.Process()
+    before = process.memory_info().rss
+    grown, widths = 0, []
+    for _, _, columns in column_blocks(features, max_bytes=16 << 20, dtype=np.float16):
+        assert columns.dtype == np.float16 and float(columns.sum(dtype=np.float64)) == columns.size
+        widths.append(columns.shape[1])
+        grown = max(grown, process.memory_info().rss - before)
+    assert widths == [64] * 32  # 16 MiB / (4 bytes × 65,536 rows) columns a block
+    assert grown < 96 * 2**20, f"resident memory grew by {grown / 2**20:.0f} MiB over 256 MiB of columns"

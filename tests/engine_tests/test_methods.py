@@ -82,3 +82,20 @@ def test_bad_requests_are_refused(store, tmp_path):
         compute_ranking(store, "anova", bootstrap=1)
     with pytest.raises(ValueError, match="anova trains no probe"):
         compute_ranking(store, "anova", eval_store=store)
+
+
+def test_return_probe_gives_the_probe_and_the_split_it_was_trained_and_tested_on(store):
+    from analysis.engine.probe import evaluate_probe
+    from analysis.engine.splits import split_by_sentence
+
+    ranking, probe, split = compute_ranking(store, "lca", layers=[1], seed=3, return_probe=True, **FAST_LCA, l2=1e-3)
+    expected = split_by_sentence(store.sentence_offsets, 0.2, 0.1, seed=3)
+    for part in ("train", "dev", "test"):
+        assert getattr(split, part).tolist() == getattr(expected, part).tolist()
+    features = store.features(None, [1])
+    metrics = evaluate_probe(probe, features, store.labels, test=split.test)
+    assert metrics["test_accuracy"] == pytest.approx(ranking.metrics["test_accuracy"])
+    assert ranking.params["seed"] == 3 and list(probe.neuron_ids) == list(features.neuron_ids)
+    for method, bootstrap in (("anova", 0), ("lca", 2)):
+        with pytest.raises(ValueError, match="return_probe needs a method that trains one probe"):
+            compute_ranking(store, method, layers=[1], bootstrap=bootstrap, return_probe=True, **FAST_LCA)

@@ -176,3 +176,19 @@ def test_neurox_defaults_are_available():
     x, y = planted(seed=10)
     probe = train_probe(as_features(x), y, label_names=["a", "b", "c"], train=np.arange(500), **NEUROX_DEFAULTS)
     assert probe.params["lr"] == 1e-3 and probe.params["batch_size"] == 512 and probe.params["l2"] == 1e-5
+
+
+def test_proximal_l1_step_gives_exact_zeros_on_noise_units_and_keeps_the_signal():
+    x, labels = planted(n=900, d=20)
+    index = np.arange(900)
+    options = dict(FAST, l1=3e-2, train=index[:700], test=index[700:])
+    proximal = train_probe(as_features(x), labels, label_names=["a", "b", "c"], l1_step="proximal", **options)
+    subgradient = train_probe(as_features(x), labels, label_names=["a", "b", "c"], **options)
+    noise = np.setdiff1d(np.arange(20), [2, 7])
+    assert (proximal.weight[:, noise] == 0).mean() > 0.8  # soft-thresholding lands on zero
+    assert (subgradient.weight == 0).mean() == 0  # a subgradient step only oscillates around it
+    assert np.all(np.abs(proximal.weight[:, [2, 7]]).max(axis=0) > 0.5)
+    assert proximal.metrics["test_accuracy"] > 0.9
+    assert proximal.params["l1_step"] == "proximal" and subgradient.params["l1_step"] == "subgradient"
+    with pytest.raises(ValueError, match="l1_step must be one of"):
+        train_probe(as_features(x), labels, label_names=["a", "b", "c"], l1_step="exact", **options)

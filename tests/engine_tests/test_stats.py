@@ -145,3 +145,67 @@ def test_a_low_firing_detector_is_scored_on_its_negated_activation_and_float32_i
     assert half.for_neuron(4)["best_label"]["label"] == full.for_neuron(4)["best_label"]["label"]
     np.testing.assert_array_equal(half.arrays["low_rows"], compute_neuron_stats(
         as_features(x), words, offsets, labels, names).arrays["low_rows"])
+
+
+def test_average_precision_equals_scikit_learn_with_ties_in_both_directions():
+    from sklearn.metrics import average_precision_score
+
+    from analysis.engine.stats import average_precision_from_sorted, sort_keys, sorted_columns
+
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        n = int(rng.integers(5, 400))
+        values = np.round(rng.normal(size=n) * rng.choice([1, 4, 20])) / 4  # few distinct values: many ties
+        values = values.astype(np.float16)
+        positive = rng.random(n) < rng.uniform(0.05, 0.6)
+        positive[rng.integers(n)] = True
+        keys = sort_keys(values[:, None])
+        _, everyone = sorted_columns(keys)
+        positives = np.sort(keys[0, positive])
+        for high, score in ((True, values), (False, -values)):
+            expected = average_precision_score(positive, score.astype(np.float64))
+            assert average_precision_from_sorted(everyone[0], positives, high) == pytest.approx(expected, abs=1e-12)
+
+
+def test_best_label_ap_matches_scikit_learn_on_tied_float16_values_and_minus_zero_ties_plus_zero():
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(5)
+    n = 600
+    labels = rng.integers(0, 3, n).astype(np.int32)
+    labels[::13] = -1
+    x = np.round(rng.normal(size=(n, 6)) * 2) / 2 + 1.5 * (labels == 1)[:, None] * np.array([1, -1, 1, -1, 1, -1])
+    x[:, 5] = np.abs(x[:, 5]) + 1
+    x[:100:2, 5], x[1:100:2, 5] = -0.0, 0.0  # −0 and +0 are one value: one tie group, rows in order
+    x = x.astype(np.float16)
+    stats = compute_neuron_stats(as_features(x), labels=labels, label_names=["A", "B", "C"])
+    for column in range(6):
+        page = stats.for_neuron(column)
+        label = ["A", "B", "C"].index(page["best_label"]["label"])
+        score = x[:, column].astype(np.float64) * (1 if page["best_label"]["direction"] == "high" else -1)
+        assert page["best_label"]["ap"] == pytest.approx(average_precision_score(labels == label, score), rel=1e-6)
+    assert stats.arrays["low_rows"][5].tolist() == list(range(10))
+    assert stats.arrays["high_rows"][5][0] > 100
+
+
+def test_sort_order_is_stable_and_falls_back_to_wide_pairs_beyond_65536_rows():
+    from analysis.engine.stats import key_values, sort_keys, sorted_columns
+
+    rng = np.random.default_rng(1)
+    for n, dtype in ((1000, np.float16), (70_000, np.float16), (1000, np.float32)):
+        values = (np.round(rng.normal(size=(n, 3)) * 8) / 8).astype(dtype)
+        order, ordered = sorted_columns(sort_keys(values))
+        assert order.dtype == (np.uint32 if n <= 65536 and dtype == np.float16 else np.uint64)
+        np.testing.assert_array_equal(order, np.argsort(values.T, axis=1, kind="stable"))
+        np.testing.assert_array_equal(key_values(ordered), np.sort(values.T.astype(np.float32), axis=1))
+
+
+def test_histogram_counts_values_on_bin_edges_like_binning_each_value():
+    x = np.repeat(np.linspace(-1, 3, 33), 5)[:, None].astype(np.float16)  # many values exactly on the edges
+    x = np.concatenate([x, np.full((7, 1), 3, np.float16)])
+    stats = compute_neuron_stats(as_features(x))
+    values = x[:, 0].astype(np.float32)
+    low, high = values.min(), values.max()
+    bins = np.minimum(((values - low) / np.float64(high - low) * 32).astype(np.int64), 31)
+    np.testing.assert_array_equal(stats.arrays["histogram"][0], np.bincount(bins, minlength=32))
+    assert stats.arrays["histogram"][0].sum() == len(x)

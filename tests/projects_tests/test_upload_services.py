@@ -287,13 +287,19 @@ def test_corpus_empty_file(alice, assert_nothing_left):
     assert_nothing_left(alice)
 
 
-def test_corpus_over_long_sentence(alice, settings, assert_nothing_left):
+def test_corpus_with_an_over_long_sentence_is_kept_with_a_note(alice, settings, storage_root):
     settings.NEUROX_MAX_SENTENCE_WORDS = 5
-    message = refused(lambda: services.create_corpus_upload(
-        alice, format="plain", file=uploaded("c.word", b"a b\na b c d e f\n")))
-    assert message == ("c.word, line 2: sentence 2 has 6 words; the limit is 5 (raise the limit, or skip such "
-                       "sentences)")
-    assert_nothing_left(alice)
+    upload = services.create_corpus_upload(alice, format="plain", file=uploaded("c.word", b"a b\na b c d e f\n"))
+    assert (upload.n_sentences, upload.n_words) == (2, 8)
+    assert upload.metadata["notes"] == [
+        "c.word: 1 sentence(s) have more than 5 words (sentence 2: 6 words). They are kept: extraction reads a "
+        "sentence longer than the model's input in overlapping windows, so no word is lost. Lengths like these can "
+        "mean the file is not split into sentences."]
+    conllu = "".join(f"{i}\tw{i}\tw\tX\tX\t_\t0\troot\t_\t_\n" for i in range(1, 7)).encode()
+    one_word = conllu.splitlines(True)[0]
+    upload = services.create_corpus_upload(alice, file=uploaded("c.conllu", conllu + b"\n" + one_word))
+    assert upload.n_words == 7 and "1 sentence(s) have more than 5 words (sentence 1: 6 words)" in \
+        upload.metadata["notes"][0]
 
 
 def test_corpus_unknown_label_column(alice, assert_nothing_left):
