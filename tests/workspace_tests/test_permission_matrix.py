@@ -17,6 +17,8 @@ The rules (``Access``):
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import unquote, urlsplit
@@ -25,7 +27,7 @@ import pytest
 from django.conf import settings
 from django.shortcuts import resolve_url
 from django.test import Client
-from django.urls import URLPattern, URLResolver, reverse
+from django.urls import Resolver404, URLPattern, URLResolver, resolve, reverse
 from rest_framework.test import APIClient
 
 from analysis import api_urls, urls, workspace
@@ -66,6 +68,8 @@ class Row:
     kwargs: dict[str, Callable] = field(default_factory=dict)
     body: Callable | None = None
     note: str = ""
+    # Written for a view on a branch not merged yet: applies as soon as its pattern exists.
+    pending: bool = False
 
 
 def _realtime_body(world, **extra):
@@ -87,6 +91,18 @@ TABLE: dict[str, Row] = {
     "page:run-ablation": Row({"GET": READ()}),
     "page:run-manipulation": Row({"GET": READ()}),
     "page:run-downloads": Row({"GET": READ()}),
+    # Partials and files of the views being built (pending until merged); ids such as a curve's or a file's
+    # come from the links on the pages.
+    "page:run-analysis-rankings": Row({"GET": READ()}, pending=True),
+    "page:run-analysis-neurons": Row({"GET": READ()}, pending=True),
+    "page:run-analysis-workbench": Row({"GET": READ()}, pending=True),
+    "page:run-analysis-map": Row({"GET": READ()}, pending=True),
+    "page:run-analysis-typed": Row({"GET": READ()}, pending=True),
+    "page:run-neuron-correlations": Row({"GET": READ()}, pending=True),
+    "page:run-ablation-charts": Row({"GET": READ()}, pending=True),
+    "page:run-ablation-csv": Row({"GET": READ()}, pending=True),
+    "page:run-ablation-svg": Row({"GET": READ()}, pending=True),
+    "page:run-download": Row({"GET": READ()}, pending=True),
     # ---- API
     "api:run-list": Row({"GET": LIST, "POST": NOT_ALLOWED}),
     "api:run-detail": Row({"GET": READ(), "POST": NOT_ALLOWED}),
@@ -97,6 +113,7 @@ TABLE: dict[str, Row] = {
     "api:project-run-list": Row({"GET": READ(), "POST": WRITE(201)},
                                 body=lambda world: request_for(world.attached)),
     "api:api-run-result-file": Row({"GET": READ(), "POST": NOT_ALLOWED}),
+    "api:api-run-download": Row({"GET": READ(), "POST": NOT_ALLOWED}, pending=True),
     "api:project-realtime-activations": Row({"GET": NOT_ALLOWED, "POST": READ()}, body=_realtime_body),
     "api:project-realtime-manipulate": Row(
         {"GET": NOT_ALLOWED, "POST": READ()},
@@ -127,7 +144,7 @@ def test_every_url_pattern_has_a_row():
     missing = sorted(set(PATTERNS) - set(TABLE))
     assert not missing, (f"URL patterns without a row in TABLE ({__name__}): {missing}. Add one saying who may "
                          "GET / POST it (READ, WRITE, LIST or NOT_ALLOWED).")
-    gone = sorted(set(TABLE) - set(PATTERNS))
+    gone = sorted(key for key in set(TABLE) - set(PATTERNS) if not TABLE[key].pending)
     assert not gone, f"TABLE rows for URL patterns that no longer exist: {gone}"
 
 
@@ -150,6 +167,7 @@ class World:
     neuron: str
     steps: dict  # kind -> first succeeded step of that kind
     result_file: tuple[int, str]  # (step id, file name) of a downloadable result file
+    links: dict = field(default_factory=dict)  # pattern key -> a URL of it that the pages link to
 
     @property
     def project(self):
@@ -170,17 +188,48 @@ def world(people, attached, finished_run):  # noqa: F811
         steps.setdefault(step.kind, step)
     with_files = [r for r in results_of(finished_run, with_data=False) if r.files]
     first = with_files[0]
-    return World(people=people, attached=attached, run=finished_run, neuron=ranking.top(1)[0].label, steps=steps,
-                 result_file=(first.step, sorted(first.files)[0]))
+    world = World(people=people, attached=attached, run=finished_run, neuron=ranking.top(1)[0].label, steps=steps,
+                  result_file=(first.step, sorted(first.files)[0]))
+    owner = Client()
+    owner.force_login(people["owner"])
+    pages = [url_of(key, world) for key in TABLE if key in PATTERNS and not _needs_a_link(key)]
+    world.links = linked_urls(owner.get, pages)
+    return world
 
 
-# Filled by the kwarg's name; a name not here needs a filler in its row's ``kwargs``.
+LINK = re.compile(r'(?:href|src|action|hx-get|hx-post|hx-delete)="([^"]+)"')
+
+
+def linked_urls(get, pages) -> dict[str, str]:
+    """Pattern key -> the first URL of that pattern that one of ``pages`` links to (``get(url)`` answers a
+    response). A view's partials and downloads take ids the views make up (a curve id, a file name): the
+    pages' own links say what they are."""
+    found = {}
+    for page in pages:
+        answer = get(page)
+        if answer.status_code != 200 or "html" not in answer.get("Content-Type", ""):
+            continue
+        for link in LINK.findall(answer.content.decode(errors="replace")):
+            link = html.unescape(link)
+            try:
+                match = resolve(urlsplit(link).path)
+            except Resolver404:
+                continue
+            key = f"page:{match.url_name}" if match.namespace == "analysis" else f"api:{match.url_name}"
+            if key in PATTERNS:
+                found.setdefault(key, link)
+    return found
+
+
+# Filled by the kwarg's name. A pattern with other kwargs than the project and the run takes, in this order: its
+# row's ``kwargs``, else a URL of it that the pages link to (``World.links``), else these.
+BASIC_KWARGS = {"pk", "run_id", "project_pk", "run_pk"}
 PAGE_KWARGS = {
     "pk": lambda world: world.project.pk,
     "run_id": lambda world: world.run.pk,
     "neuron": lambda world: world.neuron,
-    "step_id": lambda world: world.steps[StepKind.RANKING].pk,
-    "ranking_id": lambda world: world.steps[StepKind.RANKING].pk,
+    "step_id": lambda world: world.result_file[0],
+    "name": lambda world: world.result_file[1],
 }
 API_KWARGS = {
     "pk": lambda world: world.run.pk,
@@ -195,12 +244,19 @@ def kwarg_names(pattern: URLPattern) -> list[str]:
     return list(pattern.pattern.converters)
 
 
+def _needs_a_link(key: str) -> bool:
+    return bool(set(kwarg_names(PATTERNS[key])) - BASIC_KWARGS) and not TABLE[key].kwargs
+
+
 def url_of(key: str, world: World) -> str:
     kind, name = key.split(":", 1)
     pattern, row = PATTERNS[key], TABLE[key]
+    if _needs_a_link(key) and key in world.links:
+        return world.links[key]
     fillers = {**(PAGE_KWARGS if kind == "page" else API_KWARGS), **row.kwargs}
     unknown = [k for k in kwarg_names(pattern) if k not in fillers]
-    assert not unknown, f"{key}: no filler for the URL kwargs {unknown}; add them to its row's kwargs="
+    assert not unknown, (f"{key}: no filler for the URL kwargs {unknown} and no page links to it; add them to "
+                         "its row's kwargs=")
     kwargs = {k: fillers[k](world) for k in kwarg_names(pattern)}
     return reverse(f"analysis:{name}" if kind == "page" else name, kwargs=kwargs)
 
