@@ -180,21 +180,33 @@ def world_of(run):
         steps.setdefault(step.kind, step)
     first = next(r for r in results_of(run, with_data=False) if r.files)
     model = run.project.model_uploads.first()
-    return World(people={}, attached={"model": model}, run=run, neuron=ranking.top(1)[0].label, steps=steps,
-                 result_file=(first.step, sorted(first.files)[0]))
+    return World(people={"owner": run.created_by}, attached={"model": model}, run=run,
+                 neuron=ranking.top(1)[0].label, steps=steps, result_file=(first.step, sorted(first.files)[0]))
 
 
-def member_urls(run) -> dict[str, str]:
-    """name -> URL of every GET a member may read (per the permission matrix), downloads left out."""
-    from tests.workspace_tests.test_permission_matrix import PATTERNS, TABLE, url_of
+DOWNLOADS = {"api:api-run-result-file", "api:api-run-download", "page:run-download"}
+
+
+def member_urls(run, session, base: str) -> dict[str, str]:
+    """name -> URL of every GET a member may read (per the permission matrix), downloads left out. Patterns with
+    ids the views make up (a curve's, a recipe's) take a URL that the pages link to (``linked_urls``)."""
+    from tests.workspace_tests.test_permission_matrix import PATTERNS, TABLE, linked_urls, needs_a_link, url_of
 
     world = world_of(run)
+    readable = [key for key in sorted(set(TABLE) & set(PATTERNS)) if key not in DOWNLOADS
+                and TABLE[key].methods.get("GET") and TABLE[key].methods["GET"].rule in ("READ", "LIST")]
+
+    def html_of(url: str) -> str:
+        answer = session.get(base + url, timeout=120)
+        return answer.text if answer.ok and "html" in answer.headers.get("Content-Type", "") else ""
+
+    world.links = linked_urls(html_of, [url_of(key, world) for key in readable if not needs_a_link(key)])
     found = {}
-    for key in sorted(set(TABLE) & set(PATTERNS)):
-        access = TABLE[key].methods.get("GET")
-        if access is None or access.rule not in ("READ", "LIST") or key == "api:api-run-result-file":
-            continue
-        found[key] = url_of(key, world)
+    for key in readable:
+        try:
+            found[key] = url_of(key, world)
+        except AssertionError as why:  # an id no page links to: say so, measure the rest
+            print(f"left out {key}: {why}")
     return found
 
 
@@ -207,7 +219,7 @@ def partial_urls(session, base: str, pages: dict[str, str], run) -> dict[str, st
             continue
         for target in HX_GET.findall(session.get(base + url, timeout=60).text):
             target = html.unescape(target)
-            if target.startswith(prefix) and target not in found.values():
+            if target.startswith(prefix) and target not in found.values() and target not in pages.values():
                 found[f"partial:{urlsplit(target).path.removeprefix(prefix).strip('/') or '.'}"
                       f"{'?' + urlsplit(target).query if urlsplit(target).query else ''}"] = target
     return found
@@ -336,7 +348,6 @@ def main(users: int, seconds: int, think: float, cache: Path, rebuild: bool) -> 
     else:
         print(f"reusing run {run.pk} from {cache}")
     store_key, store_size = store_bytes(run)
-    urls = member_urls(run)
     cookies = session_cookies(run, users)
 
     import requests
@@ -350,6 +361,7 @@ def main(users: int, seconds: int, think: float, cache: Path, rebuild: bool) -> 
     try:
         session = requests.Session()
         session.cookies.set("sessionid", cookies[0])
+        urls = member_urls(run, session, server.url)
         urls.update(partial_urls(session, server.url, urls, run))
         # The partial discovery warmed the server: start a fresh one for the cold reads.
         server.stop()

@@ -76,12 +76,24 @@ def _realtime_body(world, **extra):
     return {"model": world.model_pk, "sentence": "the cat sat on the [MASK] .", **extra}
 
 
+def _new_recipe(world) -> int:
+    """A saved manipulation recipe of the run (a new one per call: the owner's DELETE must not take the
+    editor's)."""
+    from analysis.models import ManipulationRecipe  # on the manipulation branch until merged
+
+    return ManipulationRecipe.objects.create(project=world.project, run=world.run, created_by=world.people["owner"],
+                                             name="matrix", recipe={}).pk
+
+
 # Every URL of analysis/urls.py (key "page:<name>") and analysis/api_urls.py (key "api:<name>").
 TABLE: dict[str, Row] = {
     # ---- pages and partials
     "page:run-list": Row({"GET": READ(), "POST": WRITE(302)}, note="POST starts a run with the defaults"),
-    # 302: main's placeholder sends writers to the run list; the new-analysis form answers 200.
+    # 302: main's placeholder sends writers to the run list; the new-analysis form answers 200 (an empty POST
+    # is an unbound form: 200 again).
     "page:run-new": Row({"GET": WRITE(200, 302), "POST": WRITE(200, 302)}),
+    "page:run-new-estimate": Row({"GET": NOT_ALLOWED, "POST": WRITE()}, pending=True),
+    "page:run-new-ranking": Row({"GET": NOT_ALLOWED, "POST": WRITE()}, pending=True),
     "page:run-detail": Row({"GET": READ()}),
     # A finished run cannot be cancelled or retried: the page comes back with the reason.
     "page:run-cancel": Row({"GET": NOT_ALLOWED, "POST": WRITE(302)}),
@@ -103,6 +115,11 @@ TABLE: dict[str, Row] = {
     "page:run-ablation-csv": Row({"GET": READ()}, pending=True),
     "page:run-ablation-svg": Row({"GET": READ()}, pending=True),
     "page:run-download": Row({"GET": READ()}, pending=True),
+    "page:run-manipulation-output": Row({"GET": READ()}, pending=True, note="no neurons: the empty state"),
+    # No name: the page comes back with the reason (302); nothing saved.
+    "page:run-manipulation-recipe-save": Row({"GET": NOT_ALLOWED, "POST": WRITE(302)}, pending=True),
+    "page:run-manipulation-recipe-delete": Row({"GET": NOT_ALLOWED, "POST": WRITE(302)}, pending=True,
+                                               kwargs={"recipe_id": _new_recipe}),
     # ---- API
     "api:run-list": Row({"GET": LIST, "POST": NOT_ALLOWED}),
     "api:run-detail": Row({"GET": READ(), "POST": NOT_ALLOWED}),
@@ -113,7 +130,12 @@ TABLE: dict[str, Row] = {
     "api:project-run-list": Row({"GET": READ(), "POST": WRITE(201)},
                                 body=lambda world: request_for(world.attached)),
     "api:api-run-result-file": Row({"GET": READ(), "POST": NOT_ALLOWED}),
-    "api:api-run-download": Row({"GET": READ(), "POST": NOT_ALLOWED}, pending=True),
+    "api:api-run-download": Row({"GET": READ(), "POST": NOT_ALLOWED}, pending=True, kwargs={
+        "step_pk": lambda world: world.steps[StepKind.RANKING].pk, "name": lambda world: "ranking.csv"}),
+    # An empty recipe: 400 with its field errors for writers (after the permission check).
+    "api:project-recipe-list": Row({"GET": READ(), "POST": WRITE(400)}, pending=True),
+    "api:project-recipe-detail": Row({"GET": READ(), "DELETE": WRITE(204)}, pending=True,
+                                     kwargs={"pk": _new_recipe}),
     "api:project-realtime-activations": Row({"GET": NOT_ALLOWED, "POST": READ()}, body=_realtime_body),
     "api:project-realtime-manipulate": Row(
         {"GET": NOT_ALLOWED, "POST": READ()},
@@ -143,7 +165,7 @@ PATTERNS = url_patterns()
 def test_every_url_pattern_has_a_row():
     missing = sorted(set(PATTERNS) - set(TABLE))
     assert not missing, (f"URL patterns without a row in TABLE ({__name__}): {missing}. Add one saying who may "
-                         "GET / POST it (READ, WRITE, LIST or NOT_ALLOWED).")
+                         "GET / POST / DELETE it (READ, WRITE, LIST or NOT_ALLOWED).")
     gone = sorted(key for key in set(TABLE) - set(PATTERNS) if not TABLE[key].pending)
     assert not gone, f"TABLE rows for URL patterns that no longer exist: {gone}"
 
@@ -192,24 +214,21 @@ def world(people, attached, finished_run):  # noqa: F811
                   result_file=(first.step, sorted(first.files)[0]))
     owner = Client()
     owner.force_login(people["owner"])
-    pages = [url_of(key, world) for key in TABLE if key in PATTERNS and not _needs_a_link(key)]
-    world.links = linked_urls(owner.get, pages)
+    pages = [url_of(key, world) for key in TABLE if key in PATTERNS and not needs_a_link(key)]
+    world.links = linked_urls(lambda url: html_of(owner, url), pages)
     return world
 
 
 LINK = re.compile(r'(?:href|src|action|hx-get|hx-post|hx-delete)="([^"]+)"')
 
 
-def linked_urls(get, pages) -> dict[str, str]:
-    """Pattern key -> the first URL of that pattern that one of ``pages`` links to (``get(url)`` answers a
-    response). A view's partials and downloads take ids the views make up (a curve id, a file name): the
-    pages' own links say what they are."""
+def linked_urls(html_of, pages) -> dict[str, str]:
+    """Pattern key -> the first URL of that pattern that one of ``pages`` links to (``html_of(url)``: the page's
+    HTML, or "" when it answers something else). A view's partials and downloads take ids the views make up (a
+    curve id, a file name): the pages' own links say what they are."""
     found = {}
     for page in pages:
-        answer = get(page)
-        if answer.status_code != 200 or "html" not in answer.get("Content-Type", ""):
-            continue
-        for link in LINK.findall(answer.content.decode(errors="replace")):
+        for link in LINK.findall(html_of(page)):
             link = html.unescape(link)
             try:
                 match = resolve(urlsplit(link).path)
@@ -219,6 +238,12 @@ def linked_urls(get, pages) -> dict[str, str]:
             if key in PATTERNS:
                 found.setdefault(key, link)
     return found
+
+
+def html_of(client, url: str) -> str:
+    answer = client.get(url)
+    ok = answer.status_code == 200 and "html" in answer.get("Content-Type", "")
+    return answer.content.decode(errors="replace") if ok else ""
 
 
 # Filled by the kwarg's name. A pattern with other kwargs than the project and the run takes, in this order: its
@@ -244,14 +269,14 @@ def kwarg_names(pattern: URLPattern) -> list[str]:
     return list(pattern.pattern.converters)
 
 
-def _needs_a_link(key: str) -> bool:
+def needs_a_link(key: str) -> bool:
     return bool(set(kwarg_names(PATTERNS[key])) - BASIC_KWARGS) and not TABLE[key].kwargs
 
 
 def url_of(key: str, world: World) -> str:
     kind, name = key.split(":", 1)
     pattern, row = PATTERNS[key], TABLE[key]
-    if _needs_a_link(key) and key in world.links:
+    if needs_a_link(key) and key in world.links:
         return world.links[key]
     fillers = {**(PAGE_KWARGS if kind == "page" else API_KWARGS), **row.kwargs}
     unknown = [k for k in kwarg_names(pattern) if k not in fillers]
@@ -276,6 +301,8 @@ def client_for(key: str, world: World, who: str):
 def ask(client, method: str, url: str, body):
     if method == "GET":
         return client.get(url)
+    if method == "DELETE":
+        return client.delete(url)
     if isinstance(client, APIClient):
         return client.post(url, body or {}, format="json")
     return client.post(url, body or {})
@@ -311,7 +338,8 @@ def check(key: str, method: str, access: Access, who: str, world: World) -> str 
         return f"{who} {method} {url}: {status}, expected {' or '.join(map(str, want))}"
     if who == "anonymous" and key.startswith("page:"):
         target = urlsplit(answer["Location"])
-        if target.path != resolve_url(settings.LOGIN_URL) or f"next={url}" not in unquote(target.query):
+        if target.path != resolve_url(settings.LOGIN_URL) or \
+                f"next={urlsplit(url).path}" not in unquote(target.query):
             return f"anonymous {method} {url}: redirected to {answer['Location']}, not the sign-in page"
     if access.rule == "LIST" and who == "stranger" and world.run.pk in _ids(answer.json()):
         return f"stranger {method} {url}: the answer lists run {world.run.pk}"
