@@ -12,12 +12,13 @@ The workspace steps are written against the URL names of ``analysis/urls.py`` an
 ("This view is being built.") is recorded and the test ends with ``pytest.skip("view not merged yet: ...")``
 after every other step has run and passed. What the locators expect of the views:
 
-- Analysis: buttons named "Add … to the pool" (one per neuron row); the pool in the URL (``pools=``, pushed by
+- Analysis: buttons or links named "Add … to the pool" (one per neuron row); the pool in the URL (``pools=``, pushed by
   htmx); a section headed "Activation map" showing corpus words; links to neuron pages (``/neurons/<label>/``).
 - Neuron page: the neuron's label in the ``<h1>``.
 - Ablation: the chart as an ``<svg>`` with at least one drawn curve (``path`` or ``polyline``), or a ``canvas``.
-- Manipulation: one ``slider`` per neuron (``<input type=range>`` with a label) and a region whose accessible
-  name contains "manipulated" (e.g. ``<section aria-labelledby>`` with a "Manipulated output" heading).
+- Manipulation: a textbox labelled "Sentence…" (and an "Update" button if it is not live), one ``slider``
+  per neuron (``<input type=range>`` with a label) and a region whose accessible name contains "manipulated"
+  (e.g. ``<section aria-labelledby>`` with an "Original and manipulated output" heading).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ PLACEHOLDER = "This view is being built."
 RUN_URL = re.compile(r"/projects/\d+/runs/(\d+)/$")
 RUN_MINUTES = 4  # a tiny model over 150 short sentences, on a machine shared with other test runs
 N_SENTENCES = 150
+SENTENCE = "the cat sat on the [MASK] ."  # the tiny BERT is a masked LM: the output is its fill-mask predictions
 NOUNS = re.compile(r"\b(" + "|".join(WORDS["NOUN"]) + r")\b")
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "NEUROX_EXTRACT_CHUNK_WORDS": "64"}
 
@@ -200,11 +202,19 @@ def start_analysis(page: Page, project, shoot) -> Run:
 
 
 def fill_new_analysis_form(page: Page) -> None:
-    """The merged form: its defaults, a probe-ablation curve if the form offers one, and submit."""
-    ablation = page.get_by_label(re.compile(r"ablation", re.I))
-    if ablation.count() and ablation.first.get_attribute("type") == "checkbox":
-        ablation.first.check()
-    page.get_by_role("button", name=re.compile(r"^(start|run|create)", re.I)).last.click()
+    """The merged form, by its labels: the project's model and corpus, two rankings added through the rankings
+    dialog, a probe-ablation curve (for the Ablation chart), then start."""
+    page.get_by_role("group", name="Models").get_by_role("checkbox").first.check()
+    page.get_by_label("Corpus", exact=True).select_option(index=1)
+    for method in ("probeless", "anova"):
+        page.get_by_role("button", name=re.compile(r"add a ranking", re.I)).click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Scheme").select_option(method)
+        dialog.get_by_role("button", name=re.compile(r"^add", re.I)).click()
+        expect(dialog).to_be_hidden()
+    expect(page.get_by_role("button", name=re.compile(r"^remove ranking", re.I))).to_have_count(2)
+    page.get_by_label("Probe ablation").check()
+    page.get_by_role("button", name=re.compile(r"^start", re.I)).click()
 
 
 def watch_the_run(page: Page, run: Run, live, shoot) -> None:
@@ -258,9 +268,10 @@ def analysis_view(page: Page, run: Run, pool: list[str], shoot):
         shoot("analysis placeholder")
         return NOT_MERGED
     shoot("analysis")
-    add = page.get_by_role("button", name=re.compile(r"add\b.*\bpool", re.I))
+    adding = re.compile(r"^add\b.*\bpool", re.I)  # a button, or a link styled as one (it works without script)
+    add = page.get_by_role("button", name=adding).or_(page.get_by_role("link", name=adding))
     for i in range(3):
-        add.nth(i).click()
+        add.first.click()  # the neuron added now offers "Remove": the next "Add" is the first again
         expect(page).to_have_url(re.compile(r"[?&]pools="))
         page.wait_for_function("n => new URLSearchParams(location.search).get('pools')?.split(',').length >= n",
                                arg=i + 1)
@@ -303,15 +314,17 @@ def manipulation_view(page: Page, run: Run, pool: list[str], shoot):
     shoot("manipulation")
     output = page.get_by_role("region", name=re.compile(r"manipulated", re.I))
     expect(output).to_be_visible()
-    slider = page.get_by_role("slider").first
-    expect(slider).to_be_visible()
-    expect(output).not_to_be_empty(timeout=30_000)
+    empty = output.inner_text()  # no sentence yet: the empty state
+    page.get_by_role("textbox", name=re.compile(r"^sentence", re.I)).fill(SENTENCE)
+    update = page.get_by_role("button", name=re.compile(r"^update", re.I))
+    if update.count():
+        update.first.click()
+    expect(output).not_to_have_text(empty, timeout=60_000)  # the realtime worker's first answer
     before = output.inner_text()
+    slider = page.get_by_role("slider").first
     slider.focus()
-    for _ in range(30):  # far along its range, by keyboard (as a person without a mouse would)
-        page.keyboard.press("PageUp")
-    page.keyboard.press("End")
-    expect(output).not_to_have_text(before, timeout=30_000)
+    page.keyboard.press("End")  # the top of its range, by keyboard (as a person without a mouse would)
+    expect(output).not_to_have_text(before, timeout=60_000)
     shoot("manipulation after a slider move")
 
 
