@@ -114,8 +114,6 @@ def build_run(users: int):
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.files.uploadedfile import SimpleUploadedFile
-    from django.core.management import call_command
-
     from analysis import services
     from neurox_site.celery import app
     from projects.models import Role
@@ -124,7 +122,6 @@ def build_run(users: int):
     from projects.services.projects import create_project
     from tests.assets import UD_DEV, minilm_model_dir
 
-    call_command("migrate", verbosity=0)
     User = get_user_model()
     owner = User.objects.create_user(username="bench-owner", email="bench-owner@bench.example",
                                      password="bench-owner-password")
@@ -335,6 +332,9 @@ def main(users: int, seconds: int, think: float, cache: Path, rebuild: bool) -> 
         (cache / "data").mkdir(parents=True)
         recreate_database(env)
     setup_django(env)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # a reused database gets the migrations merged since
     run = None if fresh else cached_run()
     if run is None:
         if not fresh:  # a database without a finished run: start again
@@ -344,6 +344,7 @@ def main(users: int, seconds: int, think: float, cache: Path, rebuild: bool) -> 
             shutil.rmtree(cache, ignore_errors=True)
             (cache / "data").mkdir(parents=True)
             recreate_database(env)
+            call_command("migrate", verbosity=0)
         run = build_run(users)
     else:
         print(f"reusing run {run.pk} from {cache}")
