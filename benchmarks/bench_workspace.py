@@ -14,8 +14,9 @@
    member may read, plus every ``hx-get`` partial URL found in those pages' HTML — so views merged later are
    measured without touching this file. Downloads of whole result files are left out (a download reads its file).
 3. Reads per URL: a fresh uvicorn server (the real ASGI app, ``tests.e2e.server``) answers each URL once, cold;
-   the bytes the server process read with read() plus the pages it touched through memory maps (page faults ×
-   page size, an upper bound) are compared with the size of the activation store: no request may read it whole.
+   the bytes the server process read with read() (``/proc/<pid>/io``) and the bytes of the activation store's
+   files that became resident in its memory maps (``/proc/<pid>/smaps``) are compared with the store's size: no
+   request may read it whole.
 4. Load: ``--users`` concurrent signed-in members (locust, headless, in its own process) with ``--think``
    seconds between their requests, over all the URLs for ``--seconds``; a table of p50 / p95 per URL (as the
    client measures it, on loopback) against the target p95 < 150 ms, and the server's memory after it.
@@ -46,7 +47,6 @@ if str(ROOT) not in sys.path:
 DATABASE_NAME = "neurox_bench_workspace"
 PROJECT_NAME = "bench: MiniLM x UD EWT dev (workspace)"
 TARGET_P95_MS = 150
-PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 HX_GET = re.compile(r'hx-get="([^"]+)"')
 
 
@@ -158,7 +158,7 @@ def store_bytes(run) -> tuple[str, int]:
 
     step = run.steps.get(kind=StepKind.EXTRACT)
     folder = stores_root() / step.result_key
-    return step.result_key, sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return folder, sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 # ------------------------------------------------------------------------------------------------ 2. the URLs
@@ -210,13 +210,15 @@ def member_urls(run, session, base: str) -> dict[str, str]:
 def partial_urls(session, base: str, pages: dict[str, str], run) -> dict[str, str]:
     """The ``hx-get`` URLs of the run found in the pages' HTML (the partials the pages load)."""
     prefix = f"/projects/{run.project_id}/runs/{run.pk}/"
+    seen = {urlsplit(url).path for url in pages.values()}  # one URL per partial: not every row's variant
     found = {}
     for name, url in pages.items():
         if not name.startswith("page:"):
             continue
         for target in HX_GET.findall(session.get(base + url, timeout=60).text):
             target = html.unescape(target)
-            if target.startswith(prefix) and target not in found.values() and target not in pages.values():
+            if target.startswith(prefix) and urlsplit(target).path not in seen:
+                seen.add(urlsplit(target).path)
                 found[f"partial:{urlsplit(target).path.removeprefix(prefix).strip('/') or '.'}"
                       f"{'?' + urlsplit(target).query if urlsplit(target).query else ''}"] = target
     return found
@@ -238,12 +240,22 @@ def session_cookies(run, count: int) -> list[str]:
 # ------------------------------------------------------------------------------------------------ 3. reads
 
 
-def process_reads(pid: int) -> int:
-    """Bytes the process has read with read() (rchar) plus pages faulted in (minor + major) × page size."""
+def read_bytes(pid: int) -> int:
+    """Bytes the process has read with read() from any file (rchar)."""
     io = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    minflt, majflt = int(fields[7]), int(fields[9])
-    return int(io["rchar"]) + (minflt + majflt) * PAGE_BYTES
+    return int(io["rchar"])
+
+
+def store_resident(pid: int, store: Path) -> int:
+    """Bytes of the activation store's files resident in the process's memory maps (smaps Rss)."""
+    total, in_store = 0, False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if head and re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", head[0]):
+            in_store = len(head) >= 6 and head[5].startswith(str(store))
+        elif in_store and line.startswith("Rss:"):
+            total += int(head[1]) * 1024
+    return total
 
 
 def rss_bytes(pid: int) -> int:
@@ -253,13 +265,14 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
-def cold_reads(session, base: str, urls: dict[str, str], pid: int) -> dict[str, tuple[int, int]]:
-    """Each URL once, in order, on a fresh server: (status, bytes read by the server while answering)."""
+def cold_reads(session, base: str, urls: dict[str, str], pid: int, store: Path) -> dict[str, tuple]:
+    """Each URL once, in order, on a fresh server: (status, bytes read() by the server, bytes of the store
+    newly mapped into its memory) while answering."""
     found = {}
     for name, url in urls.items():
-        before = process_reads(pid)
+        read, mapped = read_bytes(pid), store_resident(pid, store)
         status = session.get(base + url, timeout=120).status_code
-        found[name] = (status, process_reads(pid) - before)
+        found[name] = (status, read_bytes(pid) - read, store_resident(pid, store) - mapped)
     return found
 
 
@@ -348,7 +361,7 @@ def main(users: int, seconds: int, think: float, cache: Path, rebuild: bool) -> 
         run = build_run(users)
     else:
         print(f"reusing run {run.pk} from {cache}")
-    store_key, store_size = store_bytes(run)
+    store, store_size = store_bytes(run)
     cookies = session_cookies(run, users)
 
     import requests
@@ -368,14 +381,14 @@ def main(users: int, seconds: int, think: float, cache: Path, rebuild: bool) -> 
         server.stop()
         (workdir / "cold").mkdir()
         server = ServerProcess(database, workdir / "cold")
-        reads = cold_reads(session, server.url, urls, server.process.pid)
+        reads = cold_reads(session, server.url, urls, server.process.pid, store)
         alone = one_user(session, server.url, urls)
         rows = load(server.url, urls, cookies, users, seconds, think, workdir)
         rss = rss_bytes(server.process.pid)
     finally:
         server.stop()
 
-    failures = report(run, urls, store_key, store_size, reads, alone, rows, rss, users, seconds, think)
+    failures = report(run, urls, store.name, store_size, reads, alone, rows, rss, users, seconds, think)
     print(f"(locust's files: {workdir})")
     return 1 if failures else 0
 
@@ -391,30 +404,32 @@ def report(run, urls, store_key, store_size, reads, alone, rows, rss, users, sec
           f"on PostgreSQL + Redis, loopback; machine loaded by other engineers ({os.cpu_count()} cores, shared "
           f"with the load tool; load average {load_average} at the end)")
     print()
-    header = f"{'URL':<42} {'status':>6} {'cold read MiB':>13} {'1 user ms':>9} {'requests':>8} {'fail':>5} " \
-             f"{'p50 ms':>7} {'p95 ms':>7} {'p95<150':>8}"
+    header = f"{'URL':<42} {'status':>6} {'read() MiB':>10} {'store MiB':>9} {'1 user ms':>9} {'requests':>8} " \
+             f"{'fail':>5} {'p50 ms':>7} {'p95 ms':>7} {'p95<150':>8}"
     print(header)
     print("-" * len(header))
     for name in urls:
-        status, read = reads[name]
+        status, read, mapped = reads[name]
         row = by_name.get(name, {})
         count, failed = int(row.get("Request Count", 0)), int(row.get("Failure Count", 0))
         p50, p95 = row.get("50%", "N/A"), row.get("95%", "N/A")
         met = p95 not in ("N/A", "") and float(p95) < TARGET_P95_MS
-        print(f"{name:<42} {status:>6} {read / 2**20:>13.1f} {alone[name]:>9.0f} {count:>8} {failed:>5} {p50:>7} "
-              f"{p95:>7} {'yes' if met else 'NO':>8}")
+        print(f"{name:<42} {status:>6} {read / 2**20:>10.1f} {mapped / 2**20:>9.1f} {alone[name]:>9.0f} {count:>8} "
+              f"{failed:>5} {p50:>7} {p95:>7} {'yes' if met else 'NO':>8}")
         if status != 200 or failed or not count:
             failures.append(f"{name}: status {status}, {failed} failed of {count}")
         if not met:
             failures.append(f"{name}: p95 {p95} ms")
-        if read >= store_size:
-            failures.append(f"{name}: read {read / 2**20:.1f} MiB, the store is {store_size / 2**20:.1f} MiB")
+        if read >= store_size or mapped >= store_size:
+            failures.append(f"{name}: read {read / 2**20:.1f} MiB and mapped {mapped / 2**20:.1f} MiB of the store; "
+                            f"the store is {store_size / 2**20:.1f} MiB")
     print()
     print(f"server RSS after the load: {rss / 2**20:.0f} MiB (the store: {store_size / 2**20:.0f} MiB, memory-mapped)")
     print("1 user ms = median of 5 requests one at a time on the warm server, before the load; p50 / p95: "
           "under the load, as locust measures them")
-    print("cold read = bytes read() + pages faulted in × page size while answering the URL's first request on a "
-          "fresh server (an upper bound: it includes the code and results the first request loads)")
+    print("read() MiB: bytes the server read() from any file (results, templates, code) while answering the URL's "
+          "first request on a fresh server; store MiB: bytes of the activation store's files newly resident in "
+          "its memory maps (smaps Rss) then. Neither may reach the store's size.")
     if failures:
         print("\nMISSED:\n  " + "\n  ".join(failures))
     else:
