@@ -94,3 +94,20 @@ def _remove_new_files(root: Path, keep: set[Path]) -> None:
     for folder in sorted((path for path in new if path.is_dir()), key=lambda p: len(p.parts), reverse=True):
         if not any(folder.iterdir()):
             folder.rmdir()
+
+
+@pytest.fixture
+def screenshots(request):
+    """Full-page screenshots kept as CI artefacts (tests/e2e/screenshots.py): ``screenshots.take(page, "name")``."""
+    from tests.e2e.screenshots import for_test
+
+    return for_test(request.node.name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item (``item.rep_call``), so ``page`` can print the server's log
+    when the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

@@ -32,10 +32,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 class ServerProcess:
     """Starts the child below and waits until it listens; ``url`` is where it answers, ``process`` is the child,
-    ``stop()`` ends it. ``env`` adds variables for the child only (e.g. a smaller ``NEUROX_MAX_UPLOAD_BYTES``)."""
+    ``stop()`` ends it. ``env`` adds variables for the child only (e.g. a smaller ``NEUROX_MAX_UPLOAD_BYTES``).
+    ``real_workers``: tasks go to the broker for real worker processes (the test settings run them in-process)."""
 
     def __init__(self, database_name: str, workdir: Path, startup_timeout: float = 90.0,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, real_workers: bool = False):
         self.workdir = workdir
         self.port_file = workdir / "port"
         self.log_path = workdir / "server.log"
@@ -44,7 +45,7 @@ class ServerProcess:
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tests.e2e.server", "--database", database_name,
-                 "--port-file", str(self.port_file)],
+                 "--port-file", str(self.port_file), *(["--real-workers"] if real_workers else [])],
                 cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
             )
         try:
@@ -76,17 +77,24 @@ class ServerProcess:
                 self.process.wait()
 
 
-def serve(database_name: str, port_file: Path) -> None:
+def serve(database_name: str, port_file: Path, real_workers: bool = False) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     from django.conf import settings
 
     settings.DATABASES["default"]["NAME"] = database_name
     settings.DEBUG = False  # as in the pytest process (pytest-django turns DEBUG off)
+    if real_workers:
+        settings.CELERY_TASK_ALWAYS_EAGER = False
 
     import uvicorn
     from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
     from neurox_site.asgi import application  # sets Django up
+
+    if real_workers:
+        from neurox_site.celery import app
+
+        app.conf.task_always_eager = False
 
     # Bound here so the port is known before uvicorn starts; connections wait in the backlog until it accepts.
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -115,5 +123,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", required=True, help="the test database's NAME (created by the parent)")
     parser.add_argument("--port-file", required=True, type=Path)
+    parser.add_argument("--real-workers", action="store_true", help="send tasks to the broker (not in-process)")
     arguments = parser.parse_args()
-    serve(arguments.database, arguments.port_file)
+    serve(arguments.database, arguments.port_file, arguments.real_workers)
