@@ -18,6 +18,7 @@ from playwright.sync_api import Page, expect
 
 from analysis import services
 from analysis.models import StepKind
+from tests.e2e.a11y import assert_no_serious_violations
 from tests.e2e.conftest import asgi_server, chromium, page, system_chromium  # noqa: F401
 from tests.e2e.test_newcomer_journey import sign_in
 from tests.pipeline_tests.conftest import attached, folders, people, request_for, tiny_bert  # noqa: F401
@@ -44,17 +45,6 @@ def server_run(people, attached, django_capture_on_commit_callbacks):  # noqa: F
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
-AXE = Path(settings.BASE_DIR) / "static" / "vendor" / "axe-core" / "axe.min.js"
-
-
-def serious_violations(page: Page) -> list[str]:
-    """axe-core's serious and critical findings on the page as it is now (rule id: the first target)."""
-    page.add_script_tag(path=str(AXE))
-    results = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
-    return [f"{v['id']}: {v['nodes'][0]['target']} ({v['help']})" for v in results["violations"]
-            if v["impact"] in ("serious", "critical")]
-
-
 def test_pool_map_keyboard_and_shared_url(page: Page, server_run, tmp_path):  # noqa: F811
     anova = server_run.steps.get(kind=StepKind.RANKING, params__method="anova")
     sign_in(page, "vera")
@@ -73,7 +63,7 @@ def test_pool_map_keyboard_and_shared_url(page: Page, server_run, tmp_path):  # 
     first_map = page.locator(".map-sentence").first
     expect(first_map.locator(".map-row")).to_have_count(3)
     page.screenshot(path=str(tmp_path / "analysis.png"), full_page=True)
-    assert serious_violations(page) == []
+    assert_no_serious_violations(page)
 
     first_word = first_map.locator(".map-word").first
     first_word.focus()
@@ -107,7 +97,7 @@ def test_pool_map_keyboard_and_shared_url(page: Page, server_run, tmp_path):  # 
     # the form was rendered with the pool of three; it sends the pool as the URL has it now (two)
     expect(page.locator("#typed-result .map-row")).to_have_count(2)
     assert parse_qs(urlsplit(page.url).query)["text"] == ["the dog sat in the park ."]
-    assert serious_violations(page) == []
+    assert_no_serious_violations(page)
     page.screenshot(path=str(tmp_path / "typed.png"), full_page=True)
 
     # by keyboard: Enter on a neuron's "Add" keeps focus on that neuron's toggle, now "Remove"

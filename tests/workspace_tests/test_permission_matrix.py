@@ -68,8 +68,6 @@ class Row:
     kwargs: dict[str, Callable] = field(default_factory=dict)
     body: Callable | None = None
     note: str = ""
-    # Written for a view on a branch not merged yet: applies as soon as its pattern exists.
-    pending: bool = False
 
 
 def _realtime_body(world, **extra):
@@ -92,8 +90,8 @@ TABLE: dict[str, Row] = {
     # 302: main's placeholder sends writers to the run list; the new-analysis form answers 200 (an empty POST
     # is an unbound form: 200 again).
     "page:run-new": Row({"GET": WRITE(200, 302), "POST": WRITE(200, 302)}),
-    "page:run-new-estimate": Row({"GET": NOT_ALLOWED, "POST": WRITE()}, pending=True),
-    "page:run-new-ranking": Row({"GET": NOT_ALLOWED, "POST": WRITE()}, pending=True),
+    "page:run-new-estimate": Row({"GET": NOT_ALLOWED, "POST": WRITE()}),
+    "page:run-new-ranking": Row({"GET": NOT_ALLOWED, "POST": WRITE()}),
     "page:run-detail": Row({"GET": READ()}),
     # A finished run cannot be cancelled or retried: the page comes back with the reason.
     "page:run-cancel": Row({"GET": NOT_ALLOWED, "POST": WRITE(302)}),
@@ -103,22 +101,21 @@ TABLE: dict[str, Row] = {
     "page:run-ablation": Row({"GET": READ()}),
     "page:run-manipulation": Row({"GET": READ()}),
     "page:run-downloads": Row({"GET": READ()}),
-    # Partials and files of the views being built (pending until merged); ids such as a curve's or a file's
-    # come from the links on the pages.
-    "page:run-analysis-rankings": Row({"GET": READ()}, pending=True),
-    "page:run-analysis-neurons": Row({"GET": READ()}, pending=True),
-    "page:run-analysis-workbench": Row({"GET": READ()}, pending=True),
-    "page:run-analysis-map": Row({"GET": READ()}, pending=True),
-    "page:run-analysis-typed": Row({"GET": READ()}, pending=True),
-    "page:run-neuron-correlations": Row({"GET": READ()}, pending=True),
-    "page:run-ablation-charts": Row({"GET": READ()}, pending=True),
-    "page:run-ablation-csv": Row({"GET": READ()}, pending=True),
-    "page:run-ablation-svg": Row({"GET": READ()}, pending=True),
-    "page:run-download": Row({"GET": READ()}, pending=True),
-    "page:run-manipulation-output": Row({"GET": READ()}, pending=True, note="no neurons: the empty state"),
+    # Partials and files of the views; ids such as a curve's or a file's come from the links on the pages.
+    "page:run-analysis-rankings": Row({"GET": READ()}),
+    "page:run-analysis-neurons": Row({"GET": READ()}),
+    "page:run-analysis-workbench": Row({"GET": READ()}),
+    "page:run-analysis-map": Row({"GET": READ()}),
+    "page:run-analysis-typed": Row({"GET": READ()}),
+    "page:run-neuron-correlations": Row({"GET": READ()}),
+    "page:run-ablation-charts": Row({"GET": READ()}),
+    "page:run-ablation-csv": Row({"GET": READ()}),
+    "page:run-ablation-svg": Row({"GET": READ()}),
+    "page:run-download": Row({"GET": READ()}),
+    "page:run-manipulation-output": Row({"GET": READ()}, note="no neurons: the empty state"),
     # No name: the page comes back with the reason (302); nothing saved.
-    "page:run-manipulation-recipe-save": Row({"GET": NOT_ALLOWED, "POST": WRITE(302)}, pending=True),
-    "page:run-manipulation-recipe-delete": Row({"GET": NOT_ALLOWED, "POST": WRITE(302)}, pending=True,
+    "page:run-manipulation-recipe-save": Row({"GET": NOT_ALLOWED, "POST": WRITE(302)}),
+    "page:run-manipulation-recipe-delete": Row({"GET": NOT_ALLOWED, "POST": WRITE(302)},
                                                kwargs={"recipe_id": _new_recipe}),
     # ---- API
     "api:run-list": Row({"GET": LIST, "POST": NOT_ALLOWED}),
@@ -130,11 +127,11 @@ TABLE: dict[str, Row] = {
     "api:project-run-list": Row({"GET": READ(), "POST": WRITE(201)},
                                 body=lambda world: request_for(world.attached)),
     "api:api-run-result-file": Row({"GET": READ(), "POST": NOT_ALLOWED}),
-    "api:api-run-download": Row({"GET": READ(), "POST": NOT_ALLOWED}, pending=True, kwargs={
+    "api:api-run-download": Row({"GET": READ(), "POST": NOT_ALLOWED}, kwargs={
         "step_pk": lambda world: world.steps[StepKind.RANKING].pk, "name": lambda world: "ranking.csv"}),
     # An empty recipe: 400 with its field errors for writers (after the permission check).
-    "api:project-recipe-list": Row({"GET": READ(), "POST": WRITE(400)}, pending=True),
-    "api:project-recipe-detail": Row({"GET": READ(), "DELETE": WRITE(204)}, pending=True,
+    "api:project-recipe-list": Row({"GET": READ(), "POST": WRITE(400)}),
+    "api:project-recipe-detail": Row({"GET": READ(), "DELETE": WRITE(204)},
                                      kwargs={"pk": _new_recipe}),
     "api:project-realtime-activations": Row({"GET": NOT_ALLOWED, "POST": READ()}, body=_realtime_body),
     "api:project-realtime-manipulate": Row(
@@ -166,7 +163,7 @@ def test_every_url_pattern_has_a_row():
     missing = sorted(set(PATTERNS) - set(TABLE))
     assert not missing, (f"URL patterns without a row in TABLE ({__name__}): {missing}. Add one saying who may "
                          "GET / POST / DELETE it (READ, WRITE, LIST or NOT_ALLOWED).")
-    gone = sorted(key for key in set(TABLE) - set(PATTERNS) if not TABLE[key].pending)
+    gone = sorted(set(TABLE) - set(PATTERNS))
     assert not gone, f"TABLE rows for URL patterns that no longer exist: {gone}"
 
 
