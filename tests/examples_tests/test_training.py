@@ -44,3 +44,19 @@ def test_translation_quality_counts_bleu_exact_sentences_and_verb_forms():
 
 def test_verb_forms_reads_stem_tense_and_agreement():
     assert verb_forms(["hund", "la", "vid", "+ta", "+s", "."]) == [("vid", "+ta", "+s")]
+
+
+def test_the_tense_experiment_ranks_the_last_encoder_layer_and_counts_only_clean_flips(tmp_path):
+    """The mechanics on an untrained tiny model (the figures themselves come from benchmarks/bench_examples.py):
+    the neurons are the last encoder layer's, α is one of the candidates, rates are shares of the present-tense
+    sentences."""
+    from analysis.examples.tense import present_tense_sentences, tense_experiment
+
+    folder = train_translation_model(generate(100, seed=0), tmp_path / "tm", seed=0, sizes=TINY, schedule=SHORT,
+                                     log=lambda _: None)
+    dev, test = generate(12, seed=2), generate(12, seed=3)
+    result = tense_experiment(folder, generate(80, seed=1), dev, test, tmp_path / "work", k=3, alphas=(2.0, 5.0))
+    assert len(result["neurons"]) == 3 and all(n.startswith("enc.L2:") for n in result["neurons"])
+    assert result["alpha"] in (2.0, 5.0) and set(result["dev_flip_rate"]) == {2.0, 5.0}
+    assert result["test_sentences"] == len(present_tense_sentences(test)) > 0
+    assert 0 <= result["flip_rate"] <= 1 and 0 <= result["random_flip_rate"] <= 1
