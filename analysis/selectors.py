@@ -49,9 +49,11 @@ def waiting_reason(run: Run) -> str:
     """Why a queued run has not started: its creator's quota is full; empty when it is not waiting on it."""
     if run.admitted or run.state != RunState.QUEUED:
         return ""
-    limit = run.created_by.effective_run_limit
-    return (f"Waiting: {active_runs_of(run.created_by_id)} of your runs are active and your limit is {limit} at "
-            f"once; this one starts when one of them finishes.")
+    limit, active = run.created_by.effective_run_limit, active_runs_of(run.created_by_id)
+    if active < limit:  # a slot is free: the run is admitted as soon as it is dispatched
+        return ""
+    return (f"Waiting: {active} of your runs are active and your limit is {limit} at once; this one starts when "
+            "one of them finishes.")
 
 
 def log_lines_after(run: Run, after: int = 0, limit: int = 1000):

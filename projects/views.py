@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from . import selectors, services
@@ -51,6 +52,16 @@ def _redirect(request, url: str) -> HttpResponse:
         response["HX-Redirect"] = url
         return response
     return redirect(url)
+
+
+def _next_or(request, default: str) -> str:
+    """``?next=`` when it is a path on this site (the new-analysis form sends people to upload and back), else
+    ``default``."""
+    target = request.GET.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                                  require_https=request.is_secure()):
+        return target
+    return default
 
 
 def _apply_errors(form, error: ValidationError, default_field: str | None = None) -> None:
@@ -274,7 +285,7 @@ def upload_new(request, kind, pk=None):
             if project is not None:
                 services.attach_upload(request.user, project, upload)
                 messages.success(request, f"“{upload.name}” uploaded and added to {project.name}.")
-                return _redirect(request, project.get_absolute_url())
+                return _redirect(request, _next_or(request, project.get_absolute_url()))
             messages.success(request, f"“{upload.name}” uploaded.")
             return _redirect(request, reverse("projects:upload-detail", args=[kind.value, upload.pk]))
     context = {"form": form, "kind": kind, "project": project, "current_project": project,

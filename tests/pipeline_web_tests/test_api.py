@@ -221,6 +221,12 @@ def test_a_run_waiting_on_the_quota_says_so_in_its_payload(people, attached, dja
         "finishes.")
 
 
+def test_a_run_not_yet_admitted_with_a_slot_free_gives_no_waiting_reason(people, queued_run):
+    """It is admitted when dispatched; "0 of your runs are active and your limit is 2" would contradict itself."""
+    Run.objects.filter(pk=queued_run.pk).update(admitted=False)
+    assert api_client_for(people, "viewer").get(run_url(queued_run)).json()["waiting_reason"] == ""
+
+
 def test_cross_model_rankings_through_the_api(people, attached, django_capture_on_commit_callbacks, tmp_path):
     from projects.services.attachments import attach_upload
     from tests.engine_tests.tiny_models import make_tiny_model

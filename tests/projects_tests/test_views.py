@@ -243,3 +243,17 @@ def test_delete_upload_through_the_page(client, world, django_capture_on_commit_
 def test_unknown_upload_kind_is_404(client, people):
     client.force_login(people["owner"])
     assert client.get(reverse("projects:upload", args=["weights"])).status_code == 404
+
+
+@pytest.mark.parametrize("next_url,lands_on", [("/projects/{pk}/runs/new/", "next"), ("https://elsewhere.example/", "project"),
+                                               ("//elsewhere.example/x", "project")])
+def test_an_upload_into_a_project_returns_to_a_page_of_this_site_it_came_from(client, people, next_url, lands_on,
+                                                                            storage_root):
+    """The new-analysis form links to the upload pages with ?next= so a researcher comes back to it; another
+    site's address is never followed."""
+    client.force_login(people["owner"])
+    target = next_url.format(pk=people["project"].pk)
+    response = client.post(reverse("projects:project-upload", args=[people["project"].pk, "test_set"]) + "?next="
+                           + target, {"file": SimpleUploadedFile("new.txt", b"a new sentence .\n")})
+    expected = target if lands_on == "next" else people["project"].get_absolute_url()
+    assert response.status_code == 302 and response["Location"] == expected
