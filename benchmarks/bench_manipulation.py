@@ -20,7 +20,6 @@ import random
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -31,27 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_realtime import SENTENCE, free_port, start, stop, wait_line  # noqa: E402  (same process helpers)
-
-
-def prepare_environment() -> dict:
-    base = os.environ.get("DATABASE_URL")
-    if not base or not os.environ.get("REDIS_URL"):
-        sys.exit("set DATABASE_URL (PostgreSQL) and REDIS_URL")
-    import psycopg
-
-    server, name = base.rsplit("/", 1)
-    bench_db = f"{name}_bench_manipulation"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{bench_db}"')
-    data = Path(tempfile.mkdtemp(prefix="bench-manipulation-"))
-    env = {"DATABASE_URL": f"{server}/{bench_db}", "NEUROX_DATA_DIR": str(data), "DJANGO_SETTINGS_MODULE":
-           "neurox_site.settings", "SECRET_KEY": "bench-only-" + "x" * 40, "ALLOWED_HOSTS": "127.0.0.1,localhost",
-           "PYTHONUNBUFFERED": "1", "NEUROX_SECURE_SSL_REDIRECT": "false", "NEUROX_SECURE_COOKIES": "false",
-           "NEUROX_REALTIME_TIMEOUT": "60"}  # the first (cold) call loads MiniLM on a shared machine
-    os.environ.update(env)
-    return {**os.environ, **env}
+from bench_realtime import SENTENCE, free_port, prepare_environment, start, stop, wait_line  # noqa: E402  (same process helpers)
 
 
 def first_sentences(path: Path, n: int) -> bytes:
@@ -116,7 +95,7 @@ def main():
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--sentences", type=int, default=300, help="of UD dev (0: all 2,002)")
     args = parser.parse_args()
-    env = prepare_environment()
+    env = prepare_environment("manipulation")
     user, project, model, corpus, session = setup(args.sentences)
     from analysis import services
     from analysis.models import RunState, StepKind

@@ -32,18 +32,19 @@ SENTENCE = ("the quick brown fox jumps over the lazy dog while the old farmer wa
 assert len(SENTENCE) == 30
 
 
-def prepare_environment() -> dict:
+def prepare_environment(bench: str = "realtime") -> dict:
+    """A fresh database ``<name>_bench_<bench>`` and data folder for one benchmark's server and workers."""
     base = os.environ.get("DATABASE_URL")
     if not base or not os.environ.get("REDIS_URL"):
         sys.exit("set DATABASE_URL (PostgreSQL) and REDIS_URL")
     import psycopg
 
     server, name = base.rsplit("/", 1)
-    bench_db = f"{name}_bench_realtime"
+    bench_db = f"{name}_bench_{bench}"
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{bench_db}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{bench_db}"')
-    data = Path(tempfile.mkdtemp(prefix="bench-realtime-"))
+    data = Path(tempfile.mkdtemp(prefix=f"bench-{bench}-"))
     env = {"DATABASE_URL": f"{server}/{bench_db}", "NEUROX_DATA_DIR": str(data), "DJANGO_SETTINGS_MODULE":
            "neurox_site.settings", "SECRET_KEY": "bench-only-" + "x" * 40, "ALLOWED_HOSTS": "127.0.0.1,localhost",
            "NEUROX_API_USER_RATE": "100000/hour", "PYTHONUNBUFFERED": "1",
