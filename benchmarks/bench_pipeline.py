@@ -53,13 +53,18 @@ def minilm_dir() -> Path:
                                check=True).stdout.strip())
 
 
-def environment(workdir: Path) -> dict[str, str]:
+def production_services(database_name: str) -> dict[str, str]:
+    """DATABASE_URL (PostgreSQL, pointed at the benchmark's own database) and REDIS_URL, or exit saying why."""
     database_url = os.environ.get("DATABASE_URL", "")
     redis_url = os.environ.get("REDIS_URL", "")
     if not database_url.startswith("postgres") or not redis_url:
         sys.exit("Set DATABASE_URL (PostgreSQL) and REDIS_URL: this benchmark measures the production setup.")
     parts = urlsplit(database_url)
-    return {"DATABASE_URL": urlunsplit(parts._replace(path=f"/{DATABASE_NAME}")), "REDIS_URL": redis_url,
+    return {"DATABASE_URL": urlunsplit(parts._replace(path=f"/{database_name}")), "REDIS_URL": redis_url}
+
+
+def environment(workdir: Path) -> dict[str, str]:
+    return {**production_services(DATABASE_NAME),
             "NEUROX_DATA_DIR": str(workdir / "data"), "DEBUG": "true", "DJANGO_SETTINGS_MODULE": "neurox_site.settings",
             "NEUROX_API_USER_RATE": "1000000/hour", "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING"}
 

@@ -54,13 +54,10 @@ HX_GET = re.compile(r'hx-get="([^"]+)"')
 
 
 def environment(cache: Path) -> dict[str, str]:
-    database_url = os.environ.get("DATABASE_URL", "")
-    redis_url = os.environ.get("REDIS_URL", "")
-    if not database_url.startswith("postgres") or not redis_url:
-        sys.exit("Set DATABASE_URL (PostgreSQL) and REDIS_URL: this benchmark measures the production setup.")
-    parts = urlsplit(database_url)
+    from benchmarks.bench_pipeline import production_services
+
     # tests.settings: the real settings without HTTPS redirects and secure cookies (loopback, plain HTTP).
-    return {"DATABASE_URL": urlunsplit(parts._replace(path=f"/{DATABASE_NAME}")), "REDIS_URL": redis_url,
+    return {**production_services(DATABASE_NAME),
             "NEUROX_DATA_DIR": str(cache / "data"), "DJANGO_SETTINGS_MODULE": "tests.settings",
             "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING"}
 

@@ -45,14 +45,19 @@ def test_blocks_must_agree_on_rows_and_ids():
         Features([np.zeros((3, 4))], layer_neurons("hidden", 0, 3))
 
 
-def test_a_pass_over_a_memmap_store_does_not_stay_resident(tmp_path):
-    """Reading 256 MiB of float16 through Features leaves the process's memory where it was."""
+def _memmapped_ones(tmp_path) -> Features:
+    """256 MiB of float16 ones (65,536 words × 2,048 units) in a .npy file, read through a memory map."""
     path = tmp_path / "layer.npy"
     block = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(65536, 2048))
     block[:] = 1.0
     block.flush()
     del block
-    features = Features([np.load(path, mmap_mode="r")], layer_neurons("hidden", 0, 2048))
+    return Features([np.load(path, mmap_mode="r")], layer_neurons("hidden", 0, 2048))
+
+
+def test_a_pass_over_a_memmap_store_does_not_stay_resident(tmp_path):
+    """Reading 256 MiB of float16 through Features leaves the process's memory where it was."""
+    features = _memmapped_ones(tmp_path)
     process = psutil.Process()
     before = process.memory_info().rss
     total = 0.0
@@ -67,12 +72,7 @@ def test_float16_column_blocks_of_a_memmap_store_do_not_stay_resident(tmp_path):
     """Read in the store's own dtype, a block is still a copy: the store's pages are released, not kept."""
     from analysis.engine.features import column_blocks
 
-    path = tmp_path / "layer.npy"
-    block = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(65536, 2048))
-    block[:] = 1.0
-    block.flush()
-    del block
-    features = Features([np.load(path, mmap_mode="r")], layer_neurons("hidden", 0, 2048))
+    features = _memmapped_ones(tmp_path)
     process = psutil.Process()
     before = process.memory_info().rss
     grown, widths = 0, []
