@@ -173,8 +173,12 @@ def test_a_worker_killed_during_extraction_is_replaced_and_the_results_equal_an_
     doomed = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", name="doomed", **small_batches)
     run = services.create_run(owner, project, request)
     extract = run.steps.get(kind=StepKind.EXTRACT)
-    wait_for(lambda: Step.objects.filter(pk=extract.pk, state=StepState.RUNNING, done__gt=0).exists(), 30,
-             "the extraction to make progress", [doomed])
+    # The first batch's progress is written at once, possibly before the first 32-word chunk is in the journal
+    # (then there is nothing to resume: CI once killed it that early). Three chunks' worth of words reported means
+    # at least the first chunk was recorded.
+    three_chunks = 3 * 32
+    wait_for(lambda: Step.objects.filter(pk=extract.pk, state=StepState.RUNNING, done__gte=three_chunks).exists(),
+             30, "the extraction to finish its first chunks", [doomed])
     doomed.kill()
     killed_at = Step.objects.values_list("done", flat=True).get(pk=extract.pk)
     survivor = celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", "-B", "-s", str(tmp_path / "beat-schedule"),
