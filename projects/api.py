@@ -9,7 +9,8 @@ plus ``"fields"`` for field errors).
 
 from __future__ import annotations
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import Case, CharField, OuterRef, Subquery, Value, When
+from django.db.models.functions import Coalesce
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -62,7 +63,9 @@ def _with_my_role(queryset, user):
     Kept here (not in selectors) because only the API lists roles per project; ``selectors.role_of`` is the
     per-project equivalent."""
     role = Membership.objects.filter(project=OuterRef("pk"), user=user).values("role")[:1]
-    return queryset.annotate(my_role=Subquery(role))
+    as_example = Case(When(is_example=True, then=Value(Role.VIEWER.value)), default=None,
+                      output_field=CharField())
+    return queryset.annotate(my_role=Coalesce(Subquery(role), as_example))
 
 
 @extend_schema_view(

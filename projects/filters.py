@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
+from django.db.models import Q
 
 from .models import CorpusFormat, CorpusUpload, Membership, ModelUpload, Project, Role, TestSetUpload
 
@@ -48,7 +49,10 @@ class ProjectFilter(django_filters.FilterSet):
     def filter_role(self, queryset, name, value):
         user = getattr(self.request, "user", None)
         mine = Membership.objects.filter(user=user, role=value).values("project")
-        return queryset.filter(pk__in=mine)
+        if value != Role.VIEWER:
+            return queryset.filter(pk__in=mine)
+        member_of = Membership.objects.filter(user=user).values("project")
+        return queryset.filter(Q(pk__in=mine) | (Q(is_example=True) & ~Q(pk__in=member_of)))  # examples: viewers
 
 
 class UploadFilter(django_filters.FilterSet):

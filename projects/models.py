@@ -38,6 +38,10 @@ class Project(models.Model):
     model_uploads = models.ManyToManyField("ModelUpload", blank=True, related_name="projects")
     corpus_uploads = models.ManyToManyField("CorpusUpload", blank=True, related_name="projects")
     test_set_uploads = models.ManyToManyField("TestSetUpload", blank=True, related_name="projects")
+    is_example = models.BooleanField(
+        default=False,
+        help_text="An example project (made by `manage.py load_examples`): every signed-in user sees it as a viewer.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -16,6 +16,7 @@ from .models import (
     MANAGE_ROLES,
     PROJECT_RELATION,
     UPLOAD_MODELS,
+    Role,
     WRITE_ROLES,
     CorpusUpload,
     Membership,
@@ -31,17 +32,19 @@ def _signed_in(user) -> bool:
 
 
 def projects_visible_to(user):
-    """Projects ``user`` is a member of (any role)."""
+    """Projects ``user`` is a member of (any role), and the example projects, which every signed-in user sees."""
     if not _signed_in(user):
         return Project.objects.none()
-    return Project.objects.filter(memberships__user=user).distinct()
+    return Project.objects.filter(Q(memberships__user=user) | Q(is_example=True)).distinct()
 
 
 def role_of(user, project: Project) -> str | None:
-    """``owner`` / ``editor`` / ``viewer``, or None for someone who is not a member."""
+    """``owner`` / ``editor`` / ``viewer``, or None for someone who is not a member. On an example project
+    every signed-in user who is not a member is a viewer."""
     if not _signed_in(user):
         return None
-    return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    role = Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+    return role or (Role.VIEWER if project.is_example else None)
 
 
 def can_write(user, project: Project) -> bool:
@@ -84,11 +87,12 @@ def membership_in(project: Project, membership_id) -> Membership:
 
 def uploads_visible_to(user, kind: str):
     """Uploads of one kind (``model`` / ``corpus`` / ``test_set``) that ``user`` can see: their own library,
-    plus uploads attached to a project they are a member of."""
+    plus uploads attached to a project they are a member of or to an example project."""
     upload_model = UPLOAD_MODELS[UploadKind(kind)]
     if not _signed_in(user):
         return upload_model.objects.none()
-    return upload_model.objects.filter(Q(owner=user) | Q(projects__memberships__user=user)).distinct()
+    return upload_model.objects.filter(
+        Q(owner=user) | Q(projects__memberships__user=user) | Q(projects__is_example=True)).distinct()
 
 
 def library_of(user, kind: str):

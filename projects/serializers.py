@@ -25,8 +25,8 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Project
-        fields = ["id", "name", "description", "owner", "role", "created_at", "updated_at"]
-        read_only_fields = ["id", "owner", "role", "created_at", "updated_at"]
+        fields = ["id", "name", "description", "owner", "role", "is_example", "created_at", "updated_at"]
+        read_only_fields = ["id", "owner", "role", "is_example", "created_at", "updated_at"]
 
     @extend_schema_field(serializers.ChoiceField(choices=Role.choices))
     def get_role(self, project):
