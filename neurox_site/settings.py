@@ -257,6 +257,10 @@ NEUROX_STEP_HEARTBEAT_SECONDS = env.float("NEUROX_STEP_HEARTBEAT_SECONDS", defau
 NEUROX_STEP_MAX_ATTEMPTS = env.int("NEUROX_STEP_MAX_ATTEMPTS", default=3)
 # A step queued for longer than this with no worker taking it is sent again (its message may have been lost).
 NEUROX_STEP_RESEND_SECONDS = env.int("NEUROX_STEP_RESEND_SECONDS", default=900)
+# The example projects (manage.py load_examples): the UD English-EWT dev file the MiniLM example reads (beside the
+# checkout in development; the example is skipped, saying why, where the file is not).
+NEUROX_EXAMPLES_UD_CONLLU = Path(env.str(
+    "NEUROX_EXAMPLES_UD_CONLLU", default=str(BASE_DIR.parent / "shared" / "data" / "ud-ewt" / "en_ewt-ud-dev.conllu")))
 # Words per extraction chunk: the unit of resumption, heartbeat and cancellation.
 NEUROX_EXTRACT_CHUNK_WORDS = env.int("NEUROX_EXTRACT_CHUNK_WORDS", default=4096)
 NEUROX_EXTRACT_BATCH_TOKENS = env.int("NEUROX_EXTRACT_BATCH_TOKENS", default=4096)  # padded tokens per forward pass

