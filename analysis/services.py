@@ -52,6 +52,8 @@ from .step_tasks import messages_waiting, queue_for, send_step
 log = logging.getLogger(__name__)
 
 NEURON_SETS = ("hidden", "mlp")
+# One stack of an encoder-decoder (its "hidden" means both): what the Manipulation view can move at source words.
+SIDE_NEURON_SETS = tuple(f"{side}.{name}" for side in ("enc", "dec") for name in NEURON_SETS)
 ACTIVE_STEP_STATES = (StepState.QUEUED, StepState.RUNNING)
 # method → {option: (whether a value fits, what fits)}: the method options a request may set. λ1 / λ2 are the
 # probe's elastic-net penalties (left out: λ1 the engine's DEFAULT_L1, λ2 chosen on dev from its grid).
@@ -267,8 +269,13 @@ def validate_request(project, request) -> dict:
     if corpus is None:
         errors["corpus"] = ["Choose one of this project's corpora."]
     sets = request.get("neuron_sets", ["hidden"])
-    if not isinstance(sets, list) or not sets or set(sets) - set(NEURON_SETS):
-        errors["neuron_sets"] = [f"Choose neuron sets among {', '.join(NEURON_SETS)}."]
+    if not isinstance(sets, list) or not sets or set(sets) - set(NEURON_SETS) - set(SIDE_NEURON_SETS):
+        errors["neuron_sets"] = [f"Choose neuron sets among {', '.join(NEURON_SETS)} (for encoder-decoder models "
+                                 f"also one stack's: {', '.join(SIDE_NEURON_SETS)})."]
+    elif set(sets) & set(SIDE_NEURON_SETS) and any(m.model_kind != "encoder-decoder" for m in models):
+        others = [m.name for m in models if m.model_kind != "encoder-decoder"]
+        errors["neuron_sets"] = [f"{', '.join(sorted(set(sets) & set(SIDE_NEURON_SETS)))} name one stack of an "
+                                 f"encoder-decoder, and {', '.join(others)} is not one; choose hidden or mlp."]
     layers = _int_list(request.get("layers"), "layers", errors)
     if layers is not None:
         too_deep = [m.name for m in models if m.n_layers is not None and max(layers) > m.n_layers]

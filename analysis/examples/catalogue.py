@@ -142,7 +142,7 @@ def _minilm_ud_analysis(small: bool) -> dict:
 CROSSMODEL = [{"method": m} for m in ("maxcorr", "mincorr", "linreg", "svcca")]
 
 
-def _grammar_analysis(small: bool) -> dict:
+def _causal_lm_analysis(small: bool) -> dict:
     return {
         "neuron_sets": ["hidden"],
         "rankings": [{"method": "lca", "bootstrap": 0}, {"method": "probeless", "bootstrap": 0 if small else 5}],
@@ -150,6 +150,12 @@ def _grammar_analysis(small: bool) -> dict:
         "crossmodel": CROSSMODEL,
         "model_ablation": {"percents": [25, 50] if small else [5, 10, 20, 30, 50], "random_seeds": 1},
     }
+
+
+def _translation_analysis(small: bool) -> dict:
+    """The last encoder layer's neurons, as in the tense experiment (``tense.py``): the tense preset moves them at
+    the source verb (a decoder neuron cannot be placed at a source word while the translation is generated)."""
+    return {**_causal_lm_analysis(small), "neuron_sets": ["enc.hidden"], "layers": [Sizes().layers]}
 
 
 EXAMPLES = (
@@ -163,14 +169,14 @@ EXAMPLES = (
             "gold parts of speech, tense and number (analysis/examples/). Cross-model correlation finds the "
             "neurons the three share; removing the top-ranked neurons raises perplexity faster than removing the "
             "bottom-ranked ones.",
-            _causal_lm_files, _grammar_analysis),
+            _causal_lm_files, _causal_lm_analysis),
     Example("translation", "Example: translation and tense neurons",
             "Three small encoder–decoder models (Marian configuration, different seeds) translate the grammar into "
             "a verb-final language whose tense is a token of its own (+ra present, +ta past). Linguistic "
             "correlation ranks neurons for Tense; in the Manipulation view, the preset that moves the top ones "
             "from Pres towards Past at the verb turns a present-tense translation into the past. Cross-model "
             "correlation's top neurons here track word position, not tense: see a neuron's page.",
-            _translation_files, _grammar_analysis),
+            _translation_files, _translation_analysis),
 )
 
 

@@ -4,6 +4,8 @@ server-less broker, and stops all of them on SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import socket
 import subprocess
 import sys
@@ -46,14 +48,14 @@ except realtime.RealtimeRequestError as error:
 """
 
 
-@pytest.fixture
-def served(tmp_path):
+@contextlib.contextmanager
+def serving(tmp_path, **more_env: str):
     """``scripts/serve`` running on a free port; yields its URL, log and data folder, then stops it as a
     service manager would (SIGTERM) and checks that the server and every worker ended."""
     port = free_port()
     data_dir = tmp_path / "var"
     env = newcomer_env(NEUROX_DATA_DIR=str(data_dir), NEUROX_PYTHON=sys.executable,
-                       NEUROX_ADDR=f"127.0.0.1:{port}", NEUROX_REAP_EVERY_SECONDS="1")
+                       NEUROX_ADDR=f"127.0.0.1:{port}", NEUROX_REAP_EVERY_SECONDS="1", **more_env)
     log = tmp_path / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen([str(REPO_ROOT / "scripts" / "serve")], cwd=REPO_ROOT, env=env,
@@ -73,6 +75,12 @@ def served(tmp_path):
         assert "Finished server process" in log.read_text(), log.read_text()  # a graceful shutdown
         gone, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, f"still running after scripts/serve stopped: {[p.cmdline() for p in alive]}"
+
+
+@pytest.fixture
+def served(tmp_path):
+    with serving(tmp_path, NEUROX_EXAMPLES="0") as service:
+        yield service
 
 
 def test_serve_runs_uvicorn_with_pages_static_files_the_guard_and_websockets(served):
@@ -116,3 +124,35 @@ def test_serve_starts_real_workers_that_take_tasks_from_the_embedded_broker(serv
 
     status, health = get(served[0] + "/health/workers/?format=json")
     assert status == 200, health  # every queue (gpu, cpu) has a live worker
+
+
+EXAMPLE_RUNS = """
+import django, json; django.setup()
+from analysis.models import Run
+print(json.dumps([[r.project.name, r.state, r.error] for r in Run.objects.filter(project__is_example=True)]))
+"""
+
+
+def test_serve_makes_the_example_projects_and_its_workers_compute_them(tmp_path):
+    """The first start makes the example projects (small versions here) and the embedded workers compute their
+    runs while the site serves; a second start on the same data reuses them and queues nothing."""
+    def example_runs(env) -> list:
+        answer = subprocess.run([sys.executable, "-c", EXAMPLE_RUNS], cwd=REPO_ROOT, env=env, capture_output=True,
+                                text=True, timeout=60)
+        assert answer.returncode == 0, answer.stderr
+        return json.loads(answer.stdout)
+
+    env = newcomer_env(NEUROX_DATA_DIR=str(tmp_path / "var"), DJANGO_SETTINGS_MODULE="neurox_site.settings")
+    with serving(tmp_path, NEUROX_EXAMPLES="small") as (url, log, data_dir):
+        assert "minilm-ud: run created" in log.read_text() and "translation: run created" in log.read_text()
+        deadline = time.monotonic() + 240
+        runs = example_runs(env)
+        while not all(state in ("succeeded", "failed") for _, state, _ in runs):
+            assert time.monotonic() < deadline, (runs, (data_dir / "logs" / "worker-gpu.log").read_text()[-3000:])
+            time.sleep(1)
+            runs = example_runs(env)
+        assert len(runs) == 3 and all(state == "succeeded" for _, state, _ in runs), runs
+    (tmp_path / "serve.log").rename(tmp_path / "first-serve.log")
+    with serving(tmp_path, NEUROX_EXAMPLES="small") as (url, log, data_dir):
+        assert log.read_text().count("run reused (succeeded)") == 3, log.read_text()
+        assert len(example_runs(env)) == 3

@@ -56,6 +56,7 @@ def test_the_small_examples_compute_through_the_pipeline_and_a_second_start_reus
                                                                                  "svcca")]
     translation = loaded[2].project.corpus_uploads.get()
     assert translation.label_column == "feats:Tense"
+    assert (loaded[2].run.request["neuron_sets"], loaded[2].run.request["layers"]) == (["enc.hidden"], [2])
 
     runs, uploads = Run.objects.count(), ModelUpload.objects.count()
     with django_capture_on_commit_callbacks(execute=True):

@@ -123,6 +123,8 @@ def test_two_runs_needing_the_same_missing_result_compute_it_once(people, attach
      "options are an object of true or false values"),
     ({"corpus": None}, "corpus", "Choose one of this project's corpora"),
     ({"neuron_sets": ["attention"]}, "neuron_sets", "Choose neuron sets among hidden, mlp"),
+    ({"neuron_sets": ["enc.hidden"]}, "neuron_sets",
+     "enc.hidden name one stack of an encoder-decoder, and tiny bert is not one; choose hidden or mlp."),
     ({"layers": [-1]}, "layers", "list of layer numbers"),
     ({"layers": [7]}, "layers", "Layer 7 does not exist"),
     ({"rankings": [{"method": "magic"}]}, "rankings", "unknown method 'magic'"),
