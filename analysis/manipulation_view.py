@@ -122,9 +122,10 @@ def corpus_sentences(store, q: str = "", page: int = 1, per_page: int = CORPUS_P
 
 
 def sentence_labels(store, index: int) -> list[str]:
-    """The store's label of each word of sentence ``index``."""
+    """The store's label of each word of sentence ``index`` ("" for a word without one, stored as -1: read as an
+    index it named the last label, and a preset "at words labelled X" then moved every word)."""
     offsets, names = store.sentence_offsets, store.label_names
-    return [names[i] for i in store.labels[offsets[index]:offsets[index + 1]]]
+    return [names[i] if i >= 0 else "" for i in store.labels[offsets[index]:offsets[index + 1]]]
 
 
 # ------------------------------------------------------------------------------------------------ sliders

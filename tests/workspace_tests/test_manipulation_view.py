@@ -104,6 +104,16 @@ def test_label_positions_are_the_words_with_that_label(people, manip_run):
     assert body["mode"] == "words" and body["words"] == [i for i, name in enumerate(labels) if name == "VERB"]
 
 
+def test_a_word_without_a_label_is_not_taken_for_the_last_label():
+    """Only the verb of a feats:Tense corpus has a label; the others are stored as -1 and must stay unlabelled
+    (read as an index, -1 named the last label, "Pres", and the tense preset moved every word)."""
+    from types import SimpleNamespace
+
+    store = SimpleNamespace(sentence_offsets=np.array([0, 4]), label_names=["Past", "Pres"],
+                            labels=np.array([-1, -1, 1, -1]))
+    assert logic.sentence_labels(store, 0) == ["", "", "Pres", ""]
+
+
 def test_output_partial_shows_original_and_manipulated_with_changes_marked(people, manip_run):
     edits = "&".join(f"op.L2:{u}=scale&v.L2:{u}=50" for u in range(32))
     pools = ",".join(f"L2:{u}" for u in range(32))
