@@ -16,6 +16,7 @@ Nothing here writes a row: the realtime path keeps no state but the worker's cac
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -259,7 +260,8 @@ def ask(task, arguments: dict) -> dict:
         raise RealtimeTimeout(f"The realtime worker did not answer within {timeout:g} s (it may be busy with "
                               "other requests or loading a large model); try again in a moment.") from None
     finally:
-        result.forget()
+        with contextlib.suppress(FileNotFoundError):  # the file:// backend has no result to forget after a timeout
+            result.forget()
     if "error" in answer:
         raise RealtimeRequestError(answer["error"]["field"], answer["error"]["message"])
     return answer
