@@ -1,10 +1,10 @@
 """Rebuild the example projects' small models that are committed under ``analysis/examples/models/``.
 
-    python -m analysis.examples.build                      # all six (about 12 minutes on 2 cores, quiet)
+    python -m analysis.examples.build                      # all six (about 8 minutes on one core)
     python -m analysis.examples.build --kind translation   # or: --kind causal_lm; --seeds 0 1
 
 Why the weights are committed rather than trained on the first start: a newcomer's first `scripts/serve` must
-serve within minutes and finish every example within 25 on a 2-core machine, and six trainings take about 12 of
+serve within minutes and finish every example within 25 on a 2-core machine, and six trainings take about 5 to 8 of
 those minutes; the files are small (about 3 MB each), and this script with its fixed seeds rebuilds the same bytes
 (the training is deterministic on the CPU: see ``tests/examples_tests/test_training.py``).
 Each process trains with one torch thread; run the two kinds in two processes to use two cores.
