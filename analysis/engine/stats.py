@@ -27,6 +27,9 @@ Columns are read with :func:`features.column_blocks`; progress is reported in ne
 from __future__ import annotations
 
 import json
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -272,10 +275,15 @@ def average_precision_from_sorted(everyone: np.ndarray, positives: np.ndarray, h
     return float(np.mean(positive_at_least / at_least))
 
 
+def default_threads() -> int:
+    """The cores this process may use (at most 4: the blocks' memory grows with them)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
 def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, labels=None, label_names=(),
                          n_bins: int = 32, quantiles=DEFAULT_QUANTILES, top_words: int = 20,
                          top_contexts: int = 10, smoothing: float = 4.0, context_bins: int = 8,
-                         contexts_per_bin: int = 3, max_bytes: int = 256 << 20,
+                         contexts_per_bin: int = 3, max_bytes: int = 256 << 20, threads: int | None = None,
                          job: Job | None = None) -> NeuronStats:
     job = as_job(job)
     n, width = features.shape
@@ -333,7 +341,9 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
     # per column: the block as read, as float32 and as float64 (and its unlabelled rows), its keys,
     # the packed (key, row) pairs that become the order, the sorted keys; per-type sums and scores
     column_bytes = n * (2 + 4 + 8 + 8 + 2 + 8 + 2) + n_types * 24
-    for start, stop, block in column_blocks(features, max_bytes=max_bytes, column_bytes=column_bytes, dtype=native):
+
+    def block_statistics(start: int, stop: int, block: np.ndarray) -> int:
+        """Every statistic of columns start:stop, written into ``arrays`` (disjoint slices: thread-safe)."""
         cols = slice(start, stop)
         # one sort per column gives min, max, quantiles, histogram, extreme and sampled contexts, and the AP
         keys = sort_keys(block)  # [w, n]
@@ -372,9 +382,22 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
             arrays[f"{which}_values"][cols, : len(positions)] = value_at(positions)
             if type_ids is not None:
                 arrays[f"{which}_words"][cols, : len(positions)] = type_ids[chosen]
-        del order, ordered_keys, block, block64
-        job.progress(stop, width, "neurons")
-        job.check_cancelled()
+        return stop
+
+    # Column blocks are independent and their NumPy work (sorts, casts, sparse sums, searches) runs without the
+    # GIL, so ``threads`` blocks are computed at once; each is 1/threads of the memory budget, so the peak stays.
+    threads = max(1, min(threads or default_threads(), width))
+    blocks = column_blocks(features, max_bytes=max_bytes // threads, column_bytes=column_bytes, dtype=native)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        running: deque = deque()
+        for start, stop, block in blocks:
+            running.append(pool.submit(block_statistics, start, stop, block))
+            del block
+            if len(running) >= threads:
+                job.progress(running.popleft().result(), width, "neurons")
+                job.check_cancelled()
+        while running:
+            job.progress(running.popleft().result(), width, "neurons")
 
     # keep only the word types that something refers to, renumbered
     used = np.unique(np.concatenate([arrays[key][arrays[key] >= 0].ravel()

@@ -73,6 +73,35 @@ def test_statistics_match_numpy_and_are_independent_of_block_size():
     assert high[0]["left"] == words[max(offsets[high[0]["sentence"]], row - 2):row]
 
 
+def test_blocks_computed_on_several_threads_give_the_same_statistics_and_progress_in_order():
+    x, words, labels, offsets = planted()
+    features = Features([x[:, :5].astype(np.float16), x[:, 5:].astype(np.float16)],
+                        layer_neurons("hidden", 0, 5) + layer_neurons("mlp", 0, 7))
+
+    class Progress:
+        def __init__(self):
+            self.done = []
+
+        def progress(self, done, total, unit):
+            self.done.append(done)
+
+        def log(self, text):
+            pass
+
+        def check_cancelled(self):
+            pass
+
+    one, three = Progress(), Progress()
+    alone = compute_neuron_stats(features, words, offsets, labels, ["A", "B", "C"], max_bytes=30_000, threads=1,
+                                 job=one)
+    shared = compute_neuron_stats(features, words, offsets, labels, ["A", "B", "C"], max_bytes=90_000, threads=3,
+                                  job=three)
+    for key in alone.arrays:
+        np.testing.assert_array_equal(alone.arrays[key], shared.arrays[key], err_msg=key)
+    assert len(three.done) > 1 and three.done == sorted(three.done) and three.done[-1] == 12
+    assert one.done[-1] == 12
+
+
 def test_save_and_load_round_trip_without_pickle(tmp_path):
     x, words, labels, offsets = planted(n=300)
     stats = compute_neuron_stats(as_features(x), words, offsets, labels, ["A", "B", "C"])
