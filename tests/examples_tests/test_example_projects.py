@@ -14,19 +14,14 @@ from projects.models import ModelUpload, Project
 from projects.selectors import projects_visible_to, role_of
 from tests.assets import UD_DEV
 from tests.factories import UserFactory
+from tests.pipeline_tests.conftest import folders  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 
 @pytest.fixture
-def folders(settings, tmp_path):
-    media = tmp_path / "media"
-    media.mkdir()
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(media), "base_url": "/media/"}}}
-    settings.MEDIA_ROOT = str(media)
-    settings.NEUROX_RESULTS_DIR = tmp_path / "results"
+def example_folders(folders, settings, tmp_path):
+    """The pipeline tests' upload and results folders, plus a data folder for the examples' files."""
     settings.DATA_DIR = tmp_path / "data"
     settings.NEUROX_EXAMPLES_UD_CONLLU = UD_DEV
     return tmp_path
@@ -37,7 +32,7 @@ def _states(run: Run) -> dict:
 
 
 def test_the_small_examples_compute_through_the_pipeline_and_a_second_start_reuses_everything(
-        folders, django_capture_on_commit_callbacks):
+        example_folders, django_capture_on_commit_callbacks):
     if not UD_DEV.is_file():
         pytest.skip(f"no UD file at {UD_DEV}")
     with django_capture_on_commit_callbacks(execute=True):
@@ -73,7 +68,7 @@ def test_the_small_examples_compute_through_the_pipeline_and_a_second_start_reus
     assert Project.objects.filter(is_example=True).count() == 4
 
 
-def test_every_signed_in_user_sees_an_example_project_as_a_viewer_and_cannot_change_it(folders):
+def test_every_signed_in_user_sees_an_example_project_as_a_viewer_and_cannot_change_it(example_folders):
     load_examples(["causal-lms"], small=True, runs=False, log=lambda _: None)
     project = Project.objects.get(is_example=True)
     someone = UserFactory(username="newcomer")
@@ -96,16 +91,17 @@ def test_every_signed_in_user_sees_an_example_project_as_a_viewer_and_cannot_cha
     assert len(models) == 3  # the example's uploads are readable by its viewers
 
 
-def test_an_example_whose_files_are_missing_is_skipped_with_the_reason(folders, settings):
-    settings.NEUROX_EXAMPLES_UD_CONLLU = folders / "nowhere.conllu"
+def test_an_example_whose_files_are_missing_is_skipped_with_the_reason(example_folders, settings):
+    settings.NEUROX_EXAMPLES_UD_CONLLU = example_folders / "nowhere.conllu"
     lines = []
     loaded = load_examples(["minilm-ud"], small=True, log=lines.append)
     assert loaded[0].project is None and not Project.objects.exists()
-    assert lines == [f"minilm-ud: skipped: the UD English-EWT dev corpus is not at {folders / 'nowhere.conllu'} "
+    missing = example_folders / "nowhere.conllu"
+    assert lines == [f"minilm-ud: skipped: the UD English-EWT dev corpus is not at {missing} "
                      "(set NEUROX_EXAMPLES_UD_CONLLU)"]
 
 
-def test_the_command_refuses_an_unknown_example(folders):
+def test_the_command_refuses_an_unknown_example(example_folders):
     from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="No example nonsense; choose among minilm-ud, encoders, causal-lms, "
