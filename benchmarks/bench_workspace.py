@@ -1,7 +1,7 @@
 """The workspace's load benchmark (issue #10, Performance), run on demand — not a timed test.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/neurox REDIS_URL=redis://127.0.0.1:6379/4 \\
-        .venv/bin/python -m benchmarks.bench_workspace [--users 20] [--seconds 60] [--rebuild]
+        .venv/bin/python -m benchmarks.bench_workspace [--users 20] [--seconds 60] [--server-workers 2] [--rebuild]
 
 1. The run: the real all-MiniLM-L6-v2 over the whole UD English EWT dev corpus (2,001 sentences, 25,147 words,
    UPOS), hidden states of every layer, probeless and ANOVA rankings, neuron statistics and a short probe-ablation
@@ -19,7 +19,10 @@
    request may read it whole.
 4. Load: ``--users`` concurrent signed-in members (locust, headless, in its own process) with ``--think``
    seconds between their requests, over all the URLs for ``--seconds``; a table of p50 / p95 per URL (as the
-   client measures it, on loopback) against the target p95 < 150 ms, and the server's memory after it.
+   client measures it, on loopback) against the target p95 < 150 ms, and the server's memory after it. The
+   server under load is uvicorn with ``--server-workers`` processes (the production command's ``--workers``;
+   default 2, one per core here): a Django view runs in one thread per process under ASGI, so one process
+   answers one request at a time.
 
 Exit status 1 when a URL misses the target, fails, or reads a whole store. The machine is shared (two cores,
 other engineers' test runs and the load tool itself): say so next to the numbers.
@@ -334,7 +337,55 @@ def load(base: str, urls: dict[str, str], cookies: list[str], users: int, second
 # ------------------------------------------------------------------------------------------------ main
 
 
-def main(users: int, seconds: int, think: float, cache: Path, rebuild: bool) -> int:
+class UvicornWorkers:
+    """The production command (``uvicorn neurox_site.asgi:application --workers N``) on a free loopback port, with
+    the benchmark's settings (``tests.settings``: plain HTTP)."""
+
+    def __init__(self, workers: int, workdir: Path, timeout: float = 90.0):
+        import socket
+
+        import requests
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = workdir / "uvicorn.log"
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "neurox_site.asgi:application", "--host", "127.0.0.1", "--port",
+                 str(port), "--workers", str(workers), "--lifespan", "off", "--no-access-log"],
+                cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}, stdout=log,
+                stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/", timeout=5).status_code < 500:
+                    # every worker imports Django on its own: give the others a moment after the first answers
+                    time.sleep(3)
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"uvicorn --workers {workers} did not answer within {timeout:.0f} s:\n"
+                           f"{self.log_path.read_text(errors='replace')[-4000:]}")
+
+    def rss(self) -> int:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return sum(rss_bytes(int(pid)) for pid in children) + rss_bytes(self.process.pid)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def main(users: int, seconds: int, think: float, cache: Path, rebuild: bool, server_workers: int) -> int:
     env = environment(cache)
     fresh = rebuild or not database_exists(env) or not (cache / "data").exists()
     if fresh:
@@ -380,24 +431,30 @@ def main(users: int, seconds: int, think: float, cache: Path, rebuild: bool) -> 
         server = ServerProcess(database, workdir / "cold")
         reads = cold_reads(session, server.url, urls, server.process.pid, store)
         alone = one_user(session, server.url, urls)
+        if server_workers > 1:
+            server.stop()
+            server = UvicornWorkers(server_workers, workdir / "workers")
         rows = load(server.url, urls, cookies, users, seconds, think, workdir)
-        rss = rss_bytes(server.process.pid)
+        rss = server.rss()
     finally:
         server.stop()
 
-    failures = report(run, urls, store.name, store_size, reads, alone, rows, rss, users, seconds, think)
+    failures = report(run, urls, store.name, store_size, reads, alone, rows, rss, users, seconds, think,
+                      server_workers)
     print(f"(locust's files: {workdir})")
     return 1 if failures else 0
 
 
-def report(run, urls, store_key, store_size, reads, alone, rows, rss, users, seconds, think) -> list[str]:
+def report(run, urls, store_key, store_size, reads, alone, rows, rss, users, seconds, think,
+           server_workers) -> list[str]:
     by_name = {row["Name"]: row for row in rows}
     failures = []
     print()
     print(f"run {run.pk}: all-MiniLM-L6-v2 × UD EWT dev (25,147 words), hidden states of every layer; "
           f"activation store {store_key[:12]}… = {store_size / 2**20:.1f} MiB")
     load_average = Path("/proc/loadavg").read_text().split()[0]
-    print(f"{users} concurrent users (locust, headless), {think:g} s think time, {seconds} s; uvicorn (1 process) "
+    print(f"{users} concurrent users (locust, headless), {think:g} s think time, {seconds} s; uvicorn "
+          f"({server_workers} process{'es' if server_workers > 1 else ''}) "
           f"on PostgreSQL + Redis, loopback; machine loaded by other engineers ({os.cpu_count()} cores, shared "
           f"with the load tool; load average {load_average} at the end)")
     print()
@@ -421,7 +478,7 @@ def report(run, urls, store_key, store_size, reads, alone, rows, rss, users, sec
             failures.append(f"{name}: read {read / 2**20:.1f} MiB and mapped {mapped / 2**20:.1f} MiB of the store; "
                             f"the store is {store_size / 2**20:.1f} MiB")
     print()
-    print(f"server RSS after the load: {rss / 2**20:.0f} MiB (the store: {store_size / 2**20:.0f} MiB, memory-mapped)")
+    print(f"server RSS after the load (all its processes): {rss / 2**20:.0f} MiB (the store: {store_size / 2**20:.0f} MiB, memory-mapped)")
     print("1 user ms = median of 5 requests one at a time on the warm server, before the load; p50 / p95: "
           "under the load, as locust measures them")
     print("read() MiB: bytes the server read() from any file (results, templates, code) while answering the URL's "
@@ -441,7 +498,9 @@ if __name__ == "__main__":
     parser.add_argument("--think", type=float, default=1.0, help="mean seconds between a user's requests (1.0)")
     parser.add_argument("--cache", type=Path, default=ROOT / "var" / "bench" / "workspace",
                         help="where the run's files are kept between runs (default var/bench/workspace/)")
+    parser.add_argument("--server-workers", type=int, default=2,
+                        help="uvicorn processes under the load (default 2: one per core here)")
     parser.add_argument("--rebuild", action="store_true", help="compute the run again")
     arguments = parser.parse_args()
     sys.exit(main(arguments.users, arguments.seconds, arguments.think, arguments.cache.resolve(),
-                  arguments.rebuild))
+                  arguments.rebuild, arguments.server_workers))
