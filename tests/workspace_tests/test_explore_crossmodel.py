@@ -40,6 +40,10 @@ def crossmodel_run(people, two_berts, django_capture_on_commit_callbacks):  # no
     return run
 
 
+def probeless_pk(run) -> int:
+    return run.steps.filter(kind=StepKind.RANKING).first().pk
+
+
 def test_each_models_crossmodel_ranking_is_shown_and_compared_with_that_models_rankings(people, crossmodel_run):
     client = Client()
     client.force_login(people["viewer"])
@@ -50,6 +54,9 @@ def test_each_models_crossmodel_ranking_is_shown_and_compared_with_that_models_r
     assert "cross-model maxcorr · tiny bert" in html and "probeless · tiny bert 2" in html
     assert f"ranking={cross.pk}&of=1" in html
     page = unescape(client.get(f"{base}rankings/?ranking={cross.pk}&of=1&k=10").content.decode())
+    assert 'data-role="crossmodel-caveat"' in page and "not what it encodes" in page  # said beside the ranking
+    own = unescape(client.get(f"{base}rankings/?ranking={probeless_pk(crossmodel_run)}").content.decode())
+    assert "crossmodel-caveat" not in own
     ranking = workspace.ranking_of(cross)[second_key]
     probeless = crossmodel_run.steps.get(kind=StepKind.RANKING, params__store_key=second_key)
     expected = method_agreement([workspace.ranking_of(probeless), ranking], k=10)["jaccard"]
