@@ -27,6 +27,7 @@ from projects.services import (attach_upload, create_corpus_upload, create_model
                                create_test_set_upload)
 
 EXAMPLES_USERNAME = "examples"
+EXAMPLES_STORAGE_BYTES = 20 * 1024**3  # room for the examples' uploads (MPNet alone is 440 MB)
 
 
 @dataclass
@@ -38,15 +39,18 @@ class Loaded:
 
 
 def examples_account():
-    """The account that owns the example projects: no password (nobody signs in as it), quotas to hold them all."""
+    """The account that owns the example projects: no password (nobody signs in as it), quotas to hold them all —
+    raised on every load (a catalogue that grew needs more runs at once; an operator's larger figure is kept)."""
     user, created = get_user_model().objects.get_or_create(
-        username=EXAMPLES_USERNAME,
-        defaults={"email": "examples@neurox.invalid", "storage_quota_bytes": 20 * 1024**3,
-                  "max_concurrent_runs": len(EXAMPLES)},
-    )
+        username=EXAMPLES_USERNAME, defaults={"email": "examples@neurox.invalid"})
     if created:
         user.set_unusable_password()
-        user.save(update_fields=["password"])
+    needed = {"storage_quota_bytes": EXAMPLES_STORAGE_BYTES, "max_concurrent_runs": len(EXAMPLES)}
+    raised = [field for field, least in needed.items() if (getattr(user, field) or 0) < least]
+    for field in raised:
+        setattr(user, field, needed[field])
+    if created or raised:
+        user.save(update_fields=["password", *raised] if created else raised)
     return user
 
 

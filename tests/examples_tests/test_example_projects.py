@@ -108,3 +108,25 @@ def test_the_command_refuses_an_unknown_example(example_folders):
                                            "translation"):
         call_command("load_examples", "nonsense")
     assert not Project.objects.exists()
+
+
+def test_the_examples_account_gets_the_quotas_the_catalogue_needs_on_every_load_keeping_larger_ones():
+    from analysis.example_projects import EXAMPLES_STORAGE_BYTES, examples_account
+    from analysis.examples.catalogue import EXAMPLES
+
+    account = UserFactory(username=EXAMPLES_USERNAME, max_concurrent_runs=1, storage_quota_bytes=10**9)
+    assert account.has_usable_password()
+    examples_account()  # an account from an older catalogue: raised to what the examples need now
+    account.refresh_from_db()
+    assert (account.max_concurrent_runs, account.storage_quota_bytes) == (len(EXAMPLES), EXAMPLES_STORAGE_BYTES)
+    assert account.has_usable_password()  # an existing account's password is not touched
+
+    account.storage_quota_bytes = 4 * EXAMPLES_STORAGE_BYTES  # an operator's larger figure stays
+    account.save()
+    examples_account()
+    account.refresh_from_db()
+    assert account.storage_quota_bytes == 4 * EXAMPLES_STORAGE_BYTES
+
+    account.delete()
+    fresh = examples_account()
+    assert not fresh.has_usable_password() and fresh.max_concurrent_runs == len(EXAMPLES)
