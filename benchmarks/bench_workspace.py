@@ -290,6 +290,14 @@ def one_user(session, base: str, urls: dict[str, str], repeats: int = 5) -> dict
     return found
 
 
+def warm(session, base: str, urls: dict[str, str], processes: int) -> None:
+    """Every URL a few times at once, so that each server process has opened what it caches before the load."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2 * processes) as pool:
+        list(pool.map(lambda url: session.get(base + url, timeout=120), list(urls.values()) * 2 * processes))
+
+
 # ------------------------------------------------------------------------------------------------ 4. load
 
 LOCUSTFILE = '''
@@ -298,6 +306,7 @@ from locust import HttpUser, between, task
 
 SPEC = json.loads(open(os.environ["BENCH_SPEC"]).read())
 COOKIES = itertools.cycle(SPEC["cookies"])
+STARTS = itertools.count(0, 7)
 
 
 class Member(HttpUser):
@@ -305,7 +314,10 @@ class Member(HttpUser):
 
     def on_start(self):
         self.client.cookies.set("sessionid", next(COOKIES))
-        self.urls = itertools.cycle(list(SPEC["urls"].items()))
+        # each user starts at its own place in the list, as people do: not all 20 on the first URL at once
+        urls = list(SPEC["urls"].items())
+        start = next(STARTS) % len(urls)
+        self.urls = itertools.cycle(urls[start:] + urls[:start])
 
     @task
     def next_url(self):
@@ -430,10 +442,11 @@ def main(users: int, seconds: int, think: float, cache: Path, rebuild: bool, ser
         (workdir / "cold").mkdir()
         server = ServerProcess(database, workdir / "cold")
         reads = cold_reads(session, server.url, urls, server.process.pid, store)
-        alone = one_user(session, server.url, urls)
         if server_workers > 1:
             server.stop()
             server = UvicornWorkers(server_workers, workdir / "workers")
+            warm(session, server.url, urls, server_workers)
+        alone = one_user(session, server.url, urls)
         rows = load(server.url, urls, cookies, users, seconds, think, workdir)
         rss = server.rss()
     finally:
@@ -479,7 +492,7 @@ def report(run, urls, store_key, store_size, reads, alone, rows, rss, users, sec
                             f"the store is {store_size / 2**20:.1f} MiB")
     print()
     print(f"server RSS after the load (all its processes): {rss / 2**20:.0f} MiB (the store: {store_size / 2**20:.0f} MiB, memory-mapped)")
-    print("1 user ms = median of 5 requests one at a time on the warm server, before the load; p50 / p95: "
+    print("1 user ms = median of 5 requests one at a time on the warm server under test, before the load; p50 / p95: "
           "under the load, as locust measures them")
     print("read() MiB: bytes the server read() from any file (results, templates, code) while answering the URL's "
           "first request on a fresh server; store MiB: bytes of the activation store's files newly resident in "
