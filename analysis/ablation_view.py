@@ -77,6 +77,7 @@ class AblationCurve:
     total: int
     baseline: float | None
     random_orders: int
+    primary: bool = True  # shown until the toggles say otherwise: the task's main metric (every probe curve)
     lines: dict[str, Line] = field(default_factory=dict)
 
     @property
@@ -126,7 +127,8 @@ def _model_curves(step: Step, data: dict) -> list[AblationCurve]:
             metric=label, metric_key=metric,
             metric_note=MODEL_NOTES.get(task, f"the model's own {task} task, neurons zeroed inside the model"),
             higher_is_better=bool(data["higher_is_better"].get(metric, True)), total=int(data["total_neurons"]),
-            baseline=data["baseline"].get(metric), random_orders=max(1, len(randoms)))
+            baseline=data["baseline"].get(metric), random_orders=max(1, len(randoms)),
+            primary=metric == data["primary"])
         spread = np.asarray([r[metric] for r in randoms], dtype=float) if len(randoms) > 1 else None
         for direction, values in data["curves"].items():
             points = []
@@ -178,18 +180,19 @@ def find_curve(run, curve_id: str) -> AblationCurve | None:
 # ------------------------------------------------------------------------------------------------ choices
 
 
-def chosen(request, key: str, known) -> list[str]:
-    """The values of ``key`` the URL asks for (repeated or comma-separated), among ``known``: every one when
-    the URL does not say, none for ``none`` or when the toggles form was sent with nothing ticked."""
+def chosen(request, key: str, known, default=None) -> list[str]:
+    """The values of ``key`` the URL asks for (repeated or comma-separated), among ``known``: ``default`` (every
+    one when None) when the URL does not say, none for ``none`` or when the toggles form was sent with nothing
+    ticked."""
     values = [v.strip() for raw in request.GET.getlist(key) for v in raw.split(",") if v.strip()]
     if not values:
-        return [] if "toggles" in request.GET else list(known)
+        return [] if "toggles" in request.GET else list(known if default is None else default)
     return [k for k in known if k in values]
 
 
-def canonical(values: list[str], known) -> str:
-    """The URL form of a choice: empty when everything is chosen (the default), ``none`` when nothing is."""
-    if list(values) == list(known):
+def canonical(values: list[str], default) -> str:
+    """The URL form of a choice: empty when it is the default, ``none`` when nothing is chosen."""
+    if list(values) == list(default):
         return ""
     return ",".join(values) or "none"
 

@@ -20,10 +20,12 @@ def _context(request, run) -> dict:
     panels = view.panels_of(run)
     curves = [curve for panel in panels for curve in panel.curves]
     known_curves = [curve.id for curve in curves]
-    shown_curves = view.chosen(request, "curves", known_curves)
+    # a translation run's BLEU, chrF and loss per ranking make many charts: the main metric's until asked
+    primary_curves = [curve.id for curve in curves if curve.primary]
+    shown_curves = view.chosen(request, "curves", known_curves, default=primary_curves)
     directions = view.chosen(request, "series", view.DIRECTIONS)
     state = ViewState.from_request(request)
-    query = state.query(curves=view.canonical(shown_curves, known_curves),
+    query = state.query(curves=view.canonical(shown_curves, primary_curves),
                         series=view.canonical(directions, view.DIRECTIONS), toggles="")
     sections = [(panel, [(curve, view.chart_svg(curve, directions)) for curve in panel.curves
                          if curve.id in shown_curves]) for panel in panels]

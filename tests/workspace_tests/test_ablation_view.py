@@ -228,7 +228,12 @@ def test_a_model_ablation_curve_is_drawn_with_its_metric_and_random_spread(peopl
     step = model_ablation_run.steps.get(kind=StepKind.MODEL_ABLATION)
     assert step.state == StepState.SUCCEEDED, step.error
     data = curve_of(step)
-    html = client_for(people, "owner").get(page(model_ablation_run)).content.decode()
+    opened = client_for(people, "owner").get(page(model_ablation_run)).content.decode()
+    # the task's main metric until the toggles ask for more; every metric is offered as a toggle
+    assert [s.get("id") for s in svgs_of(opened)] == [f"ablation-chart-{step.pk}"]
+    assert f'value="{step.pk}" checked' in opened and re.search(rf'value="{step.pk}-accuracy"(?! checked)>', opened)
+    html = client_for(people, "owner").get(page(model_ablation_run),
+                                           {"curves": f"{step.pk},{step.pk}-accuracy"}).content.decode()
     assert "random baseline: mean of 2 orders, shaded from their minimum to their maximum." in html
     loss, accuracy = svgs_of(html)
     assert (loss.get("id"), accuracy.get("id")) == (f"ablation-chart-{step.pk}", f"ablation-chart-{step.pk}-accuracy")
