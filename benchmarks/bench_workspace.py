@@ -350,7 +350,8 @@ def load(base: str, urls: dict[str, str], cookies: list[str], users: int, second
 
 
 class UvicornWorkers:
-    """The production command (``uvicorn neurox_site.asgi:application --workers N``) on a free loopback port, with
+    """The production command (``python -m neurox_site.uvicorn_tcp neurox_site.asgi:application --workers N``) on a
+    free loopback port, with
     the benchmark's settings (``tests.settings``: plain HTTP)."""
 
     def __init__(self, workers: int, workdir: Path, timeout: float = 90.0):
@@ -366,7 +367,7 @@ class UvicornWorkers:
         self.log_path = workdir / "uvicorn.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "neurox_site.asgi:application", "--host", "127.0.0.1", "--port",
+                [sys.executable, "-m", "neurox_site.uvicorn_tcp", "neurox_site.asgi:application", "--host", "127.0.0.1", "--port",
                  str(port), "--workers", str(workers), "--lifespan", "off", "--no-access-log"],
                 cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}, stdout=log,
                 stderr=subprocess.STDOUT)

@@ -97,7 +97,8 @@ def serve(database_name: str, port_file: Path, real_workers: bool = False) -> No
         app.conf.task_always_eager = False
 
     # Bound here so the port is known before uvicorn starts; connections wait in the backlog until it accepts.
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, so that asyncio turns Nagle's algorithm off on its connections (neurox_site/uvicorn_tcp.py)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     # Written whole, then renamed: the parent never reads half a number.
