@@ -349,10 +349,16 @@ def load(base: str, urls: dict[str, str], cookies: list[str], users: int, second
 # ------------------------------------------------------------------------------------------------ main
 
 
+def server_rss(process) -> int:
+    """Resident memory of a server process and its children (uvicorn's workers)."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    return sum(rss_bytes(int(pid)) for pid in children) + rss_bytes(process.pid)
+
+
 class UvicornWorkers:
-    """The production command (``python -m neurox_site.uvicorn_tcp neurox_site.asgi:application --workers N``) on a
-    free loopback port, with
-    the benchmark's settings (``tests.settings``: plain HTTP)."""
+    """The production command (``python -m neurox_site.uvicorn_tcp neurox_site.asgi:application --workers N``)
+    on a free loopback port, with the benchmark's settings (``tests.settings``: plain HTTP); ``url``, ``process``,
+    ``stop()`` as :class:`~tests.e2e.server.ServerProcess`."""
 
     def __init__(self, workers: int, workdir: Path, timeout: float = 90.0):
         import socket
@@ -363,39 +369,30 @@ class UvicornWorkers:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = workdir / "uvicorn.log"
-        with self.log_path.open("wb") as log:
+        self.url, log_path = f"http://127.0.0.1:{port}", workdir / "uvicorn.log"
+        with log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "neurox_site.uvicorn_tcp", "neurox_site.asgi:application", "--host", "127.0.0.1", "--port",
-                 str(port), "--workers", str(workers), "--lifespan", "off", "--no-access-log"],
+                [sys.executable, "-m", "neurox_site.uvicorn_tcp", "neurox_site.asgi:application", "--host",
+                 "127.0.0.1", "--port", str(port), "--workers", str(workers), "--lifespan", "off",
+                 "--no-access-log"],
                 cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}, stdout=log,
                 stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 if requests.get(self.url + "/", timeout=5).status_code < 500:
-                    # every worker imports Django on its own: give the others a moment after the first answers
-                    time.sleep(3)
+                    time.sleep(3)  # every worker imports Django on its own: give the others a moment
                     return
             except requests.ConnectionError:
                 time.sleep(0.5)
         self.stop()
         raise RuntimeError(f"uvicorn --workers {workers} did not answer within {timeout:.0f} s:\n"
-                           f"{self.log_path.read_text(errors='replace')[-4000:]}")
-
-    def rss(self) -> int:
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
-        return sum(rss_bytes(int(pid)) for pid in children) + rss_bytes(self.process.pid)
+                           f"{log_path.read_text(errors='replace')[-4000:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        from tests.e2e.server import stop_process
+
+        stop_process(self.process)
 
 
 def main(users: int, seconds: int, think: float, cache: Path, rebuild: bool, server_workers: int) -> int:
@@ -449,7 +446,7 @@ def main(users: int, seconds: int, think: float, cache: Path, rebuild: bool, ser
             warm(session, server.url, urls, server_workers)
         alone = one_user(session, server.url, urls)
         rows = load(server.url, urls, cookies, users, seconds, think, workdir)
-        rss = server.rss()
+        rss = server_rss(server.process)
     finally:
         server.stop()
 
@@ -492,7 +489,8 @@ def report(run, urls, store_key, store_size, reads, alone, rows, rss, users, sec
             failures.append(f"{name}: read {read / 2**20:.1f} MiB and mapped {mapped / 2**20:.1f} MiB of the store; "
                             f"the store is {store_size / 2**20:.1f} MiB")
     print()
-    print(f"server RSS after the load (all its processes): {rss / 2**20:.0f} MiB (the store: {store_size / 2**20:.0f} MiB, memory-mapped)")
+    print(f"server RSS after the load (all its processes): {rss / 2**20:.0f} MiB (the store: "
+          f"{store_size / 2**20:.0f} MiB, memory-mapped)")
     print("1 user ms = median of 5 requests one at a time on the warm server under test, before the load; p50 / p95: "
           "under the load, as locust measures them")
     print("read() MiB: bytes the server read() from any file (results, templates, code) while answering the URL's "
