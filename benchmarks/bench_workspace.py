@@ -1,7 +1,7 @@
 """The workspace's load benchmark (issue #10, Performance), run on demand — not a timed test.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/neurox REDIS_URL=redis://127.0.0.1:6379/4 \\
-        .venv/bin/python -m benchmarks.bench_workspace [--users 20] [--seconds 60] [--server-workers 2] [--rebuild]
+        .venv/bin/python -m benchmarks.bench_workspace [--users 20] [--seconds 180] [--server-workers 2] [--rebuild]
 
 1. The run: the real all-MiniLM-L6-v2 over the whole UD English EWT dev corpus (2,001 sentences, 25,147 words,
    UPOS), hidden states of every layer, probeless and ANOVA rankings, neuron statistics and a short probe-ablation
@@ -17,8 +17,8 @@
    the bytes the server process read with read() (``/proc/<pid>/io``) and the bytes of the activation store's
    files that became resident in its memory maps (``/proc/<pid>/smaps``) are compared with the store's size: no
    request may read it whole.
-4. Load: ``--users`` concurrent signed-in members (locust, headless, in its own process) with ``--think``
-   seconds between their requests, over all the URLs for ``--seconds``; a table of p50 / p95 per URL (as the
+4. Load: ``--users`` concurrent signed-in members (locust, headless, in its own process; they arrive over four
+   seconds, not in the same instant) with ``--think`` seconds between their requests, over all the URLs for ``--seconds``; a table of p50 / p95 per URL (as the
    client measures it, on loopback) against the target p95 < 150 ms, and the server's memory after it. The
    server under load is uvicorn with ``--server-workers`` processes (the production command's ``--workers``;
    default 2, one per core here): a Django view runs in one thread per process under ASGI, so one process
@@ -335,7 +335,7 @@ def load(base: str, urls: dict[str, str], cookies: list[str], users: int, second
     locustfile = workdir / "locustfile.py"
     locustfile.write_text(LOCUSTFILE)
     locust = Path(sys.executable).with_name("locust")
-    command = [str(locust), "-f", str(locustfile), "--headless", "--users", str(users), "--spawn-rate", str(users),
+    command = [str(locust), "-f", str(locustfile), "--headless", "--users", str(users), "--spawn-rate", str(max(1, users // 4)),
                "--run-time", f"{seconds}s", "--host", base, "--csv", str(workdir / "load"), "--only-summary",
                "--loglevel", "WARNING"]
     subprocess.run(command, env={**os.environ, "BENCH_SPEC": str(spec)}, check=False,
@@ -506,7 +506,8 @@ def report(run, urls, store_key, store_size, reads, alone, rows, rss, users, sec
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=20, help="concurrent users (default 20)")
-    parser.add_argument("--seconds", type=int, default=60, help="length of the load (default 60)")
+    parser.add_argument("--seconds", type=int, default=180,
+                        help="length of the load (default 180: over 100 requests per URL, so p95 is not one request)")
     parser.add_argument("--think", type=float, default=1.0, help="mean seconds between a user's requests (1.0)")
     parser.add_argument("--cache", type=Path, default=ROOT / "var" / "bench" / "workspace",
                         help="where the run's files are kept between runs (default var/bench/workspace/)")
