@@ -335,7 +335,8 @@ def load(base: str, urls: dict[str, str], cookies: list[str], users: int, second
     locustfile = workdir / "locustfile.py"
     locustfile.write_text(LOCUSTFILE)
     locust = Path(sys.executable).with_name("locust")
-    command = [str(locust), "-f", str(locustfile), "--headless", "--users", str(users), "--spawn-rate", str(max(1, users // 4)),
+    command = [str(locust), "-f", str(locustfile), "--headless", "--users", str(users),
+               "--spawn-rate", str(max(1, users // 4)),
                "--run-time", f"{seconds}s", "--host", base, "--csv", str(workdir / "load"), "--only-summary",
                "--loglevel", "WARNING"]
     subprocess.run(command, env={**os.environ, "BENCH_SPEC": str(spec)}, check=False,
