@@ -1,5 +1,5 @@
 """Model-level ablation of the example causal LMs (issue #11): where does the random order fall between top-first
-and bottom-first? Run on demand (about 4 minutes on 2 cores):
+and bottom-first? Run on demand (about 20 s on 2 cores):
 
     python -m benchmarks.bench_lm_ablation [--seeds 0 1 2] [--percent 50] [--sentences 150]
 

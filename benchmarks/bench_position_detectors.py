@@ -1,5 +1,5 @@
 """Cross-model correlation's top neurons in the translation example track word position, not tense (issue #11).
-Run on demand (about 20 s):
+Run on demand (about 10 s):
 
     python -m benchmarks.bench_position_detectors
 
