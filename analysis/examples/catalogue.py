@@ -246,8 +246,8 @@ EXAMPLES = (
             "a verb-final language whose tense is a token of its own (+ra present, +ta past). Linguistic "
             "correlation ranks neurons for Tense; in the Manipulation view, the preset that moves the top ones "
             "from Pres towards Past at the verb turns a present-tense translation into the past. Cross-model "
-            "correlation's top neurons here track word position, not tense (seed 0's MaxCorr top 10: |r| with word position "
-            "up to 0.87, mean 0.46; the Tense ranking's top 10: at most 0.31): see a neuron's page.",
+            "correlation's top neurons here track word position, not tense (seed 0's MaxCorr top 10: |r| with "
+            "word position up to 0.87, mean 0.46; the Tense ranking's top 10: at most 0.31): see a neuron's page.",
             _translation_files, _translation_analysis),
 )
 
