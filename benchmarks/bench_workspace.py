@@ -18,8 +18,9 @@
    files that became resident in its memory maps (``/proc/<pid>/smaps``) are compared with the store's size: no
    request may read it whole.
 4. Load: ``--users`` concurrent signed-in members (locust, headless, in its own process; they arrive over four
-   seconds, not in the same instant) with ``--think`` seconds between their requests, over all the URLs for ``--seconds``; a table of p50 / p95 per URL (as the
-   client measures it, on loopback) against the target p95 < 150 ms, and the server's memory after it. The
+   seconds, not in the same instant) with ``--think`` seconds between their requests, over all the URLs for
+   ``--seconds``; a table of p50 / p95 per URL (as the client measures it, on loopback) against the target
+   p95 < 150 ms, and the server's memory after it. The
    server under load is uvicorn with ``--server-workers`` processes (the production command's ``--workers``;
    default 2, one per core here): a Django view runs in one thread per process under ASGI, so one process
    answers one request at a time.
