@@ -20,10 +20,9 @@
 4. Load: ``--users`` concurrent signed-in members (locust, headless, in its own process; they arrive over four
    seconds, not in the same instant) with ``--think`` seconds between their requests, over all the URLs for
    ``--seconds``; a table of p50 / p95 per URL (as the client measures it, on loopback) against the target
-   p95 < 150 ms, and the server's memory after it. The
-   server under load is uvicorn with ``--server-workers`` processes (the production command's ``--workers``;
-   default 2, one per core here): a Django view runs in one thread per process under ASGI, so one process
-   answers one request at a time.
+   p95 < 150 ms, and the server's memory after it. The server under load is the production command with
+   ``--server-workers`` processes (its ``--workers``; default 2, one per core here): a Django view runs in one
+   thread per process under ASGI, so one process answers one request at a time.
 
 Exit status 1 when a URL misses the target, fails, or reads a whole store. The machine is shared (two cores,
 other engineers' test runs and the load tool itself): say so next to the numbers.
