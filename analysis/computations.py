@@ -186,6 +186,7 @@ def _publish_json(target: Path, data: dict) -> None:
 
 def compute_ranking(step: Step, job: Job) -> tuple[str, dict]:
     from analysis.engine.methods import compute_ranking as rank
+    from analysis.engine.ranking import Ranking
 
     relative = f"rankings/{step.result_key}.json"
     target = results_root() / relative
@@ -195,9 +196,8 @@ def compute_ranking(step: Step, job: Job) -> tuple[str, dict]:
                        seed=p["seed"], bootstrap=p["bootstrap"], consensus=p.get("consensus"), job=job,
                        **p["options"])
         _publish_json(target, ranking.to_dict())
-    data = json.loads(target.read_text(encoding="utf-8"))
-    return relative, {"method": data.get("method"), "neurons": len(data.get("neuron_ids", [])),
-                      "metrics": data.get("metrics", {})}
+    ranking = Ranking.from_dict(json.loads(target.read_text(encoding="utf-8")))  # the engine knows its own keys
+    return relative, {"method": ranking.method, "neurons": len(ranking.neuron_ids), "metrics": ranking.metrics}
 
 
 def compute_statistics(step: Step, job: Job) -> tuple[str, dict]:
