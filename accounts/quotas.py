@@ -1,4 +1,7 @@
-"""Per-user limits: storage bytes and concurrent runs. Defaults in settings, per-user overrides on the User row."""
+"""Per-user limits: storage bytes and concurrent runs. Defaults in settings, per-user overrides on the User row.
+
+The storage check is here; the concurrent-run limit (``User.effective_run_limit``) is applied where runs are
+admitted, in ``analysis.services``."""
 
 from __future__ import annotations
 
@@ -46,20 +49,4 @@ def check_storage(user, incoming_bytes: int, *, used: int) -> None:
             limit=limit,
             used=used,
             requested=incoming_bytes,
-        )
-
-
-def check_run_limit(user, active_runs: int) -> None:
-    """Raise QuotaExceeded if starting one more run would exceed the user's concurrent-run limit.
-
-    ``active_runs`` is the number of the user's runs queued or running, counted by the analysis app.
-    """
-    limit = user.effective_run_limit
-    if active_runs + 1 > limit:
-        raise QuotaExceeded(
-            f"You already have {active_runs} run(s) queued or running; your limit is {limit} at once. "
-            "Wait for one to finish or cancel one.",
-            limit=limit,
-            used=active_runs,
-            requested=1,
         )

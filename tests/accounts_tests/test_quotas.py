@@ -3,7 +3,7 @@
 import pytest
 
 from accounts import quotas
-from accounts.quotas import QuotaExceeded, check_run_limit, check_storage
+from accounts.quotas import QuotaExceeded, check_storage
 
 pytestmark = pytest.mark.django_db
 
@@ -55,10 +55,3 @@ def test_accounts_does_not_import_projects():
 def test_negative_incoming_bytes_is_a_programming_error(user):
     with pytest.raises(ValueError):
         check_storage(user, -1, used=0)
-
-
-def test_run_limit(make_user):
-    user = make_user(max_concurrent_runs=2)
-    check_run_limit(user, active_runs=1)
-    with pytest.raises(QuotaExceeded, match="limit is 2"):
-        check_run_limit(user, active_runs=2)
