@@ -2,11 +2,16 @@
 
 The database is the truth and the channel layer only a wake-up call (Redis channel layers drop messages
 silently): on connect the consumer sends a snapshot (the run's state, every step's bar with its time left, the
-last log lines, and once the run has succeeded the panel leading to its views), then on each wake-up of the run's
+log lines, and once the run has succeeded the panel leading to its views), then on each wake-up of the run's
 group (``services.run_group``) AND on a short timer it re-reads the log lines numbered above the last one it sent
 and the steps' progress, and sends what changed as HTML fragments whose ids htmx swaps out of band: the message
 that carries a run's success swaps in the links to its Analysis, Ablation and Manipulation views. A lost
 wake-up therefore delays a line by at most the timer, never loses it.
+
+The page says which line it has (``?after=N``, added by ``static/js/run_log.js`` on every connect and reconnect),
+so a socket that was down for a while gets every line written meanwhile, not only the last ones; a client that
+does not say gets the last ``selectors.SNAPSHOT_LINES`` lines in place of its log. Redis being down (the channel
+layer) costs the wake-ups only: the handshake, the timer and the lines come from the database.
 
 The run is found only through ``analysis.selectors`` on every read: a stranger or an anonymous client is closed
 before the handshake, and someone who loses their membership is closed at the next read. Viewers receive
@@ -18,45 +23,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.loader import render_to_string
-from django.utils import timezone
 from django.utils.html import escape
 
 from projects.selectors import can_write
 
 from . import selectors, services
-from .models import StepState
+
+log = logging.getLogger(__name__)
 
 CATCH_UP_SECONDS = 1.0  # the timer that makes up for lost wake-ups
-SNAPSHOT_LINES = 200  # log lines sent on connect; older ones are in the API (…/logs/?after=)
+REJOIN_SECONDS = 60.0  # the group is joined again this often: Redis may have restarted, or its membership expired
+RESUME_BATCH = 500  # log lines per message when a client resumes after a gap
 CLOSE_NOT_ALLOWED = 4403
 
 
-def _duration_text(seconds: float) -> str:
-    if seconds < 60:
-        return f"{max(seconds, 1):.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+def resume_point(query_string: bytes) -> int | None:
+    """``?after=N`` in the socket's URL: the last log line the page already has (``static/js/run_log.js``); None
+    when absent or not a whole number from 0 (the client then gets a snapshot)."""
+    values = parse_qs(query_string.decode("latin-1")).get("after", [])
+    return int(values[0]) if values and values[0].isdigit() else None
 
 
-def steps_with_time_left(run, now=None) -> list:
-    """The run's steps (``selectors.steps_of``), each with ``time_left``: for a running step that has counted
-    some of its units, the rest at the rate it has gone since it started ("about 3 min left"), else ""."""
-    now = now or timezone.now()
-    steps = list(selectors.steps_of(run))
-    for step in steps:
-        step.time_left = ""
-        if step.state == StepState.RUNNING and step.started_at and 0 < step.done < step.total:
-            elapsed = (now - step.started_at).total_seconds()
-            if elapsed > 0:
-                step.time_left = f"about {_duration_text((step.total - step.done) * elapsed / step.done)} left"
-    return steps
+def _log_fragments(run, after_seq: int | None) -> tuple[list[str], int]:
+    """The log lines to send and the new last seq: ``after_seq=None`` asks for a snapshot that replaces the
+    page's log with its last lines; otherwise every line numbered above ``after_seq``, appended, in batches."""
+    if after_seq is None:
+        lines = list(selectors.last_log_lines(run))
+        html = render_to_string("analysis/_log_lines.html", {"lines": lines, "oob": True, "replace": True})
+        return [html], (lines[-1].seq if lines else 0)
+    fragments, after_seq = [], min(after_seq, run.log_seq)  # a number from the future would hide later lines
+    while lines := list(selectors.log_lines_after(run, after_seq, RESUME_BATCH)):
+        fragments.append(render_to_string("analysis/_log_lines.html", {"lines": lines, "oob": True}))
+        after_seq = lines[-1].seq
+    return fragments, after_seq
 
 
 def read_changes(user, run_id: int, after_seq: int | None, sent: dict) -> tuple[list[str], int] | None:
@@ -69,23 +76,14 @@ def read_changes(user, run_id: int, after_seq: int | None, sent: dict) -> tuple[
     context = {"run": run, "oob": True, "can_write": can_write(user, run.project)}
     fragments = []
     for name, template, extra in (("status", "analysis/_run_status.html", {"waiting_reason": selectors.waiting_reason(run)}),
-                                  ("steps", "analysis/_run_steps.html", {"steps": steps_with_time_left(run)}),
+                                  ("steps", "analysis/_run_steps.html", {"steps": selectors.steps_with_time_left(run)}),
                                   ("finished", "analysis/_run_finished.html", {})):
         html = render_to_string(template, {**context, **extra})
         if html != sent.get(name):
             sent[name] = html
             fragments.append(html)
-    if after_seq is None:
-        lines = list(selectors.log_lines_after(run, max(run.log_seq - SNAPSHOT_LINES, 0), SNAPSHOT_LINES))
-        fragments.append(render_to_string("analysis/_log_lines.html", {"lines": lines, "oob": True,
-                                                                       "replace": True}))
-        after_seq = lines[-1].seq if lines else 0
-    else:
-        lines = list(selectors.log_lines_after(run, after_seq))
-        if lines:
-            fragments.append(render_to_string("analysis/_log_lines.html", {"lines": lines, "oob": True}))
-            after_seq = lines[-1].seq
-    return fragments, after_seq
+    log_fragments, after_seq = _log_fragments(run, after_seq)
+    return fragments + log_fragments, after_seq
 
 
 def cancel_for(user, run_id: int) -> str | None:
@@ -101,17 +99,16 @@ class RunConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
         self.user = self.scope.get("user")
-        self.last_seq: int | None = None
+        self.last_seq: int | None = resume_point(self.scope.get("query_string", b""))
         self.sent: dict[str, str] = {}
         self.lock = asyncio.Lock()  # a wake-up and the timer must not both send the same lines
         self.timer = None
         self.refused = False
-        first = await database_sync_to_async(read_changes)(self.user, self.run_id, None, self.sent)
+        first = await database_sync_to_async(read_changes)(self.user, self.run_id, self.last_seq, self.sent)
         if first is None:
             await self.close(code=CLOSE_NOT_ALLOWED)
             return
-        if self.channel_layer is not None:
-            await self.channel_layer.group_add(services.run_group(self.run_id), self.channel_name)
+        await self._join_group()
         await self.accept()
         fragments, self.last_seq = first
         await self._send(fragments)
@@ -123,7 +120,19 @@ class RunConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(asyncio.CancelledError):
                 await self.timer
         if self.channel_layer is not None:
-            await self.channel_layer.group_discard(services.run_group(self.run_id), self.channel_name)
+            with contextlib.suppress(Exception):  # Redis down: its membership expires by itself
+                await self.channel_layer.group_discard(services.run_group(self.run_id), self.channel_name)
+
+    async def _join_group(self) -> None:
+        """Join the run's wake-up group. Redis down is not fatal: the timer reads the database meanwhile and
+        the loop joins again (a restarted Redis has forgotten every group)."""
+        if self.channel_layer is None:
+            return
+        try:
+            await self.channel_layer.group_add(services.run_group(self.run_id), self.channel_name)
+        except Exception as error:  # noqa: BLE001 — only the wake-ups are lost, never a line
+            log.warning("run %s websocket: cannot join the wake-up group (%s); reading on the timer", self.run_id,
+                        error)
 
     async def run_changed(self, event):
         """The group's wake-up (``{"type": "run.changed"}``, sent by the services after commit)."""
@@ -155,9 +164,14 @@ class RunConsumer(AsyncWebsocketConsumer):
             await self._send(fragments)
 
     async def _catch_up_forever(self):
+        since_join = 0.0
         while not self.refused:
             await asyncio.sleep(CATCH_UP_SECONDS)
             await self.catch_up()
+            since_join += CATCH_UP_SECONDS
+            if since_join >= REJOIN_SECONDS:
+                since_join = 0.0
+                await self._join_group()
 
     async def _send(self, fragments):
         if fragments:

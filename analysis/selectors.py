@@ -5,10 +5,13 @@ from __future__ import annotations
 from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.http import Http404
+from django.utils import timezone
 
 from projects.selectors import projects_visible_to
 
 from .models import FINISHED_RUN_STATES, LogLine, Run, RunState, Step, StepState
+
+SNAPSHOT_LINES = 200  # log lines a run page opens with; older ones are in the API (…/logs/?after=)
 
 
 def runs_visible_to(user):
@@ -40,6 +43,28 @@ def steps_of(run: Run):
     return run.steps.prefetch_related("needs").annotate(queue_position=position).order_by("id")
 
 
+def _duration_text(seconds: float) -> str:
+    if seconds < 60:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def steps_with_time_left(run: Run, now=None) -> list:
+    """The run's steps (``steps_of``), each with ``time_left``: for a running step that has counted some of its
+    units, the rest at the rate it has gone since it started ("about 3 min left"), else ""."""
+    now = now or timezone.now()
+    steps = list(steps_of(run))
+    for step in steps:
+        step.time_left = ""
+        if step.state == StepState.RUNNING and step.started_at and 0 < step.done < step.total:
+            elapsed = (now - step.started_at).total_seconds()
+            if elapsed > 0:
+                step.time_left = f"about {_duration_text((step.total - step.done) * elapsed / step.done)} left"
+    return steps
+
+
 def active_runs_of(user_id: int) -> int:
     """How many of the user's concurrent-run slots are held (admitted runs not finished)."""
     return Run.objects.filter(created_by_id=user_id, admitted=True).exclude(state__in=FINISHED_RUN_STATES).count()
@@ -59,3 +84,8 @@ def waiting_reason(run: Run) -> str:
 def log_lines_after(run: Run, after: int = 0, limit: int = 1000):
     """The run's log lines numbered above ``after``, in order (a client catching up)."""
     return LogLine.objects.filter(run=run, seq__gt=after).order_by("seq")[:limit]
+
+
+def last_log_lines(run: Run, count: int = SNAPSHOT_LINES):
+    """The run's last ``count`` log lines, in order (what a run page opens with)."""
+    return log_lines_after(run, max(run.log_seq - count, 0), count)

@@ -175,9 +175,11 @@ if REDIS_URL:
             "KEY_PREFIX": "neurox",
         }
     }
+    # Our subclass of channels-redis' layer: a socket timeout above its blocking read, and a receive that
+    # waits out a Redis outage (neurox_site/channel_layer.py says why).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "neurox_site.channel_layer.ResilientRedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": "neurox:channels"},
         }
     }

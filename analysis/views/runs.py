@@ -16,7 +16,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 from projects.selectors import can_write, project_for
 
 from .. import selectors, services
-from ..consumers import SNAPSHOT_LINES, steps_with_time_left
 from ..workspace import ViewState, run_in_project
 
 DEFAULT_RANKINGS = ["lca", "anova", "probeless"]
@@ -50,9 +49,10 @@ def run_detail(request, pk, run_id):
     """The loading screen: a bar per step with its time left, the live log, cancel and retry; once the run has
     succeeded, the way into its views (also swapped in live by the websocket when it finishes)."""
     run = run_in_project(request.user, pk, run_id)
-    lines = selectors.log_lines_after(run, max(run.log_seq - SNAPSHOT_LINES, 0), SNAPSHOT_LINES)
+    lines = selectors.last_log_lines(run)
     return render(request, "analysis/run_detail.html", {
-        "run": run, "project": run.project, "current_project": run.project, "steps": steps_with_time_left(run),
+        "run": run, "project": run.project, "current_project": run.project,
+        "steps": selectors.steps_with_time_left(run),
         "waiting_reason": selectors.waiting_reason(run), "lines": lines,
         "can_write": can_write(request.user, run.project), "state": ViewState.from_request(request), "tab": "run",
         "title": f"Run {run.pk} of {run.project.name}"})
