@@ -5,6 +5,8 @@ server's channel layer (its own, in memory): the consumer's database catch-up al
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -52,3 +54,27 @@ def test_an_editor_cancels_from_the_page(page: Page, bare_run):
     bare_run.refresh_from_db()
     assert bare_run.state == RunState.CANCELLED
     expect(page.locator("#run-log")).to_contain_text("Run cancelled by eddie.")
+
+
+def test_a_dropped_socket_resumes_from_the_pages_last_line(page: Page, bare_run):
+    """The socket drops (a server restart: close code 1012) and 250 lines are written before htmx reconnects:
+    the reconnect says the page's last line (``static/js/run_log.js``), so the page ends with every line once,
+    in order; a snapshot would have replaced the log with the last 200."""
+    sockets = []
+
+    def through(route):
+        sockets.append(route)
+        route.connect_to_server()
+
+    page.route_web_socket(re.compile(r"/ws/runs/\d+/"), through)
+    sign_in(page, "vera")
+    page.goto(run_url(bare_run))
+    log = page.locator("#run-log li")
+    services.write_log(bare_run.pk, [f"before {i}" for i in range(2, 6)])
+    expect(log).to_have_count(5)
+    assert "after=1" in sockets[0].url  # the page was rendered with line 1
+    sockets[0].close(code=1012, reason="service restart")
+    services.write_log(bare_run.pk, [f"while away {i}" for i in range(6, 256)])
+    expect(log).to_have_count(255)
+    assert len(sockets) == 2 and "after=5" in sockets[1].url
+    assert page.locator("#run-log li").evaluate_all("lines => lines.map(line => line.value)") == list(range(1, 256))

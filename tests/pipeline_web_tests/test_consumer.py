@@ -166,3 +166,34 @@ async def test_a_member_removed_while_watching_is_closed(cookies, people, bare_r
     await database_sync_to_async(people["project"].memberships.filter(user=people["viewer"]).delete)()
     closed = await socket.receive_output(timeout=2)
     assert closed == {"type": "websocket.close", "code": consumers.CLOSE_NOT_ALLOWED}
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    (b"", None), (b"after=0", 0), (b"after=41", 41), (b"after=-1", None), (b"after=4x", None),
+    (b"after=", None), (b"other=3", None), (b"after=5&after=9", 5),
+])
+async def test_the_resume_point_is_a_whole_number_from_zero_or_nothing(query, expected):
+    assert consumers.resume_point(query) == expected
+
+
+async def test_a_page_that_says_its_last_line_gets_the_lines_after_it_appended(cookies, bare_run):
+    await write_log(bare_run.pk, [f"line {i}" for i in range(1, 11)])
+    socket = WebsocketCommunicator(application, f"/ws/runs/{bare_run.pk}/?after=7",
+                                   headers=[(b"origin", b"http://testserver"), (b"cookie", cookies["viewer"])])
+    assert (await socket.connect())[0]
+    snapshot = await socket.receive_from(timeout=2)
+    assert seqs_in(snapshot) == [8, 9, 10] and 'hx-swap-oob="beforeend"' in snapshot
+    assert 'id="run-steps"' in snapshot  # the bars and state come as in a snapshot
+    await socket.disconnect()
+
+
+async def test_a_resume_point_past_the_log_does_not_hide_the_next_lines(cookies, bare_run, monkeypatch):
+    monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 0.1)
+    await write_log(bare_run.pk, ["one", "two"])
+    socket = WebsocketCommunicator(application, f"/ws/runs/{bare_run.pk}/?after=999",
+                                   headers=[(b"origin", b"http://testserver"), (b"cookie", cookies["owner"])])
+    assert (await socket.connect())[0]
+    await socket.receive_from(timeout=2)
+    await write_log(bare_run.pk, ["three"])
+    assert await receive_until(socket, {3}, timeout=2) == [3]
+    await socket.disconnect()

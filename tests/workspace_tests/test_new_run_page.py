@@ -12,7 +12,7 @@ from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
-from analysis import consumers, services
+from analysis import consumers, selectors, services
 from analysis.models import Run, RunState, Step, StepKind
 from neurox_site.asgi import application
 from tests.pipeline_web_tests.conftest import people  # noqa: F401
@@ -50,12 +50,12 @@ def test_time_left_follows_the_rate_since_the_step_started(people, bare_run):  #
     now = timezone.now()
     step = bare_run.steps.get(kind=StepKind.EXTRACT)
     Step.objects.filter(pk=step.pk).update(started_at=now - timedelta(seconds=10), done=20, total=100)
-    by_title = {s.title: s.time_left for s in consumers.steps_with_time_left(bare_run, now=now)}
+    by_title = {s.title: s.time_left for s in selectors.steps_with_time_left(bare_run, now=now)}
     assert by_title == {"Extract activations: tiny × toy": "about 40 s left", "Ranking lca: tiny": ""}
     Step.objects.filter(pk=step.pk).update(started_at=now - timedelta(hours=1), done=1, total=100)
-    assert consumers.steps_with_time_left(bare_run, now=now)[0].time_left == "about 99.0 h left"
+    assert selectors.steps_with_time_left(bare_run, now=now)[0].time_left == "about 99.0 h left"
     Step.objects.filter(pk=step.pk).update(done=0)  # nothing counted yet: no rate to go by
-    assert consumers.steps_with_time_left(bare_run, now=now)[0].time_left == ""
+    assert selectors.steps_with_time_left(bare_run, now=now)[0].time_left == ""
 
 
 @pytest.mark.django_db
