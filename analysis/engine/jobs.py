@@ -47,15 +47,15 @@ class Job:
         """The same log and cancellation for nested work whose own progress the outer call reports instead."""
         return Job(on_log=self.on_log, should_stop=self.should_stop)
 
-    def part(self, done_before: int, total: int) -> Job:
+    def part(self, done_before: int, total: int, unit: str | None = None) -> Job:
         """The same log and cancellation for nested work that is one part of a larger count: the nested call's
-        ``progress(done, _, unit)`` is reported as ``done_before + done`` of ``total`` (e.g. one probe fit's
-        epochs among the epochs of every fit)."""
+        ``progress(done, _, its_unit)`` is reported as ``done_before + done`` of ``total`` (e.g. one probe fit's
+        epochs among the epochs of every fit), in ``unit`` when given (parts that count different things)."""
         if self.on_progress is None:
             return self
 
-        def report(done: int, _part_total: int, unit: str) -> None:
-            self.progress(done_before + done, total, unit)
+        def report(done: int, _part_total: int, its_unit: str) -> None:
+            self.progress(done_before + done, total, unit or its_unit)
 
         return Job(on_progress=report, on_log=self.on_log, should_stop=self.should_stop)
 

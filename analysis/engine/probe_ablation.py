@@ -12,6 +12,7 @@ Results are plain dicts ready to draw: x as neurons kept / removed, as counts an
 Every point is scored on the ``test`` rows of the training store, or, with ``held_out``, on the words of another
 corpus (labels matched to the probe's by name; see :func:`probe.evaluate_on`). Job contract: progress in
 evaluations (one per kept set: top, bottom and each random draw at every point), a cancellation check after each.
+:func:`train_and_ablate` trains the lca probe first and counts its epochs and the evaluations as one total.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ import numpy as np
 from .features import Features
 from .jobs import Job, as_job
 from .labels import align_labels, check_labels, labelled_rows
+from .lca import linguistic_correlation, planned_epochs
 from .probe import LabelledWords, Probe, evaluate_on, evaluate_probe, train_probe
+from .splits import Split
 
 DEFAULT_PERCENTS = (5, 10, 15, 20, 30, 50, 75, 100)  # 10, 15, 20 are the published points
 SELECTIONS = ("top", "random", "bottom")
 MODES = ("zero_out", "retrain")
+TRAIN_AND_ABLATE_UNIT = "probe epochs + evaluations"
 
 
 @dataclass
@@ -145,7 +149,7 @@ def probe_ablation(
         return retrained.metrics["test_accuracy"]
 
     tasks = [(mode, percent) for mode in modes for percent in percents]
-    total = len(tasks) * (2 + random_seeds)
+    total = planned_evaluations(percents, modes, random_seeds)
     done = 0
     result = ProbeAblation(
         n_neurons=n_neurons,
@@ -197,3 +201,38 @@ def _majority_accuracy(probe: Probe, labels: np.ndarray, train, held_out: Labell
     if not len(train_truth) or not len(truth):
         return None
     return float(np.mean(truth == np.bincount(train_truth, minlength=probe.n_classes).argmax()))
+
+
+def planned_evaluations(percents: Sequence[float], modes: Sequence[str], random_seeds: int) -> int:
+    """Evaluations :func:`probe_ablation` runs with these arguments: its progress total."""
+    return len(modes) * len(percents) * (2 + random_seeds)
+
+
+def train_and_ablate(
+    features: Features,
+    labels,
+    *,
+    label_names: Sequence[str],
+    split: Split,
+    percents: Sequence[float] = DEFAULT_PERCENTS,
+    modes: Sequence[str] = MODES,
+    random_seeds: int = 5,
+    seed: int = 0,
+    job: Job | None = None,
+) -> ProbeAblation:
+    """The lca probe trained on ``split`` (as the lca ranking is: train, dev for its L2, test), then ablated
+    along its own ranking, every point scored on the test rows. Progress is one count, the probe's epochs then
+    the evaluations, whose total is known before the first epoch: a bar never goes back (a probe that stops
+    early moves it forward)."""
+    job = as_job(job)
+    epochs = planned_epochs()
+    total = epochs + planned_evaluations(percents, modes, random_seeds)
+    job.log("training the lca probe to ablate")
+    ranking, probe = linguistic_correlation(
+        features, labels, label_names=label_names, train=split.train, dev=split.dev, test=split.test, seed=seed,
+        return_probe=True, job=job.part(0, total, TRAIN_AND_ABLATE_UNIT),
+    )  # fmt: skip
+    return probe_ablation(
+        probe, features, labels, ranking.order, train=split.train, test=split.test, percents=percents, modes=modes,
+        random_seeds=random_seeds, seed=seed, job=job.part(epochs, total, TRAIN_AND_ABLATE_UNIT),
+    )  # fmt: skip

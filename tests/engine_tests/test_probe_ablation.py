@@ -130,3 +130,22 @@ def test_real_corpus_top_beats_random_beats_bottom():
     assert probe.metrics["test_accuracy"] > 0.8
     result = probe_ablation(probe, features, y, ranking.order, train=split.train, test=split.test, percents=(10, 20))
     check_top_random_bottom(result, (10, 20))
+
+
+def test_training_and_ablating_is_one_count_that_never_goes_back():
+    """The probe-ablation step trains its probe, then evaluates: the bar went 81/100 epochs -> 18/112
+    evaluations. One total, known at the first report, and ``done`` only grows."""
+    from analysis.engine.jobs import Job
+    from analysis.engine.probe_ablation import TRAIN_AND_ABLATE_UNIT, planned_evaluations, train_and_ablate
+
+    x, y = informative_problem(n=600)
+    reports = []
+    split = split_by_sentence(np.arange(0, 601, 6), seed=0)  # 100 six-word sentences
+    result = train_and_ablate(as_features(x), y, label_names=list("abcd"), split=split, percents=(10, 50),
+                              modes=("zero_out",), random_seeds=2, job=Job(on_progress=lambda *r: reports.append(r)))
+    assert result.params["percents"] == [10, 50]
+    totals, dones = {total for _, total, _ in reports}, [done for done, _, _ in reports]
+    assert len(totals) == 1 and dones == sorted(dones) and {unit for *_, unit in reports} == {TRAIN_AND_ABLATE_UNIT}
+    evaluations = planned_evaluations((10, 50), ("zero_out",), 2)
+    assert dones[-1] == totals.pop() and evaluations == 8 and dones[-evaluations:] == list(
+        range(dones[-1] - evaluations + 1, dones[-1] + 1))
