@@ -221,8 +221,7 @@ def compute_statistics(step: Step, job: Job) -> tuple[str, dict]:
 def compute_probe_ablation(step: Step, job: Job) -> tuple[str, dict]:
     """Train the lca probe on the training sentences, then ablate its neurons along its own ranking, scoring
     every point on the test sentences (the same split and seed as the lca ranking step)."""
-    from analysis.engine.lca import linguistic_correlation
-    from analysis.engine.probe_ablation import probe_ablation
+    from analysis.engine.probe_ablation import train_and_ablate
     from analysis.engine.splits import split_by_sentence
 
     relative = f"curves/{step.result_key}.json"
@@ -232,13 +231,9 @@ def compute_probe_ablation(step: Step, job: Job) -> tuple[str, dict]:
         store = open_store(p["store_key"])
         features = store.features(p["neuron_sets"], p["layers"])
         split = split_by_sentence(store.sentence_offsets, seed=p["seed"])
-        job.log("training the lca probe to ablate")
-        ranking, probe = linguistic_correlation(features, store.labels, label_names=store.label_names,
-                                                train=split.train, dev=split.dev, test=split.test, seed=p["seed"],
-                                                return_probe=True, job=job)
-        curve = probe_ablation(probe, features, store.labels, ranking.order, train=split.train, test=split.test,
-                               percents=p["percents"], modes=p["modes"], random_seeds=p["random_seeds"],
-                               seed=p["seed"], job=job)
+        curve = train_and_ablate(features, store.labels, label_names=store.label_names, split=split,
+                                 percents=p["percents"], modes=p["modes"], random_seeds=p["random_seeds"],
+                                 seed=p["seed"], job=job)
         _publish_json(target, curve.to_dict())
     data = json.loads(target.read_text(encoding="utf-8"))
     return relative, {"baseline_accuracy": data.get("baseline_accuracy"), "n_neurons": data.get("n_neurons")}
