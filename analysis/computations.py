@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -24,7 +25,11 @@ import numpy as np
 from django.conf import settings
 from django.db import connection
 
+from analysis.engine.formats import CorpusError
 from analysis.engine.jobs import Cancelled, Job
+from analysis.engine.loading import ModelLoadError, UnsupportedArchitecture
+from analysis.engine.modeldir import ModelDirError
+from analysis.engine.store import StoreError
 
 from . import services
 from .models import Step, StepKind, results_root
@@ -141,11 +146,11 @@ def open_store(key: str):
 
 def compute_extract(step: Step, job: Job) -> tuple[str, dict]:
     from analysis.engine.extract import ExtractionParams, extract_activations
+    from analysis.engine.formats import read_corpus
     from analysis.engine.loading import load_model
     from analysis.engine.store import open_complete
     from projects.models import CorpusUpload, ModelUpload
     from projects.services.storage import local_folder
-    from projects.uploads import read_corpus
 
     key = step.result_key
     relative = f"stores/{key}"
@@ -159,8 +164,8 @@ def compute_extract(step: Step, job: Job) -> tuple[str, dict]:
     label_file = corpus_row.metadata.get("label_file")
     corpus = read_corpus(corpus_row.format, corpus_folder / corpus_row.metadata["word_file"],
                          filename=corpus_row.metadata["word_file"], label_column=corpus_row.label_column or None,
-                         label_path=corpus_folder / label_file if label_file else None, label_filename=label_file,
-                         max_sentence_words=None)
+                         label_source=corpus_folder / label_file if label_file else None, label_filename=label_file,
+                         note_sentences_over=None)
     if corpus.source_sha256 != corpus_row.sha256:
         raise RuntimeError(f"the corpus “{corpus_row.name}” no longer matches what was uploaded (its files "
                            "changed in storage); upload it again")
@@ -268,13 +273,13 @@ def compute_crossmodel(step: Step, job: Job) -> tuple[str, dict]:
 
 
 def _read_test_set(test_set_row):
+    from analysis.engine.formats import read_test_set
     from projects.services.storage import local_folder
-    from projects.uploads import read_test_set
 
     folder = local_folder(test_set_row)
     source, reference = test_set_row.metadata["source_file"], test_set_row.metadata.get("reference_file")
-    test_set = read_test_set(folder / source, filename=source, reference_path=folder / reference if reference
-                             else None, reference_filename=reference)
+    test_set = read_test_set(folder / source, folder / reference if reference else None, source_filename=source,
+                             reference_filename=reference)
     if test_set.source_sha256 != test_set_row.sha256:
         raise RuntimeError(f"the test set “{test_set_row.name}” no longer matches what was uploaded (its files "
                            "changed in storage); upload it again")
@@ -401,20 +406,26 @@ COMPUTE = {StepKind.EXTRACT: compute_extract, StepKind.RANKING: compute_ranking,
 # ------------------------------------------------------------------------------------------------ errors
 
 
+# Errors whose text is written for the person who started the run: the engine's typed errors, and the ValueError /
+# RuntimeError raised here (e.g. a corpus whose stored files changed). Other engine errors are ValueErrors too.
+MESSAGE_ERRORS = (CorpusError, ModelDirError, ModelLoadError, UnsupportedArchitecture, StoreError, ValueError,
+                  RuntimeError)
+
+
 def explain(step: Step, error: BaseException) -> str:
     """One paragraph a person can act on; the traceback goes to the worker's log only."""
     from celery.exceptions import SoftTimeLimitExceeded
 
     name = type(error).__name__
-    if isinstance(error, MemoryError) or name == "OutOfMemoryError":
+    torch = sys.modules.get("torch")  # loaded by the step if it used a model; not imported just to check
+    if isinstance(error, MemoryError) or (torch is not None and isinstance(error, torch.cuda.OutOfMemoryError)):
         return (f"{step.title} ran out of memory. Choose fewer neuron sets or layers, a smaller corpus, or run it "
                 "on a worker with more memory.")
     if isinstance(error, SoftTimeLimitExceeded):
         return (f"{step.title} took longer than the time limit ({settings.CELERY_TASK_SOFT_TIME_LIMIT} s). Choose "
                 "a smaller corpus or fewer resamples.")
-    if name in ("UnsupportedArchitecture", "ModelLoadError", "CorpusError", "UploadRefused", "StoreError") or \
-            isinstance(error, (ValueError, RuntimeError)):
-        text = getattr(error, "message", None) or str(error)
+    if isinstance(error, MESSAGE_ERRORS):
+        text = str(error)
         return f"{text[:1].upper()}{text[1:]}".rstrip(".") + "."
     return (f"Unexpected error ({name}: {str(error)[:300]}). The full traceback is in the worker's log; "
             "retry the run, and report it if it happens again.")

@@ -239,6 +239,7 @@ def in_process(corpus_row, model_row, results: Path, request: dict) -> dict[str,
     from django.conf import settings
 
     from analysis.engine.extract import ExtractionParams, extract_activations
+    from analysis.engine.formats import read_corpus
     from analysis.engine.lca import linguistic_correlation
     from analysis.engine.loading import load_model
     from analysis.engine.methods import compute_ranking
@@ -246,14 +247,13 @@ def in_process(corpus_row, model_row, results: Path, request: dict) -> dict[str,
     from analysis.engine.splits import split_by_sentence
     from analysis.engine.stats import compute_neuron_stats
     from projects.services.storage import local_folder
-    from projects.uploads import read_corpus
 
     times = {}
     start = time.perf_counter()
     folder = local_folder(corpus_row)
     corpus = read_corpus(corpus_row.format, folder / corpus_row.metadata["word_file"],
                          filename=corpus_row.metadata["word_file"], label_column=corpus_row.label_column or None,
-                         max_sentence_words=None)
+                         note_sentences_over=None)
     params = ExtractionParams(neuron_sets=tuple(request["neuron_sets"]), aggregation="last", dtype="float32",
                               label_column=corpus_row.label_column or "")
     loaded = load_model(local_folder(model_row), sha256=model_row.sha256)
@@ -290,15 +290,14 @@ def warm_up(model_row, corpus_row, workdir: Path) -> None:
     """20 sentences through the model and an lca probe: libraries loaded, first forward pass and first probe done,
     weights and corpus in the page cache (the workers get the same from a small run through the API)."""
     from analysis.engine.extract import ExtractionParams, extract_activations
-    from analysis.engine.formats import Corpus
+    from analysis.engine.formats import Corpus, read_corpus
     from analysis.engine.loading import load_model
     from analysis.engine.methods import compute_ranking
     from projects.services.storage import local_folder
-    from projects.uploads import read_corpus
 
     folder = local_folder(corpus_row)
     corpus = read_corpus(corpus_row.format, folder / corpus_row.metadata["word_file"],
-                         filename=corpus_row.metadata["word_file"], label_column="upos", max_sentence_words=None)
+                         filename=corpus_row.metadata["word_file"], label_column="upos", note_sentences_over=None)
     small = Corpus(sentences=corpus.sentences[:20], labels=corpus.labels[:20], label_column="upos")
     store = extract_activations(load_model(local_folder(model_row)), small, workdir / "warm-up",
                                 ExtractionParams(label_column="upos"))

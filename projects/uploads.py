@@ -475,24 +475,16 @@ def check_label_column(label_column: str | None) -> str | None:
 def read_corpus(fmt: str, path: Path, *, filename: str, label_column: str | None = "upos",
                 label_path: Path | None = None, label_filename: str | None = None,
                 max_sentence_words: int | None = formats.DEFAULT_MAX_SENTENCE_WORDS) -> formats.Corpus:
-    """Parse a stored corpus file (CoNLL-U, or NeuroX plain ``.word`` + optional ``.label``).
+    """Check an uploaded corpus file (CoNLL-U, or NeuroX plain ``.word`` + optional ``.label``) with the engine's
+    :func:`formats.read_corpus`; its refusals become :class:`UploadRefused`.
 
     Sentences over ``max_sentence_words`` (None: no limit) are kept, with a note in ``corpus.warnings``:
     extraction windows them, so refusing the file would refuse a corpus the engine reads."""
     try:
-        if fmt == "conllu":
-            corpus = formats.read_conllu(path, label_column, filename=filename, max_sentence_words=None)
-        elif fmt == "plain":
-            corpus = formats.read_plain(path, label_path, word_filename=filename, label_filename=label_filename,
-                                        max_sentence_words=None)
-        else:
-            raise UploadRefused(f"unknown corpus format {fmt!r}: choose conllu or plain", code="corpus")
+        return formats.read_corpus(fmt, path, filename=filename, label_column=label_column, label_source=label_path,
+                                   label_filename=label_filename, note_sentences_over=max_sentence_words)
     except formats.CorpusError as error:
         raise UploadRefused(str(error), code="corpus") from None
-    note = formats.long_sentences_note(corpus, max_sentence_words, filename)
-    if note:
-        corpus.warnings.append(note)
-    return corpus
 
 
 def read_test_set(path: Path, *, filename: str, reference_path: Path | None = None,

@@ -394,6 +394,39 @@ def read_plain(
 
 
 # ---------------------------------------------------------------------------------------------------------
+# A stored corpus, by its format: what the upload check and the worker read
+
+
+def read_corpus(
+    fmt: str,
+    source: Source,
+    *,
+    filename: str | None = None,
+    label_column: str | None = "upos",
+    label_source: Source | None = None,
+    label_filename: str | None = None,
+    note_sentences_over: int | None = DEFAULT_MAX_SENTENCE_WORDS,
+) -> Corpus:
+    """Read a corpus in ``fmt``: ``conllu`` (labels from ``label_column``; None reads words only) or ``plain``
+    (NeuroX ``.word`` with an optional line-aligned ``.label`` file, ``label_source``). The one reader of an
+    uploaded corpus, when it is uploaded and when a worker extracts from it; raises :class:`CorpusError`.
+
+    Sentences of any length are kept, since extraction windows them; those over ``note_sentences_over`` words
+    (None: no note) get a note in ``corpus.warnings`` (:func:`long_sentences_note`)."""
+    if fmt == "conllu":
+        corpus = read_conllu(source, label_column, filename=filename, max_sentence_words=None)
+    elif fmt == "plain":
+        corpus = read_plain(source, label_source, word_filename=filename, label_filename=label_filename,
+                            max_sentence_words=None)
+    else:
+        raise CorpusError(f"unknown corpus format {fmt!r}: choose conllu or plain")
+    note = long_sentences_note(corpus, note_sentences_over, _source_name(source, filename))
+    if note:
+        corpus.warnings.append(note)
+    return corpus
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Test sets for model-level ablation: source sentences and (optional) line-aligned references
 
 
