@@ -83,7 +83,7 @@ def test_database_url_and_redis_url(tmp_path):
     )
     assert db["CONN_HEALTH_CHECKS"] is True
     assert s["DEBUG"] is False
-    assert s["CHANNEL_LAYERS"]["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert s["CHANNEL_LAYERS"]["default"]["BACKEND"] == "neurox_site.channel_layer.ResilientRedisChannelLayer"
     assert s["CACHES"]["default"]["LOCATION"] == "redis://cache.example.edu:6379/2"
     assert s["CELERY_BROKER_URL"] == "redis://cache.example.edu:6379/2"
     assert s["CELERY_TASK_ALWAYS_EAGER"] is False
@@ -142,3 +142,15 @@ def test_openapi_schema_validates_without_warnings(tmp_path):
     result = run_manage(tmp_path, "spectacular", "--validate", "--fail-on-warn", "--file", str(schema))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "/api/v1/tokens/" in schema.read_text()
+
+
+def test_the_channel_layer_reads_longer_than_it_blocks():
+    """redis-py 8 gives connections a 5 s socket timeout, the same as channels-redis' blocking read: every idle
+    websocket was cut after ~5 s (channels_redis #422). The layer sets a longer one unless the hosts name one."""
+    from neurox_site.channel_layer import ResilientRedisChannelLayer
+
+    layer = ResilientRedisChannelLayer(hosts=["redis://127.0.0.1:6379/0"])
+    assert layer.hosts[0]["socket_timeout"] > layer.brpop_timeout
+    assert layer.hosts[0]["address"] == "redis://127.0.0.1:6379/0"
+    chosen = ResilientRedisChannelLayer(hosts=[{"address": "redis://127.0.0.1:6379/0", "socket_timeout": 60}])
+    assert chosen.hosts[0]["socket_timeout"] == 60
