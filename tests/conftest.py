@@ -1,9 +1,18 @@
-"""Fixtures shared by every test folder: users and API clients."""
+"""Fixtures shared by every test folder: users and API clients here, the rest in ``tests/fixtures/`` (one
+module per concern, registered below). Plain helpers are in ``tests/support/``."""
 
 import pytest
 from rest_framework.test import APIClient
 
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+
+pytest_plugins = [
+    "tests.fixtures.people",
+    "tests.fixtures.tiny_models",
+    "tests.fixtures.uploads",
+    "tests.fixtures.runs",
+    "tests.fixtures.workers",
+]
 
 
 @pytest.fixture
