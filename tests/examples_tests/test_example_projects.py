@@ -14,7 +14,6 @@ from projects.models import ModelUpload, Project
 from projects.selectors import projects_visible_to, role_of
 from tests.assets import UD_DEV
 from tests.factories import UserFactory
-from tests.pipeline_tests.conftest import folders  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 

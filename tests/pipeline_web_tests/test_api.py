@@ -9,9 +9,9 @@ import pytest
 
 from analysis import services
 from analysis.models import LogLine, Run, RunState, Step, StepKind, StepState
-from tests.pipeline_tests.conftest import two_runs_over_a_limit_of_one
-
-from .conftest import MEMBERS, ROLES, WRITERS, api_client_for, expected_status, request_for
+from tests.support.clients import api_client_for
+from tests.support.roles import MEMBERS, ROLES, WRITERS, expected_status
+from tests.support.runs import request_for, two_runs_over_a_limit_of_one
 
 pytestmark = pytest.mark.django_db
 
@@ -229,8 +229,8 @@ def test_a_run_not_yet_admitted_with_a_slot_free_gives_no_waiting_reason(people,
 
 def test_cross_model_rankings_through_the_api(people, attached, django_capture_on_commit_callbacks, tmp_path):
     from projects.services.attachments import attach_upload
-    from tests.engine_tests.tiny_models import make_tiny_model
-    from tests.pipeline_tests.conftest import upload_model
+    from tests.support.tiny_models import make_tiny_model
+    from tests.support.uploads import upload_model
 
     second = upload_model(people["owner"], make_tiny_model("bert", tmp_path / "bert-2", seed=1), name="bert 2")
     attach_upload(people["owner"], people["project"], second)

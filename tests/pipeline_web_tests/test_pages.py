@@ -4,27 +4,14 @@
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
 from analysis import services
 from analysis.models import LogLine, Run, RunState, Step
-from tests.pipeline_tests.conftest import two_runs_over_a_limit_of_one
-
-from .conftest import MEMBERS, ROLES, WRITERS, expected_status, request_for
+from tests.support.clients import client_for
+from tests.support.roles import MEMBERS, ROLES, WRITERS, page_status
+from tests.support.runs import two_runs_over_a_limit_of_one
 
 pytestmark = pytest.mark.django_db
-
-
-def client_for(people, who: str) -> Client:
-    client = Client()
-    if who != "anonymous":
-        client.force_login(people[who])
-    return client
-
-
-def page_status(who: str, allowed: set[str], ok: int = 200) -> int:
-    """As the API, except that anonymous visitors are sent to sign in."""
-    return 302 if who == "anonymous" else expected_status(who, allowed, ok)
 
 
 def run_page(run, tail=""):
@@ -55,7 +42,7 @@ def test_the_run_list_is_for_members(people, queued_run, who):
 
 
 def test_a_run_is_only_found_under_its_own_project(people, queued_run):
-    from tests.projects_tests.factories import ProjectFactory
+    from tests.factories import ProjectFactory
 
     elsewhere = ProjectFactory(owner=people["owner"])
     response = client_for(people, "owner").get(f"/projects/{elsewhere.pk}/runs/{queued_run.pk}/")

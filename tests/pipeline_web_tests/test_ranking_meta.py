@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from analysis.models import StepKind
-
-from .conftest import api_client_for
+from tests.support.clients import api_client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -1,24 +1,17 @@
-"""Fixtures for the projects tests: a project with one user per role, an isolated storage root, tiny models
-and archive builders."""
+"""Fixtures for the projects tests: a project with one user per role, an isolated storage root and a tiny
+model (the archive builders are in tests/support/upload_files.py)."""
 
 from __future__ import annotations
 
-import io
 import shutil
-import tarfile
-import zipfile
 from pathlib import Path
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 
 from projects import selectors
 from projects.models import CorpusUpload, ModelUpload, Role, TestSetUpload
-from projects.uploads import UploadRefused
 from tests.assets import minilm_model_dir
-from tests.factories import UserFactory
-
-from .factories import MembershipFactory, ProjectFactory
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
@@ -29,13 +22,6 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 @pytest.fixture
 def alice(db):
     return UserFactory(username="alice")
-
-
-def refused(call) -> str:
-    """The message of the UploadRefused that ``call()`` raises."""
-    with pytest.raises(UploadRefused) as caught:
-        call()
-    return caught.value.message
 
 
 @pytest.fixture
@@ -105,29 +91,3 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     for name in TOKENIZER_FILES:
         shutil.copyfile(minilm_model_dir() / name, folder / name)
     return folder
-
-
-def zip_of(entries: dict[str, bytes], *, prefix: str = "") -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(prefix + name, data)
-    return buffer.getvalue()
-
-
-def tar_gz_of(entries: dict[str, bytes], *, prefix: str = "") -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(prefix + name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def folder_entries(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def uploaded(name: str, data: bytes) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data)

@@ -11,11 +11,8 @@ from django.urls import reverse
 
 from projects import services
 from projects.models import CorpusUpload, Membership, ModelUpload, Project, Role, TestSetUpload
-
-from tests.factories import UserFactory
-
-from .conftest import folder_entries, zip_of
-from .factories import ProjectFactory
+from tests.factories import ProjectFactory, UserFactory
+from tests.support.upload_files import folder_entries, zip_of
 
 pytestmark = pytest.mark.django_db
 

@@ -20,10 +20,8 @@ from accounts.services import create_token, revoke_token
 from projects import services
 from projects.models import CorpusUpload, Membership, ModelUpload, Project, Role, TestSetUpload
 from tests.assets import UD_DEV
-from tests.factories import UserFactory
-
-from .conftest import folder_entries, zip_of
-from .factories import ProjectFactory
+from tests.factories import ProjectFactory, UserFactory
+from tests.support.upload_files import folder_entries, zip_of
 
 pytestmark = pytest.mark.django_db
 

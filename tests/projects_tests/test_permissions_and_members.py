@@ -13,8 +13,7 @@ from django.http import Http404
 from projects import selectors, services, uploads
 from projects.models import Membership, Project, Role
 from tests.factories import UserFactory
-
-from .conftest import uploaded
+from tests.support.upload_files import uploaded
 
 pytestmark = pytest.mark.django_db
 

@@ -14,8 +14,7 @@ from projects import services
 from projects.models import ModelUpload
 from projects.uploads import MAX_SAFETENSORS_HEADER_BYTES
 from tests.factories import UserFactory
-
-from .conftest import folder_entries, refused, tar_gz_of, uploaded, zip_of
+from tests.support.upload_files import folder_entries, refused, tar_gz_of, uploaded, zip_of
 
 pytestmark = pytest.mark.django_db
 

@@ -21,8 +21,7 @@ from django.core.files.uploadedfile import TemporaryUploadedFile
 from projects import selectors, services
 from projects.models import CorpusUpload, ModelUpload, TestSetUpload
 from tests.assets import UD_DEV, ud_dev
-
-from .conftest import folder_entries, refused, tar_gz_of, uploaded, zip_of
+from tests.support.upload_files import folder_entries, refused, tar_gz_of, uploaded, zip_of
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,8 @@ from django.urls import reverse
 
 from projects import services
 from projects.models import Membership, Project, Role, TestSetUpload
-
 from tests.factories import UserFactory
-
-from .conftest import folder_entries, zip_of
+from tests.support.upload_files import folder_entries, zip_of
 
 pytestmark = pytest.mark.django_db
 

@@ -5,20 +5,13 @@ from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from analysis import realtime
+from tests.support.clients import api_client_for
 
 pytestmark = pytest.mark.django_db
 
 SENTENCE = "the cat sat on the [MASK] ."
-
-
-def client_for(user):
-    client = APIClient()
-    if user is not None:
-        client.force_authenticate(user)
-    return client
 
 
 def url(project, kind):
@@ -33,15 +26,14 @@ def fresh_cache(monkeypatch):
 @pytest.mark.parametrize("role,expected", [("owner", 200), ("editor", 200), ("viewer", 200), ("stranger", 404),
                                            ("anonymous", 401)])
 def test_permission_matrix(people, attached, role, expected):
-    user = None if role == "anonymous" else people[role]
     body = {"model": attached["model"].pk, "sentence": SENTENCE}
     for kind, extra in (("activations", {}), ("manipulate", {"edits": [{"neuron": "L1:3"}]})):
-        answer = client_for(user).post(url(people["project"], kind), {**body, **extra}, format="json")
+        answer = api_client_for(people, role).post(url(people["project"], kind), {**body, **extra}, format="json")
         assert answer.status_code == expected, answer.content
 
 
 def test_activations_top_k_and_pool(people, attached):
-    client = client_for(people["viewer"])
+    client = api_client_for(people, "viewer")
     body = {"model": attached["model"].pk, "sentence": SENTENCE, "top_k": 3}
     data = client.post(url(people["project"], "activations"), body, format="json").json()
     assert data["words"] == SENTENCE.split() and all(len(t) == 3 for t in data["top"])
@@ -58,7 +50,7 @@ def test_activations_top_k_and_pool(people, attached):
 def test_manipulation_changes_output(people, attached):
     body = {"model": attached["model"].pk, "sentence": "the [MASK] sat on the mat .",
             "edits": [{"neuron": f"L2:{u}", "operation": "scale", "value": 50} for u in range(32)]}
-    data = client_for(people["owner"]).post(url(people["project"], "manipulate"), body, format="json").json()
+    data = api_client_for(people, "owner").post(url(people["project"], "manipulate"), body, format="json").json()
     assert data["task"] in ("fill-mask", "embedding")
     assert data["sentences"][0]["identical"] is False
 
@@ -78,14 +70,14 @@ def test_manipulation_changes_output(people, attached):
 ])
 def test_bad_manipulation_requests(people, attached, change, field, message):
     body = {"model": attached["model"].pk, "sentence": SENTENCE, "edits": [{"neuron": "L1:3"}], **change}
-    answer = client_for(people["editor"]).post(url(people["project"], "manipulate"), body, format="json")
+    answer = api_client_for(people, "editor").post(url(people["project"], "manipulate"), body, format="json")
     assert answer.status_code == 400
     data = answer.json()
     assert data["code"] == "invalid" and message in data["fields"][field][0], data
 
 
 def test_bad_activation_requests(people, attached):
-    client = client_for(people["owner"])
+    client = api_client_for(people, "owner")
     for change, field in (({"neuron_set": "attention"}, "neuron_set"), ({"top_k": 0}, "top_k"),
                           ({"pool": ["L7:1"]}, "pool"), ({"aggregation": "max"}, "aggregation")):
         body = {"model": attached["model"].pk, "sentence": SENTENCE, **change}
@@ -97,7 +89,7 @@ def test_bad_input_queues_nothing(people, attached, settings):
     """Outside eager mode a bad request is refused before any worker check or message."""
     settings.CELERY_TASK_ALWAYS_EAGER = False
     body = {"model": attached["model"].pk, "sentence": ""}
-    answer = client_for(people["owner"]).post(url(people["project"], "activations"), body, format="json")
+    answer = api_client_for(people, "owner").post(url(people["project"], "activations"), body, format="json")
     assert answer.status_code == 400 and answer.json()["fields"]["sentence"] == ["Type a sentence: it is empty."]
 
 
@@ -112,7 +104,7 @@ def test_in_the_schema(client):
 def test_a_sentence_longer_than_the_model_takes_is_refused_not_cut(people, attached, settings):
     settings.NEUROX_REALTIME_MAX_WORDS = 1000
     words = " ".join(["unbelievably"] * 600)  # over the tiny model's 512 positions in subwords
-    answer = client_for(people["owner"]).post(url(people["project"], "activations"),
-                                              {"model": attached["model"].pk, "sentence": words}, format="json")
+    answer = api_client_for(people, "owner").post(url(people["project"], "activations"),
+                                                  {"model": attached["model"].pk, "sentence": words}, format="json")
     assert answer.status_code == 400, answer.content
     assert "tokens long, more than the model's 512; shorten it" in answer.json()["fields"]["sentence"][0]

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from django.core.cache import cache
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from analysis import realtime
-from tests.pipeline_tests.test_real_workers import celery  # noqa: F401  (the worker-process fixture)
-from tests.pipeline_tests.test_real_workers import pytestmark as real_worker_marks
+from tests.support.real_workers import REAL_WORKER_MARKS
 
-pytestmark = real_worker_marks
+pytestmark = REAL_WORKER_MARKS
 
 
 def post(user, project, kind, body):
@@ -22,7 +20,7 @@ def post(user, project, kind, body):
     return client.post(reverse(f"project-realtime-{kind}", args=[project.pk]), body, format="json")
 
 
-def test_answered_by_a_realtime_worker_with_the_model_kept_loaded(people, attached, celery, settings):  # noqa: F811
+def test_answered_by_a_realtime_worker_with_the_model_kept_loaded(people, attached, celery, settings):
     settings.NEUROX_REALTIME_TIMEOUT = 60  # the cold first call imports torch and loads the model on a shared box
     cache.delete(realtime._LIVE_KEY)
     worker = celery("worker", "-Q", "realtime", "--concurrency", "1", name="realtime")
@@ -43,7 +41,7 @@ def test_answered_by_a_realtime_worker_with_the_model_kept_loaded(people, attach
     assert bad.status_code == 400 and "unit 64 does not exist" in bad.json()["fields"]["edits"][0]
 
 
-def test_no_realtime_worker_is_a_quick_503(people, attached, celery):  # noqa: F811
+def test_no_realtime_worker_is_a_quick_503(people, attached, celery):
     cache.delete(realtime._LIVE_KEY)
     celery("worker", "-Q", "gpu,cpu", "--concurrency", "1", name="other")  # not on the realtime queue
     started = time.monotonic()
@@ -55,7 +53,7 @@ def test_no_realtime_worker_is_a_quick_503(people, attached, celery):  # noqa: F
     assert elapsed < 2.0
 
 
-def test_a_slow_answer_is_a_504(people, attached, celery, settings):  # noqa: F811
+def test_a_slow_answer_is_a_504(people, attached, celery, settings):
     cache.delete(realtime._LIVE_KEY)
     celery("worker", "-Q", "realtime", "--concurrency", "1", name="realtime")
     settings.NEUROX_REALTIME_TIMEOUT = 0.001  # no real answer comes back that fast

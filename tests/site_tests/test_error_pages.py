@@ -9,8 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from projects.models import Project, Role
-from tests.factories import UserFactory
-from tests.projects_tests.factories import MembershipFactory, ProjectFactory
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

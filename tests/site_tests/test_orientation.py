@@ -8,8 +8,7 @@ import pytest
 from django.urls import reverse
 
 from projects.models import CorpusFormat, CorpusUpload, ModelUpload, Role
-from tests.factories import DEFAULT_PASSWORD, UserFactory
-from tests.projects_tests.factories import MembershipFactory, ProjectFactory
+from tests.factories import DEFAULT_PASSWORD, MembershipFactory, ProjectFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -12,26 +12,19 @@ from html import unescape
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from analysis import services
 from analysis.models import StepKind, StepState
 from analysis.workspace import curve_of
 from projects.services.attachments import attach_upload
 from projects.services.library import create_test_set_upload
-from tests.pipeline_tests.conftest import attached, folders, people, request_for, tiny_bert, upload_model  # noqa: F401
-from tests.pipeline_tests.test_model_level_steps_eager import headless_bert  # noqa: F401
-from tests.pipeline_web_tests.conftest import MEMBERS, ROLES, expected_status, finished_run, queued_run  # noqa: F401
+from tests.support.clients import client_for
+from tests.support.roles import MEMBERS, ROLES, expected_status
+from tests.support.runs import request_for
+from tests.support.uploads import upload_model
 
 pytestmark = pytest.mark.django_db
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-def client_for(people, who: str) -> Client:
-    client = Client()
-    if who != "anonymous":
-        client.force_login(people[who])
-    return client
 
 
 def page(run, tail=""):
@@ -269,7 +262,7 @@ def test_the_ablation_view_and_its_downloads_are_for_members(people, finished_ru
 
 
 def test_the_ablation_view_is_only_found_under_its_own_project(people, finished_run):
-    from tests.projects_tests.factories import ProjectFactory
+    from tests.factories import ProjectFactory
 
     elsewhere = ProjectFactory(owner=people["owner"])
     response = client_for(people, "owner").get(f"/projects/{elsewhere.pk}/runs/{finished_run.pk}/ablation/")

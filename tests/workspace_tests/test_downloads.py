@@ -14,13 +14,11 @@ from django.http import StreamingHttpResponse
 from analysis.downloads import hdf5_path
 from analysis.models import StepKind
 from analysis.workspace import curve_of, ranking_of, statistics_of, store_of
-from tests.pipeline_web_tests.conftest import api_client_for
+from tests.support.clients import api_client_for, client_for
+from tests.support.roles import MEMBERS, ROLES, expected_status, page_status
+from tests.support.urls import run_page_url
 
-from .neuron_fixtures import (  # noqa: F401 (fixtures)
-    ROLES, attached, client_for, expected_status, finished_run, folders, fresh_results_cache, other_tiny_bert,
-    page_status, people, queued_run, run_url, tiny_bert, two_model_run)
-
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_results_cache")]
 
 
 def step(run, kind, **params):
@@ -28,7 +26,7 @@ def step(run, kind, **params):
 
 
 def download_url(run, step, name, query=""):
-    return run_url(run, f"downloads/{step.pk}/{name}") + (f"?{query}" if query else "")
+    return run_page_url(run, f"downloads/{step.pk}/{name}") + (f"?{query}" if query else "")
 
 
 def body(response) -> bytes:
@@ -41,8 +39,8 @@ def csv_rows(response):
 
 @pytest.mark.parametrize("who", ROLES)
 def test_the_downloads_page_is_for_members(people, finished_run, who):
-    response = client_for(people, who).get(run_url(finished_run, "downloads/"))
-    assert response.status_code == page_status(who)
+    response = client_for(people, who).get(run_page_url(finished_run, "downloads/"))
+    assert response.status_code == page_status(who, MEMBERS)
     if response.status_code == 200:
         html = response.content.decode()
         for s in finished_run.steps.all():
@@ -54,7 +52,7 @@ def test_the_downloads_page_is_for_members(people, finished_run, who):
 def test_a_download_is_for_members_on_the_site_and_the_api(people, finished_run, who):
     ranking = step(finished_run, StepKind.RANKING, method="anova")
     response = client_for(people, who).get(download_url(finished_run, ranking, "ranking.csv"))
-    assert response.status_code == page_status(who)
+    assert response.status_code == page_status(who, MEMBERS)
     api = api_client_for(people, who).get(f"/api/v1/runs/{finished_run.pk}/downloads/{ranking.pk}/ranking.csv")
     assert api.status_code == expected_status(who, {"owner", "editor", "viewer"})
     if api.status_code == 200:
@@ -143,7 +141,7 @@ def test_the_hdf5_export_is_built_once_and_reads_back(people, finished_run):
 
     extract = step(finished_run, StepKind.EXTRACT)
     client = client_for(people, "owner")
-    assert "built on request" in client.get(run_url(finished_run, "downloads/")).content.decode()
+    assert "built on request" in client.get(run_page_url(finished_run, "downloads/")).content.decode()
     response = client.get(download_url(finished_run, extract, "activations.hdf5"))
     assert response.status_code == 200 and response["Content-Type"] == "application/x-hdf5"
     store = store_of(extract.result_key)
@@ -157,7 +155,7 @@ def test_the_hdf5_export_is_built_once_and_reads_back(people, finished_run):
     mtime = built.stat().st_mtime_ns
     assert body(client.get(download_url(finished_run, extract, "activations.hdf5"))) == built.read_bytes()
     assert built.stat().st_mtime_ns == mtime  # served, not built again
-    assert ", ready)" in client.get(run_url(finished_run, "downloads/")).content.decode()
+    assert ", ready)" in client.get(run_page_url(finished_run, "downloads/")).content.decode()
 
 
 def test_the_cross_model_csv_names_each_model(people, two_model_run):
@@ -199,4 +197,4 @@ def test_activations_of_a_missing_store_are_a_readable_404(people, finished_run,
     response = client.get(download_url(finished_run, extract, "activations.jsonl"))
     assert response.status_code == 404
     assert "is missing or incomplete; retry the run to rebuild it." in response.content.decode()
-    assert "retry the run to rebuild it" in client.get(run_url(finished_run, "downloads/")).content.decode()
+    assert "retry the run to rebuild it" in client.get(run_page_url(finished_run, "downloads/")).content.decode()

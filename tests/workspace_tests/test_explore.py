@@ -16,13 +16,11 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 from django.core.cache import cache
-from django.test import Client
 
 from analysis import explore, realtime, workspace
 from analysis.engine.confidence import method_agreement
 from analysis.models import StepKind
-from tests.pipeline_tests.conftest import attached, folders, people, tiny_bert  # noqa: F401
-from tests.pipeline_web_tests.conftest import finished_run, queued_run  # noqa: F401
+from tests.support.clients import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -38,13 +36,6 @@ def fresh_caches():
     yield
     workspace.loaded.clear()
     explore._column_source.cache_clear()
-
-
-def client_for(people, who="viewer") -> Client:
-    client = Client()
-    if who != "anonymous":
-        client.force_login(people[who])
-    return client
 
 
 def url(run, part="", query=""):
@@ -84,7 +75,7 @@ def test_every_page_and_partial_is_for_members(people, finished_run, who, expect
 
 
 def test_a_run_is_only_found_under_its_own_project(people, finished_run):
-    from tests.projects_tests.factories import ProjectFactory
+    from tests.factories import ProjectFactory
 
     elsewhere = ProjectFactory(owner=people["owner"])
     for part in PARTS:
@@ -97,7 +88,7 @@ def test_a_run_is_only_found_under_its_own_project(people, finished_run):
 
 def test_the_rankings_are_listed_and_the_chosen_one_shows_its_top_neurons(people, finished_run):
     probeless, anova = steps(finished_run)
-    html = client_for(people).get(url(finished_run)).content.decode()
+    html = client_for(people, "viewer").get(url(finished_run)).content.decode()
     assert f"ranking={probeless.pk}" in html and f"ranking={anova.pk}" in html
     assert "anova · 2 resamples" in html
     ranking = workspace.ranking_of(probeless)  # the first ranking is the default
@@ -110,7 +101,7 @@ def test_the_rankings_are_listed_and_the_chosen_one_shows_its_top_neurons(people
 
 def test_a_label_sub_ranking(people, finished_run):
     _, anova = steps(finished_run)
-    html = client_for(people).get(url(finished_run, "rankings/", f"ranking={anova.pk}&sub=NOUN")).content.decode()
+    html = client_for(people, "viewer").get(url(finished_run, "rankings/", f"ranking={anova.pk}&sub=NOUN")).content.decode()
     ranking = workspace.ranking_of(anova)
     labels = re.findall(NEURON_LINK, re.findall(r'explore-top.*?</table>', html, re.S)[0])
     assert labels == [ranking.neuron_ids[i].label for i in ranking.per_label["NOUN"][:10]]
@@ -119,7 +110,7 @@ def test_a_label_sub_ranking(people, finished_run):
 
 def test_confidence_shows_rank_intervals_and_stability(people, finished_run):
     probeless, anova = steps(finished_run)
-    client = client_for(people)
+    client = client_for(people, "viewer")
     html = client.get(url(finished_run, "rankings/", f"ranking={anova.pk}")).content.decode()
     confidence = workspace.ranking_of(anova).confidence
     ranking = workspace.ranking_of(anova)
@@ -136,7 +127,7 @@ def test_confidence_shows_rank_intervals_and_stability(people, finished_run):
 @pytest.mark.parametrize("k", ["10", "50", "1%"])
 def test_the_comparison_matrix_holds_the_engines_jaccard(people, finished_run, k):
     probeless, anova = steps(finished_run)
-    html = client_for(people).get(url(finished_run, "rankings/", f"ranking={anova.pk}&k={k.replace('%', '%25')}"))
+    html = client_for(people, "viewer").get(url(finished_run, "rankings/", f"ranking={anova.pk}&k={k.replace('%', '%25')}"))
     html = html.content.decode()
     expected = method_agreement([workspace.ranking_of(probeless), workspace.ranking_of(anova)],
                                 k=int(k) if k.isdigit() else k)
@@ -153,7 +144,7 @@ def test_the_comparison_matrix_holds_the_engines_jaccard(people, finished_run, k
 def test_the_neuron_list_filters_by_set_layer_and_label_and_pages(people, finished_run):
     _, anova = steps(finished_run)
     ranking = workspace.ranking_of(anova)
-    client = client_for(people)
+    client = client_for(people, "viewer")
     html = client.get(url(finished_run, "neurons/", f"ranking={anova.pk}&layer=1&label=VERB&npage=2")).content
     html = html.decode()
     expected = [ranking.neuron_ids[i].label for i in ranking.per_label["VERB"]
@@ -167,7 +158,7 @@ def test_the_neuron_list_filters_by_set_layer_and_label_and_pages(people, finish
 
 def test_adding_and_removing_a_neuron_round_trips_through_the_url(people, finished_run):
     _, anova = steps(finished_run)
-    client = client_for(people)
+    client = client_for(people, "viewer")
     html = unescape(client.get(url(finished_run, query=f"ranking={anova.pk}")).content.decode())
     first = workspace.ranking_of(anova).top(1)[0].label
     add = re.search(rf'id="toggle-{re.escape(first.lower().replace(":", ""))}"[^>]*hx-get="([^"]+)"', html)[1]
@@ -191,12 +182,12 @@ def test_adding_and_removing_a_neuron_round_trips_through_the_url(people, finish
 def test_the_pool_holds_at_most_the_limit(people, finished_run, monkeypatch):
     monkeypatch.setattr(workspace, "POOL_LIMIT", 2)
     monkeypatch.setattr("analysis.views.explore.POOL_LIMIT", 2)
-    html = client_for(people).get(url(finished_run, "workbench/", "pools=L0:1,L0:2")).content.decode()
+    html = client_for(people, "viewer").get(url(finished_run, "workbench/", "pools=L0:1,L0:2")).content.decode()
     assert "The pool is full (2 neurons)" in text(html) and "Add " not in text(html)
 
 
 def test_unknown_neurons_in_the_pool_are_named_and_left_out(people, finished_run):
-    html = client_for(people).get(url(finished_run, query="pools=L1:3,L9:1,banana")).content.decode()
+    html = client_for(people, "viewer").get(url(finished_run, query="pools=L1:3,L9:1,banana")).content.decode()
     assert "Not neurons of this ranking, left out: L9:1, banana." in text(html)
     assert {n for _, n, _ in map_cells(html)} == {"L1:3"}
 
@@ -205,7 +196,7 @@ def test_unknown_neurons_in_the_pool_are_named_and_left_out(people, finished_run
 
 
 def test_the_map_shows_the_stores_values_one_row_per_neuron_per_sentence(people, finished_run):
-    html = client_for(people).get(url(finished_run, "map/", "pools=L1:3,L2:5&page=2")).content.decode()
+    html = client_for(people, "viewer").get(url(finished_run, "map/", "pools=L1:3,L2:5&page=2")).content.decode()
     store = store_of(finished_run)
     offsets = store.sentence_offsets
     first = explore.MAP_SENTENCES  # page 2 starts at this sentence
@@ -220,7 +211,7 @@ def test_the_map_shows_the_stores_values_one_row_per_neuron_per_sentence(people,
 
 
 def test_the_map_colours_by_the_neurons_percentile_bound(people, finished_run):
-    html = client_for(people).get(url(finished_run, "map/", "pools=L1:3")).content.decode()
+    html = client_for(people, "viewer").get(url(finished_run, "map/", "pools=L1:3")).content.decode()
     stats = workspace.statistics_of(finished_run.steps.get(kind=StepKind.STATISTICS))
     q = stats.arrays["quantiles"][stats.position("L1:3")]
     quantiles = list(stats.params["quantiles"])
@@ -233,7 +224,7 @@ def test_the_map_colours_by_the_neurons_percentile_bound(people, finished_run):
 
 def test_a_large_pool_shows_fewer_sentences_per_page(people, finished_run):
     pool = ",".join(f"L0:{u}" for u in range(30))
-    html = client_for(people).get(url(finished_run, "map/", f"pools={pool}&page=2")).content.decode()
+    html = client_for(people, "viewer").get(url(finished_run, "map/", f"pools={pool}&page=2")).content.decode()
     per_page = explore.MAP_ROWS // 30
     numbers = [int(n) for n in re.findall(r"<figcaption>Sentence (\d+)</figcaption>", html)]
     assert numbers == list(range(per_page + 1, 2 * per_page + 1))
@@ -241,14 +232,14 @@ def test_a_large_pool_shows_fewer_sentences_per_page(people, finished_run):
 
 
 def test_the_map_pages_and_a_page_past_the_end_says_so(people, finished_run):
-    client = client_for(people)
+    client = client_for(people, "viewer")
     html = client.get(url(finished_run, "map/", "pools=L1:3&page=99")).content.decode()
     assert "Page 99 is past the last page (10); showing page 10." in text(html)
     assert "Sentence 40" in html and "Next sentences" not in html and "Previous sentences" in html
 
 
 def test_word_search_finds_the_sentences_containing_the_word(people, finished_run):
-    client = client_for(people)
+    client = client_for(people, "viewer")
     store = store_of(finished_run)
     containing = [s for s in range(store.n_sentences) if "tea" in store.sentence(s)]
     html = client.get(url(finished_run, "map/", "pools=L1:3&q=TEA")).content.decode()
@@ -268,7 +259,7 @@ def test_a_missing_store_is_a_message(people, finished_run):
     shutil.rmtree(store.path)
     workspace.loaded.clear()
     explore._column_source.cache_clear()
-    response = client_for(people).get(url(finished_run, "map/", "pools=L1:3"))
+    response = client_for(people, "viewer").get(url(finished_run, "map/", "pools=L1:3"))
     assert response.status_code == 200
     assert "is missing or incomplete; retry the run to rebuild it." in text(response.content.decode())
 
@@ -279,7 +270,7 @@ def test_a_missing_store_is_a_message(people, finished_run):
 def test_typed_text_shows_the_most_active_neurons_per_word_and_the_pools_map(people, finished_run, attached):
     _, anova = steps(finished_run)
     sentence = "the cat sat on the mat ."
-    response = client_for(people).get(url(finished_run, "typed/", f"ranking={anova.pk}&pools=L1:3,L2:5&text="
+    response = client_for(people, "viewer").get(url(finished_run, "typed/", f"ranking={anova.pk}&pools=L1:3,L2:5&text="
                                           + sentence.replace(" ", "+")))
     html = unescape(response.content.decode())
     assert response.status_code == 200 and "z-score against the corpus statistics" in html
@@ -295,7 +286,7 @@ def test_typed_text_shows_the_most_active_neurons_per_word_and_the_pools_map(peo
 
 
 def test_typed_text_bad_input_is_a_message(people, finished_run, settings):
-    client = client_for(people)
+    client = client_for(people, "viewer")
     settings.NEUROX_REALTIME_MAX_WORDS = 3
     html = client.get(url(finished_run, "typed/", "text=one+two+three+four")).content.decode()
     assert "The sentence has 4 words; the realtime path takes at most 3" in text(html)
@@ -305,7 +296,7 @@ def test_typed_text_bad_input_is_a_message(people, finished_run, settings):
 def test_typed_text_without_a_realtime_worker_is_a_503_message(people, finished_run, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     cache.delete(realtime._LIVE_KEY)
-    html = client_for(people).get(url(finished_run, "typed/", "text=the+cat")).content.decode()
+    html = client_for(people, "viewer").get(url(finished_run, "typed/", "text=the+cat")).content.decode()
     assert "No realtime worker is running; start one with" in text(html)
 
 
@@ -313,7 +304,7 @@ def test_typed_text_timing_out_is_a_504_message(people, finished_run, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.NEUROX_REALTIME_TIMEOUT = 0.2
     cache.set(realtime._LIVE_KEY, True)  # believed listening; nothing consumes the queue, so no answer comes
-    html = client_for(people).get(url(finished_run, "typed/", "text=the+cat")).content.decode()
+    html = client_for(people, "viewer").get(url(finished_run, "typed/", "text=the+cat")).content.decode()
     assert "The realtime worker did not answer within 0.2 s" in text(html)
 
 
@@ -321,18 +312,18 @@ def test_typed_text_timing_out_is_a_504_message(people, finished_run, settings):
 
 
 def test_a_run_still_computing_links_to_its_progress(people, queued_run):
-    html = client_for(people).get(url(queued_run)).content.decode()
+    html = client_for(people, "viewer").get(url(queued_run)).content.decode()
     assert "No rankings yet" in html and f"/runs/{queued_run.pk}/\">Progress</a> page" in html
     for part in PARTS[1:]:
-        response = client_for(people).get(url(queued_run, part))
+        response = client_for(people, "viewer").get(url(queued_run, part))
         assert response.status_code == 200
 
 
 def test_an_unknown_ranking_is_a_readable_404(people, finished_run):
-    response = client_for(people).get(url(finished_run, query="ranking=999999"))
+    response = client_for(people, "viewer").get(url(finished_run, query="ranking=999999"))
     assert response.status_code == 404
     assert "Ranking 999999 is not a finished ranking of this run" in text(response.content.decode())
-    partial = client_for(people).get(url(finished_run, "neurons/", "ranking=999999"))
+    partial = client_for(people, "viewer").get(url(finished_run, "neurons/", "ranking=999999"))
     assert "Ranking 999999 is not a finished ranking of this run" in text(partial.content.decode())
 
 
@@ -344,12 +335,12 @@ def test_an_unknown_ranking_is_a_readable_404(people, finished_run):
     ("npage=-1", "The page must be 0 or more."),
 ])
 def test_bad_neuron_list_filters_are_messages(people, finished_run, query, message):
-    response = client_for(people).get(url(finished_run, "neurons/", query))
+    response = client_for(people, "viewer").get(url(finished_run, "neurons/", query))
     assert response.status_code == 200 and message in text(response.content.decode())
 
 
 def test_a_bad_k_is_a_message(people, finished_run):
-    html = client_for(people).get(url(finished_run, "rankings/", "k=7")).content.decode()
+    html = client_for(people, "viewer").get(url(finished_run, "rankings/", "k=7")).content.decode()
     assert "k must be one of 1%, 10, 50." in text(html)
 
 
@@ -357,5 +348,5 @@ def test_a_run_that_failed_before_any_ranking_says_why(people, queued_run):
     from analysis.models import Run, RunState
 
     Run.objects.filter(pk=queued_run.pk).update(state=RunState.FAILED, error="The corpus has no labels.")
-    html = text(client_for(people).get(url(queued_run)).content.decode())
+    html = text(client_for(people, "viewer").get(url(queued_run)).content.decode())
     assert "This run failed before any ranking finished: The corpus has no labels." in html

@@ -8,13 +8,12 @@ import re
 from html import unescape
 
 import pytest
-from django.test import Client
 
 from analysis import explore, services, workspace
 from analysis.engine.confidence import method_agreement
 from analysis.models import RunState, StepKind
-from tests.pipeline_tests.conftest import attached, folders, people, request_for, tiny_bert  # noqa: F401
-from tests.pipeline_tests.test_model_level_steps_eager import other_bert, two_berts  # noqa: F401
+from tests.support.clients import client_for
+from tests.support.runs import request_for
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +28,7 @@ def fresh_caches():
 
 
 @pytest.fixture
-def crossmodel_run(people, two_berts, django_capture_on_commit_callbacks):  # noqa: F811
+def crossmodel_run(people, two_berts, django_capture_on_commit_callbacks):
     request = request_for(two_berts, models=[two_berts["model"].pk, two_berts["second"].pk],
                           rankings=[{"method": "probeless", "bootstrap": 0}], statistics=False,
                           crossmodel=[{"method": "maxcorr"}])
@@ -45,8 +44,7 @@ def probeless_pk(run) -> int:
 
 
 def test_each_models_crossmodel_ranking_is_shown_and_compared_with_that_models_rankings(people, crossmodel_run):
-    client = Client()
-    client.force_login(people["viewer"])
+    client = client_for(people, "viewer")
     cross = crossmodel_run.steps.get(kind=StepKind.CROSSMODEL)
     second_key = cross.params["store_keys"][1]
     base = f"/projects/{crossmodel_run.project_id}/runs/{crossmodel_run.pk}/analysis/"

@@ -7,27 +7,23 @@ import re
 from html import unescape
 
 from django.core.cache import cache
-from django.test import Client
 
 from analysis import explore, realtime, workspace
 from analysis.models import StepKind
-from tests.pipeline_tests.conftest import attached, folders, people, tiny_bert  # noqa: F401
-from tests.pipeline_tests.test_real_workers import celery  # noqa: F401  (the worker-process fixture)
-from tests.pipeline_tests.test_real_workers import pytestmark as real_worker_marks
-from tests.pipeline_web_tests.conftest import finished_run  # noqa: F401
+from tests.support.clients import client_for
+from tests.support.real_workers import REAL_WORKER_MARKS
 
-pytestmark = real_worker_marks
+pytestmark = REAL_WORKER_MARKS
 
 
-def test_a_typed_sentence_is_answered_by_the_realtime_worker(people, finished_run, celery, settings):  # noqa: F811
+def test_a_typed_sentence_is_answered_by_the_realtime_worker(people, finished_run, celery, settings):
     workspace.loaded.clear()
     explore._column_source.cache_clear()
     settings.NEUROX_REALTIME_TIMEOUT = 60  # the cold first call imports torch and loads the model
     cache.delete(realtime._LIVE_KEY)
     celery("worker", "-Q", "realtime", "--concurrency", "1", name="realtime")
     anova = finished_run.steps.get(kind=StepKind.RANKING, params__method="anova")
-    client = Client()
-    client.force_login(people["viewer"])
+    client = client_for(people, "viewer")
     response = client.get(f"/projects/{finished_run.project_id}/runs/{finished_run.pk}/analysis/typed/"
                           f"?ranking={anova.pk}&pools=L1:3&text=the+dog+ran+to+the+park+.")
     html = unescape(response.content.decode())

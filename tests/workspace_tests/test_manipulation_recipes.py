@@ -8,17 +8,15 @@ import re
 
 import pytest
 from django.urls import reverse
-from rest_framework.test import APIClient
 
 from analysis.models import ManipulationRecipe
-from tests.workspace_tests.manipulation_fixtures import ROLES, client_for, manip_run  # noqa: F401
-from tests.workspace_tests.manipulation_fixtures import attached, folders, people, tiny_bert  # noqa: F401
+from tests.support.clients import api_client_for, client_for
+from tests.support.roles import ROLES, WRITERS, expected_status
 
 pytestmark = pytest.mark.django_db
 
 QUERY = "model={model}&pools=L1:3,L2:5&corpus=3&op.L1:3=shift&v.L1:3=1.5&op.L2:5=clamp&v.L2:5=-0.25" \
         "&positions=label&label=VERB&mask=5"
-WRITERS = {"owner", "editor"}
 
 
 def save_url(people, run):
@@ -98,7 +96,7 @@ def test_who_may_delete_from_the_page(people, manip_run, attached, who):
 
 
 def test_a_recipe_of_another_project_is_not_found(people, manip_run, attached):
-    from tests.projects_tests.factories import ProjectFactory
+    from tests.factories import ProjectFactory
 
     other = ProjectFactory(owner=people["owner"], name="Elsewhere")
     row = ManipulationRecipe.objects.create(project=other, created_by=people["owner"], name="theirs",
@@ -109,13 +107,6 @@ def test_a_recipe_of_another_project_is_not_found(people, manip_run, attached):
 # ------------------------------------------------------------------------------------------------ API
 
 
-def api(people, who):
-    client = APIClient()
-    if who != "anonymous":
-        client.force_authenticate(people[who])
-    return client
-
-
 def list_url(people):
     return reverse("project-recipe-list", args=[people["project"].pk])
 
@@ -124,37 +115,33 @@ def detail_url(people, row):
     return reverse("project-recipe-detail", args=[people["project"].pk, row.pk])
 
 
-def api_status(who, allowed, ok):
-    return {"anonymous": 401, "stranger": 404}.get(who, ok if who in allowed else 403)
-
-
 @pytest.mark.parametrize("who", ROLES)
 def test_api_permission_matrix(people, manip_run, attached, who):
     row = make_recipe(people, manip_run, attached)
     members = {"owner", "editor", "viewer"}
-    client = api(people, who)
+    client = api_client_for(people, who)
     listed = client.get(list_url(people))
-    assert listed.status_code == api_status(who, members, 200)
+    assert listed.status_code == expected_status(who, members, 200)
     if listed.status_code == 200:
         assert [r["name"] for r in listed.json()["results"]] == ["tense flip"]
-    assert client.get(detail_url(people, row)).status_code == api_status(who, members, 200)
+    assert client.get(detail_url(people, row)).status_code == expected_status(who, members, 200)
     created = client.post(list_url(people), {"name": "new", "run": manip_run.pk, "recipe": good_recipe(attached)},
                           format="json")
-    assert created.status_code == api_status(who, WRITERS, 201), created.content
+    assert created.status_code == expected_status(who, WRITERS, 201), created.content
     assert ManipulationRecipe.objects.count() == (2 if who in WRITERS else 1)
-    assert client.delete(detail_url(people, row)).status_code == api_status(who, WRITERS, 204)
+    assert client.delete(detail_url(people, row)).status_code == expected_status(who, WRITERS, 204)
     assert ManipulationRecipe.objects.filter(pk=row.pk).exists() == (who not in WRITERS)
 
 
 def test_api_create_and_retrieve(people, manip_run, attached):
-    client = api(people, "editor")
+    client = api_client_for(people, "editor")
     body = {"name": "VERB at the verb", "run": manip_run.pk, "recipe": good_recipe(
         attached, corpus_sentence=3, sentence="", positions={"mode": "label", "label": "VERB"})}
     created = client.post(list_url(people), body, format="json").json()
     assert created["created_by"] == "eddie" and created["run"] == manip_run.pk
     assert created["recipe"]["sentence"] and created["recipe"]["positions"] == {"mode": "label", "label": "VERB"}
     row = ManipulationRecipe.objects.get(pk=created["id"])
-    assert api(people, "viewer").get(detail_url(people, row)).json()["recipe"] == created["recipe"]
+    assert api_client_for(people, "viewer").get(detail_url(people, row)).json()["recipe"] == created["recipe"]
 
 
 @pytest.mark.parametrize("change,field,message", [
@@ -185,7 +172,7 @@ def test_api_bad_recipes_are_refused_with_a_message(people, manip_run, attached,
         body["recipe"] = {**body["recipe"], **change["recipe"]}
     else:
         body.update(change)
-    answer = api(people, "owner").post(list_url(people), body, format="json")
+    answer = api_client_for(people, "owner").post(list_url(people), body, format="json")
     assert answer.status_code == 400, answer.content
     fields = answer.json()["fields"]  # nested recipe errors come back as recipe.<part>
     key = field if field in ("name", "run") else "recipe" if field == "recipe" else f"recipe.{field}"

@@ -14,8 +14,8 @@ from analysis import manipulation_view as logic
 from analysis import realtime
 from analysis.models import RunState, StepKind
 from analysis.workspace import ranking_of, statistics_of, succeeded_steps
-from tests.workspace_tests.manipulation_fixtures import ROLES, client_for, manip_run  # noqa: F401
-from tests.workspace_tests.manipulation_fixtures import attached, folders, people, tiny_bert  # noqa: F401
+from tests.support.clients import client_for
+from tests.support.roles import ROLES
 
 pytestmark = pytest.mark.django_db
 
@@ -233,7 +233,7 @@ def test_permission_matrix_page_and_partial(people, manip_run, who):
 
 def test_a_run_without_activations_says_so(people, attached, django_capture_on_commit_callbacks):
     from analysis import services
-    from tests.pipeline_tests.conftest import request_for
+    from tests.support.runs import request_for
 
     with django_capture_on_commit_callbacks(execute=False):
         run = services.create_run(people["owner"], people["project"], request_for(attached))
@@ -242,12 +242,12 @@ def test_a_run_without_activations_says_so(people, attached, django_capture_on_c
 
 
 @pytest.mark.parametrize("arch,task,neuron_set", [("gpt2", "generation", "L"), ("marian", "translation", "enc.L")])
-def test_text_models_show_generated_text_side_by_side(people, folders, arch, task, neuron_set, tmp_path,  # noqa: F811
+def test_text_models_show_generated_text_side_by_side(people, folders, arch, task, neuron_set, tmp_path,
                                                       django_capture_on_commit_callbacks, monkeypatch):
     from analysis import services
     from projects.services.attachments import attach_upload
-    from tests.engine_tests.tiny_models import make_tiny_model
-    from tests.pipeline_tests.conftest import upload_corpus, upload_model
+    from tests.support.tiny_models import make_tiny_model
+    from tests.support.uploads import upload_corpus, upload_model
 
     monkeypatch.setattr(realtime, "_cache", None)
     owner, project = people["owner"], people["project"]

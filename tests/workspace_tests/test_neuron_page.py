@@ -12,12 +12,11 @@ from analysis import neuron_page as page
 from analysis.engine.neurons import NeuronId
 from analysis.models import StepKind
 from analysis.workspace import loaded, ranking_of, statistics_of, store_of
+from tests.support.clients import client_for
+from tests.support.roles import MEMBERS, ROLES, page_status
+from tests.support.urls import run_page_url
 
-from .neuron_fixtures import (  # noqa: F401 (fixtures)
-    ROLES, attached, client_for, finished_run, folders, fresh_results_cache, other_tiny_bert, page_status, people,
-    queued_run, run_url, tiny_bert, two_model_run)
-
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_results_cache")]
 
 NEURON = "L1:3"
 
@@ -29,14 +28,14 @@ def store_key(run):
 @pytest.mark.parametrize("who", ROLES)
 @pytest.mark.parametrize("tail", [f"neurons/{NEURON}/", f"neurons/{NEURON}/correlations/"])
 def test_the_neuron_page_and_its_correlations_are_for_members(people, finished_run, who, tail):
-    response = client_for(people, who).get(run_url(finished_run, tail))
-    assert response.status_code == page_status(who)
+    response = client_for(people, who).get(run_page_url(finished_run, tail))
+    assert response.status_code == page_status(who, MEMBERS)
     if who == "anonymous":
         assert "/accounts/login/" in response["Location"]
 
 
 def test_the_page_shows_the_engines_statistics(people, finished_run):
-    response = client_for(people, "viewer").get(run_url(finished_run, f"neurons/{NEURON}/"))
+    response = client_for(people, "viewer").get(run_page_url(finished_run, f"neurons/{NEURON}/"))
     assert response.status_code == 200
     step = finished_run.steps.get(kind=StepKind.STATISTICS)
     store = store_of(store_key(finished_run))
@@ -63,7 +62,7 @@ def test_the_page_shows_the_engines_statistics(people, finished_run):
 
 
 def test_the_page_shows_the_rank_in_each_ranking(people, finished_run):
-    response = client_for(people, "owner").get(run_url(finished_run, f"neurons/{NEURON}/"))
+    response = client_for(people, "owner").get(run_page_url(finished_run, f"neurons/{NEURON}/"))
     ranks = {r["method"]: r for r in response.context["ranks"]}
     assert set(ranks) == {"probeless", "anova"}
     for step in finished_run.steps.filter(kind=StepKind.RANKING):
@@ -144,7 +143,7 @@ def test_correlation_with_word_position_matches_numpy(finished_run):
 
 
 def test_the_correlations_partial_lists_neighbours_and_position(people, finished_run):
-    html = client_for(people, "viewer").get(run_url(finished_run, f"neurons/{NEURON}/correlations/?pools=L0:1"))
+    html = client_for(people, "viewer").get(run_page_url(finished_run, f"neurons/{NEURON}/correlations/?pools=L0:1"))
     text = html.content.decode()
     assert "Most correlated neurons in tiny bert" in text
     assert "against all 96 neurons of the run's selection" in text
@@ -164,11 +163,11 @@ def test_correlations_in_the_other_model_are_word_by_word(people, two_model_run)
     expected = reference_r(target, theirs.rows(slice(None)).astype(np.float64))
     best = np.argsort(-np.abs(expected), kind="stable")[:page.TOP_CORRELATED]
     np.testing.assert_allclose([abs(c["r"]) for c in other["neurons"]], np.abs(expected[best]), atol=1e-5)
-    html = client_for(people, "owner").get(run_url(two_model_run, f"neurons/{NEURON}/correlations/"))
+    html = client_for(people, "owner").get(run_page_url(two_model_run, f"neurons/{NEURON}/correlations/"))
     assert "Most correlated neurons in tiny bert two" in html.content.decode()
     assert f"model={models[1].store_key}" in html.content.decode()
     # the other model's page of a neuron, by its store key
-    response = client_for(people, "owner").get(run_url(two_model_run, f"neurons/{NEURON}/?model={models[1].store_key}"))
+    response = client_for(people, "owner").get(run_page_url(two_model_run, f"neurons/{NEURON}/?model={models[1].store_key}"))
     assert response.status_code == 200 and response.context["found"].model == models[1]
 
 
@@ -180,7 +179,7 @@ def test_correlations_in_the_other_model_are_word_by_word(people, two_model_run)
 ])
 def test_a_neuron_outside_the_run_is_a_readable_404(people, finished_run, label, message):
     for tail in (f"neurons/{label}/", f"neurons/{label}/correlations/"):
-        response = client_for(people, "owner").get(run_url(finished_run, tail))
+        response = client_for(people, "owner").get(run_page_url(finished_run, tail))
         assert response.status_code == 404
         text = response.content.decode().replace("&#x27;", "'")
         assert message in text
@@ -190,22 +189,22 @@ def test_a_neuron_outside_the_run_is_a_readable_404(people, finished_run, label,
 def test_links_keep_the_view_state_and_add_to_the_pool(people, finished_run):
     ranking = finished_run.steps.filter(kind=StepKind.RANKING).first().pk
     query = f"ranking={ranking}&pools=L0:1,L2:5&page=2"
-    response = client_for(people, "owner").get(run_url(finished_run, f"neurons/{NEURON}/?{query}"))
+    response = client_for(people, "owner").get(run_page_url(finished_run, f"neurons/{NEURON}/?{query}"))
     html = response.content.decode()
-    back = f"{run_url(finished_run, 'analysis/')}?ranking={ranking}&amp;pools=L0%3A1%2CL2%3A5&amp;page=2"
+    back = f"{run_page_url(finished_run, 'analysis/')}?ranking={ranking}&amp;pools=L0%3A1%2CL2%3A5&amp;page=2"
     assert f'href="{back}"' in html
     assert "pools=L0%3A1%2CL2%3A5%2CL1%3A3" in html  # the add-to-pool link
-    in_pool = client_for(people, "owner").get(run_url(finished_run, f"neurons/{NEURON}/?pools={NEURON}"))
+    in_pool = client_for(people, "owner").get(run_page_url(finished_run, f"neurons/{NEURON}/?pools={NEURON}"))
     assert "In the pool" in in_pool.content.decode()
 
 
 def test_a_run_without_statistics_says_so(people, attached, django_capture_on_commit_callbacks):
     from analysis import services
-    from tests.pipeline_tests.conftest import request_for
+    from tests.support.runs import request_for
 
     with django_capture_on_commit_callbacks(execute=True):
         run = services.create_run(people["owner"], people["project"], {**request_for(attached), "statistics": False})
-    response = client_for(people, "owner").get(run_url(run, f"neurons/{NEURON}/"))
+    response = client_for(people, "owner").get(run_page_url(run, f"neurons/{NEURON}/"))
     assert response.status_code == 200
     assert "This run computed no neuron statistics" in response.content.decode()
     assert len(response.context["ranks"]) == 2
@@ -215,12 +214,12 @@ def test_a_missing_store_is_a_readable_404(people, finished_run, folders):
     import shutil
 
     shutil.rmtree(folders["results"] / "stores" / store_key(finished_run))
-    response = client_for(people, "owner").get(run_url(finished_run, f"neurons/{NEURON}/"))
+    response = client_for(people, "owner").get(run_page_url(finished_run, f"neurons/{NEURON}/"))
     assert response.status_code == 404
     assert "is missing or incomplete; retry the run to rebuild it." in response.content.decode()
 
 
 def test_a_run_still_computing_has_no_neuron_pages_yet(people, queued_run):
-    response = client_for(people, "viewer").get(run_url(queued_run, f"neurons/{NEURON}/"))
+    response = client_for(people, "viewer").get(run_page_url(queued_run, f"neurons/{NEURON}/"))
     assert response.status_code == 404
     assert "This run is still computing, so it has no neuron pages yet." in response.content.decode()

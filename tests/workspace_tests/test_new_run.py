@@ -8,33 +8,22 @@ import json
 import re
 
 import pytest
-from django.test import Client
 
 from analysis import estimates, services
 from analysis.models import LogLine, Result, ResultKind, Run, Step, StepKind
 from analysis.workspace import ranking_of
-from tests.pipeline_web_tests.conftest import (  # noqa: F401
-    ROLES, WRITERS, attached, finished_run, folders, people, request_for, tiny_bert)
+from tests.support.clients import client_for
+from tests.support.roles import ROLES, WRITERS, page_status
+from tests.support.runs import request_for
 
 pytestmark = pytest.mark.django_db
 
 
-def client_for(people, who: str) -> Client:  # noqa: F811
-    client = Client()
-    if who != "anonymous":
-        client.force_login(people[who])
-    return client
-
-
-def url(people, tail=""):  # noqa: F811
+def url(people, tail=""):
     return f"/projects/{people['project'].pk}/runs/new/{tail}"
 
 
-def page_status(who: str) -> int:
-    return {"anonymous": 302, "stranger": 404, "viewer": 403}.get(who, 200)
-
-
-def form_data(attached, *rankings, **changes):  # noqa: F811
+def form_data(attached, *rankings, **changes):
     """What the browser posts: the form's inputs, each ranking the dialog added as one JSON input."""
     data = {"models": [attached["model"].pk], "corpus": attached["corpus"].pk, "neuron_sets": ["hidden"],
             "layers": "", "statistics": "on", "seed": "0", "rankings": [json.dumps(r) for r in rankings]}
@@ -56,7 +45,7 @@ def field_errors(html: str, field: str) -> str:
 @pytest.mark.parametrize("who", ROLES)
 def test_the_form_is_for_editors_and_owners(people, attached, who):
     response = client_for(people, who).get(url(people))
-    assert response.status_code == page_status(who)
+    assert response.status_code == page_status(who, WRITERS)
     if who == "anonymous":
         assert response["Location"].startswith("/accounts/login/")
     if who == "viewer":
@@ -74,7 +63,7 @@ def test_posting_the_form_and_its_partials_needs_the_editor_role(people, attache
     data = form_data(attached, {"method": "probeless", "bootstrap": 0}) if tail != "ranking/" else {"method": "anova"}
     with django_capture_on_commit_callbacks(execute=False):
         response = client_for(people, who).post(url(people, tail), data)
-    expected = page_status(who)
+    expected = page_status(who, WRITERS)
     if tail == "" and who in WRITERS:
         expected = 302
     assert response.status_code == expected
@@ -221,7 +210,7 @@ def test_the_estimate_of_a_tiny_model_matches_the_store_it_writes(people, attach
     assert abs(predicted - written) <= 0.05 * written, (predicted, written)
 
 
-def test_the_mlp_width_comes_from_the_stored_config(people, attached, tiny_bert):  # noqa: F811
+def test_the_mlp_width_comes_from_the_stored_config(people, attached, tiny_bert):
     config = json.loads((tiny_bert / "config.json").read_text())
     model = attached["model"]
     assert estimates.store_shape(model, ["hidden", "mlp"]) == {

@@ -15,11 +15,11 @@ from django.utils import timezone
 from analysis import consumers, selectors, services
 from analysis.models import Run, RunState, Step, StepKind
 from neurox_site.asgi import application
-from tests.pipeline_web_tests.conftest import people  # noqa: F401
+from tests.support.clients import client_for
 
 
 @pytest.fixture
-def bare_run(people):  # noqa: F811
+def bare_run(people):
     """A run with a running extraction halfway through (started 60 s ago) and a pending ranking."""
     run = Run.objects.create(project=people["project"], created_by=people["owner"], request={}, state="running")
     started = timezone.now() - timedelta(seconds=60)
@@ -35,10 +35,8 @@ def page_of(run):
 
 
 @pytest.mark.django_db
-def test_the_run_page_is_the_progress_tab_with_time_left(people, bare_run):  # noqa: F811
-    client = Client()
-    client.force_login(people["viewer"])
-    html = client.get(page_of(bare_run)).content.decode()
+def test_the_run_page_is_the_progress_tab_with_time_left(people, bare_run):
+    html = client_for(people, "viewer").get(page_of(bare_run)).content.decode()
     assert 'aria-label="Views of this run"' in html and 'aria-current="page">Progress</a>' in html
     assert "140 / 280 words" in html and 'aria-valuetext="140 of 280 words"' in html
     assert "about 1 min left" in html  # 140 words in 60 s: 140 more take about as long
@@ -46,7 +44,7 @@ def test_the_run_page_is_the_progress_tab_with_time_left(people, bare_run):  # n
 
 
 @pytest.mark.django_db
-def test_time_left_follows_the_rate_since_the_step_started(people, bare_run):  # noqa: F811
+def test_time_left_follows_the_rate_since_the_step_started(people, bare_run):
     now = timezone.now()
     step = bare_run.steps.get(kind=StepKind.EXTRACT)
     Step.objects.filter(pk=step.pk).update(started_at=now - timedelta(seconds=10), done=20, total=100)
@@ -59,12 +57,10 @@ def test_time_left_follows_the_rate_since_the_step_started(people, bare_run):  #
 
 
 @pytest.mark.django_db
-def test_a_succeeded_run_page_leads_to_its_views(people, bare_run):  # noqa: F811
+def test_a_succeeded_run_page_leads_to_its_views(people, bare_run):
     Run.objects.filter(pk=bare_run.pk).update(state=RunState.SUCCEEDED)
     Step.objects.filter(run=bare_run).update(state="succeeded", done=280)
-    client = Client()
-    client.force_login(people["viewer"])
-    html = client.get(page_of(bare_run)).content.decode()
+    html = client_for(people, "viewer").get(page_of(bare_run)).content.decode()
     assert "The run has finished" in html
     for tail in ("analysis", "ablation", "manipulation"):
         assert f'href="{page_of(bare_run)}{tail}/"' in html
@@ -77,7 +73,7 @@ def anyio_backend():
 
 @pytest.mark.anyio
 @pytest.mark.django_db(transaction=True)
-async def test_the_finishing_message_swaps_in_the_views(people, bare_run, monkeypatch):  # noqa: F811
+async def test_the_finishing_message_swaps_in_the_views(people, bare_run, monkeypatch):
     monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 60)  # only the wake-up of the finishing step
     cookie = await database_sync_to_async(_session_cookie)(people["viewer"])
     socket = WebsocketCommunicator(application, f"/ws/runs/{bare_run.pk}/",

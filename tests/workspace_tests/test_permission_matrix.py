@@ -26,19 +26,15 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from django.conf import settings
 from django.shortcuts import resolve_url
-from django.test import Client
 from django.urls import Resolver404, URLPattern, URLResolver, resolve, reverse
 from rest_framework.test import APIClient
 
 from analysis import api_urls, urls, workspace
 from analysis.models import StepKind
 from analysis.results import results_of
-from tests.pipeline_tests.conftest import request_for
-from tests.pipeline_web_tests.conftest import attached, finished_run, folders, people, tiny_bert  # noqa: F401
-
-ROLES = ("owner", "editor", "viewer", "stranger", "anonymous")
-MEMBERS = {"owner", "editor", "viewer"}
-WRITERS = {"owner", "editor"}
+from tests.support.clients import api_client_for, client_for
+from tests.support.roles import ROLES, WRITERS
+from tests.support.runs import request_for
 
 
 @dataclass(frozen=True)
@@ -198,7 +194,7 @@ class World:
 
 
 @pytest.fixture
-def world(people, attached, finished_run):  # noqa: F811
+def world(people, attached, finished_run):
     workspace.loaded.clear()  # results are cached by content key; this test's files are in new folders
     ranking_step = workspace.succeeded_steps(finished_run, StepKind.RANKING)[0]
     ranking = workspace.ranking_of(ranking_step)
@@ -209,8 +205,7 @@ def world(people, attached, finished_run):  # noqa: F811
     first = with_files[0]
     world = World(people=people, attached=attached, run=finished_run, neuron=ranking.top(1)[0].label, steps=steps,
                   result_file=(first.step, sorted(first.files)[0]))
-    owner = Client()
-    owner.force_login(people["owner"])
+    owner = client_for(people, "owner")
     pages = [url_of(key, world) for key in TABLE if key in PATTERNS and not needs_a_link(key)]
     world.links = linked_urls(lambda url: html_of(owner, url), pages)
     return world
@@ -283,16 +278,9 @@ def url_of(key: str, world: World) -> str:
     return reverse(f"analysis:{name}" if kind == "page" else name, kwargs=kwargs)
 
 
-def client_for(key: str, world: World, who: str):
-    if key.startswith("page:"):
-        client = Client()
-        if who != "anonymous":
-            client.force_login(world.people[who])
-        return client
-    client = APIClient()
-    if who != "anonymous":
-        client.force_authenticate(user=world.people[who])
-    return client
+def client_for_key(key: str, world: World, who: str):
+    """A signed-in test client for a page row, a DRF client for an API row."""
+    return (client_for if key.startswith("page:") else api_client_for)(world.people, who)
 
 
 def ask(client, method: str, url: str, body):
@@ -326,7 +314,7 @@ def check(key: str, method: str, access: Access, who: str, world: World) -> str 
     """None when ``who``'s ``method`` on the URL answers as the table says; else what went wrong."""
     url = url_of(key, world)
     body = TABLE[key].body(world) if method == "POST" and TABLE[key].body else None
-    answer = ask(client_for(key, world, who), method, url, body)
+    answer = ask(client_for_key(key, world, who), method, url, body)
     status = answer.status_code
     if status >= 500:
         return f"{who} {method} {url}: {status} (a server error)"
@@ -361,7 +349,7 @@ def test_each_role_gets_what_the_table_says(key, world):
                 problems.append(problem)
     url = url_of(key, world)
     for who in ("owner", "viewer", "stranger"):
-        client = client_for(key, world, who)
+        client = client_for_key(key, world, who)
         for method in ("POST", "PUT", "PATCH", "DELETE"):
             if method not in TABLE[key].methods:
                 status = getattr(client, method.lower())(url).status_code

@@ -15,12 +15,10 @@ from analysis.models import Result, StepKind
 from analysis.provenance import ENGINE, engine_version, provenance_of
 from analysis.workspace import ranking_of
 from projects.services.storage import local_folder
+from tests.support.clients import client_for
+from tests.support.urls import run_page_url
 
-from .neuron_fixtures import (  # noqa: F401 (fixtures)
-    attached, client_for, finished_run, folders, fresh_results_cache, other_tiny_bert, people, run_url, tiny_bert,
-    two_model_run)
-
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_results_cache")]
 
 COMMAND_OF_KIND = {StepKind.EXTRACT: "extract", StepKind.RANKING: "rank", StepKind.STATISTICS: "stats",
                    StepKind.PROBE_ABLATION: "probe-ablate", StepKind.CROSSMODEL: "crossmodel"}
@@ -82,7 +80,7 @@ def test_library_versions_are_recorded_at_compute_time(finished_run):
 
 
 def test_the_downloads_page_shows_what_each_result_came_from(people, finished_run, attached):
-    html = client_for(people, "viewer").get(run_url(finished_run, "downloads/")).content.decode()
+    html = client_for(people, "viewer").get(run_page_url(finished_run, "downloads/")).content.decode()
     assert f"sha256 {attached['model'].sha256}" in html and f"sha256 {attached['corpus'].sha256}" in html
     assert f"torch <code>{metadata.version('torch')}</code>" in html
     assert "python -m analysis.engine rank ./tiny-bert ./toy.conllu" in html
@@ -95,7 +93,7 @@ def test_a_result_without_versions_says_not_recorded(people, finished_run):
     result.meta = {k: v for k, v in result.meta.items() if k != "versions"}
     result.save()
     assert provenance_of(step).versions is None
-    html = client_for(people, "owner").get(run_url(finished_run, "neurons/L1:3/")).content.decode()
+    html = client_for(people, "owner").get(run_page_url(finished_run, "neurons/L1:3/")).content.decode()
     assert "not recorded (computed before versions were kept)" in html
     assert "python -m analysis.engine stats var/engine/stores/" in html and "L1:3</code>" in html
 
