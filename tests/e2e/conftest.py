@@ -1,8 +1,9 @@
-"""Fixtures for the browser tests: a real uvicorn server on the test database, and the system Chromium.
+"""Fixtures for the browser tests: a real uvicorn server on the test database, the system Chromium, and what
+several of them start from (uploads in the server's storage, a bare run).
 
 The server runs in another process, so it only sees committed data: the tests use pytest-django's
 ``transactional_db`` (data is committed, then the tables are flushed after each test). On SQLite the test
-database must then be a file, not pytest-django's in-memory default; see ``_sqlite_test_database_on_disk``.
+database must then be a file, not pytest-django's in-memory default; tests/settings.py makes it one.
 """
 
 from __future__ import annotations
@@ -13,16 +14,12 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
+from analysis import services
+from analysis.models import Run, Step, StepKind
 from tests.assets import skip_or_fail_in_ci
 from tests.e2e.server import ServerProcess
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-# A laptop screen: the page must be usable at this size.
-VIEWPORT = {"width": 1366, "height": 900}
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, VIEWPORT
+from tests.support.uploads import attach_model_and_corpus
 
 
 @pytest.fixture(scope="session")
@@ -102,6 +99,23 @@ def screenshots(request):
     from tests.e2e.screenshots import for_test
 
     return for_test(request.node.name)
+
+
+@pytest.fixture
+def server_uploads(people, tiny_bert):
+    """The owner's tiny model and 40-sentence corpus attached to the project, in the storage the server reads
+    (the default folders: no per-test ``folders``, the server is another process)."""
+    return attach_model_and_corpus(people["owner"], people["project"], tiny_bert)
+
+
+@pytest.fixture
+def bare_run(people):
+    """A run with one queued step and one log line, made directly (nothing is sent to a worker)."""
+    run = Run.objects.create(project=people["project"], created_by=people["owner"], request={})
+    Step.objects.create(run=run, kind=StepKind.EXTRACT, title="Extract activations: tiny × toy", result_key="k",
+                        queue="gpu", state="queued", done=0, total=280, unit="words")
+    services.write_log(run.pk, ["Run created by olivia: 1 steps."])
+    return run
 
 
 @pytest.hookimpl(wrapper=True)

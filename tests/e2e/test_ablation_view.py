@@ -10,22 +10,16 @@ from playwright.sync_api import Page, expect
 
 from analysis import services
 from analysis.models import RunState
-from projects.services.attachments import attach_upload
-from tests.pipeline_tests.conftest import people, request_for, tiny_bert, upload_corpus, upload_model  # noqa: F401
-
-from .test_newcomer_journey import sign_in
+from tests.support.browser import sign_in
+from tests.support.runs import request_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture
-def ablation_run(people, tiny_bert):  # noqa: F811
-    owner, project = people["owner"], people["project"]
-    model, corpus = upload_model(owner, tiny_bert), upload_corpus(owner)
-    attach_upload(owner, project, model)
-    attach_upload(owner, project, corpus)
-    run = services.create_run(owner, project, request_for(
-        {"model": model, "corpus": corpus}, rankings=[], statistics=False,
+def ablation_run(people, server_uploads):
+    run = services.create_run(people["owner"], people["project"], request_for(
+        server_uploads, rankings=[], statistics=False,
         probe_ablation={"percents": [25, 50, 100], "random_seeds": 3, "modes": ["zero_out"]}))
     run.refresh_from_db()
     assert run.state == RunState.SUCCEEDED

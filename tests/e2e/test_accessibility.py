@@ -9,11 +9,9 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import Page
 
-from tests.pipeline_tests.conftest import people  # noqa: F401
+from tests.support.browser import sign_in
 
 from .a11y import FAILING_IMPACTS, assert_no_serious_violations, axe_violations, describe
-from .test_newcomer_journey import sign_in
-from .test_run_page_live import bare_run  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -26,7 +24,7 @@ def test_sign_in_page_has_no_serious_violations(page: Page, screenshots):
     assert_no_serious_violations(page)
 
 
-def test_signed_in_pages_have_no_serious_violations(page: Page, people, bare_run, screenshots):  # noqa: F811
+def test_signed_in_pages_have_no_serious_violations(page: Page, people, bare_run, screenshots):
     project = people["project"]
     sign_in(page, "olivia")
     pages = {

@@ -8,15 +8,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from analysis import services
-from tests.pipeline_tests.conftest import attached, people, request_for, tiny_bert  # noqa: F401
-
-from .test_newcomer_journey import sign_in
+from tests.support.browser import sign_in
+from tests.support.runs import request_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture
-def folders(settings, tmp_path):  # noqa: F811
+def folders(settings, tmp_path):
     """Uploads in a fresh folder; results where the server process reads them (its settings are ours)."""
     media = tmp_path / "media"
     media.mkdir()
@@ -28,14 +27,14 @@ def folders(settings, tmp_path):  # noqa: F811
 
 
 @pytest.fixture
-def computed_run(people, attached):  # noqa: F811
+def computed_run(people, attached):
     run = services.create_run(people["owner"], people["project"], request_for(attached))
     run.refresh_from_db()
     assert run.state == "succeeded", run.error
     return run
 
 
-def test_a_viewer_reads_a_neuron_page_with_the_keyboard(page: Page, people, computed_run, tmp_path):  # noqa: F811
+def test_a_viewer_reads_a_neuron_page_with_the_keyboard(page: Page, people, computed_run, tmp_path):
     sign_in(page, "vera")
     base = f"/projects/{computed_run.project_id}/runs/{computed_run.pk}"
     page.goto(f"{base}/neurons/L1:3/?pools=L0:1")

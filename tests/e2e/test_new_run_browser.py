@@ -12,25 +12,12 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from analysis.models import Run
-from projects.services.attachments import attach_upload
-from tests.pipeline_tests.conftest import people, tiny_bert, upload_corpus, upload_model  # noqa: F401
-
-from .test_newcomer_journey import sign_in
+from tests.support.browser import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture
-def uploaded(people, tiny_bert):  # noqa: F811
-    """The tiny model and corpus in the server's own storage (no per-test folders: it is another process)."""
-    owner, project = people["owner"], people["project"]
-    model, corpus = upload_model(owner, tiny_bert), upload_corpus(owner)
-    attach_upload(owner, project, model)
-    attach_upload(owner, project, corpus)
-    return {"model": model, "corpus": corpus}
-
-
-def test_an_editor_starts_an_analysis_with_two_rankings(page: Page, people, uploaded, tmp_path):  # noqa: F811
+def test_an_editor_starts_an_analysis_with_two_rankings(page: Page, people, server_uploads, tmp_path):
     problems = []
     page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
     sign_in(page, "eddie")
@@ -38,7 +25,7 @@ def test_an_editor_starts_an_analysis_with_two_rankings(page: Page, people, uplo
     page.get_by_role("link", name="New analysis…").click()
     expect(page.get_by_role("heading", name="New analysis", exact=True)).to_be_visible()
     page.get_by_role("checkbox", name=re.compile("tiny bert")).check()
-    page.get_by_label("Corpus").select_option(str(uploaded["corpus"].pk))
+    page.get_by_label("Corpus").select_option(str(server_uploads["corpus"].pk))
     estimate = page.locator("#estimate")
     expect(estimate).to_contain_text("Neuron statistics: tiny bert: new")
     page.get_by_label("Neuron statistics").uncheck()
@@ -89,7 +76,7 @@ def test_an_editor_starts_an_analysis_with_two_rankings(page: Page, people, uplo
     assert problems == []
 
 
-def test_the_run_page_becomes_the_way_into_the_views_when_the_run_finishes(page: Page, people):  # noqa: F811
+def test_the_run_page_becomes_the_way_into_the_views_when_the_run_finishes(page: Page, people):
     """The page stays open while the run ends (rows written by this process; the consumer's database catch-up
     brings them): the bars fill, the time left goes, and the links to the views appear without a reload."""
     from datetime import timedelta

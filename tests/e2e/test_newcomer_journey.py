@@ -20,6 +20,7 @@ from projects import selectors
 from projects.models import CorpusUpload, ModelUpload, Project
 from tests.assets import UD_DEV, minilm_model_dir
 from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.support.browser import sign_in, tab_to
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -58,14 +59,6 @@ def watched_page(page: Page):
 def stored_files() -> set[str]:
     root = Path(settings.MEDIA_ROOT)
     return {str(path.relative_to(root)) for path in root.rglob("*") if path.is_file()} if root.exists() else set()
-
-
-def sign_in(page: Page, username: str) -> None:
-    page.goto("/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", DEFAULT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("button", name=f"Sign out {username}")).to_be_visible()
 
 
 def test_sign_in_create_project_upload_real_model_and_corpus(watched_page: Page, real_inputs, tmp_path):
@@ -191,21 +184,3 @@ def text_and_background_colors(locator) -> tuple[str, str]:
         }"""
     ))
 
-
-def tab_to(page: Page, element_id: str, limit: int = 40) -> int:
-    """Press Tab until the element with ``element_id`` has the focus; fails after ``limit`` presses, listing
-    where the focus went. Returns the number of presses."""
-    visited = []
-    for presses in range(1, limit + 1):
-        page.keyboard.press("Tab")
-        focused_id, description = page.evaluate(
-            """() => {
-                const e = document.activeElement;
-                if (!e) return [null, null];
-                return [e.id, e.id || e.getAttribute('name') || e.textContent.trim().slice(0, 30) || e.tagName];
-            }"""
-        )
-        if focused_id == element_id:
-            return presses
-        visited.append(description)
-    pytest.fail(f"#{element_id} not reached with {limit} Tab presses; the focus went to {visited}")

@@ -4,7 +4,6 @@ that both commands use, on a throw-away copy of the scripts with empty requireme
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -13,20 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.newcomer import REPO_ROOT, newcomer_env
+
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LOGIN = re.compile(r"username: (?P<username>\S+)\s+password: (?P<password>\S+)")
-
-
-def newcomer_env(**extra: str) -> dict[str, str]:
-    """The environment of someone who just cloned the repository: none of the test suite's or CI's settings."""
-    env = {
-        name: value for name, value in os.environ.items()
-        if not name.startswith(("NEUROX_", "DJANGO_", "DATABASE_", "REDIS_", "CELERY_"))
-        and name not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "PYTHON"}
-    }
-    return {**env, **extra}
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,10 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as websocket_connect
 
 from analysis.examples.catalogue import EXAMPLES
-from tests.e2e.test_newcomer_scripts import REPO_ROOT, newcomer_env
+from tests.support.newcomer import REPO_ROOT, newcomer_env
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def get(url: str, data: bytes | None = None) -> tuple[int, bytes]:

@@ -15,9 +15,8 @@ from playwright.sync_api import Page, expect
 from accounts import services as account_services
 from projects.models import CorpusFormat, CorpusUpload, ModelUpload, Role, TestSetUpload
 from tests.assets import minilm_model_dir
-from tests.e2e.test_newcomer_journey import sign_in, tab_to
-from tests.factories import UserFactory
-from tests.projects_tests.factories import MembershipFactory, ProjectFactory
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.support.browser import sign_in, tab_to
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

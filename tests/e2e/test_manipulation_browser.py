@@ -13,10 +13,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from analysis import services
-from projects.services.attachments import attach_upload
-from tests.e2e.conftest import asgi_server, chromium, page, system_chromium  # noqa: F401
-from tests.e2e.test_newcomer_journey import sign_in
-from tests.pipeline_tests.conftest import people, request_for, tiny_bert, upload_corpus, upload_model  # noqa: F401
+from tests.support.browser import sign_in
+from tests.support.runs import request_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -24,13 +22,9 @@ NEURONS = [f"L2:{u}" for u in range(8)]
 
 
 @pytest.fixture
-def browser_run(people, tiny_bert):  # noqa: F811
-    owner, project = people["owner"], people["project"]
-    model, corpus = upload_model(owner, tiny_bert), upload_corpus(owner)
-    attach_upload(owner, project, model)
-    attach_upload(owner, project, corpus)
-    run = services.create_run(owner, project, request_for({"model": model, "corpus": corpus},
-                                                          rankings=[{"method": "probeless", "bootstrap": 0}]))
+def browser_run(people, server_uploads):
+    run = services.create_run(people["owner"], people["project"], request_for(
+        server_uploads, rankings=[{"method": "probeless", "bootstrap": 0}]))
     run.refresh_from_db()
     assert run.state == "succeeded", run.error
     return run

@@ -18,16 +18,16 @@ from playwright.sync_api import Page, expect
 
 from analysis import services
 from analysis.models import StepKind
-from tests.e2e.a11y import assert_no_serious_violations
-from tests.e2e.conftest import asgi_server, chromium, page, system_chromium  # noqa: F401
-from tests.e2e.test_newcomer_journey import sign_in
-from tests.pipeline_tests.conftest import attached, folders, people, request_for, tiny_bert  # noqa: F401
+from tests.support.browser import sign_in
+from tests.support.runs import request_for
+
+from .a11y import assert_no_serious_violations
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture
-def server_run(people, attached, django_capture_on_commit_callbacks):  # noqa: F811
+def server_run(people, attached, django_capture_on_commit_callbacks):
     """A finished run whose result files (and uploaded model, for typed text) are where the server looks."""
     from neurox_site import settings as site_settings
 
@@ -45,7 +45,7 @@ def server_run(people, attached, django_capture_on_commit_callbacks):  # noqa: F
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
-def test_pool_map_keyboard_and_shared_url(page: Page, server_run, tmp_path):  # noqa: F811
+def test_pool_map_keyboard_and_shared_url(page: Page, server_run, tmp_path):
     anova = server_run.steps.get(kind=StepKind.RANKING, params__method="anova")
     sign_in(page, "vera")
     page.goto(f"/projects/{server_run.project_id}/runs/{server_run.pk}/analysis/?ranking={anova.pk}")
