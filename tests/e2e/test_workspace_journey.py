@@ -8,9 +8,8 @@ Every page of the journey is checked with axe-core (no serious or critical viola
 screenshot (CI artefact, see tests/e2e/screenshots.py).
 
 The workspace steps are written against the URL names of ``analysis/urls.py`` and generic, accessible locators
-(roles and labels), so they run as soon as the views are merged. A step whose page is still main's placeholder
-("This view is being built.") is recorded and the test ends with ``pytest.skip("view not merged yet: ...")``
-after every other step has run and passed. What the locators expect of the views:
+(roles and labels). Every view is checked for what it shows: a view that stopped showing it fails the test. What
+the locators expect of the views:
 
 - Analysis: buttons or links named "Add … to the pool" (one per neuron row); the pool in the URL (``pools=``, pushed by
   htmx); a section headed "Activation map" showing corpus words; links to neuron pages (``/neurons/<label>/``).
@@ -36,13 +35,12 @@ from playwright.sync_api import Page, expect
 from analysis import workspace
 from analysis.models import Run, RunState, StepKind
 from neurox_site.celery import app
-from tests.pipeline_tests.conftest import WORDS, conllu_text, people, tiny_bert  # noqa: F401
-from tests.pipeline_tests.worker import CeleryProcess
+from tests.support.browser import VIEWPORT, sign_in
+from tests.support.celery_worker import CeleryProcess
+from tests.support.corpora import WORDS, conllu_text
 
 from .a11y import assert_no_serious_violations
-from .conftest import VIEWPORT
 from .server import ServerProcess
-from .test_newcomer_journey import sign_in
 
 pytestmark = [
     pytest.mark.e2e, pytest.mark.slow,
@@ -50,7 +48,6 @@ pytestmark = [
                        reason="the journey needs Redis for its real workers: set REDIS_URL"),
 ]
 
-PLACEHOLDER = "This view is being built."
 RUN_URL = re.compile(r"/projects/\d+/runs/(\d+)/$")
 RUN_MINUTES = 4  # a tiny model over 150 short sentences, on a machine shared with other test runs
 N_SENTENCES = 150
@@ -120,8 +117,7 @@ def corpus_file(tmp_path):
 # ------------------------------------------------------------------------------------------------ the journey
 
 
-def test_sign_in_to_a_manipulated_output(journey_page: Page, live, people, tiny_bert, corpus_file,  # noqa: F811
-                                         screenshots):
+def test_sign_in_to_a_manipulated_output(journey_page: Page, live, people, tiny_bert, corpus_file, screenshots):
     page, project = journey_page, people["project"]
     shoot = Checkpoints(page, screenshots)
 
@@ -135,18 +131,11 @@ def test_sign_in_to_a_manipulated_output(journey_page: Page, live, people, tiny_
     watch_the_run(page, run, live, shoot)
 
     pool = top_neurons(run, 3)
-    not_merged = []
     for step in (analysis_view, neuron_page, ablation_view, manipulation_view):
-        if step(page, run, pool, shoot) is NOT_MERGED:
-            not_merged.append(step.__name__)
-    shared_url_shows_the_same_state(page, run, pool, people, live, shoot, not_merged)
+        step(page, run, pool, shoot)
+    shared_url_shows_the_same_state(page, run, pool, people, live, shoot)
 
     assert not page.problems, page.problems
-    if not_merged:
-        pytest.skip(f"view not merged yet: {', '.join(not_merged)} (every other step passed)")
-
-
-NOT_MERGED = object()
 
 
 class Checkpoints:
@@ -161,11 +150,7 @@ class Checkpoints:
         assert_no_serious_violations(self.page)
 
 
-def is_placeholder(page: Page) -> bool:
-    return page.get_by_text(PLACEHOLDER, exact=True).count() > 0
-
-
-# ---- the steps that work on main
+# ---- the uploads and the run
 
 
 def upload_model(page: Page, project, model_dir) -> None:
@@ -188,21 +173,16 @@ def upload_corpus(page: Page, project, corpus) -> None:
 
 
 def start_analysis(page: Page, project, shoot) -> Run:
-    """The new-analysis form with its defaults plus two rankings where the form is merged; on main its
-    placeholder sends the person to the run list, whose "Start a run" uses the defaults (three rankings)."""
+    """The new-analysis form with its defaults plus two rankings and a probe-ablation curve."""
     page.goto(reverse("analysis:run-new", args=[project.pk]))
-    if page.url.rstrip("/").endswith("/runs"):  # main's placeholder redirected to the run list
-        shoot("run list")
-        page.get_by_role("button", name="Start a run").click()
-    else:
-        shoot("new analysis")
-        fill_new_analysis_form(page)
+    shoot("new analysis")
+    fill_new_analysis_form(page)
     page.wait_for_url(RUN_URL)
     return Run.objects.get(pk=int(RUN_URL.search(page.url).group(1)))
 
 
 def fill_new_analysis_form(page: Page) -> None:
-    """The merged form, by its labels: the project's model and corpus, two rankings added through the rankings
+    """The form, by its labels: the project's model and corpus, two rankings added through the rankings
     dialog, a probe-ablation curve (for the Ablation chart), then start."""
     page.get_by_role("group", name="Models").get_by_role("checkbox").first.check()
     page.get_by_label("Corpus", exact=True).select_option(index=1)
@@ -257,16 +237,13 @@ def pool_of(url: str) -> list[str]:
     return [label for value in query.get("pools", []) for label in value.split(",") if label]
 
 
-# ---- the workspace steps (each returns NOT_MERGED on main's placeholder)
+# ---- the workspace views
 
 
 def analysis_view(page: Page, run: Run, pool: list[str], shoot):
     """Three neurons into the pool by their "Add to the pool" buttons; the pool is in the URL; the activation
     map shows corpus words."""
     page.goto(workspace_url("run-analysis", run))
-    if is_placeholder(page):
-        shoot("analysis placeholder")
-        return NOT_MERGED
     shoot("analysis")
     adding = re.compile(r"^add\b.*\bpool", re.I)  # a button, or a link styled as one (it works without script)
     add = page.get_by_role("button", name=adding).or_(page.get_by_role("link", name=adding))
@@ -285,22 +262,15 @@ def analysis_view(page: Page, run: Run, pool: list[str], shoot):
 def neuron_page(page: Page, run: Run, pool: list[str], shoot):
     """A neuron's page, deep-linked: its label in the heading."""
     page.goto(workspace_url("run-neuron", run, neuron=pool[0]))
-    if is_placeholder(page):
-        shoot("neuron placeholder")
-        return NOT_MERGED
     expect(page.locator("h1")).to_contain_text(pool[0])
     shoot("neuron page")
 
 
 def ablation_view(page: Page, run: Run, pool: list[str], shoot):
-    """The Ablation chart draws its curves (where the run computed an ablation curve)."""
+    """The Ablation chart draws the probe-ablation curve the form asked for."""
     page.goto(workspace_url("run-ablation", run))
-    if is_placeholder(page):
-        shoot("ablation placeholder")
-        return NOT_MERGED
     shoot("ablation")
-    if not workspace.succeeded_steps(run, StepKind.PROBE_ABLATION):
-        return None  # the form's defaults computed no curve: the view's empty state was checked above
+    assert workspace.succeeded_steps(run, StepKind.PROBE_ABLATION), "the run computed no probe-ablation curve"
     curves = page.locator("main svg path, main svg polyline, main canvas")
     expect(curves.first).to_be_visible()
 
@@ -308,9 +278,6 @@ def ablation_view(page: Page, run: Run, pool: list[str], shoot):
 def manipulation_view(page: Page, run: Run, pool: list[str], shoot):
     """With the pool in the URL, moving a neuron's slider changes the manipulated output."""
     page.goto(workspace_url("run-manipulation", run, f"pools={','.join(pool)}"))
-    if is_placeholder(page):
-        shoot("manipulation placeholder")
-        return NOT_MERGED
     shoot("manipulation")
     output = page.get_by_role("region", name=re.compile(r"manipulated", re.I))
     expect(output).to_be_visible()
@@ -328,11 +295,10 @@ def manipulation_view(page: Page, run: Run, pool: list[str], shoot):
     shoot("manipulation after a slider move")
 
 
-def shared_url_shows_the_same_state(page: Page, run: Run, pool: list[str], people, live, shoot,  # noqa: F811
-                                    not_merged) -> None:
+def shared_url_shows_the_same_state(page: Page, run: Run, pool: list[str], people, live, shoot) -> None:
     """A colleague (the viewer, in a browser of their own) opens the URL with the owner's pool and sees the
-    same state: the tabs of every view carry the pool, and where the Analysis view is merged the pool's neurons
-    are on the page, again after a reload."""
+    same state: the tabs of every view carry the pool, and the pool's neurons are on the page, again after a
+    reload."""
     shared = workspace_url("run-analysis", run, f"pools={','.join(pool)}")
     colleague = page.context.browser.new_context(base_url=live.url, viewport=VIEWPORT)
     try:
@@ -343,11 +309,10 @@ def shared_url_shows_the_same_state(page: Page, run: Run, pool: list[str], peopl
         for tab in ("Analysis", "Ablation", "Manipulation"):
             href = tabs.get_by_role("link", name=tab).get_attribute("href")
             assert pool_of(href) == pool, f"the {tab} tab does not carry the pool {pool}: {href}"
-        if "analysis_view" not in not_merged:
-            for attempt in ("opened", "reloaded"):
-                for label in pool:
-                    expect(other.locator("main"), f"{label} after the URL was {attempt}").to_contain_text(label)
-                other.reload()
+        for attempt in ("opened", "reloaded"):
+            for label in pool:
+                expect(other.locator("main"), f"{label} after the URL was {attempt}").to_contain_text(label)
+            other.reload()
         Checkpoints(other, shoot.screenshots)("shared URL opened by a colleague")
     finally:
         colleague.close()
