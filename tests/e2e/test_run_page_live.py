@@ -12,15 +12,13 @@ from playwright.sync_api import Page, expect
 
 from analysis import services
 from analysis.models import Run, RunState, Step, StepKind
-from tests.pipeline_tests.conftest import people  # noqa: F401
-
-from .test_newcomer_journey import sign_in
+from tests.support.browser import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture
-def bare_run(people):  # noqa: F811
+def bare_run(people):
     run = Run.objects.create(project=people["project"], created_by=people["owner"], request={})
     Step.objects.create(run=run, kind=StepKind.EXTRACT, title="Extract activations: tiny × toy", result_key="k",
                         queue="gpu", state="queued", done=0, total=280, unit="words")
