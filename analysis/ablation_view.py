@@ -1,6 +1,6 @@
 """What the Ablation view shows: every ablation curve of a run in one form, whichever step wrote it.
 
-Two step kinds write curves (see ``analysis.computations``):
+Two step kinds write curves (see ``analysis.steps``):
 
 * probe ablation (``ProbeAblation.to_dict``): per mode (zero-out, retrain) and *kept* selection (top, bottom,
   random), points of neurons kept / removed with the probe's accuracy (random: mean, sd, min, max over seeds);

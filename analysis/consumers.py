@@ -75,9 +75,10 @@ def read_changes(user, run_id: int, after_seq: int | None, sent: dict) -> tuple[
         return None
     context = {"run": run, "oob": True, "can_write": can_write(user, run.project)}
     fragments = []
-    for name, template, extra in (("status", "analysis/_run_status.html", {"waiting_reason": selectors.waiting_reason(run)}),
-                                  ("steps", "analysis/_run_steps.html", {"steps": selectors.steps_with_time_left(run)}),
-                                  ("finished", "analysis/_run_finished.html", {})):
+    parts = (("status", "analysis/_run_status.html", {"waiting_reason": selectors.waiting_reason(run)}),
+             ("steps", "analysis/_run_steps.html", {"steps": selectors.steps_with_time_left(run)}),
+             ("finished", "analysis/_run_finished.html", {}))
+    for name, template, extra in parts:
         html = render_to_string(template, {**context, **extra})
         if html != sent.get(name):
             sent[name] = html

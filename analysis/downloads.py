@@ -1,8 +1,9 @@
 """Every download of a run's results, in one place for the Downloads page and the API.
 
-A download is (a succeeded step of the run, a format name from :data:`FORMATS`). Rankings: CSV (neuron, rank,
-score, rank interval, a rank per label) and the JSON document; statistics: a CSV summary per neuron and the raw
-``stats.npz`` / ``stats.json``; curves: CSV and JSON; activations of one neuron set in NeuroX's formats.
+A download is (a succeeded step of the run, a format name its step type lists: ``StepType.downloads``).
+Rankings: CSV (neuron, rank, score, rank interval, a rank per label) and the JSON document; statistics: a CSV
+summary per neuron and the raw ``stats.npz`` / ``stats.json``; curves: CSV and JSON; activations of one neuron
+set in NeuroX's formats; any other format is the result's own file.
 
 Nothing big is built in memory: CSVs and JSON lines are generated row by row (``StreamingHttpResponse``) and
 files go out as ``FileResponse``. HDF5 cannot be streamed as it is written (h5py needs a seekable file), so
@@ -17,59 +18,33 @@ from __future__ import annotations
 import csv
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.utils.text import slugify
 
-from .models import Run, Step, StepKind, results_root
+from .models import ResultKind, Run, Step, results_root
+from .steps import Download, step_type
 from .workspace import curve_of, ranking_of, ready_result, statistics_of, step_of, store_of
 
 EXPORTS = "exports"
 
 
-@dataclass(frozen=True)
-class Format:
-    name: str  # in URLs
-    label: str  # on the page
-    content_type: str
-    suffix: str
-
-
-FORMATS = {
-    StepKind.RANKING: [Format("ranking.csv", "CSV", "text/csv", "csv"),
-                       Format("ranking.json", "JSON", "application/json", "json")],
-    StepKind.CROSSMODEL: [Format("ranking.csv", "CSV (all models)", "text/csv", "csv"),
-                          Format("ranking.json", "JSON", "application/json", "json")],
-    StepKind.STATISTICS: [Format("statistics.csv", "CSV summary per neuron", "text/csv", "csv"),
-                          Format("stats.npz", "raw arrays (npz)", "application/octet-stream", "npz"),
-                          Format("stats.json", "raw metadata (JSON)", "application/json", "json")],
-    StepKind.PROBE_ABLATION: [Format("curve.csv", "CSV", "text/csv", "csv"),
-                              Format("curve.json", "JSON", "application/json", "json")],
-    StepKind.MODEL_ABLATION: [Format("curve.csv", "CSV", "text/csv", "csv"),
-                              Format("curve.json", "JSON", "application/json", "json")],
-    StepKind.EXTRACT: [Format("activations.hdf5", "NeuroX HDF5", "application/x-hdf5", "hdf5"),
-                       Format("activations.jsonl", "JSON lines", "application/x-ndjson", "jsonl"),
-                       Format("activations.json", "NeuroX JSON", "application/json", "json")],
-}
-
-
-def format_of(step: Step, name: str) -> Format:
-    for fmt in FORMATS.get(step.kind, []):
+def format_of(step: Step, name: str) -> Download:
+    for fmt in step_type(step.kind).downloads:
         if fmt.name == name:
             return fmt
     raise Http404(f"No download “{name}” for this result.")
 
 
-def filename(run: Run, step: Step, fmt: Format, neuron_set: str | None = None) -> str:
+def filename(run: Run, step: Step, fmt: Download, neuron_set: str | None = None) -> str:
     """A name that says what the file is: ``run7-ranking-anova-tiny-bert.csv``,
     ``run7-extract-activations-tiny-bert-x-toy-conllu-hidden.hdf5``, ``run7-neuron-statistics-tiny-bert-stats.npz``."""
     title = slugify(step.title)[:80].strip("-") or step.kind
     what = fmt.name.rsplit(".", 1)[0]
     parts = [f"run{run.pk}", title]
-    if step.kind == StepKind.STATISTICS and what != "statistics":
+    if what != step_type(step.kind).downloads[0].name.rsplit(".", 1)[0]:  # a kind's secondary files
         parts.append(what)
     if neuron_set:
         parts.append(slugify(neuron_set.replace(".", "-")))
@@ -209,7 +184,7 @@ def download(run: Run, step_id: int, name: str, neuron_set: str | None = None):
     fmt = format_of(step, name)
     result = ready_result(step)
     path = results_root() / result.path
-    if step.kind == StepKind.EXTRACT:
+    if step_type(step.kind).result_kind == ResultKind.STORE:
         from .engine.interchange import jsonl_lines
 
         try:
@@ -225,11 +200,8 @@ def download(run: Run, step_id: int, name: str, neuron_set: str | None = None):
         return _streamed(lines, fmt.content_type, out)
     out = filename(run, step, fmt)
     if fmt.name == "ranking.csv":
-        ranking = ranking_of(step)
-        if step.kind == StepKind.CROSSMODEL:
-            rows = _crossmodel_rows(run, ranking)
-        else:
-            rows = ranking_rows(ranking)
+        ranking = ranking_of(step)  # a cross-model ranking: one per model, by store key
+        rows = _crossmodel_rows(run, ranking) if isinstance(ranking, dict) else ranking_rows(ranking)
         return _streamed(_csv_stream(rows), fmt.content_type, out)
     if fmt.name == "statistics.csv":
         return _streamed(_csv_stream(statistics_rows(statistics_of(step))), fmt.content_type, out)
@@ -260,9 +232,9 @@ def downloads_of(run: Run) -> list[dict]:
 
     entries = []
     for step in succeeded_steps(run):
-        formats = FORMATS.get(step.kind, [])
-        entry = {"step": step, "formats": formats, "sets": []}
-        if step.kind == StepKind.EXTRACT:
+        kind = step_type(step.kind)
+        entry = {"step": step, "formats": kind.downloads, "sets": []}
+        if kind.result_kind == ResultKind.STORE:
             try:
                 store = store_of(step.result_key)
             except RuntimeError as error:

@@ -12,10 +12,8 @@ from pathlib import Path
 
 from django.http import Http404
 
-from .models import Result, ResultState, Run, StepKind, StepState, results_root
-
-# their result is one JSON document
-INLINE_KINDS = (StepKind.RANKING, StepKind.PROBE_ABLATION, StepKind.CROSSMODEL, StepKind.MODEL_ABLATION)
+from .models import Result, ResultState, Run, StepState, results_root
+from .steps import step_type
 
 
 @dataclass
@@ -52,7 +50,7 @@ def results_of(run: Run, with_data: bool = True) -> list[StepResult]:
             continue
         files = _files(root, result.path)
         data = None
-        if with_data and step.kind in INLINE_KINDS and len(files) == 1:
+        if with_data and step_type(step.kind).inline and len(files) == 1:
             data = json.loads(next(iter(files.values())).read_text(encoding="utf-8"))
         found.append(StepResult(step=step.pk, kind=step.kind, title=step.title, key=result.key, bytes=result.bytes,
                                 meta=result.meta, data=data, files=files))

@@ -37,7 +37,6 @@ from .models import (
     FINISHED_STEP_STATES,
     LogLine,
     Result,
-    ResultKind,
     ResultState,
     Run,
     RunState,
@@ -47,7 +46,8 @@ from .models import (
     results_root,
 )
 from .selectors import active_runs_of, waiting_reason
-from .step_tasks import messages_waiting, queue_for, send_step
+from .steps import step_type, step_types
+from .steps.queues import messages_waiting, send_step
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +303,9 @@ def validate_request(project, request) -> dict:
                          aggregation=aggregation)
     except ValueError as error:
         errors["aggregation"] = [f"{str(error).capitalize()}."]
-    if not errors and not rankings and not statistics and not probe_ablation and not crossmodel:
+    more = _validate_registered_kinds(request, errors)
+    if not errors and not rankings and not statistics and not probe_ablation and not crossmodel and not any(
+            more.values()):
         errors["rankings"] = ["Ask for at least one ranking, for statistics or for a probe ablation (or, with "
                               "two or more models, for a cross-model ranking)."]
     if errors:
@@ -311,7 +313,20 @@ def validate_request(project, request) -> dict:
     return {"models": [m.pk for m in models], "corpus": corpus.pk, "neuron_sets": sorted(set(sets)),
             "layers": layers, "aggregation": aggregation, "rankings": rankings, "statistics": statistics,
             "probe_ablation": probe_ablation, "crossmodel": crossmodel, "model_ablation": model_ablation,
-            "seed": seed}
+            "seed": seed, **more}
+
+
+def _validate_registered_kinds(request: dict, errors: dict) -> dict:
+    """The request's fields of step kinds registered with a ``request_field`` (``analysis.steps``), each in its
+    kind's normal form; only the fields the request names."""
+    cleaned = {}
+    for kind in step_types():
+        if kind.request_field and kind.request_field in request:
+            try:
+                cleaned[kind.request_field] = kind.clean_request(request[kind.request_field])
+            except ValueError as error:
+                errors[kind.request_field] = [str(error)]
+    return cleaned
 
 
 def _extraction_params(request: dict, corpus) -> ExtractionParams:
@@ -410,6 +425,10 @@ def plan_run(project, request) -> RunPlan:
             key = sha256_json({"result": "probe_ablation", **ablation_params})
             add(PlannedStep(StepKind.PROBE_ABLATION, f"Probe ablation along the lca ranking: {model.name}",
                             ablation_params, key, (extract,), model))
+        for kind in step_types():
+            if kind.request_field and (value := request.get(kind.request_field)):
+                for title, step_params, key in kind.plan(value, store_key, model, selection, request["seed"]):
+                    add(PlannedStep(kind.kind, title, step_params, key, (extract,), model))
     for entry in request["crossmodel"]:
         add(_crossmodel_step(entry, extracts, selection))
     return RunPlan(request=request, corpus=corpus, models=models, params=params, steps=steps)
@@ -427,7 +446,7 @@ def create_run(user, project, request) -> Run:
     created: list[Step] = []
     for planned in plan.steps:
         step = Step.objects.create(run=run, kind=planned.kind, title=planned.title, params=planned.params,
-                                   result_key=planned.key, queue=queue_for(planned.kind))
+                                   result_key=planned.key, queue=step_type(planned.kind).queue)
         step.needs.set([created[i] for i in planned.needs])
         created.append(step)
     write_log(run.pk, [f"Run created by {user.get_username()}: {len(created)} steps."])
@@ -632,12 +651,9 @@ def claim_step(step_id: int, worker: str) -> Step | None:
         return None
     step = Step.objects.select_related("run").get(pk=step_id)
     Run.objects.filter(pk=step.run_id, state=RunState.QUEUED).update(state=RunState.RUNNING, started_at=now)
-    kind = {StepKind.EXTRACT: ResultKind.STORE, StepKind.RANKING: ResultKind.RANKING,
-            StepKind.STATISTICS: ResultKind.STATISTICS, StepKind.PROBE_ABLATION: ResultKind.CURVE,
-            StepKind.CROSSMODEL: ResultKind.RANKING, StepKind.MODEL_ABLATION: ResultKind.CURVE}[step.kind]
     try:
         with transaction.atomic():
-            Result.objects.create(kind=kind, key=step.result_key, builder=step)
+            Result.objects.create(kind=step_type(step.kind).result_kind, key=step.result_key, builder=step)
         return step
     except IntegrityError:
         pass

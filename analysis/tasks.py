@@ -1,8 +1,9 @@
-"""Celery tasks: thin. Each loads a step by id and hands it to ``analysis.computations``; each names its queue.
+"""Celery tasks: thin. One task runs every kind of step (``analysis.steps.runner``), sent to its type's queue.
 
-Model work (extraction: forward passes) runs on ``gpu``, array work (rankings with their confidence, statistics,
-probe ablation) on ``cpu``, the realtime path (a typed sentence, manipulation) on ``realtime``: those two
-return their answer through the result backend (``ignore_result=False``) to the HTTP request that waits for it.
+Model work (extraction, model-level ablation: forward passes) runs on ``gpu``, array work (rankings with their
+confidence, statistics, probe ablation, cross-model rankings) on ``cpu``, the realtime path (a typed sentence,
+manipulation) on ``realtime``: those two return their answer through the result backend (``ignore_result=False``)
+to the HTTP request that waits for it.
 torch is imported only in the worker's pool processes, after the fork (CUDA does not survive a fork). Clients
 read the Run and Step rows, never a task's return value.
 """
@@ -10,14 +11,9 @@ read the Run and Step rows, never a task's return value.
 from celery import shared_task
 from celery.signals import worker_process_init
 
-from . import computations, realtime, services
-from .models import StepKind
-from .step_tasks import TASK_FOR_KIND
-
-
-def _step_task(kind: str):
-    name, queue = TASK_FOR_KIND[kind]
-    return shared_task(bind=True, name=name, queue=queue)
+from . import realtime, services
+from .steps import runner
+from .steps.queues import RUN_STEP_TASK
 
 
 @worker_process_init.connect
@@ -32,43 +28,10 @@ def preload_engine_libraries(**_) -> None:
     transformers.AutoModel  # noqa: B018  the lazy module loads its model classes on first access
 
 
-def _worker_name(task) -> str:
-    return task.request.hostname or "eager"
-
-
-def _execute(task, step_id: int) -> str:
-    realtime.configure_torch_threads(task.queue)
-    return computations.execute(step_id, _worker_name(task))
-
-
-@_step_task(StepKind.EXTRACT)
-def extract(self, step_id: int) -> str:
-    return _execute(self, step_id)
-
-
-@_step_task(StepKind.RANKING)
-def rank(self, step_id: int) -> str:
-    return _execute(self, step_id)
-
-
-@_step_task(StepKind.STATISTICS)
-def statistics(self, step_id: int) -> str:
-    return _execute(self, step_id)
-
-
-@_step_task(StepKind.PROBE_ABLATION)
-def probe_ablation(self, step_id: int) -> str:
-    return _execute(self, step_id)
-
-
-@_step_task(StepKind.CROSSMODEL)
-def crossmodel(self, step_id: int) -> str:
-    return _execute(self, step_id)
-
-
-@_step_task(StepKind.MODEL_ABLATION)
-def model_ablation(self, step_id: int) -> str:
-    return _execute(self, step_id)
+@shared_task(bind=True, name=RUN_STEP_TASK)
+def run_step(self, step_id: int) -> str:
+    """Every kind of step; it is sent to the queue its step type names (``analysis.steps.queues``)."""
+    return runner.execute(step_id, self.request.hostname or "eager")
 
 
 # acks_late off: an answer nobody waits for any more is not worth redelivering.

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from django.http import Http404
 
 from . import selectors
-from .models import Result, ResultState, Run, Step, StepKind, StepState, results_root
+from .models import Result, ResultState, Run, Step, StepState, results_root
 
 POOL_LIMIT = 50  # neurons a pool (and so a URL) holds
 
@@ -153,7 +153,7 @@ def ranking_of(step: Step):
 
     def load():
         data = json.loads((results_root() / result.path).read_text(encoding="utf-8"))
-        if step.kind == StepKind.CROSSMODEL:
+        if "rankings" in data:  # a cross-model ranking
             return {r["store_key"]: Ranking.from_dict(r) for r in data["rankings"]}
         return Ranking.from_dict(data)
 
@@ -168,7 +168,7 @@ def curve_of(step: Step) -> dict:
 
 def store_of(store_key: str):
     """The memory-mapped activation store ``store_key`` (only the rows a page reads are read from disk)."""
-    from .computations import open_store
+    from .steps.storage import open_store
 
     return loaded.get(f"store:{store_key}", lambda: open_store(store_key))
 

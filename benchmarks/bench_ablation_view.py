@@ -5,7 +5,7 @@ the SVG chart, and writing the CSV; prints a table of p50 / p95 in milliseconds.
     .venv/bin/python -m benchmarks.bench_ablation_view --points 21 --seeds 10
 
 The curves are synthetic (the timing depends on their size, not their values): a probe-ablation document with
-both modes and a model-level one with two metrics, shaped as ``analysis.computations`` writes them. The page's
+both modes and a model-level one with two metrics, shaped as ``analysis.steps`` writes them. The page's
 database reads (the run, its steps, the result rows) are not included; the curve JSON itself is cached per
 process by ``analysis.workspace.curve_of``, so this is the work left on a warm request.
 """

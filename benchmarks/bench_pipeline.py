@@ -235,7 +235,7 @@ def analysis_request(model_id: int, corpus_id: int, layers, boot: dict, ablation
 
 
 def in_process(corpus_row, model_row, results: Path, request: dict) -> dict[str, float]:
-    """The engine calls ``analysis.computations`` makes for ``request``, back to back, timed one by one."""
+    """The engine calls the step types (``analysis.steps``) make for ``request``, back to back, timed one by one."""
     from django.conf import settings
 
     from analysis.engine.extract import ExtractionParams, extract_activations

@@ -153,7 +153,7 @@ def build_run(users: int):
 
 
 def store_bytes(run) -> tuple[str, int]:
-    from analysis.computations import stores_root
+    from analysis.steps.storage import stores_root
     from analysis.models import StepKind
 
     step = run.steps.get(kind=StepKind.EXTRACT)

@@ -264,6 +264,8 @@ NEUROX_STEP_RESEND_SECONDS = env.int("NEUROX_STEP_RESEND_SECONDS", default=900)
 # checkout in development; the example is skipped, saying why, where the file is not).
 NEUROX_EXAMPLES_UD_CONLLU = Path(env.str(
     "NEUROX_EXAMPLES_UD_CONLLU", default=str(BASE_DIR.parent / "shared" / "data" / "ud-ewt" / "en_ewt-ud-dev.conllu")))
+# Modules that register a site's own step kinds (analysis/steps/registry.py), imported by web and workers alike.
+NEUROX_STEP_MODULES = env.list("NEUROX_STEP_MODULES", default=[])
 # Words per extraction chunk: the unit of resumption, heartbeat and cancellation.
 NEUROX_EXTRACT_CHUNK_WORDS = env.int("NEUROX_EXTRACT_CHUNK_WORDS", default=4096)
 NEUROX_EXTRACT_BATCH_TOKENS = env.int("NEUROX_EXTRACT_BATCH_TOKENS", default=4096)  # padded tokens per forward pass

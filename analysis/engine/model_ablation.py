@@ -19,7 +19,9 @@ optionally in one seeded random order), zeroing them or setting them to their co
 task at each step. Sentences are tokenised once, sorted by length and packed into batches of at most
 ``max_batch_tokens`` padded tokens, so memory is bounded by the batch, not the test set. The default (1,024) is
 small because a causal or masked LM's logits are ``tokens × vocabulary`` floats (125 MB for a 30k vocabulary);
-raise it on a GPU with a small vocabulary.
+raise it on a GPU with a small vocabulary. :func:`ablation_curves` is the whole measurement a run asks for
+(top and bottom orders, several random orders and their mean), and :func:`probe_task_through_model` the task of
+an encoder without a head of its own.
 """
 
 from __future__ import annotations
@@ -410,3 +412,91 @@ def ablation_curve(
 
 def _format(values: dict) -> str:
     return ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+
+
+# ------------------------------------------------------------------------------------------------ as a run asks
+
+
+PROBE_METRIC = "probe accuracy on the corpus's test sentences, neurons zeroed inside the model"
+
+
+def has_own_task(lm) -> bool:
+    """Whether the model measures a task of its own (a causal LM, a translation model, an encoder with a
+    masked-LM head); an encoder without a head (e.g. MiniLM's ``BertModel``) is measured through a probe."""
+    return lm.kind != "encoder" or getattr(lm.model, "get_output_embeddings", lambda: None)() is not None
+
+
+def probe_task_through_model(lm, store, *, neuron_sets, layers, seed: int, aggregation: str, model_name: str,
+                             job: Job | None = None) -> Task:
+    """For an encoder without a task of its own: train a probe on the store's neurons (``neuron_sets`` /
+    ``layers``) over the training sentences of its labelled corpus (the split and seed of the lca rankings), and
+    measure its accuracy on the test sentences with their activations read through the (ablated) model, so
+    ablation changes what the model computes, not just what the probe sees."""
+    from .manipulation import probe_input_rows
+    from .probe import train_probe
+    from .splits import split_by_sentence
+
+    job = as_job(job)
+    if not store.label_names:
+        raise AblationError(f"{model_name} ({lm.info.architecture}) is an encoder without a masked-LM head, so "
+                            "model-level ablation measures a probe's accuracy on labelled words, and this run's "
+                            "corpus has no labels; choose a corpus read with a label column")
+    features = store.features(neuron_sets, layers)
+    split = split_by_sentence(store.sentence_offsets, seed=seed)
+    job.log(f"{model_name} ({lm.info.architecture}) is an encoder without a masked-LM head, so the metric is "
+            f"{PROBE_METRIC}; the test set is not used")
+    probe = train_probe(features, store.labels, label_names=store.label_names, train=split.train, dev=split.dev,
+                        test=split.test, seed=seed, job=job.without_progress())
+    job.log(f"probe trained on {len(split.train):,} words: test accuracy {probe.metrics.get('test_accuracy', 0):.4f}"
+            " (from the store)")
+    offsets, words, names = store.sentence_offsets, store.words, store.label_names
+    limit = model_max_tokens(lm.tokenizer, lm.model.config)
+    sentences, labels, too_long = [], [], 0
+    for s in sorted(set(np.searchsorted(offsets, split.test, side="right") - 1)):
+        start, end = int(offsets[s]), int(offsets[s + 1])
+        if len(lm.tokenizer([words[start:end]], is_split_into_words=True)["input_ids"][0]) > limit:
+            too_long += 1
+            continue
+        sentences.append(words[start:end])
+        labels.append([names[i] if i >= 0 else "" for i in store.labels[start:end]])
+    if too_long:
+        job.log(f"{too_long} test sentences are longer than the model takes in one pass and are left out")
+    if not sentences:
+        raise AblationError("the corpus has no test sentences short enough to score the probe on")
+    task = probe_task(probe, lambda batch: probe_input_rows(lm, probe, batch, aggregation), sentences, labels)
+    task.info.update(sentences=len(sentences), left_out_too_long=too_long, trained_on_words=len(split.train),
+                     probe_test_accuracy_from_store=probe.metrics.get("test_accuracy"))
+    return task
+
+
+def ablation_curves(lm, ranking, task: Task, *, percents: Sequence[float], modes: Sequence[str], random_seeds: int,
+                    seed: int = 0, job: Job | None = None) -> dict:
+    """Remove the ranking's neurons cumulatively, ``percents`` of them at each point, in each of ``modes``: along
+    the ranking (``top``, ``bottom``) and in ``random_seeds`` random orders (seeds ``seed``, ``seed + 1``, …),
+    measuring ``task`` at each point (:func:`ablation_curve`). The random curve is the mean over the random
+    orders, each kept under ``random_curves``. Progress is one count over every evaluation."""
+    job = as_job(job)
+    total = len(ranking.neuron_ids)
+    counts = sorted({max(1, round(total * percent / 100)) for percent in percents})
+    orders = [m for m in ("top", "bottom") if m in modes]
+    seeds = [seed + i for i in range(random_seeds)] if "random" in modes else []
+    evaluations = (1 + len(orders) * len(counts)) * bool(orders) + len(seeds) * (1 + len(counts))
+    done, curve, random_curves = 0, None, []
+    for orders_now, seed_now in ([(orders, seed)] if orders else []) + [(["random"], s) for s in seeds]:
+        part = ablation_curve(lm, ranking, task, orders=orders_now, steps=counts, seed=seed_now,
+                              job=job.part(done, evaluations))
+        done += 1 + len(orders_now) * (len(part["x"]["count"]) - 1)
+        if curve is None:
+            curve = part
+        if orders_now == ["random"]:
+            random_curves.append(part["curves"]["random"])
+        else:
+            curve["curves"].update(part["curves"])
+    if random_curves:  # the mean over the random orders, and each of them
+        curve["curves"]["random"] = {metric: np.mean([c[metric] for c in random_curves], axis=0).tolist()
+                                     for metric in curve["metrics"]}
+        curve["random_curves"] = random_curves
+    curve["params"] = {"percents": list(percents), "modes": list(modes), "random_seeds": random_seeds,
+                       "seed": seed, "ranking_method": ranking.method}
+    curve["metric_description"] = PROBE_METRIC if task.name == "probe" else f"{task.name} {task.primary}"
+    return curve

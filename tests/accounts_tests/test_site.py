@@ -67,12 +67,15 @@ def test_celery_app_has_gpu_and_cpu_queues_and_long_task_safety():
     assert conf.task_time_limit > conf.task_soft_time_limit
     if conf.broker_url.startswith("redis"):  # without Redis: the filesystem broker, which has no such timeout
         assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
-    # each task names its queue (no routing by name pattern): model work on gpu, array work on cpu
+    # each step type names its queue, where the one step task is sent (no routing by name pattern): model work
+    # on gpu, array work on cpu
     from analysis import tasks
+    from analysis.steps import step_type
 
     assert conf.task_routes == {}
-    assert tasks.extract.queue == "gpu"
-    assert {tasks.rank.queue, tasks.statistics.queue, tasks.probe_ablation.queue, tasks.reap.queue} == {"cpu"}
+    assert step_type("extract").queue == "gpu"
+    assert {step_type(kind).queue for kind in ("ranking", "statistics", "probe_ablation")} | {tasks.reap.queue} == {
+        "cpu"}
     assert conf.beat_schedule["reap-stale-steps"]["task"] == tasks.reap.name
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from analysis import computations
+from analysis.steps import runner, step_type
 from analysis.models import LogLine, Run, RunState, Step, StepKind, StepState
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,8 +42,8 @@ def test_a_line_logged_before_a_quiet_computation_is_written_within_a_second(peo
         (folders["results"] / "quiet.json").write_text("{}")
         return "quiet.json", {}
 
-    monkeypatch.setitem(computations.COMPUTE, StepKind.EXTRACT, quiet_compute)
-    assert computations.execute(step.pk, "solo@test") == "succeeded"
+    monkeypatch.setattr(step_type(StepKind.EXTRACT), "compute", quiet_compute)
+    assert runner.execute(step.pk, "solo@test") == "succeeded"
     # due after 0.5 s, written at the next 0.5 s tick; 1.5 s leaves room for a busy 2-core machine
     assert seen_after.get("seconds", 99) < 1.5, "the line waited for the step's end"
     run = Run.objects.get(pk=step.run_id)

@@ -8,45 +8,22 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from analysis import computations, results, services
+from analysis import results, services
+from analysis.engine.model_ablation import PROBE_METRIC
 from analysis.models import LogLine, Result, Run, RunState, Step, StepKind, StepState
 from projects.services.attachments import attach_upload
 from projects.services.library import create_test_set_upload
-from tests.engine_tests.tiny_models import _config, make_tiny_model, save_tiny_tokenizer
-
-from .conftest import conllu_text, request_for, upload_model
+from tests.support.corpora import conllu_text
+from tests.support.runs import request_for
+from tests.support.tiny_models import make_tiny_model
+from tests.support.uploads import upload_model
 
 TEST_SENTENCES = b"the cat sat on the mat .\na dog ran to the park .\nmy cat likes tea .\nthis dog read a book .\n"
 
 
 @pytest.fixture(scope="session")
-def other_bert(tmp_path_factory):
-    return make_tiny_model("bert", tmp_path_factory.mktemp("tiny-bert-2"), seed=1)
-
-
-@pytest.fixture(scope="session")
 def tiny_gpt2(tmp_path_factory):
     return make_tiny_model("gpt2", tmp_path_factory.mktemp("tiny-gpt2"))
-
-
-@pytest.fixture(scope="session")
-def headless_bert(tmp_path_factory):
-    """A BERT encoder saved without its masked-LM head: it has no task of its own."""
-    import torch
-    import transformers
-
-    path = tmp_path_factory.mktemp("tiny-bert-headless")
-    torch.manual_seed(0)
-    transformers.BertModel(_config("bert", 32, 2, 64, 4)).eval().save_pretrained(path, safe_serialization=True)
-    save_tiny_tokenizer("bert", path)
-    return path
-
-
-@pytest.fixture
-def two_berts(people, attached, other_bert):
-    second = upload_model(people["owner"], other_bert, name="tiny bert 2")
-    attach_upload(people["owner"], people["project"], second)
-    return {**attached, "second": second}
 
 
 @pytest.fixture
@@ -192,7 +169,7 @@ def test_an_encoder_without_a_masked_lm_head_is_measured_by_a_probe_read_through
     step = run.steps.get(kind=StepKind.MODEL_ABLATION)
     curve = next(r for r in results.results_of(run) if r.step == step.pk).data
     assert (curve["task"], curve["primary"], curve["metrics"]) == ("probe", "accuracy", ["accuracy"])
-    assert curve["metric_description"] == computations.PROBE_METRIC
+    assert curve["metric_description"] == PROBE_METRIC
     assert "neurons zeroed inside the model" in curve["metric_description"]
     # the corpus's last 20 % of sentences (40 sentences of 7 words) are scored, read through the model
     assert (curve["task_info"]["sentences"], curve["task_info"]["words"]) == (8, 56)

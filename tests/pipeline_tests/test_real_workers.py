@@ -8,77 +8,22 @@ the same Redis do not take their messages.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from django.conf import settings
-from django.db import connection
 
 from analysis import services, tasks
-from analysis.models import Result, Run, RunState, Step, StepKind, StepState
+from analysis.models import Result, RunState, Step, StepKind, StepState
 from neurox_site.celery import app
 from projects.services.attachments import attach_upload
-from tests.projects_tests.factories import ProjectFactory
+from tests.factories import ProjectFactory
+from tests.support.real_workers import BIG_CORPUS, REAL_WORKER_MARKS, run_state, wait_for
+from tests.support.runs import request_for
+from tests.support.uploads import upload_corpus, upload_model
 
-from .conftest import request_for, upload_corpus, upload_model
-from .worker import CeleryProcess
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.environ.get("REDIS_URL") and os.environ.get("CI", "").lower() != "true",
-                       reason="real-worker tests need Redis: set REDIS_URL (e.g. redis://127.0.0.1:6379/7)"),
-]
-
-BIG_CORPUS = 3000  # sentences (21,000 words): extraction in 32-word chunks lasts a few seconds on a tiny BERT
-
-
-def wait_for(predicate, timeout: float, what: str, workers=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    logs = "\n\n".join(f"--- {w.log_path.name}\n{w.log()}" for w in workers)
-    pytest.fail(f"timed out after {timeout} s waiting for {what}\n{logs}")
-
-
-def run_state(run: Run) -> str:
-    return Run.objects.values_list("state", flat=True).get(pk=run.pk)
-
-
-@pytest.fixture
-def celery(folders, settings, tmp_path):
-    """Start worker (or beat) processes: ``celery("worker", "-Q", "gpu", name="gpu")`` (keywords: more
-    environment for that process); all stop at teardown.
-    The test process itself sends real messages to Redis (no eager execution)."""
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    app.conf.task_always_eager = False
-    app.control.purge()
-    env = {"NEUROX_MEDIA_ROOT": str(folders["media"]), "NEUROX_RESULTS_DIR": str(folders["results"]),
-           "NEUROX_STEP_STALE_SECONDS": "3", "NEUROX_STEP_HEARTBEAT_SECONDS": "0.5",
-           "NEUROX_REAP_EVERY_SECONDS": "1", "NEUROX_EXTRACT_CHUNK_WORDS": "32", "OMP_NUM_THREADS": "1"}
-    settings.NEUROX_STEP_STALE_SECONDS = 3
-    started = []
-
-    def start(*args, name: str, ready: str = " ready.", **more_env: str) -> CeleryProcess:
-        if args[0] == "worker":
-            args = (*args, "-n", f"{name}@%h", "--loglevel", "INFO", "--without-mingle", "--without-gossip")
-        process = CeleryProcess(connection.settings_dict["NAME"], list(args), tmp_path / f"{name}.log",
-                                {**env, **more_env})
-        started.append(process)
-        process.wait_for_line(ready)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
-    app.control.purge()
-    app.conf.task_always_eager = True
+pytestmark = REAL_WORKER_MARKS
 
 
 def project_with_uploads(owner, tiny_bert, n_sentences=40, seed=0, project=None):
@@ -106,7 +51,7 @@ def test_gpu_and_cpu_workers_run_a_whole_run_and_a_second_run_reuses_everything(
 
     # the same message delivered twice: the claim lets only the first run it
     extract = run.steps.get(kind=StepKind.EXTRACT)
-    tasks.extract.apply_async(args=[extract.pk])
+    tasks.run_step.apply_async(args=[extract.pk], queue=extract.queue)
     gpu.wait_for_line("'skipped'", timeout=10)
     assert Result.objects.count() == len(steps)
     assert sorted(p.name for p in (Path(settings.NEUROX_RESULTS_DIR) / "stores").iterdir()) == [extract.result_key]
@@ -219,7 +164,7 @@ def test_a_worker_killed_during_extraction_is_replaced_and_the_results_equal_an_
 
 
 def services_store(key):
-    from analysis.computations import open_store
+    from analysis.steps.storage import open_store
 
     return open_store(key)
 
@@ -261,7 +206,7 @@ def test_crossmodel_on_the_cpu_worker_and_model_ablation_on_the_gpu_worker(peopl
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from projects.services.library import create_test_set_upload
-    from tests.engine_tests.tiny_models import make_tiny_model
+    from tests.support.tiny_models import make_tiny_model
 
     owner, project = people["owner"], people["project"]
     gpt2 = upload_model(owner, make_tiny_model("gpt2", tmp_path / "tiny-gpt2"), name="tiny gpt2")

@@ -9,10 +9,6 @@ back; the reaper sends again every queued step whose message is gone, including 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
 
 import pytest
@@ -20,15 +16,16 @@ from django.db.models import Q
 from kombu import pools
 
 from analysis import services
-from analysis.models import Run, RunState, Step, StepKind, StepState
+from analysis.models import RunState, Step, StepKind, StepState
 from neurox_site.celery import app
 from projects.services.attachments import attach_upload
-from tests.engine_tests.tiny_models import make_tiny_model
+from tests.support.ports import free_port
+from tests.support.real_workers import BIG_CORPUS, run_state, wait_for
+from tests.support.redis_server import REDIS_SERVER, PrivateRedis
+from tests.support.runs import request_for
+from tests.support.tiny_models import make_tiny_model
+from tests.support.uploads import upload_corpus, upload_model
 
-from .conftest import request_for, upload_corpus, upload_model
-from .test_real_workers import BIG_CORPUS, celery, run_state, wait_for  # noqa: F401 — celery is a fixture
-
-REDIS_SERVER = shutil.which("redis-server")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 pytestmark = [
@@ -39,43 +36,6 @@ pytestmark = [
     pytest.mark.skipif(REDIS_SERVER is None and not IN_CI,
                        reason="needs the redis-server program (Debian's redis-server package) to restart Redis"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PrivateRedis:
-    """A ``redis-server`` of this test's own on ``port``, without persistence: a restart loses everything."""
-
-    def __init__(self, port: int, log_path):
-        self.port, self.log_path, self.process = port, log_path, None
-        self.url = f"redis://127.0.0.1:{port}/0"
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not answer on port {self.port}:\n{self.log_path.read_text()}")
-
-    def kill(self) -> None:
-        """SIGKILL: no save, no goodbye; its queues and unacknowledged messages are gone."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
 
 
 def point_celery_at(url: str) -> None:
@@ -102,7 +62,7 @@ def private_redis(settings, tmp_path):
 
 
 def test_redis_restarted_while_steps_are_queued_and_running_the_run_still_finishes_with_every_line(
-        private_redis, people, folders, tiny_bert, tmp_path, settings, celery):  # noqa: F811
+        private_redis, people, folders, tiny_bert, tmp_path, settings, celery):
     owner, project = people["owner"], people["project"]
     other_bert = make_tiny_model("bert", tmp_path / "other-bert", seed=1)  # other weights: a second store key
     corpus = upload_corpus(owner, BIG_CORPUS, seed=5)
@@ -163,7 +123,7 @@ def test_a_run_created_while_redis_is_down_is_stored_queued_and_sent_once_redis_
 
     from django.utils import timezone
 
-    from analysis.step_tasks import messages_waiting
+    from analysis.steps.queues import messages_waiting
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False

@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from analysis import services
 from analysis.models import LogLine, Result, ResultState, Run, RunState, Step, StepKind, StepState
 
-from .conftest import request_for, two_runs_over_a_limit_of_one
+from tests.support.runs import request_for, two_runs_over_a_limit_of_one
 
 
 def start(people, attached, capture, **overrides):
@@ -100,7 +100,7 @@ def test_two_runs_needing_the_same_missing_result_compute_it_once(people, attach
     two.refresh_from_db()
     assert two.state == StepState.PENDING and two.attempts == 0
     assert second.log_lines.filter(text__contains=f"waiting for run {first.pk}").exists()
-    from analysis.computations import execute
+    from analysis.steps.runner import execute
 
     with django_capture_on_commit_callbacks(execute=True):
         one.state = StepState.QUEUED
@@ -148,7 +148,7 @@ def test_a_bad_request_says_what_to_change_and_stores_nothing(people, attached, 
 
 
 def test_a_model_outside_the_project_is_refused(people, attached, tiny_bert):
-    from .conftest import upload_model
+    from tests.support.uploads import upload_model
 
     elsewhere = upload_model(people["owner"], tiny_bert, name="not attached")
     with pytest.raises(ValidationError) as caught:
@@ -172,7 +172,7 @@ def test_viewers_cannot_start_cancel_or_retry(people, attached, django_capture_o
 
 def test_cancel_stops_every_unfinished_step_and_retry_reuses_finished_ones(
         people, attached, django_capture_on_commit_callbacks):
-    from analysis.computations import execute
+    from analysis.steps.runner import execute
 
     with django_capture_on_commit_callbacks(execute=False):
         run = services.create_run(people["owner"], people["project"], request_for(attached))
@@ -196,13 +196,13 @@ def test_cancel_stops_every_unfinished_step_and_retry_reuses_finished_ones(
 
 
 def test_a_cancelled_running_step_stops_at_its_next_chunk(people, attached, django_capture_on_commit_callbacks):
-    from analysis import computations
+    from analysis.steps import runner
 
     with django_capture_on_commit_callbacks(execute=False):
         run = services.create_run(people["owner"], people["project"], request_for(attached))
     extract = run.steps.get(kind=StepKind.EXTRACT)
     claimed = services.claim_step(extract.pk, "w1")
-    job = computations.StepJob(claimed)
+    job = runner.StepJob(claimed)
     assert not job.should_stop()
     services.cancel_run(people["owner"], run)
     job.last_stop_check = 0.0
@@ -282,7 +282,7 @@ def test_the_reaper_does_not_resend_a_step_whose_message_still_waits_in_the_brok
     from django.conf import settings
     from django.utils import timezone
 
-    from analysis.step_tasks import messages_waiting
+    from analysis.steps.queues import messages_waiting
     from neurox_site.celery import app
 
     with django_capture_on_commit_callbacks(execute=False):
@@ -292,7 +292,7 @@ def test_the_reaper_does_not_resend_a_step_whose_message_still_waits_in_the_brok
     Step.objects.filter(pk=step.pk).update(queue=queue)
     later = timezone.now() + timedelta(seconds=settings.NEUROX_STEP_RESEND_SECONDS + 1)
     with app.connection_for_write() as connection:  # the step's message, waiting behind a busy worker
-        app.send_task("analysis.tasks.extract", args=[step.pk], queue=queue, connection=connection)
+        app.send_task("analysis.tasks.run_step", args=[step.pk], queue=queue, connection=connection)
     try:
         assert messages_waiting(queue) == 1
         with django_capture_on_commit_callbacks(execute=False) as sent:

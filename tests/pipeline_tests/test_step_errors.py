@@ -1,5 +1,5 @@
 """How a failed step's reason is written: the worker reads the corpus with the engine's reader, whose typed
-errors (not class names) ``computations.explain`` recognises as messages for the person who started the run."""
+errors (not class names) ``runner.explain`` recognises as messages for the person who started the run."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import pytest
 from django.core.exceptions import ValidationError
 
-from analysis import computations, services
+from analysis import services
+from analysis.steps import runner
 from analysis.engine.formats import CorpusError
 from analysis.engine.loading import ModelLoadError
 from analysis.engine.store import StoreError
@@ -29,13 +30,13 @@ STEP = SimpleNamespace(title="Activation extraction")
                     "or run it on a worker with more memory."),
 ])
 def test_the_engines_errors_are_explained_by_their_type(error, expected):
-    assert computations.explain(STEP, error) == expected
+    assert runner.explain(STEP, error) == expected
 
 
 def test_a_cuda_out_of_memory_error_is_explained_as_memory():
     import torch
 
-    assert "ran out of memory" in computations.explain(STEP, torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    assert "ran out of memory" in runner.explain(STEP, torch.cuda.OutOfMemoryError("CUDA out of memory"))
 
 
 def test_an_error_is_not_recognised_by_its_class_name_alone():
@@ -47,7 +48,7 @@ def test_an_error_is_not_recognised_by_its_class_name_alone():
 
     for error in (CorpusError("c.word: empty file"), OutOfMemoryError("boom"),
                   ValidationError("a web form's refusal")):
-        assert computations.explain(STEP, error).startswith(f"Unexpected error ({type(error).__name__}: ")
+        assert runner.explain(STEP, error).startswith(f"Unexpected error ({type(error).__name__}: ")
 
 
 @pytest.mark.django_db

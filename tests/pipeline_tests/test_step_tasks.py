@@ -1,5 +1,6 @@
-"""The registry of step tasks: services send by name, so every kind must name a registered task on its queue,
-and services must not import the tasks module (tasks → computations → services would close a circle)."""
+"""The one step task: services send every kind by name to the queue its step type names, every kind names a
+queue a worker listens on, and services must not import the tasks module (tasks → runner → services would close
+a circle)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import ast
 from pathlib import Path
 
 from analysis.models import StepKind
-from analysis.step_tasks import TASK_FOR_KIND
+from analysis.steps import CPU, GPU, step_type, step_types
+from analysis.steps.queues import RUN_STEP_TASK
 from neurox_site.celery import app
 
 
-def test_every_step_kind_names_a_registered_task_on_its_queue():
-    assert set(TASK_FOR_KIND) == set(StepKind.values)
-    for name, queue in TASK_FOR_KIND.values():
-        assert app.tasks[name].queue == queue
+def test_every_step_kind_has_a_type_on_a_worker_queue_and_one_task_runs_them_all():
+    assert {t.kind for t in step_types()} >= set(StepKind.values)
+    assert {step_type(kind).queue for kind in StepKind.values} <= {GPU, CPU}
+    assert step_type(StepKind.EXTRACT).queue == GPU and step_type(StepKind.MODEL_ABLATION).queue == GPU
+    assert RUN_STEP_TASK in app.tasks
 
 
 def test_services_do_not_import_the_tasks_module():

@@ -1,0 +1,15 @@
+"""The kinds of step a run is made of, one module each (extract, statistics, ranking, probe_ablation,
+crossmodel, model_ablation), registered in :mod:`.registry`; a site adds its own kinds by naming their modules in
+the setting ``NEUROX_STEP_MODULES``. ``runner`` executes any of them, ``queues`` sends them to their workers."""
+
+from importlib import import_module
+
+from django.conf import settings
+
+from . import crossmodel, extract, model_ablation, probe_ablation, ranking, statistics  # noqa: F401 — they register
+from .registry import CPU, GPU, Download, StepType, register, step_type, step_types, unregister
+
+for _module in getattr(settings, "NEUROX_STEP_MODULES", ()):
+    import_module(_module)
+
+__all__ = ["CPU", "GPU", "Download", "StepType", "register", "step_type", "step_types", "unregister"]
