@@ -11,19 +11,10 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from analysis import services
-from analysis.models import Run, RunState, Step, StepKind
+from analysis.models import RunState, Step
 from tests.support.browser import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture
-def bare_run(people):
-    run = Run.objects.create(project=people["project"], created_by=people["owner"], request={})
-    Step.objects.create(run=run, kind=StepKind.EXTRACT, title="Extract activations: tiny × toy", result_key="k",
-                        queue="gpu", state="queued", done=0, total=280, unit="words")
-    services.write_log(run.pk, ["Run created by olivia: 1 steps."])
-    return run
 
 
 def run_url(run) -> str:
