@@ -150,6 +150,84 @@ def _sentences_from_map(raw) -> dict[int, str]:
     return by_index
 
 
+def _dataset_indices(handle, path: Path) -> list[int]:
+    """The sentence indices of the file's datasets, checked to be numbered 0..n-1 with at least one."""
+    names = [name for name in handle.keys() if name != SENTENCE_TO_INDEX]
+    if not all(name.isdigit() for name in names):
+        odd = sorted(name for name in names if not name.isdigit())[:5]
+        raise InterchangeError(f"{path.name}: datasets must be named by sentence index; found {odd}")
+    indices = sorted(int(name) for name in names)
+    if indices != list(range(len(indices))):
+        raise InterchangeError(f"{path.name}: sentence datasets are not numbered 0..{len(indices) - 1}")
+    if not indices:
+        raise InterchangeError(f"{path.name} holds no sentence datasets")
+    return indices
+
+
+def _hdf5_sentences(handle, path: Path, indices: list[int], corpus: Corpus | None) -> list[list[str]]:
+    """The words of each sentence: the corpus's when given, else the file's ``sentence_to_index`` map's."""
+    if corpus is not None:
+        sentences = [list(s) for s in corpus.sentences]
+        if len(sentences) != len(indices):
+            raise InterchangeError(f"{path.name} has {len(indices)} sentences but the corpus has {len(sentences)}")
+        return sentences
+    if SENTENCE_TO_INDEX not in handle:
+        raise InterchangeError(f"{path.name} has no {SENTENCE_TO_INDEX} dataset; pass the corpus instead")
+    by_index = _sentences_from_map(handle[SENTENCE_TO_INDEX][()])
+    missing = [i for i in indices if i not in by_index]
+    if missing:
+        raise InterchangeError(
+            f"{path.name}: {len(missing)} sentence(s) are missing from {SENTENCE_TO_INDEX} (duplicated "
+            f"sentences, e.g. index {missing[0]}); pass the corpus to import this file"
+        )
+    return [by_index[i].split(" ") if by_index[i] else [] for i in indices]
+
+
+def _dataset_shape(handle, path: Path, indices: list[int], sentences: list[list[str]]) -> tuple[int, int]:
+    """(layers, dim) of dataset 0, checked to be the shape of every dataset, whose words match its sentence."""
+    first = handle["0"]
+    if first.ndim != 3:
+        raise InterchangeError(
+            f"{path.name}: datasets must be [layers, words, dim]; dataset 0 has shape {first.shape}"
+        )
+    n_layers, dim = int(first.shape[0]), int(first.shape[2])
+    for i in indices:
+        shape = handle[str(i)].shape
+        if len(shape) != 3 or shape[0] != n_layers or shape[2] != dim or shape[1] != len(sentences[i]):
+            raise InterchangeError(
+                f"{path.name}: sentence {i} has shape {shape}, expected [{n_layers}, {len(sentences[i])}, {dim}]"
+            )
+    return n_layers, dim
+
+
+def _corpus_word_labels(corpus: Corpus | None, n_words: int) -> tuple[np.ndarray, list]:
+    """(one label id per word, -1 where none, and the label names): the corpus's labels, or none at all."""
+    label_names = corpus.label_names() if corpus is not None else []
+    label_ids = {name: k for k, name in enumerate(label_names)}
+    labels = np.full(n_words, -1, dtype=np.int32)
+    if corpus is not None and corpus.labels is not None:
+        flat = [label for sentence in corpus.labels for label in sentence]
+        labels[:] = [label_ids[label] if label is not None else -1 for label in flat]
+    return labels, label_names
+
+
+def _copy_datasets(handle, writer: StoreWriter, neuron_set: str, sentences: list[list[str]], n_layers: int,
+                   sentences_per_chunk: int) -> None:
+    """Write every dataset's rows into the store, chunk by chunk, skipping the chunks it already holds."""
+    n_sentences = len(sentences)
+    offsets = np.zeros(n_sentences + 1, dtype=np.int64)
+    np.cumsum([len(s) for s in sentences], out=offsets[1:])
+    for chunk, start in enumerate(range(0, n_sentences, sentences_per_chunk)):
+        if chunk in writer.done_chunks:
+            continue
+        end = min(start + sentences_per_chunk, n_sentences)
+        for i in range(start, end):
+            data = handle[str(i)][()]
+            for layer in range(n_layers):
+                writer.write_rows(neuron_set, layer, int(offsets[i]), data[layer])
+        writer.finish_chunk(chunk, int(offsets[end] - offsets[start]))
+
+
 def import_hdf5(
     path,
     store_path,
@@ -174,52 +252,11 @@ def import_hdf5(
     except OSError as exc:
         raise InterchangeError(f"{path.name} is not an HDF5 file: {exc}") from exc
     with handle:
-        names = [name for name in handle.keys() if name != SENTENCE_TO_INDEX]
-        if not all(name.isdigit() for name in names):
-            odd = sorted(name for name in names if not name.isdigit())[:5]
-            raise InterchangeError(f"{path.name}: datasets must be named by sentence index; found {odd}")
-        indices = sorted(int(name) for name in names)
-        if indices != list(range(len(indices))):
-            raise InterchangeError(f"{path.name}: sentence datasets are not numbered 0..{len(indices) - 1}")
-        if not indices:
-            raise InterchangeError(f"{path.name} holds no sentence datasets")
-
-        if corpus is not None:
-            sentences = [list(s) for s in corpus.sentences]
-            if len(sentences) != len(indices):
-                raise InterchangeError(f"{path.name} has {len(indices)} sentences but the corpus has {len(sentences)}")
-        else:
-            if SENTENCE_TO_INDEX not in handle:
-                raise InterchangeError(f"{path.name} has no {SENTENCE_TO_INDEX} dataset; pass the corpus instead")
-            by_index = _sentences_from_map(handle[SENTENCE_TO_INDEX][()])
-            missing = [i for i in indices if i not in by_index]
-            if missing:
-                raise InterchangeError(
-                    f"{path.name}: {len(missing)} sentence(s) are missing from {SENTENCE_TO_INDEX} (duplicated "
-                    f"sentences, e.g. index {missing[0]}); pass the corpus to import this file"
-                )
-            sentences = [by_index[i].split(" ") if by_index[i] else [] for i in indices]
-
-        first = handle["0"]
-        if first.ndim != 3:
-            raise InterchangeError(
-                f"{path.name}: datasets must be [layers, words, dim]; dataset 0 has shape {first.shape}"
-            )
-        n_layers, dim = int(first.shape[0]), int(first.shape[2])
-        for i in indices:
-            shape = handle[str(i)].shape
-            if len(shape) != 3 or shape[0] != n_layers or shape[2] != dim or shape[1] != len(sentences[i]):
-                raise InterchangeError(
-                    f"{path.name}: sentence {i} has shape {shape}, expected [{n_layers}, {len(sentences[i])}, {dim}]"
-                )
-
-        label_names = corpus.label_names() if corpus is not None else []
-        label_ids = {name: k for k, name in enumerate(label_names)}
+        indices = _dataset_indices(handle, path)
+        sentences = _hdf5_sentences(handle, path, indices, corpus)
+        n_layers, dim = _dataset_shape(handle, path, indices, sentences)
         n_words = sum(len(s) for s in sentences)
-        labels = np.full(n_words, -1, dtype=np.int32)
-        if corpus is not None and corpus.labels is not None:
-            flat = [label for sentence in corpus.labels for label in sentence]
-            labels[:] = [label_ids[label] if label is not None else -1 for label in flat]
+        labels, label_names = _corpus_word_labels(corpus, n_words)
 
         file_hash = sha256_of(path)
         corpus_hash = (corpus.source_sha256 if corpus is not None else "") or file_hash
@@ -229,18 +266,8 @@ def import_hdf5(
                 "report": {"imported_from": path.name}}
         specs = {neuron_set: {"layers": n_layers, "units": dim}}
         writer = StoreWriter(store_path, specs, sentences, labels, label_names, meta, key)
-        offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
-        np.cumsum([len(s) for s in sentences], out=offsets[1:])
         try:
-            for chunk, start in enumerate(range(0, len(indices), sentences_per_chunk)):
-                if chunk in writer.done_chunks:
-                    continue
-                end = min(start + sentences_per_chunk, len(indices))
-                for i in range(start, end):
-                    data = handle[str(i)][()]
-                    for layer in range(n_layers):
-                        writer.write_rows(neuron_set, layer, int(offsets[i]), data[layer])
-                writer.finish_chunk(chunk, int(offsets[end] - offsets[start]))
+            _copy_datasets(handle, writer, neuron_set, sentences, n_layers, sentences_per_chunk)
         finally:
             writer.close()
     say(f"imported {len(sentences)} sentences, {n_words} words, {n_layers} layers × {dim} units from {path.name}")
