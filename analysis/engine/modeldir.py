@@ -193,6 +193,55 @@ def _check_model_type(config: dict) -> str:
 # ---------------------------------------------------------------------------------------------- the inspection
 
 
+def _model_files(root: Path) -> list[Path]:
+    """Every file under the directory, sorted, leaving out those inside a ``.git*`` folder."""
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and not any(folder.startswith(".git") for folder in p.relative_to(root).parts[:-1])
+    )
+
+
+def _refuse_pickled_weights(root: Path, files: list[Path]) -> None:
+    pickled = [p.relative_to(root).as_posix() for p in files if p.suffix.lower() in PICKLE_SUFFIXES]
+    if pickled:
+        raise ModelDirError(
+            f"pickle-based weight files are refused ({', '.join(pickled)}): loading them unpickles, which can run "
+            f"arbitrary code. Only safetensors weights are accepted; {CONVERT_HINT}"
+        )
+
+
+def _check_shard_index(root: Path) -> None:
+    """When the directory has a safetensors index, it must parse and every shard it names must be there."""
+    index_path = root / SAFETENSORS_INDEX
+    if not index_path.is_file():
+        return
+    try:
+        weight_map = json.loads(index_path.read_text(encoding="utf-8")).get("weight_map", {})
+    except (json.JSONDecodeError, AttributeError) as exc:
+        raise ModelDirError(f"{SAFETENSORS_INDEX} is not a valid index: {exc}")
+    missing = sorted({shard for shard in weight_map.values() if not (root / shard).is_file()})
+    if missing:
+        raise ModelDirError(f"{SAFETENSORS_INDEX} names shards that are missing: {', '.join(missing)}")
+
+
+def _safetensors_weights(root: Path) -> list[Path]:
+    """The top-level ``*.safetensors`` files, sorted; there must be one, and the shard index must hold."""
+    weight_files = sorted(p for p in root.glob("*.safetensors"))
+    if not weight_files:
+        raise ModelDirError(f"no *.safetensors weights found next to config.json; {CONVERT_HINT}")
+    _check_shard_index(root)
+    return weight_files
+
+
+def _inspection_warnings(root: Path, config: dict) -> list[str]:
+    warnings = []
+    if config.get("auto_map"):
+        warnings.append("config.json has an auto_map (custom code); it is ignored and the built-in class is used")
+    if not (root / "tokenizer.json").is_file():
+        warnings.append("no tokenizer.json: a fast tokenizer is needed to align subwords with words")
+    return warnings
+
+
 def inspect_model_dir(path, *, sha256: str | None = None, hash_files: bool = True) -> ModelInfo:
     """Validate a model directory and describe it. Raises :class:`ModelDirError` with a user-facing message.
 
@@ -204,43 +253,20 @@ def inspect_model_dir(path, *, sha256: str | None = None, hash_files: bool = Tru
     if not root.is_dir():
         raise ModelDirError(f"{root} is not a directory")
 
-    files = sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not any(folder.startswith(".git") for folder in p.relative_to(root).parts[:-1])
-    )
-    pickled = [p.relative_to(root).as_posix() for p in files if p.suffix.lower() in PICKLE_SUFFIXES]
-    if pickled:
-        raise ModelDirError(
-            f"pickle-based weight files are refused ({', '.join(pickled)}): loading them unpickles, which can run "
-            f"arbitrary code. Only safetensors weights are accepted; {CONVERT_HINT}"
-        )
+    files = _model_files(root)
+    _refuse_pickled_weights(root, files)
 
     config = _read_config(root / "config.json")
     model_type = _check_model_type(config)
 
-    weight_files = sorted(p for p in root.glob("*.safetensors"))
-    if not weight_files:
-        raise ModelDirError(f"no *.safetensors weights found next to config.json; {CONVERT_HINT}")
-    index_path = root / SAFETENSORS_INDEX
-    if index_path.is_file():
-        try:
-            weight_map = json.loads(index_path.read_text(encoding="utf-8")).get("weight_map", {})
-        except (json.JSONDecodeError, AttributeError) as exc:
-            raise ModelDirError(f"{SAFETENSORS_INDEX} is not a valid index: {exc}")
-        missing = sorted({shard for shard in weight_map.values() if not (root / shard).is_file()})
-        if missing:
-            raise ModelDirError(f"{SAFETENSORS_INDEX} names shards that are missing: {', '.join(missing)}")
+    weight_files = _safetensors_weights(root)
     n_parameters = sum(_count_parameters(read_safetensors_header(p), p.name) for p in weight_files)
 
     hashing = hash_files and not sha256
     file_hashes = {p.relative_to(root).as_posix(): sha256_of(p) for p in files} if hashing else {}
     kind = model_kind(config)
     architectures = config.get("architectures") or []
-    warnings = []
-    if config.get("auto_map"):
-        warnings.append("config.json has an auto_map (custom code); it is ignored and the built-in class is used")
-    if not (root / "tokenizer.json").is_file():
-        warnings.append("no tokenizer.json: a fast tokenizer is needed to align subwords with words")
+    warnings = _inspection_warnings(root, config)
 
     return ModelInfo(
         model_type=model_type,
