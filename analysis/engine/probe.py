@@ -315,28 +315,15 @@ def train_probe(
     per fit, a cancellation check after every epoch.
     """
     job = as_job(job)
-    settings = dict(DEFAULTS)
-    for name, value in dict(l1=l1, l2=l2, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
-                            l1_step=l1_step).items():
-        if value is not None:
-            settings[name] = value
-    if settings["schedule"] not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, not {settings['schedule']!r}")
-    if settings["l1_step"] not in L1_STEPS:
-        raise ValueError(f"l1_step must be one of {L1_STEPS}, not {settings['l1_step']!r}")
+    settings = _probe_settings(l1=l1, l2=l2, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule,
+                               l1_step=l1_step)
     auto = settings["l2"] == "auto"
-    if isinstance(settings["l2"], str) and not auto:
-        raise ValueError(f"l2 must be a number or 'auto', not {settings['l2']!r}")
     label_names = list(label_names)
     labels = check_labels(labels, label_names, len(features))
     train_index = labelled_rows(labels, train)
     if len(train_index) == 0:
         raise ValueError("no labelled training words (all labels missing, or an empty training split)")
-    if settings["batch_size"] == "auto":
-        n_rows = len(train_index)
-        settings["batch_size"] = int(min(AUTO_BATCH_MAX, max(32, math.ceil(n_rows / MIN_STEPS_PER_EPOCH))))
-    if settings["epochs"] < 0 or not isinstance(settings["batch_size"], int) or settings["batch_size"] < 1:
-        raise ValueError("epochs must be ≥ 0 and batch_size an integer ≥ 1 (or 'auto')")
+    _settle_batch_size(settings, len(train_index))
     dev_index = labelled_rows(labels, dev) if dev is not None else None
     test_index = labelled_rows(labels, test) if test is not None else None
     if auto and (dev_index is None or len(dev_index) == 0):
@@ -351,17 +338,10 @@ def train_probe(
     selection = None
     final_train = train_index
     if auto:
-        selection = {}
-        candidates = {}
-        for candidate in sorted(l2_grid):
-            fitted = _fit(source, {**settings, "l2": candidate}, **fit)
-            scorer = Probe(*fitted, label_names=label_names, neuron_ids=list(features.neuron_ids))
-            accuracy, cross_entropy = _score(scorer, features, labels, dev_index, eval_batch_size)
-            selection[repr(candidate)] = {"dev_accuracy": accuracy, "dev_cross_entropy": cross_entropy}
-            candidates[candidate] = fitted
-            job.log(f"l2={candidate:g}: dev cross-entropy {cross_entropy:.4f}, accuracy {accuracy:.4f}")
-        # lowest dev cross-entropy (a smoother criterion than accuracy on a small dev split); ties: stronger penalty
-        best = min(sorted(l2_grid), key=lambda c: (selection[repr(c)]["dev_cross_entropy"], -c))
+        best, selection, candidates = _select_l2(
+            source, settings, fit, l2_grid=l2_grid, features=features, labels=labels, label_names=label_names,
+            dev_index=dev_index, eval_batch_size=eval_batch_size, log=job.log,
+        )
         settings["l2"] = best
         if refit:
             final_train = np.concatenate([train_index, dev_index])
@@ -399,13 +379,61 @@ def train_probe(
         probe.metrics["l2_selection"] = selection
     probe.metrics["train_seconds"] = round(time.perf_counter() - started, 3)
     probe.metrics["device"] = str(device)
-    summary = ", ".join(
-        f"{name} {probe.metrics[name + '_accuracy']:.4f}"
-        for name in ("train", "dev", "test")
-        if probe.metrics.get(name + "_accuracy") is not None
-    )
-    job.log(f"probe (l2={settings['l2']:g}) accuracy: {summary}")
+    job.log(f"probe (l2={settings['l2']:g}) accuracy: {_accuracy_summary(probe.metrics)}")
     return probe
+
+
+def _probe_settings(**given) -> dict:
+    """:data:`DEFAULTS` with the arguments that were given (not None) in their place, checked."""
+    settings = dict(DEFAULTS)
+    for name, value in given.items():
+        if value is not None:
+            settings[name] = value
+    if settings["schedule"] not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, not {settings['schedule']!r}")
+    if settings["l1_step"] not in L1_STEPS:
+        raise ValueError(f"l1_step must be one of {L1_STEPS}, not {settings['l1_step']!r}")
+    if isinstance(settings["l2"], str) and settings["l2"] != "auto":
+        raise ValueError(f"l2 must be a number or 'auto', not {settings['l2']!r}")
+    return settings
+
+
+def _settle_batch_size(settings: dict, n_rows: int) -> None:
+    """Turn batch_size "auto" into a number for ``n_rows`` training rows (in ``settings``), then check the
+    epochs and batch size."""
+    if settings["batch_size"] == "auto":
+        settings["batch_size"] = int(min(AUTO_BATCH_MAX, max(32, math.ceil(n_rows / MIN_STEPS_PER_EPOCH))))
+    if settings["epochs"] < 0 or not isinstance(settings["batch_size"], int) or settings["batch_size"] < 1:
+        raise ValueError("epochs must be ≥ 0 and batch_size an integer ≥ 1 (or 'auto')")
+
+
+def _select_l2(source: _RowSource, settings: dict, fit: dict, *, l2_grid, features: Features, labels,
+               label_names: list, dev_index, eval_batch_size: int, log) -> tuple[float, dict, dict]:
+    """Fit one probe per value of ``l2_grid`` (in increasing order) and score it on the dev rows.
+
+    Returns (the chosen value, ``metrics["l2_selection"]``, the fits by value).
+    """
+    selection = {}
+    candidates = {}
+    for candidate in sorted(l2_grid):
+        fitted = _fit(source, {**settings, "l2": candidate}, **fit)
+        scorer = Probe(*fitted, label_names=label_names, neuron_ids=list(features.neuron_ids))
+        accuracy, cross_entropy = _score(scorer, features, labels, dev_index, eval_batch_size)
+        selection[repr(candidate)] = {"dev_accuracy": accuracy, "dev_cross_entropy": cross_entropy}
+        candidates[candidate] = fitted
+        log(f"l2={candidate:g}: dev cross-entropy {cross_entropy:.4f}, accuracy {accuracy:.4f}")
+    # lowest dev cross-entropy (a smoother criterion than accuracy on a small dev split); ties: stronger penalty
+    best = min(sorted(l2_grid), key=lambda c: (selection[repr(c)]["dev_cross_entropy"], -c))
+    return best, selection, candidates
+
+
+def _accuracy_summary(metrics: dict) -> str:
+    """"train 0.9512, dev 0.9333, ...": the accuracies the metrics hold, for the log."""
+    return ", ".join(
+        f"{name} {metrics[name + '_accuracy']:.4f}"
+        for name in ("train", "dev", "test")
+        if metrics.get(name + "_accuracy") is not None
+    )
 
 
 def _score(probe: Probe, features: Features, labels, index, batch_size: int) -> tuple[float, float]:
