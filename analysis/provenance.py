@@ -2,50 +2,21 @@
 
 Every result shows: the model(s) and corpus with their sha256, the extraction parameters, the method's
 parameters and seed, the library versions recorded when it was computed (``Result.meta["versions"]``, written
-by :func:`analysis.steps.runner.execute`; results computed before that say "not recorded"), and the commands
+by :func:`analysis.runs.runner.execute`; results computed before that say "not recorded"), and the commands
 of ``python -m analysis.engine`` (see ``analysis/engine/cli.py``) that reproduce it, with the model and corpus
 as folders named after their uploads: each step type puts its own command together (``StepType.reproduce``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import platform
 import shlex
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import metadata
-from pathlib import Path
 
 from django.utils.text import slugify
 
 from .models import Result, Step
 from .steps import step_type
 from .steps.commands import extraction_flags
-
-LIBRARIES = {"torch": "torch", "transformers": "transformers", "numpy": "numpy", "scikit-learn": "scikit-learn"}
-
-
-@lru_cache(maxsize=1)
-def engine_version() -> str:
-    """The engine's identity: the sha256 (first 12) of its source files, so two results with the same value
-    were computed by the same engine code, whatever the deployment calls its release."""
-    digest = hashlib.sha256()
-    for path in sorted((Path(__file__).parent / "engine").rglob("*.py")):
-        digest.update(path.relative_to(Path(__file__).parent).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def library_versions() -> dict:
-    """What a result is computed with, recorded in its meta at compute time."""
-    versions = {"engine": engine_version(), "python": platform.python_version()}
-    for name, distribution in LIBRARIES.items():
-        try:
-            versions[name] = metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Celery tasks: thin. One task runs every kind of step (``analysis.steps.runner``), sent to its type's queue.
+"""Celery tasks: thin. One task runs every kind of step (``analysis.runs.runner``), sent to its type's queue.
 
 Model work (extraction, model-level ablation: forward passes) runs on ``gpu``, array work (rankings with their
 confidence, statistics, probe ablation, cross-model rankings) on ``cpu``, the realtime path (a typed sentence,
@@ -12,7 +12,7 @@ from celery import shared_task
 from celery.signals import worker_process_init
 
 from . import realtime, services
-from .steps import runner
+from .runs import runner
 from .steps.queues import RUN_STEP_TASK
 
 

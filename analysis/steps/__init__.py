@@ -1,6 +1,7 @@
 """The kinds of step a run is made of, one module each (extract, statistics, ranking, probe_ablation,
 crossmodel, model_ablation), registered in :mod:`.registry`; a site adds its own kinds by naming their modules in
-the setting ``NEUROX_STEP_MODULES``. ``runner`` executes any of them, ``queues`` sends them to their workers."""
+the setting ``NEUROX_STEP_MODULES``. ``queues`` sends a step to its workers, ``analysis.runs.runner`` executes
+any of them there."""
 
 from importlib import import_module
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from analysis.steps import runner, step_type
+from analysis.runs import runner
+from analysis.steps import step_type
 from analysis.models import LogLine, Run, RunState, Step, StepKind, StepState
 
 pytestmark = pytest.mark.django_db(transaction=True)

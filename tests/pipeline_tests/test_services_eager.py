@@ -100,7 +100,7 @@ def test_two_runs_needing_the_same_missing_result_compute_it_once(people, attach
     two.refresh_from_db()
     assert two.state == StepState.PENDING and two.attempts == 0
     assert second.log_lines.filter(text__contains=f"waiting for run {first.pk}").exists()
-    from analysis.steps.runner import execute
+    from analysis.runs.runner import execute
 
     with django_capture_on_commit_callbacks(execute=True):
         one.state = StepState.QUEUED
@@ -172,7 +172,7 @@ def test_viewers_cannot_start_cancel_or_retry(people, attached, django_capture_o
 
 def test_cancel_stops_every_unfinished_step_and_retry_reuses_finished_ones(
         people, attached, django_capture_on_commit_callbacks):
-    from analysis.steps.runner import execute
+    from analysis.runs.runner import execute
 
     with django_capture_on_commit_callbacks(execute=False):
         run = services.create_run(people["owner"], people["project"], request_for(attached))
@@ -196,7 +196,7 @@ def test_cancel_stops_every_unfinished_step_and_retry_reuses_finished_ones(
 
 
 def test_a_cancelled_running_step_stops_at_its_next_chunk(people, attached, django_capture_on_commit_callbacks):
-    from analysis.steps import runner
+    from analysis.runs import runner
 
     with django_capture_on_commit_callbacks(execute=False):
         run = services.create_run(people["owner"], people["project"], request_for(attached))

@@ -9,13 +9,12 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from analysis import services
-from analysis.steps import runner
+from analysis.runs import runner
 from analysis.engine.formats import CorpusError
 from analysis.engine.loading import ModelLoadError
 from analysis.engine.store import StoreError
 from analysis.models import RunState, StepKind, StepState
-
-from .conftest import request_for
+from tests.support.runs import request_for
 
 STEP = SimpleNamespace(title="Activation extraction")
 

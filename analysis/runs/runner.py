@@ -26,11 +26,10 @@ from analysis.engine.loading import ModelLoadError, UnsupportedArchitecture
 from analysis.engine.modeldir import ModelDirError
 from analysis.engine.store import StoreError
 from analysis.models import Step, results_root
-from analysis.provenance import library_versions
 from analysis.realtime import configure_torch_threads
-
-from .registry import step_type
-from .storage import tree_bytes
+from analysis.steps import step_type
+from analysis.steps.storage import tree_bytes
+from analysis.steps.versions import library_versions
 
 log = logging.getLogger(__name__)
 
