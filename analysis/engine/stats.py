@@ -289,51 +289,18 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
     n, width = features.shape
     if n == 0:
         raise ValueError("no words: cannot compute neuron statistics on an empty store")
-    offsets = np.asarray([0, n] if sentence_offsets is None else sentence_offsets, dtype=np.int64)
-    if offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets) < 0):
-        raise ValueError(f"sentence_offsets must rise from 0 to the number of words ({n})")
+    offsets = _checked_offsets(sentence_offsets, n)
     label_names = list(label_names)
-    if labels is not None and not label_names:
-        labels = None  # a corpus without labels (every id -1): no label means to compute
-    if labels is not None:
-        labels = check_labels(labels, label_names, n)
-        # unlabelled words form one more group, whose sums are not used
-        label_groups = indicator(np.where(labels >= 0, labels, len(label_names)), len(label_names) + 1)
-        label_counts = np.bincount(labels[labels >= 0], minlength=len(label_names)).astype(np.float64)
-        label_rows = [np.flatnonzero(labels == label) for label in [*range(len(label_names)), -1]]
-    if words is not None:
-        if len(words) != n:
-            raise ValueError(f"{len(words)} words for {n} feature rows")
-        vocabulary, type_ids = word_types(words)
-        type_groups = indicator(type_ids, len(vocabulary))
-        type_counts = np.bincount(type_ids, minlength=len(vocabulary)).astype(np.float64)
-    else:
-        vocabulary, type_ids = np.array([], dtype=object), None
+    labels, label_groups, label_counts, label_rows = _label_groups(labels, label_names, n)
+    vocabulary, type_ids, type_groups, type_counts = _word_type_groups(words, n)
     n_types = len(vocabulary)
     k_words = min(top_words, n_types) if words is not None else 0
     k_ctx = min(top_contexts, n)
     quantiles = tuple(float(q) for q in quantiles)
 
-    arrays = {
-        "mean": np.zeros(width), "std": np.zeros(width),
-        "min": np.zeros(width, np.float32), "max": np.zeros(width, np.float32),
-        "quantiles": np.zeros((width, len(quantiles)), np.float32),
-        "histogram": np.zeros((width, n_bins), np.int64),
-        "label_means": np.full((width, len(label_names)), np.nan, np.float32),
-        "top_word_types": np.full((width, top_words), -1, np.int32),
-        "top_word_scores": np.zeros((width, top_words), np.float32),
-        "top_word_counts": np.zeros((width, top_words), np.int32),
-        "sentence_offsets": offsets,
-    }
-    n_sampled = context_bins * contexts_per_bin
-    for which, k in (("high", top_contexts), ("low", top_contexts), ("sampled", n_sampled)):
-        arrays[f"{which}_rows"] = np.full((width, k), -1, np.int64)
-        arrays[f"{which}_values"] = np.zeros((width, k), np.float32)
-        arrays[f"{which}_words"] = np.full((width, k), -1, np.int32)
-    arrays["label_selectivity"] = np.full((width, len(label_names)), np.nan, np.float32)
-    arrays["best_label"] = np.full(width, -1, np.int32)
-    arrays["best_label_ap"] = np.full(width, np.nan, np.float32)
-    arrays["best_label_sign"] = np.zeros(width, np.int8)
+    arrays = _empty_arrays(width, offsets, n_quantiles=len(quantiles), n_bins=n_bins, n_labels=len(label_names),
+                           top_words=top_words, top_contexts=top_contexts,
+                           n_sampled=context_bins * contexts_per_bin)
     sample_at = sampled_positions(n, context_bins, contexts_per_bin)
 
     # a float16 store is read as float16 (its sort keys are 16 bits: radix sorts); anything else as float32
@@ -388,6 +355,81 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
     # GIL, so ``threads`` blocks are computed at once; each is 1/threads of the memory budget, so the peak stays.
     threads = max(1, min(threads or default_threads(), width))
     blocks = column_blocks(features, max_bytes=max_bytes // threads, column_bytes=column_bytes, dtype=native)
+    _run_blocks(block_statistics, blocks, threads, width, job)
+
+    used = _renumber_word_types(arrays, n_types)
+    params = {"n_words": int(n), "n_bins": n_bins, "quantiles": list(quantiles), "top_words": top_words,
+              "top_contexts": top_contexts, "smoothing": smoothing, "std": "population",
+              "quantile_method": "exact (numpy linear interpolation)", "context_bins": context_bins,
+              "contexts_per_bin": contexts_per_bin,
+              "best_label": "largest |selectivity|; AP of the activation (sign of the selectivity) for it vs rest"}
+    return NeuronStats(list(features.neuron_ids), arrays, label_names, [str(w) for w in vocabulary[used]], params)
+
+
+def _checked_offsets(sentence_offsets, n: int) -> np.ndarray:
+    """The sentence offsets as int64 (one sentence of every word when None), checked to rise from 0 to n."""
+    offsets = np.asarray([0, n] if sentence_offsets is None else sentence_offsets, dtype=np.int64)
+    if offsets[0] != 0 or offsets[-1] != n or np.any(np.diff(offsets) < 0):
+        raise ValueError(f"sentence_offsets must rise from 0 to the number of words ({n})")
+    return offsets
+
+
+def _label_groups(labels, label_names: list, n: int):
+    """(labels, label_groups, label_counts, label_rows) for the per-label statistics, all None when there are
+    no labels: the checked labels, a label × word indicator (unlabelled words form one more group, whose sums
+    are not used), the words per label (float64) and each label's rows, then the unlabelled ones."""
+    if labels is not None and not label_names:
+        labels = None  # a corpus without labels (every id -1): no label means to compute
+    if labels is None:
+        return None, None, None, None
+    labels = check_labels(labels, label_names, n)
+    label_groups = indicator(np.where(labels >= 0, labels, len(label_names)), len(label_names) + 1)
+    label_counts = np.bincount(labels[labels >= 0], minlength=len(label_names)).astype(np.float64)
+    label_rows = [np.flatnonzero(labels == label) for label in [*range(len(label_names)), -1]]
+    return labels, label_groups, label_counts, label_rows
+
+
+def _word_type_groups(words, n: int):
+    """(vocabulary, type_ids, type_groups, type_counts) for the top words: the word types, each word's type,
+    a type × word indicator and the words per type (float64); an empty vocabulary and Nones without words."""
+    if words is None:
+        return np.array([], dtype=object), None, None, None
+    if len(words) != n:
+        raise ValueError(f"{len(words)} words for {n} feature rows")
+    vocabulary, type_ids = word_types(words)
+    type_groups = indicator(type_ids, len(vocabulary))
+    type_counts = np.bincount(type_ids, minlength=len(vocabulary)).astype(np.float64)
+    return vocabulary, type_ids, type_groups, type_counts
+
+
+def _empty_arrays(width: int, offsets: np.ndarray, *, n_quantiles: int, n_bins: int, n_labels: int, top_words: int,
+                  top_contexts: int, n_sampled: int) -> dict:
+    """The statistics' arrays for ``width`` neurons, before any block fills its columns."""
+    arrays = {
+        "mean": np.zeros(width), "std": np.zeros(width),
+        "min": np.zeros(width, np.float32), "max": np.zeros(width, np.float32),
+        "quantiles": np.zeros((width, n_quantiles), np.float32),
+        "histogram": np.zeros((width, n_bins), np.int64),
+        "label_means": np.full((width, n_labels), np.nan, np.float32),
+        "top_word_types": np.full((width, top_words), -1, np.int32),
+        "top_word_scores": np.zeros((width, top_words), np.float32),
+        "top_word_counts": np.zeros((width, top_words), np.int32),
+        "sentence_offsets": offsets,
+    }
+    for which, k in (("high", top_contexts), ("low", top_contexts), ("sampled", n_sampled)):
+        arrays[f"{which}_rows"] = np.full((width, k), -1, np.int64)
+        arrays[f"{which}_values"] = np.zeros((width, k), np.float32)
+        arrays[f"{which}_words"] = np.full((width, k), -1, np.int32)
+    arrays["label_selectivity"] = np.full((width, n_labels), np.nan, np.float32)
+    arrays["best_label"] = np.full(width, -1, np.int32)
+    arrays["best_label_ap"] = np.full(width, np.nan, np.float32)
+    arrays["best_label_sign"] = np.zeros(width, np.int8)
+    return arrays
+
+
+def _run_blocks(block_statistics, blocks, threads: int, width: int, job: Job) -> None:
+    """Compute up to ``threads`` column blocks at once, reporting progress (and checking for a cancel) as each
+    one ends, in order."""
     with ThreadPoolExecutor(max_workers=threads) as pool:
         running: deque = deque()
         for start, stop, block in blocks:
@@ -399,19 +441,18 @@ def compute_neuron_stats(features: Features, words=None, sentence_offsets=None, 
         while running:
             job.progress(running.popleft().result(), width, "neurons")
 
-    # keep only the word types that something refers to, renumbered
-    used = np.unique(np.concatenate([arrays[key][arrays[key] >= 0].ravel()
-                                     for key in ("top_word_types", "high_words", "low_words", "sampled_words")]))
+
+_WORD_TYPE_ARRAYS = ("top_word_types", "high_words", "low_words", "sampled_words")
+
+
+def _renumber_word_types(arrays: dict, n_types: int) -> np.ndarray:
+    """Keep only the word types that something refers to, renumbered in ``arrays``; returns the old ids kept."""
+    used = np.unique(np.concatenate([arrays[key][arrays[key] >= 0].ravel() for key in _WORD_TYPE_ARRAYS]))
     remap = np.full(n_types + 1, -1, np.int32)
     remap[used] = np.arange(len(used), dtype=np.int32)
-    for key in ("top_word_types", "high_words", "low_words", "sampled_words"):
+    for key in _WORD_TYPE_ARRAYS:
         arrays[key] = remap[arrays[key]]  # -1 indexes the trailing -1
-    params = {"n_words": int(n), "n_bins": n_bins, "quantiles": list(quantiles), "top_words": top_words,
-              "top_contexts": top_contexts, "smoothing": smoothing, "std": "population",
-              "quantile_method": "exact (numpy linear interpolation)", "context_bins": context_bins,
-              "contexts_per_bin": contexts_per_bin,
-              "best_label": "largest |selectivity|; AP of the activation (sign of the selectivity) for it vs rest"}
-    return NeuronStats(list(features.neuron_ids), arrays, label_names, [str(w) for w in vocabulary[used]], params)
+    return used
 
 
 def _label_detection(arrays, cols, block, keys, sorted_keys, label_groups, label_rows, label_counts, mean,
