@@ -107,6 +107,44 @@ def _consensus(ranking: Ranking, ranks: np.ndarray, how: str, consensus_k, resol
     ranking.params["consensus"] = how
 
 
+def _check_bootstrap_arguments(offsets: np.ndarray, n_boot: int, consensus: str | None) -> None:
+    if offsets.ndim != 1 or len(offsets) < 2 or offsets[0] < 0 or np.any(np.diff(offsets) < 0):
+        raise ValueError("sentence_offsets must be a non-decreasing array of at least 2 word offsets")
+    if n_boot < 2:
+        raise ValueError("n_boot must be at least 2 to measure stability")
+    if consensus is not None:
+        if consensus not in CONSENSUS_METHODS:
+            raise ValueError(f"consensus must be one of {', '.join(CONSENSUS_METHODS)}, not {consensus!r}")
+        if n_boot < 4:
+            raise ValueError("a consensus ranking needs at least 4 bootstrap resamples (its stability is split-half)")
+
+
+def _rows_of_sentences(offsets: np.ndarray, sentences=None) -> np.ndarray:
+    """The word rows of ``sentences`` (every sentence when None), in order: the full-data ranking's rows."""
+    pool = np.arange(len(offsets) - 1) if sentences is None else np.asarray(sentences, dtype=np.int64)
+    if not len(pool):
+        return np.array([], dtype=np.int64)
+    return np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in pool])
+
+
+def _resampled_ranks(rank_fn, offsets: np.ndarray, sentences, rng: np.random.Generator, n_boot: int,
+                     n_neurons: int, resolved: dict, job: Job) -> tuple[np.ndarray, dict]:
+    """Rank ``n_boot`` sentence resamples: (each neuron's rank in each resample [n_boot, n_neurons], and for
+    each k of ``resolved`` the top-k of each resample)."""
+    ranks = np.empty((n_boot, n_neurons), dtype=np.int64)
+    tops = {key: np.empty((n_boot, k), dtype=np.int64) for key, k in resolved.items()}
+    for b in range(n_boot):
+        resampled = rank_fn(sentence_resample(offsets, rng, sentences))
+        if len(resampled.order) != n_neurons:
+            raise ValueError(f"rank_fn returned {len(resampled.order)} neurons, expected {n_neurons}")
+        ranks[b] = resampled.rank_of()
+        for key, k in resolved.items():
+            tops[key][b] = resampled.order[:k]
+        job.progress(b + 1, n_boot, "resamples")
+        job.check_cancelled()
+    return ranks, tops
+
+
 def bootstrap_confidence(rank_fn: Callable[[np.ndarray], Ranking], sentence_offsets, n_boot: int = 20,
                          seed: int = 0, ks: Sequence = (10, 50, "1%"), ranking: Ranking | None = None,
                          sentences=None, job: Job | None = None, consensus: str | None = None,
@@ -122,34 +160,13 @@ def bootstrap_confidence(rank_fn: Callable[[np.ndarray], Ranking], sentence_offs
     """
     job = as_job(job)
     offsets = np.asarray(sentence_offsets, dtype=np.int64)
-    if offsets.ndim != 1 or len(offsets) < 2 or offsets[0] < 0 or np.any(np.diff(offsets) < 0):
-        raise ValueError("sentence_offsets must be a non-decreasing array of at least 2 word offsets")
-    if n_boot < 2:
-        raise ValueError("n_boot must be at least 2 to measure stability")
-    if consensus is not None:
-        if consensus not in CONSENSUS_METHODS:
-            raise ValueError(f"consensus must be one of {', '.join(CONSENSUS_METHODS)}, not {consensus!r}")
-        if n_boot < 4:
-            raise ValueError("a consensus ranking needs at least 4 bootstrap resamples (its stability is split-half)")
+    _check_bootstrap_arguments(offsets, n_boot, consensus)
     if ranking is None:
-        pool = np.arange(len(offsets) - 1) if sentences is None else np.asarray(sentences, dtype=np.int64)
-        all_rows = np.concatenate([np.arange(offsets[s], offsets[s + 1]) for s in pool]) if len(pool) else \
-            np.array([], dtype=np.int64)
-        ranking = rank_fn(all_rows)
+        ranking = rank_fn(_rows_of_sentences(offsets, sentences))
     n_neurons = len(ranking.neuron_ids)
     rng = np.random.default_rng(seed)
-    ranks = np.empty((n_boot, n_neurons), dtype=np.int64)
     resolved = {str(k): resolve_k(k, n_neurons) for k in ks}
-    tops = {key: np.empty((n_boot, k), dtype=np.int64) for key, k in resolved.items()}
-    for b in range(n_boot):
-        resampled = rank_fn(sentence_resample(offsets, rng, sentences))
-        if len(resampled.order) != n_neurons:
-            raise ValueError(f"rank_fn returned {len(resampled.order)} neurons, expected {n_neurons}")
-        ranks[b] = resampled.rank_of()
-        for key, k in resolved.items():
-            tops[key][b] = resampled.order[:k]
-        job.progress(b + 1, n_boot, "resamples")
-        job.check_cancelled()
+    ranks, tops = _resampled_ranks(rank_fn, offsets, sentences, rng, n_boot, n_neurons, resolved, job)
     low, median, high = np.percentile(ranks, [5, 50, 95], axis=0, method="nearest")
     ranking.confidence = {
         "method": "bootstrap_sentences",
