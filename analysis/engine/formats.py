@@ -215,22 +215,10 @@ def read_conllu(
         if text.startswith("#"):
             block.append(text)
             continue
-        fields = text.split("\t")
-        if len(fields) != CONLLU_COLUMNS:
-            raise CorpusError(
-                f"expected {CONLLU_COLUMNS} tab-separated columns, found {len(fields)}", filename=name, line=line_number
-            )
-        word_id = fields[0]
-        if word_id.isdigit():
+        if _is_next_word(text, words_in_block, name, line_number):
             if words_in_block == 0:
                 block_start = line_number
-            if int(word_id) != words_in_block + 1:
-                raise CorpusError(
-                    f"word id {word_id} out of order: expected {words_in_block + 1}", filename=name, line=line_number
-                )
             words_in_block += 1
-        elif not _is_range_or_empty_node(word_id):
-            raise CorpusError(f"invalid word id {word_id!r}", filename=name, line=line_number)
         block.append(text)
     finish_block()
 
@@ -247,18 +235,44 @@ def read_conllu(
     )
     if skipped:
         corpus.warnings.append(_skipped_warning(name, skipped, max_sentence_words))
-    if column is not None and not corpus.label_names():
-        corpus.warnings.append(f"no word has a label in column {column}")
-    elif column is not None:
-        unlabelled = [(s, w) for s, tags in enumerate(labels, start=1) for w, tag in enumerate(tags, start=1)
-                      if tag is None]
-        if unlabelled:
-            shown = ", ".join(f"sentence {s} word {w}" for s, w in unlabelled[:10])
-            corpus.warnings.append(
-                f"{name}: {len(unlabelled):,} word(s) have no {column} label ('_') and are left out of label "
-                f"statistics and probes: {shown}{' ...' if len(unlabelled) > 10 else ''}"
-            )
+    if column is not None:
+        corpus.warnings.extend(_missing_label_warnings(corpus, column, name))
     return corpus
+
+
+def _is_next_word(text: str, words_in_block: int, filename: str, line_number: int) -> bool:
+    """Check a token line of CoNLL-U: 10 columns, and a word id that is the sentence's next word (True) or a
+    multiword-token range or an empty node (False)."""
+    fields = text.split("\t")
+    if len(fields) != CONLLU_COLUMNS:
+        raise CorpusError(
+            f"expected {CONLLU_COLUMNS} tab-separated columns, found {len(fields)}", filename=filename, line=line_number
+        )
+    word_id = fields[0]
+    if word_id.isdigit():
+        if int(word_id) != words_in_block + 1:
+            raise CorpusError(
+                f"word id {word_id} out of order: expected {words_in_block + 1}", filename=filename, line=line_number
+            )
+        return True
+    if not _is_range_or_empty_node(word_id):
+        raise CorpusError(f"invalid word id {word_id!r}", filename=filename, line=line_number)
+    return False
+
+
+def _missing_label_warnings(corpus: Corpus, column: str, filename: str) -> list[str]:
+    """The warning that no word has a label in ``column``, or the one that lists the words without one (if any)."""
+    if not corpus.label_names():
+        return [f"no word has a label in column {column}"]
+    unlabelled = [(s, w) for s, tags in enumerate(corpus.labels, start=1) for w, tag in enumerate(tags, start=1)
+                  if tag is None]
+    if not unlabelled:
+        return []
+    shown = ", ".join(f"sentence {s} word {w}" for s, w in unlabelled[:10])
+    return [
+        f"{filename}: {len(unlabelled):,} word(s) have no {column} label ('_') and are left out of label "
+        f"statistics and probes: {shown}{' ...' if len(unlabelled) > 10 else ''}"
+    ]
 
 
 def _skipped_warning(filename: str, skipped: list[str], limit: int) -> str:
