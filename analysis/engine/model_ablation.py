@@ -314,6 +314,16 @@ def _ranked_neurons(ranking) -> list[NeuronId]:
     return neurons
 
 
+def _check_curve_options(operation: str, means, orders: Sequence[str]) -> None:
+    if operation not in ("zero", "mean"):
+        raise AblationError(f"ablation sets neurons to 'zero' or their 'mean', not {operation!r}")
+    if operation == "mean" and means is None:
+        raise AblationError("mean ablation needs each neuron's corpus mean (means=)")
+    unknown = [o for o in orders if o not in ("top", "bottom", "random")]
+    if unknown or not orders:
+        raise AblationError(f"orders must be some of 'top', 'bottom', 'random'; got {list(orders)}")
+
+
 def ablation_curve(
     lm,
     ranking,
@@ -344,13 +354,7 @@ def ablation_curve(
     """
     started = time.perf_counter()
     job = as_job(job)
-    if operation not in ("zero", "mean"):
-        raise AblationError(f"ablation sets neurons to 'zero' or their 'mean', not {operation!r}")
-    if operation == "mean" and means is None:
-        raise AblationError("mean ablation needs each neuron's corpus mean (means=)")
-    unknown = [o for o in orders if o not in ("top", "bottom", "random")]
-    if unknown or not orders:
-        raise AblationError(f"orders must be some of 'top', 'bottom', 'random'; got {list(orders)}")
+    _check_curve_options(operation, means, orders)
     neurons = _ranked_neurons(ranking)
     counts = curve_counts(len(neurons), steps, max_neurons)
     if task is None:
