@@ -5,7 +5,7 @@ import json
 import pytest
 
 from analysis.engine.cli import main
-from tests.engine_tests.tiny_models import tiny_model_dir
+from tests.support.tiny_models import tiny_model_dir
 
 CONLLU = """# sent_id = 1
 1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_

@@ -9,7 +9,7 @@ from analysis.engine.methods import compute_ranking
 from analysis.engine.probe import LabelledWords, evaluate_on, evaluate_probe, train_probe
 from analysis.engine.probe_ablation import probe_ablation
 from analysis.engine.splits import split_by_sentence
-from tests.engine_tests.planted_store import planted_store
+from tests.support.planted_store import planted_store
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

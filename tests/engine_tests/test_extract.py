@@ -20,7 +20,7 @@ from analysis.engine.loading import load_model
 from analysis.engine.modeldir import inspect_model_dir
 from analysis.engine.store import ActivationStore, StoreError, open_complete
 from analysis.engine.subwords import word_activations
-from tests.engine_tests.tiny_models import tiny_model_dir
+from tests.support.tiny_models import tiny_model_dir
 
 torch.set_num_threads(1)
 

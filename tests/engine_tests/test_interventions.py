@@ -16,7 +16,7 @@ from analysis.engine.interventions import (
     zero,
 )
 from analysis.engine.neurons import NeuronId
-from tests.engine_tests.tiny_models import ARCHITECTURES, SEQ2SEQ, tiny_model_dir
+from tests.support.tiny_models import ARCHITECTURES, SEQ2SEQ, tiny_model_dir
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)

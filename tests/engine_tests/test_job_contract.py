@@ -16,7 +16,7 @@ from analysis.engine.probe_ablation import probe_ablation
 from analysis.engine.probeless import probeless_ranking
 from analysis.engine.stats import compute_neuron_stats
 from analysis.engine.univariate import anova_ranking, mutual_info_ranking
-from tests.engine_tests.planted_store import planted_store
+from tests.support.planted_store import planted_store
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

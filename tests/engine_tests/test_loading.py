@@ -18,7 +18,7 @@ from analysis.engine.loading import (
     pad_token_id,
 )
 from analysis.engine.modeldir import ModelDirError, inspect_model_dir
-from tests.engine_tests.tiny_models import build_tiny_model, tiny_model_dir
+from tests.support.tiny_models import build_tiny_model, tiny_model_dir
 
 torch.set_num_threads(1)
 

@@ -9,7 +9,7 @@ from analysis.engine.interventions import clamp, scale
 from analysis.engine.jobs import Cancelled, Job
 from analysis.engine.manipulation import ManipulationError, manipulate, probe_predictions
 from analysis.engine.neurons import NeuronId
-from tests.engine_tests.tiny_models import PAD_ID, tiny_model_dir
+from tests.support.tiny_models import PAD_ID, tiny_model_dir
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)

@@ -4,7 +4,7 @@ import pytest
 
 from analysis.engine.methods import METHODS, compute_ranking
 from analysis.engine.probe import L2_GRID
-from tests.engine_tests.planted_store import SIGNAL_UNIT, planted_store
+from tests.support.planted_store import SIGNAL_UNIT, planted_store
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

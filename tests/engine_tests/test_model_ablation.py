@@ -18,7 +18,7 @@ from analysis.engine.model_ablation import (
 )
 from analysis.engine.neurons import NeuronId
 from analysis.engine.ranking import Ranking, order_by_score
-from tests.engine_tests.tiny_models import TOY_SENTENCES, build_tiny_model, fit_tiny_causal_lm, tiny_model_dir
+from tests.support.tiny_models import TOY_SENTENCES, build_tiny_model, fit_tiny_causal_lm, tiny_model_dir
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)

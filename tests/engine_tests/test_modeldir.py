@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from analysis.engine.modeldir import ModelDirError, inspect_model_dir
-from tests.engine_tests.tiny_models import tiny_model_dir
+from tests.support.tiny_models import tiny_model_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 

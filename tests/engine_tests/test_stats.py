@@ -135,7 +135,7 @@ def test_bad_inputs():
 def test_best_label_sampled_contexts_and_selectivity_on_a_planted_store(tmp_path):
     from sklearn.metrics import average_precision_score
 
-    from tests.engine_tests.planted_store import SIGNAL_UNIT, planted_store
+    from tests.support.planted_store import SIGNAL_UNIT, planted_store
 
     store = planted_store(tmp_path / "s", n_sentences=100)
     stats = compute_neuron_stats(store.features(), store.words, store.sentence_offsets, store.labels,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.engine_tests.tiny_models import (
+from tests.support.tiny_models import (
     ARCHITECTURES,
     BOS_ID,
     CAUSAL,

@@ -11,8 +11,7 @@ from django.core.management import call_command
 from analysis import services
 from analysis.models import Result, Run
 from tests.factories import UserFactory
-
-from .conftest import request_for
+from tests.support.runs import request_for
 
 
 def finished_run(people, attached, capture):
