@@ -139,6 +139,57 @@ def _fill_mask(lm, inputs: dict, top_k: int):
     return mask_positions, predictions
 
 
+def _output_task(lm) -> str:
+    """What the model produces to compare: "generation" (decoder), "translation" (encoder-decoder) or
+    "fill-mask" (an encoder with a masked-LM head)."""
+    if lm.kind == "decoder":
+        return "generation"
+    if lm.kind == "encoder-decoder":
+        return "translation"
+    if _has_mlm_head(lm):
+        return "fill-mask"
+    raise ManipulationError(
+        "this encoder has no masked-LM head, so it produces no text to compare; use the probe's per-word "
+        "predictions (probe_predictions) instead"
+    )
+
+
+def _fill_mask_side_by_side(lm, inputs: dict, encoding, edits, mask, sites, top_k: int, index: int) -> dict:
+    """``{"masks", "identical"}`` for sentence ``index``: the top-k fillers of each mask, without and with the edits."""
+    positions, original = _fill_mask(lm, inputs, top_k)
+    if not positions:
+        raise ManipulationError(
+            f"sentence {index + 1} has no masked word: write {lm.tokenizer.mask_token} for a word or pass "
+            "mask_words"
+        )
+    with intervene(lm.model, edits, positions=mask, sites=sites):
+        _, changed = _fill_mask(lm, inputs, top_k)
+    word_ids = encoding.word_ids(0)
+    masks = [
+        {
+            "word": word_ids[p],
+            "original": before,
+            "manipulated": after,
+            "top1_changed": before[0]["id"] != after[0]["id"],
+            "changed": [a["id"] not in {b["id"] for b in before} for a in after],
+        }
+        for p, before, after in zip(positions, original, changed)
+    ]
+    identical = all([b["id"] for b in m["original"]] == [a["id"] for a in m["manipulated"]] for m in masks)
+    return {"masks": masks, "identical": identical}
+
+
+def _generate_both(lm, inputs: dict, edits, mask, sites, max_new_tokens: int):
+    """(original ids, manipulated ids): greedy output without and with the edits."""
+    # a cached decoder step sees one token, which cannot be placed in a position mask, so a causal LM
+    # recomputes the whole sequence when positions are chosen (an encoder runs once either way)
+    use_cache = mask is None or lm.kind == "encoder-decoder"
+    original_ids = _generate(lm, inputs, max_new_tokens, use_cache=True)
+    with intervene(lm.model, edits, positions=mask, sites=sites):
+        changed_ids = _generate(lm, inputs, max_new_tokens, use_cache=use_cache)
+    return original_ids, changed_ids
+
+
 def manipulate(
     lm,
     sentences: Sequence,
@@ -166,17 +217,7 @@ def manipulate(
         raise ManipulationError("choose at least one neuron to change")
     if chosen_labels is not None:
         chosen_labels = set(chosen_labels)
-    if lm.kind == "decoder":
-        task = "generation"
-    elif lm.kind == "encoder-decoder":
-        task = "translation"
-    elif _has_mlm_head(lm):
-        task = "fill-mask"
-    else:
-        raise ManipulationError(
-            "this encoder has no masked-LM head, so it produces no text to compare; use the probe's per-word "
-            "predictions (probe_predictions) instead"
-        )
+    task = _output_task(lm)
     sites = lm.neuron_sites()
     results = []
     for index, sentence in enumerate(sentences):
@@ -190,35 +231,9 @@ def manipulate(
         inputs = _on_device(lm, encoding)
         entry = {"words": words}
         if task == "fill-mask":
-            positions, original = _fill_mask(lm, inputs, top_k)
-            if not positions:
-                raise ManipulationError(
-                    f"sentence {index + 1} has no masked word: write {lm.tokenizer.mask_token} for a word or pass "
-                    "mask_words"
-                )
-            with intervene(lm.model, edits, positions=mask, sites=sites):
-                _, changed = _fill_mask(lm, inputs, top_k)
-            word_ids = encoding.word_ids(0)
-            entry["masks"] = [
-                {
-                    "word": word_ids[p],
-                    "original": before,
-                    "manipulated": after,
-                    "top1_changed": before[0]["id"] != after[0]["id"],
-                    "changed": [a["id"] not in {b["id"] for b in before} for a in after],
-                }
-                for p, before, after in zip(positions, original, changed)
-            ]
-            entry["identical"] = all(
-                [b["id"] for b in m["original"]] == [a["id"] for a in m["manipulated"]] for m in entry["masks"]
-            )
+            entry.update(_fill_mask_side_by_side(lm, inputs, encoding, edits, mask, sites, top_k, index))
         else:
-            # a cached decoder step sees one token, which cannot be placed in a position mask, so a causal LM
-            # recomputes the whole sequence when positions are chosen (an encoder runs once either way)
-            use_cache = mask is None or lm.kind == "encoder-decoder"
-            original_ids = _generate(lm, inputs, max_new_tokens, use_cache=True)
-            with intervene(lm.model, edits, positions=mask, sites=sites):
-                changed_ids = _generate(lm, inputs, max_new_tokens, use_cache=use_cache)
+            original_ids, changed_ids = _generate_both(lm, inputs, edits, mask, sites, max_new_tokens)
             entry.update(_text_side_by_side(lm, original_ids, changed_ids))
         results.append(entry)
         job.progress(index + 1, len(sentences), "sentences")
