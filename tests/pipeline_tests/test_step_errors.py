@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from analysis import services
-from analysis.steps import runner
+from analysis.runs import runner
 from analysis.engine.formats import CorpusError
 from analysis.engine.loading import ModelLoadError
 from analysis.engine.store import StoreError
