@@ -127,6 +127,18 @@ STYLE_SHEET = (
 )
 
 
+@dataclass
+class _Plot:
+    """The plot area in pixels (``left``/``top`` corner, ``width`` × ``height``) and the scales onto it."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+    sx: LinearScale
+    sy: LinearScale
+
+
 def line_chart(*, chart_id: str, title: str, desc: str, x_label: str, y_label: str, series: Sequence[Series],
                references: Sequence[Reference] = (), x_domain: tuple[float, float] | None = None,
                x_tick_text: Callable[[float], Sequence[str]] = lambda v: [number(v)],
@@ -136,14 +148,12 @@ def line_chart(*, chart_id: str, title: str, desc: str, x_label: str, y_label: s
     legend = _legend_rows(series, references, width - left - right)
     bottom = 62 + 20 * len(legend)
     plot_w, plot_h = width - left - right, height - top - bottom
-    xs = [p.x for s in series for p in s.points] or [0.0, 1.0]
-    ys = [p.y for s in series for p in s.points] + [b for s in series for _, lo, hi in s.band for b in (lo, hi)]
-    ys += [r.y for r in references]
-    ys = [y for y in ys if math.isfinite(y)] or [0.0, 1.0]
+    xs, ys = _plotted_values(series, references)
     x_ticks = ticks(*(x_domain or (min(xs), max(xs))), count=5)
     y_ticks = ticks(min(ys), max(ys), count=5)
     sx = LinearScale((x_ticks[0], x_ticks[-1]), (left, left + plot_w))
     sy = LinearScale((y_ticks[0], y_ticks[-1]), (top + plot_h, top))
+    plot = _Plot(left, top, plot_w, plot_h, sx, sy)
     e = escape
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{e(chart_id)}" viewBox="0 0 {width} {height}" '
            f'width="{width}" height="{height}" role="group" aria-labelledby="{e(chart_id)}-title {e(chart_id)}-desc">',
@@ -151,8 +161,30 @@ def line_chart(*, chart_id: str, title: str, desc: str, x_label: str, y_label: s
            f"<style>{STYLE_SHEET}</style>",
            f'<rect width="{width}" height="{height}" fill="#fff"/>',
            f'<text class="chart-title" x="{left}" y="20" aria-hidden="true">{e(title)}</text>']
-    # grid, axes, ticks
-    out.append('<g aria-hidden="true">')
+    out.append(_axes_svg(plot, x_ticks, y_ticks, x_tick_text, x_label, y_label, references))
+    # bands behind every line, then lines, then points on top
+    out.extend(_band_svg(s, plot) for s in series if s.band)
+    out.extend(_series_svg(s, plot) for s in series)
+    out.append(_legend_svg(legend, left, top + plot_h + 62))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _plotted_values(series: Sequence[Series], references: Sequence[Reference]) -> tuple[list[float], list[float]]:
+    """(x values, finite y values) that the axes must cover: points, bands and references; [0, 1] for none."""
+    xs = [p.x for s in series for p in s.points] or [0.0, 1.0]
+    ys = [p.y for s in series for p in s.points] + [b for s in series for _, lo, hi in s.band for b in (lo, hi)]
+    ys += [r.y for r in references]
+    ys = [y for y in ys if math.isfinite(y)] or [0.0, 1.0]
+    return xs, ys
+
+
+def _axes_svg(plot: _Plot, x_ticks, y_ticks, x_tick_text, x_label: str, y_label: str,
+              references: Sequence[Reference]) -> str:
+    """Grid, axes, tick labels, axis labels and the reference lines (hidden from assistive technology)."""
+    e = escape
+    left, top, plot_w, plot_h, sx, sy = plot.left, plot.top, plot.width, plot.height, plot.sx, plot.sy
+    out = ['<g aria-hidden="true">']
     for value in y_ticks:
         y = sy(value)
         out.append(f'<line class="chart-grid" x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>')
@@ -172,35 +204,42 @@ def line_chart(*, chart_id: str, title: str, desc: str, x_label: str, y_label: s
         out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="{REFERENCE_COLOUR}" '
                    'stroke-width="1.5" stroke-dasharray="1 4" stroke-linecap="round"/>')
     out.append("</g>")
-    # bands behind every line, then lines, then points on top
-    for s in series:
-        if s.band:
-            colour = STYLES[s.style % len(STYLES)][0]
-            upper = [f"{sx(x):.1f} {sy(hi):.1f}" for x, _, hi in s.band]
-            lower = [f"{sx(x):.1f} {sy(lo):.1f}" for x, lo, _ in reversed(s.band)]
-            out.append(f'<path class="chart-band" data-series="{e(s.key)}" aria-hidden="true" fill="{colour}" '
-                       f'fill-opacity="0.16" stroke="{colour}" stroke-opacity="0.5" stroke-width="0.75" '
-                       f'd="M{"L".join(upper + lower)}Z"/>')
-    for s in series:
-        colour, dash, shape = STYLES[s.style % len(STYLES)]
-        path = "L".join(f"{sx(p.x):.1f} {sy(p.y):.1f}" for p in s.points if math.isfinite(p.y))
-        out.append(f'<g class="chart-series" data-series="{e(s.key)}" role="list" aria-label="{e(s.name)}">')
-        if path:
-            dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-            out.append(f'<path class="chart-line" aria-hidden="true" fill="none" stroke="{colour}" stroke-width="2.25"'
-                       f'{dash_attr} d="M{path}"/>')
-        for p in s.points:
-            if not math.isfinite(p.y):
-                continue
-            x, y = sx(p.x), sy(p.y)
-            label = f"{s.name}: {p.text}"
-            out.append(f'<g class="chart-point" tabindex="0" role="listitem" aria-label="{e(label)}" '
-                       f'data-series="{e(s.key)}" data-x="{p.x!r}" data-y="{p.y!r}"><title>{e(label)}</title>'
-                       f'<circle class="chart-focus" cx="{x:.1f}" cy="{y:.1f}" r="9"/>'
-                       f"{_marker(shape, x, y, colour)}{_tip(p.text, x, y, left, left + plot_w, top)}</g>")
-        out.append("</g>")
-    out.append(_legend_svg(legend, left, top + plot_h + 62))
-    out.append("</svg>")
+    return "".join(out)
+
+
+def _band_svg(s: Series, plot: _Plot) -> str:
+    """The series' band, a filled path from its upper edge back along its lower edge."""
+    sx, sy = plot.sx, plot.sy
+    colour = STYLES[s.style % len(STYLES)][0]
+    upper = [f"{sx(x):.1f} {sy(hi):.1f}" for x, _, hi in s.band]
+    lower = [f"{sx(x):.1f} {sy(lo):.1f}" for x, lo, _ in reversed(s.band)]
+    return (f'<path class="chart-band" data-series="{escape(s.key)}" aria-hidden="true" fill="{colour}" '
+            f'fill-opacity="0.16" stroke="{colour}" stroke-opacity="0.5" stroke-width="0.75" '
+            f'd="M{"L".join(upper + lower)}Z"/>')
+
+
+def _series_svg(s: Series, plot: _Plot) -> str:
+    """The series' line through its finite points, and each finite point as a focusable element with a tooltip."""
+    e = escape
+    sx, sy = plot.sx, plot.sy
+    colour, dash, shape = STYLES[s.style % len(STYLES)]
+    path = "L".join(f"{sx(p.x):.1f} {sy(p.y):.1f}" for p in s.points if math.isfinite(p.y))
+    out = [f'<g class="chart-series" data-series="{e(s.key)}" role="list" aria-label="{e(s.name)}">']
+    if path:
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        out.append(f'<path class="chart-line" aria-hidden="true" fill="none" stroke="{colour}" stroke-width="2.25"'
+                   f'{dash_attr} d="M{path}"/>')
+    for p in s.points:
+        if not math.isfinite(p.y):
+            continue
+        x, y = sx(p.x), sy(p.y)
+        label = f"{s.name}: {p.text}"
+        tip = _tip(p.text, x, y, plot.left, plot.left + plot.width, plot.top)
+        out.append(f'<g class="chart-point" tabindex="0" role="listitem" aria-label="{e(label)}" '
+                   f'data-series="{e(s.key)}" data-x="{p.x!r}" data-y="{p.y!r}"><title>{e(label)}</title>'
+                   f'<circle class="chart-focus" cx="{x:.1f}" cy="{y:.1f}" r="9"/>'
+                   f"{_marker(shape, x, y, colour)}{tip}</g>")
+    out.append("</g>")
     return "".join(out)
 
 
