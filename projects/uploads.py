@@ -374,6 +374,22 @@ def check_safetensors(path: Path, name: str) -> int:
     Refused, naming the file and the tensor: a header over :data:`MAX_SAFETENSORS_HEADER_BYTES`, no tensor, an
     unknown dtype, a shape that is not a list of non-negative integers, ``data_offsets`` outside the data or
     overlapping another tensor's, and a byte range whose length is not shape product × dtype size."""
+    header, data_size = _safetensors_header(path, name)
+    tensors = {key: entry for key, entry in header.items() if key != "__metadata__"}
+    if not tensors:
+        raise UploadRefused(f"{name}: the safetensors file holds no tensors", code="model")
+    ranges = []
+    n_parameters = 0
+    for tensor, entry in tensors.items():
+        begin, end, elements = _tensor_extent(entry, tensor, name, data_size)
+        ranges.append((begin, end, tensor))
+        n_parameters += elements
+    _refuse_overlaps(ranges, name)
+    return n_parameters
+
+
+def _safetensors_header(path: Path, name: str) -> tuple[dict, int]:
+    """(the header, the number of data bytes after it), refusing a header over the size limit or unreadable."""
     file_size = path.stat().st_size
     with open(path, "rb") as handle:
         raw_length = handle.read(8)
@@ -385,41 +401,41 @@ def check_safetensors(path: Path, name: str) -> int:
         header = read_safetensors_header(path)
     except ModelDirError as error:
         raise UploadRefused(str(error).replace(path.name, name, 1), code="model") from None
-    data_size = file_size - 8 - int.from_bytes(raw_length, "little")
-    tensors = {key: entry for key, entry in header.items() if key != "__metadata__"}
-    if not tensors:
-        raise UploadRefused(f"{name}: the safetensors file holds no tensors", code="model")
-    ranges = []
-    n_parameters = 0
-    for tensor, entry in tensors.items():
-        def bad(reason: str) -> UploadRefused:
-            return UploadRefused(f"{name}: tensor {tensor!r} {reason}", code="model")
+    return header, file_size - 8 - int.from_bytes(raw_length, "little")
 
-        if not isinstance(entry, dict):
-            raise bad("has no dtype, shape and data_offsets")
-        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if dtype not in SAFETENSORS_DTYPE_BITS:
-            raise bad(f"has an unknown dtype {dtype!r}")
-        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-            raise bad("has no valid shape (a list of non-negative integers)")
-        if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
-                or not 0 <= offsets[0] <= offsets[1]):
-            raise bad("has no valid data_offsets ([begin, end] with 0 ≤ begin ≤ end)")
-        begin, end = offsets
-        if end > data_size:
-            raise bad(f"has data_offsets [{begin:,}, {end:,}] past the end of the file's {data_size:,} data bytes")
-        elements = math.prod(shape)
-        bits = elements * SAFETENSORS_DTYPE_BITS[dtype]
-        if bits != (end - begin) * 8:
-            raise bad(f"has shape {json.dumps(shape)} of {dtype}, which needs {(bits + 7) // 8:,} bytes, but its "
-                      f"data_offsets hold {end - begin:,} bytes")
-        ranges.append((begin, end, tensor))
-        n_parameters += elements
+
+def _tensor_extent(entry, tensor: str, name: str, data_size: int) -> tuple[int, int, int]:
+    """(begin, end, number of elements) of one tensor's header entry, checked against the data it claims."""
+    def bad(reason: str) -> UploadRefused:
+        return UploadRefused(f"{name}: tensor {tensor!r} {reason}", code="model")
+
+    if not isinstance(entry, dict):
+        raise bad("has no dtype, shape and data_offsets")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in SAFETENSORS_DTYPE_BITS:
+        raise bad(f"has an unknown dtype {dtype!r}")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise bad("has no valid shape (a list of non-negative integers)")
+    if (not isinstance(offsets, list) or len(offsets) != 2 or not all(type(o) is int for o in offsets)
+            or not 0 <= offsets[0] <= offsets[1]):
+        raise bad("has no valid data_offsets ([begin, end] with 0 ≤ begin ≤ end)")
+    begin, end = offsets
+    if end > data_size:
+        raise bad(f"has data_offsets [{begin:,}, {end:,}] past the end of the file's {data_size:,} data bytes")
+    elements = math.prod(shape)
+    bits = elements * SAFETENSORS_DTYPE_BITS[dtype]
+    if bits != (end - begin) * 8:
+        raise bad(f"has shape {json.dumps(shape)} of {dtype}, which needs {(bits + 7) // 8:,} bytes, but its "
+                  f"data_offsets hold {end - begin:,} bytes")
+    return begin, end, elements
+
+
+def _refuse_overlaps(ranges: list[tuple[int, int, str]], name: str) -> None:
+    """Refuse tensors whose byte ranges overlap (sorts ``ranges`` in place)."""
     ranges.sort()
     for (_, previous_end, previous), (begin, _, tensor) in zip(ranges, ranges[1:]):
         if begin < previous_end:
             raise UploadRefused(f"{name}: tensors {previous!r} and {tensor!r} overlap in the file", code="model")
-    return n_parameters
 
 
 def refuse_remote_code(folder: Path) -> None:
