@@ -2,6 +2,7 @@
 
 uvicorn streams request bodies to the application as they arrive (daphne reads and parses a whole multipart body
 in memory first); :mod:`neurox_site.request_guard` refuses oversized or anonymous large bodies before reading them.
+A websocket's handshake must come from this site's own origin, port included (:mod:`neurox_site.websocket_origin`).
 """
 
 import os
@@ -19,10 +20,12 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from neurox_site.request_guard import RequestGuard  # noqa: E402
 from neurox_site.routing import websocket_urlpatterns  # noqa: E402
+from neurox_site.websocket_origin import SameOriginValidator  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": RequestGuard(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(
+            AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))),
     }
 )

@@ -22,7 +22,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 from django.test import Client
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as websocket_connect
 
 from analysis import services
@@ -78,10 +78,11 @@ def run_and_cookie(transactional_db, wake_ups_to_private_redis):
     return run, f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-def open_socket(server, run, cookie, after: int | None = None):
+def open_socket(server, run, cookie, after: int | None = None, origin: str | None = None):
     query = "" if after is None else f"?after={after}"
     url = server.url.replace("http://", "ws://") + f"/ws/runs/{run.pk}/{query}"
-    return websocket_connect(url, origin=server.url, additional_headers={"Cookie": cookie}, open_timeout=30)
+    return websocket_connect(url, origin=origin or server.url, additional_headers={"Cookie": cookie},
+                             open_timeout=30)
 
 
 def seqs_in(html: str) -> list[int]:
@@ -150,6 +151,15 @@ def test_a_page_that_says_its_last_line_gets_every_line_after_it(server, run_and
         reader = Reader(socket)
         reader.wait_for(1529, timeout=20)
         assert reader.seqs() == list(range(1330, 1530))
+
+
+def test_a_page_on_another_port_of_the_same_host_cannot_open_the_socket(server, run_and_cookie):
+    run, cookie = run_and_cookie
+    with pytest.raises(InvalidStatus) as refused:
+        open_socket(server, run, cookie, origin="http://127.0.0.1:9999")
+    assert refused.value.response.status_code == 403
+    with open_socket(server, run, cookie) as socket:  # the site's own origin, port included
+        assert 'id="run-status"' in socket.recv(timeout=10)
 
 
 def test_with_redis_down_the_socket_opens_and_lines_arrive(server, redis_server, run_and_cookie):

@@ -355,10 +355,10 @@ def test_websocket_handshakes_reach_channels_through_the_server(asgi_server, tra
         websocket_connect(url, origin="http://evil.example", open_timeout=30)
     assert refused.value.response.status_code == 403
 
-    # From the site's own origin the handshake passes the origin check and the session middleware and reaches
-    # Channels' URL router, which has no route for it.
+    # From the site's own origin (port included) the handshake passes the origin check and the session middleware
+    # and reaches Channels' URL router, which has no route for it.
     with pytest.raises(InvalidStatus):
-        websocket_connect(url, origin="http://127.0.0.1", open_timeout=30)
+        websocket_connect(url, origin=asgi_server.url, open_timeout=30)
     deadline = time.monotonic() + 10
     while "No route found for path 'ws/not-routed/'" not in asgi_server.log(tail=100_000):
         assert time.monotonic() < deadline, asgi_server.log()

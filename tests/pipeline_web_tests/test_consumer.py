@@ -53,9 +53,9 @@ def cookies(people):
     return found
 
 
-def socket_for(run, cookie=None, origin=b"http://testserver") -> WebsocketCommunicator:
-    headers = [(b"origin", origin)] + ([(b"cookie", cookie)] if cookie else [])
-    return WebsocketCommunicator(application, f"/ws/runs/{run.pk}/", headers=headers)
+def socket_for(run, cookie=None, origin=b"http://testserver", query: str = "") -> WebsocketCommunicator:
+    headers = [(b"host", b"testserver"), (b"origin", origin)] + ([(b"cookie", cookie)] if cookie else [])
+    return WebsocketCommunicator(application, f"/ws/runs/{run.pk}/{query}", headers=headers)
 
 
 def seqs_in(html: str) -> list[int]:
@@ -80,10 +80,20 @@ async def test_strangers_and_anonymous_clients_are_refused(cookies, bare_run, wh
     assert not connected and code == consumers.CLOSE_NOT_ALLOWED
 
 
-async def test_another_sites_page_cannot_open_the_socket(cookies, bare_run):
-    socket = socket_for(bare_run, cookies["owner"], origin=b"http://evil.example")
+@pytest.mark.parametrize("origin", [b"http://evil.example", b"http://testserver:9999", b"https://testserver",
+                                    b"http://testserver.evil.example", b""])
+async def test_another_sites_page_cannot_open_the_socket(cookies, bare_run, origin):
+    """Scheme, host and port: the same host on another port is another site (it streamed the log before)."""
+    socket = socket_for(bare_run, cookies["owner"], origin=origin)
     connected, _ = await socket.connect()
     assert not connected
+
+
+async def test_an_origin_the_operator_trusts_can_open_the_socket(cookies, bare_run, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://testserver:8443"]  # e.g. a TLS proxy on another port
+    socket = socket_for(bare_run, cookies["owner"], origin=b"https://testserver:8443")
+    assert (await socket.connect())[0]
+    await socket.disconnect()
 
 
 async def test_the_snapshot_has_the_steps_bars_and_the_last_lines(cookies, bare_run):
@@ -178,8 +188,7 @@ async def test_the_resume_point_is_a_whole_number_from_zero_or_nothing(query, ex
 
 async def test_a_page_that_says_its_last_line_gets_the_lines_after_it_appended(cookies, bare_run):
     await write_log(bare_run.pk, [f"line {i}" for i in range(1, 11)])
-    socket = WebsocketCommunicator(application, f"/ws/runs/{bare_run.pk}/?after=7",
-                                   headers=[(b"origin", b"http://testserver"), (b"cookie", cookies["viewer"])])
+    socket = socket_for(bare_run, cookies["viewer"], query="?after=7")
     assert (await socket.connect())[0]
     snapshot = await socket.receive_from(timeout=2)
     assert seqs_in(snapshot) == [8, 9, 10] and 'hx-swap-oob="beforeend"' in snapshot
@@ -190,8 +199,7 @@ async def test_a_page_that_says_its_last_line_gets_the_lines_after_it_appended(c
 async def test_a_resume_point_past_the_log_does_not_hide_the_next_lines(cookies, bare_run, monkeypatch):
     monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 0.1)
     await write_log(bare_run.pk, ["one", "two"])
-    socket = WebsocketCommunicator(application, f"/ws/runs/{bare_run.pk}/?after=999",
-                                   headers=[(b"origin", b"http://testserver"), (b"cookie", cookies["owner"])])
+    socket = socket_for(bare_run, cookies["owner"], query="?after=999")
     assert (await socket.connect())[0]
     await socket.receive_from(timeout=2)
     await write_log(bare_run.pk, ["three"])

@@ -77,7 +77,8 @@ async def test_the_finishing_message_swaps_in_the_views(people, bare_run, monkey
     monkeypatch.setattr(consumers, "CATCH_UP_SECONDS", 60)  # only the wake-up of the finishing step
     cookie = await database_sync_to_async(_session_cookie)(people["viewer"])
     socket = WebsocketCommunicator(application, f"/ws/runs/{bare_run.pk}/",
-                                   headers=[(b"origin", b"http://testserver"), (b"cookie", cookie)])
+                                   headers=[(b"host", b"testserver"), (b"origin", b"http://testserver"),
+                                            (b"cookie", cookie)])
     try:
         assert (await socket.connect())[0]
         snapshot = await socket.receive_from(timeout=2)
