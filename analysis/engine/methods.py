@@ -1,10 +1,12 @@
 """The registry of single-model ranking methods, and :func:`compute_ranking`, the one entry point to them.
 
 :data:`METHODS` is one table from a method's name to the function that computes it, the unit its progress is
-counted in, whether it needs labels, and its default number of bootstrap resamples. The command line (and the
-Celery tasks) list and call methods through it; the methods themselves live in their own modules (lca,
-univariate, probeless, baselines). The name requested is the name recorded: ``compute_ranking(store,
-"anova").method == "anova"``.
+counted in, whether it needs labels, its default number of bootstrap resamples, the options a run may set
+(:class:`~analysis.engine.options.Option`) and what its score means. :data:`BOOTSTRAP` and :data:`CONSENSUS`
+declare the two settings every method takes. The command line, the pipeline, the run request's checks, the API
+schema and the new-analysis form list and call methods through it; the methods themselves live in their own
+modules (lca, univariate, probeless, baselines). The name requested is the name recorded:
+``compute_ranking(store, "anova").method == "anova"``.
 
 Splits are by sentence (:mod:`splits`): supervised methods that only need statistics (ANOVA, mutual information,
 probeless, mean difference) use the training sentences, as methods.md §2.2 asks; the probe trains on train,
@@ -30,7 +32,8 @@ from . import baselines, lca, probeless, univariate
 from .confidence import CONSENSUS_METHODS, bootstrap_confidence
 from .features import Features
 from .jobs import Job, as_job
-from .probe import LabelledWords
+from .options import Option
+from .probe import L2_GRID, LabelledWords
 from .ranking import Ranking
 from .splits import Split, split_by_sentence
 
@@ -55,6 +58,22 @@ class Method:
     needs_labels: bool
     bootstrap: int  # default number of resamples for confidence
     description: str
+    options: tuple[Option, ...] = ()  # what a run may set (passed to ``rank`` as ``options``)
+    score: str = ""  # what ``Ranking.scores`` holds (higher ranks first)
+
+
+BOOTSTRAP = Option("bootstrap", int, None, "the number of resamples for confidence intervals", minimum=2, off=0,
+                   label="Resamples")  # the default is each method's own (Method.bootstrap)
+CONSENSUS = Option("consensus", str, None, "orders neurons over the bootstrap resamples", choices=CONSENSUS_METHODS)
+CONSENSUS_MIN_BOOTSTRAP = 4  # its stability is split-half (confidence.bootstrap_confidence refuses fewer)
+
+CONTROL = Option("control", bool, False, "also train the probe on a control task (one fixed label per word "
+                 "type) and report selectivity", label="Control task (selectivity)")
+L1 = Option("l1", float, lca.DEFAULT_L1, "the probe's L1 penalty: higher is sparser",
+            minimum=0, maximum=1, label="λ1 (sparsity)")
+L2 = Option("l2", float, None, f"the probe's L2 penalty; left out: chosen on the dev split from "
+            f"{min(L2_GRID):g}–{max(L2_GRID):g}", minimum=0, maximum=1, label="λ2 (weight decay)")
+_WEIGHT_MASS = "1 − the weight mass at which the neuron enters the probe's top neurons for some label"
 
 
 def _lca(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
@@ -101,22 +120,30 @@ def _variance(data: RankingInput, rows, job: Job, options: dict) -> Ranking:
 
 METHODS: dict[str, Method] = {method.name: method for method in (
     Method("lca", _lca, "epochs", True, 5,
-           f"elastic-net probe (λ1 {lca.DEFAULT_L1:g}: sparse, per-label neuron counts readable); neurons by weight mass"),
-    Method("anova", _anova, "rows", True, 20, "ANOVA F of each neuron against the labels"),
+           f"elastic-net probe (λ1 {lca.DEFAULT_L1:g}: sparse, per-label neuron counts readable); neurons by weight mass",
+           options=(L1, L2, CONTROL), score=_WEIGHT_MASS),
+    Method("anova", _anova, "rows", True, 20, "ANOVA F of each neuron against the labels",
+           score="the ANOVA F statistic of the neuron's activations grouped by label"),
     Method("mutual_info", _mutual_info, "neurons", True, 0,
            "binned mutual information with the labels (a few seconds a layer; each bootstrap resample costs "
-           "as much again)"),
+           "as much again)", score="the mutual information of the binned activations with the labels"),
     Method("probeless", _probeless, "rows", True, 20,
-           "differences between label means of standardised activations (scale-free; recommended)"),
+           "differences between label means of standardised activations (scale-free; recommended)",
+           score="the sum of absolute differences between label means, in units of the neuron's std"),
     Method("probeless_raw", _probeless_raw, "rows", True, 20,
-           "differences between label means of raw activations, as published (follows each unit's scale)"),
+           "differences between label means of raw activations, as published (follows each unit's scale)",
+           score="the sum of absolute differences between label means of raw activations"),
     Method("mean_difference", _mean_difference, "rows", True, 20,
-           "distance of each label mean from the mean, in units of the neuron's std"),
+           "distance of each label mean from the mean, in units of the neuron's std",
+           score="the sum over labels of |label mean − mean|, in units of the neuron's std"),
     Method("mean_difference_raw", _mean_difference_raw, "rows", True, 20,
-           "distance of each label mean from the mean, raw activations"),
-    Method("variance", _variance, "rows", False, 20, "activation variance (no labels)"),
+           "distance of each label mean from the mean, raw activations",
+           score="the sum over labels of |label mean − mean| of raw activations"),
+    Method("variance", _variance, "rows", False, 20, "activation variance (no labels)",
+           score="the variance of the neuron's activations"),
     Method("lca_dense", _lca_dense, "epochs", True, 5,
-           f"elastic-net probe with the dense published λ1 {lca.DENSE_L1:g}; neurons by weight mass"),
+           f"elastic-net probe with the dense published λ1 {lca.DENSE_L1:g}; neurons by weight mass",
+           options=(L2, CONTROL), score=_WEIGHT_MASS),
 )}
 
 
@@ -159,23 +186,7 @@ def compute_ranking(
     Returns the Ranking; with ``return_probe`` (a probe method, no bootstrap) ``(ranking, probe, split)``: the
     trained probe and the split it was trained and tested on, for probe ablation.
     """
-    if return_probe and (method not in PROBE_METHODS or bootstrap >= 2):
-        raise ValueError(f"return_probe needs a method that trains one probe ({', '.join(PROBE_METHODS)}) and no "
-                         f"bootstrap; got {method} with bootstrap {bootstrap}")
-    if consensus is not None and consensus not in CONSENSUS_METHODS:
-        raise ValueError(f"consensus must be one of {', '.join(CONSENSUS_METHODS)}, not {consensus!r}")
-    if consensus is not None and bootstrap < 4:
-        raise ValueError(f"a consensus ranking is built from bootstrap resamples: pass bootstrap=4 or more "
-                         f"(got {bootstrap})")
-    spec = method_named(method)
-    if spec.needs_labels and not store.label_names:
-        raise ValueError(f"{method} needs labels, and this corpus has none; try 'variance'")
-    if eval_store is not None and method not in PROBE_METHODS:
-        raise ValueError(f"{method} trains no probe, so there is nothing to score on another corpus; use lca")
-    if bootstrap == 1 or bootstrap < 0:
-        raise ValueError(f"bootstrap must be 0 (no confidence) or at least 2 resamples, not {bootstrap}")
-    if eval_store is not None:
-        _check_comparable(store, eval_store)
+    spec = _checked_method(store, method, bootstrap, consensus, eval_store, return_probe)
     job = as_job(job)
     features = store.features(neuron_sets, layers)
     split = split_by_sentence(store.sentence_offsets, test_fraction, dev_fraction, seed=seed)
@@ -204,6 +215,28 @@ def compute_ranking(
         ranking.params["eval_store_key"] = eval_store.meta.get("key")
         ranking.params["eval_corpus_sha256"] = eval_store.meta.get("corpus_sha256")
     return (ranking, probe, split) if return_probe else ranking
+
+
+def _checked_method(store, method: str, bootstrap: int, consensus, eval_store, return_probe: bool) -> Method:
+    """The method ``compute_ranking`` was asked for, once its arguments fit together (else ``ValueError``)."""
+    if return_probe and (method not in PROBE_METHODS or bootstrap >= 2):
+        raise ValueError(f"return_probe needs a method that trains one probe ({', '.join(PROBE_METHODS)}) and no "
+                         f"bootstrap; got {method} with bootstrap {bootstrap}")
+    if consensus is not None and consensus not in CONSENSUS.choices:
+        raise ValueError(f"consensus must be one of {', '.join(CONSENSUS.choices)}, not {consensus!r}")
+    if consensus is not None and bootstrap < CONSENSUS_MIN_BOOTSTRAP:
+        raise ValueError(f"a consensus ranking is built from bootstrap resamples: pass "
+                         f"bootstrap={CONSENSUS_MIN_BOOTSTRAP} or more (got {bootstrap})")
+    spec = method_named(method)
+    if spec.needs_labels and not store.label_names:
+        raise ValueError(f"{method} needs labels, and this corpus has none; try 'variance'")
+    if eval_store is not None and method not in PROBE_METHODS:
+        raise ValueError(f"{method} trains no probe, so there is nothing to score on another corpus; use lca")
+    if not BOOTSTRAP.accepts(bootstrap):
+        raise ValueError(f"bootstrap must be 0 (no confidence) or at least 2 resamples, not {bootstrap}")
+    if eval_store is not None:
+        _check_comparable(store, eval_store)
+    return spec
 
 
 def _check_comparable(store, eval_store) -> None:
