@@ -23,6 +23,10 @@ float64 matrix (``max_bytes``), whatever the corpus size.
 Progress (the job contract) is counted in passes over the rows: one per moments pass, one per correlation block,
 one for LinReg's held-out errors. Every total is known before the first pass; a cancel stops after the pass in
 progress. Method names requested and recorded are the same: maxcorr, mincorr, linreg, svcca.
+
+:data:`METHODS` is their registry, in the shape of :data:`analysis.engine.methods.METHODS`: each method's
+``rank(models, model_names, job, **options)`` returns one Ranking per model, in the models' order, and declares
+its options (:class:`~analysis.engine.options.Option`) and what its score means.
 """
 
 from __future__ import annotations
@@ -31,16 +35,21 @@ import itertools
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from .features import Features
 from .jobs import Job, as_job
 from .moments import batch_rows_for, column_moments
+from .options import Option
 from .ranking import Ranking, order_by_score
 
-METHODS = ("maxcorr", "mincorr", "linreg", "svcca")
 UNIT = "row passes"
+RIDGE = Option("ridge", float, 1e-3, "LinReg's ridge penalty on the correlation matrix; 0 is plain least squares",
+               minimum=0, label="Ridge penalty")
+VARIANCE_KEPT = Option("variance_kept", float, 0.99, "the share of each model's variance its principal "
+                       "directions keep before CCA", minimum=0, above_minimum=True, maximum=1, label="Variance kept")
 
 
 def check_models(models) -> list[Features]:
@@ -217,7 +226,7 @@ def _linreg_passes(width_target: int, width_source: int, max_bytes: int) -> int:
             + _block_count(width_source, width_target, max_bytes) + 1)
 
 
-def linreg_errors(target: Features, source: Features, rows=None, ridge: float = 1e-3,
+def linreg_errors(target: Features, source: Features, rows=None, ridge: float = RIDGE.default,
                   max_bytes: int = 256 << 20, job: Job | None = None) -> np.ndarray:
     """Held-out MSE of each standardised neuron of ``target`` predicted from all of ``source`` (see module doc)."""
     rows = _rows([target, source], rows)
@@ -253,7 +262,7 @@ def _linreg_ranking_passes(widths, max_bytes: int) -> int:
     return sum(_linreg_passes(widths[m], widths[o], max_bytes) for m, o in pairs)
 
 
-def linreg_rankings(models, rows=None, model_names=None, ridge: float = 1e-3,
+def linreg_rankings(models, rows=None, model_names=None, ridge: float = RIDGE.default,
                     max_bytes: int = 256 << 20, job: Job | None = None) -> list[Ranking]:
     """One Ranking per model: average held-out error over the other models, lowest first."""
     models = check_models(models)
@@ -312,7 +321,7 @@ def _svcca_passes(width_a: int, width_b: int, max_bytes: int) -> int:
             + _block_count(width_a, width_b, max_bytes))
 
 
-def svcca_pair(a: Features, b: Features, rows=None, variance_kept: float = 0.99,
+def svcca_pair(a: Features, b: Features, rows=None, variance_kept: float = VARIANCE_KEPT.default,
                max_bytes: int = 256 << 20, job: Job | None = None) -> SVCCAResult:
     rows = _rows([a, b], rows)
     passes = _Passes(job, _svcca_passes(a.shape[1], b.shape[1], max_bytes))
@@ -345,7 +354,7 @@ def _svcca_ranking_passes(widths, max_bytes: int) -> int:
     return sum(_svcca_passes(wa, wb, max_bytes) for wa, wb in itertools.combinations(widths, 2))
 
 
-def svcca_rankings(models, rows=None, model_names=None, variance_kept: float = 0.99,
+def svcca_rankings(models, rows=None, model_names=None, variance_kept: float = VARIANCE_KEPT.default,
                    max_bytes: int = 256 << 20, job: Job | None = None) -> tuple[list[Ranking], dict]:
     """Neuron Rankings per model (see module doc) and the pairwise :class:`SVCCAResult` by (m, m′)."""
     models = check_models(models)
@@ -374,7 +383,56 @@ def svcca_rankings(models, rows=None, model_names=None, variance_kept: float = 0
     return rankings, pairs
 
 
-def crossmodel_rankings(models, methods=METHODS, rows=None, model_names=None,
+@dataclass(frozen=True)
+class CrossModelMethod:
+    """One cross-model method: ``rank(models, model_names, job, **options)`` gives a Ranking per model, in order."""
+
+    name: str
+    rank: Callable[..., list[Ranking]]
+    unit: str  # what its progress counts
+    description: str
+    options: tuple[Option, ...] = ()  # what a run may set (keyword arguments of ``rank``)
+    score: str = ""  # what ``Ranking.scores`` holds
+
+
+def _best_correlation_rankings(method: str):
+    def rank(models, model_names=None, job: Job | None = None) -> list[Ranking]:
+        return maxcorr_mincorr_rankings(models, model_names=model_names, job=job)[method]
+    return rank
+
+
+def _linreg(models, model_names=None, job: Job | None = None, **options) -> list[Ranking]:
+    return linreg_rankings(models, model_names=model_names, job=job, **options)
+
+
+def _svcca(models, model_names=None, job: Job | None = None, **options) -> list[Ranking]:
+    return svcca_rankings(models, model_names=model_names, job=job, **options)[0]
+
+
+METHODS: dict[str, CrossModelMethod] = {method.name: method for method in (
+    CrossModelMethod("maxcorr", _best_correlation_rankings("maxcorr"), UNIT,
+                     "neurons with a close correlate in some other model",
+                     score="the largest, over the other models, of the neuron's best |correlation| there"),
+    CrossModelMethod("mincorr", _best_correlation_rankings("mincorr"), UNIT,
+                     "neurons with a close correlate in every other model",
+                     score="the smallest, over the other models, of the neuron's best |correlation| there"),
+    CrossModelMethod("linreg", _linreg, UNIT, "neurons the other models predict best (ridge regression)",
+                     options=(RIDGE,), score="the held-out mean squared error of the standardised neuron "
+                     "predicted from each other model, averaged; lower ranks first"),
+    CrossModelMethod("svcca", _svcca, UNIT, "neurons' weight in the SVCCA directions shared with the other models",
+                     options=(VARIANCE_KEPT,), score="Σ over canonical directions of their correlation × the "
+                     "neuron's squared weight in them, averaged over the other models"),
+)}
+
+
+def method_named(name: str) -> CrossModelMethod:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown cross-model method {name!r}; choose one of {', '.join(METHODS)}") from None
+
+
+def crossmodel_rankings(models, methods=tuple(METHODS), rows=None, model_names=None,
                         max_bytes: int = 256 << 20, job: Job | None = None) -> dict[str, list[Ranking]]:
     """Every requested cross-model method: ``{method: [Ranking per model]}``, one progress over all of them."""
     unknown = set(methods) - set(METHODS)

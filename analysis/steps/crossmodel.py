@@ -9,17 +9,6 @@ from .registry import CPU, Download, StepType, register
 from .storage import open_store, publish_json, read_json
 
 
-def _rankings(method: str, models, names, options: dict, job):
-    """The engine's ranking call for one cross-model method: a Ranking per model, in ``models`` order."""
-    from analysis.engine import crossmodel
-
-    if method in ("maxcorr", "mincorr"):
-        return crossmodel.maxcorr_mincorr_rankings(models, model_names=names, job=job)[method]
-    if method == "linreg":
-        return crossmodel.linreg_rankings(models, model_names=names, job=job, **options)
-    return crossmodel.svcca_rankings(models, model_names=names, job=job, **options)[0]
-
-
 @register
 class CrossModel(StepType):
     kind = "crossmodel"
@@ -32,12 +21,14 @@ class CrossModel(StepType):
     def compute(self, step, job):
         """One cross-model method over every store of the run; models are named by store key (the result is
         shared by every run over the same stores, whatever the models were called there)."""
+        from analysis.engine.crossmodel import method_named
+
         relative = f"rankings/{step.result_key}.json"
         target = results_root() / relative
         if not target.is_file():
             p = step.params
             models = [open_store(key).features(p["neuron_sets"], p["layers"]) for key in p["store_keys"]]
-            rankings = _rankings(p["method"], models, p["store_keys"], p["options"], job)
+            rankings = method_named(p["method"]).rank(models, p["store_keys"], job, **p["options"])
             publish_json(target, {"method": p["method"], "store_keys": p["store_keys"], "options": p["options"],
                                   "rankings": [dict(r.to_dict(), store_key=key)
                                                for key, r in zip(p["store_keys"], rankings)]})
