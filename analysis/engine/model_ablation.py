@@ -37,9 +37,19 @@ from .interventions import intervene, mean_ablate, zero
 from .jobs import Job, as_job
 from .loading import model_max_tokens, pad_token_id
 from .neurons import NeuronId
+from .options import Option
 
 DEFAULT_POINTS = 11
 MASK_RATE = 0.15
+CURVE_MODES = ("bottom", "random", "top")  # the orders neurons are removed in along a ranking
+# what a run may set of :func:`ablation_curves`
+OPTIONS = (
+    Option("percents", float, tuple(range(10, 101, 10)), "the shares of neurons to remove", minimum=0,
+           above_minimum=True, maximum=100, many=True, example="[10, 50]"),
+    Option("random_seeds", int, 1, "how many random removal orders to compare with", minimum=1),
+    Option("modes", str, CURVE_MODES, "top removes the ranking's best neurons first, bottom its worst, random "
+           "neurons in a seeded random order", choices=CURVE_MODES, many=True),
+)
 
 
 class AblationError(ValueError):

@@ -26,13 +26,23 @@ from .features import Features
 from .jobs import Job, as_job
 from .labels import align_labels, check_labels, labelled_rows
 from .lca import linguistic_correlation, planned_epochs
+from .options import Option
 from .probe import LabelledWords, Probe, evaluate_on, evaluate_probe, train_probe
 from .splits import Split
 
 DEFAULT_PERCENTS = (5, 10, 15, 20, 30, 50, 75, 100)  # 10, 15, 20 are the published points
+DEFAULT_RANDOM_SEEDS = 5
 SELECTIONS = ("top", "random", "bottom")
 MODES = ("zero_out", "retrain")
 TRAIN_AND_ABLATE_UNIT = "probe epochs + evaluations"
+# what a run may set of :func:`train_and_ablate`
+OPTIONS = (
+    Option("percents", float, DEFAULT_PERCENTS, "the shares of neurons to keep", minimum=0, above_minimum=True,
+           maximum=100, many=True, example="[10, 50]"),
+    Option("random_seeds", int, DEFAULT_RANDOM_SEEDS, "how many random neuron sets to compare with", minimum=1),
+    Option("modes", str, MODES, "zero_out scores the trained probe with the other neurons at their mean, retrain "
+           "trains a new probe on the kept neurons", choices=MODES, many=True),
+)
 
 
 @dataclass
@@ -91,7 +101,7 @@ def probe_ablation(
     held_out: LabelledWords | None = None,
     percents: Sequence[float] = DEFAULT_PERCENTS,
     modes: Sequence[str] = MODES,
-    random_seeds: int = 5,
+    random_seeds: int = DEFAULT_RANDOM_SEEDS,
     seed: int = 0,
     job: Job | None = None,
 ) -> ProbeAblation:
@@ -216,7 +226,7 @@ def train_and_ablate(
     split: Split,
     percents: Sequence[float] = DEFAULT_PERCENTS,
     modes: Sequence[str] = MODES,
-    random_seeds: int = 5,
+    random_seeds: int = DEFAULT_RANDOM_SEEDS,
     seed: int = 0,
     job: Job | None = None,
 ) -> ProbeAblation:
