@@ -3,6 +3,8 @@
 The form only reads the page's inputs (lists, numbers, the rankings added through the dialog); every rule about
 what a request may ask lives in ``services.validate_request``. ``NewRunForm.request_dict()`` builds the request,
 and ``add_service_errors`` puts the service's ``ValidationError`` messages next to the field they are about.
+The rankings dialog's parameter fields (label, help, range, default) are made from the engine's declarations of
+each scheme's options (``engine.methods.METHODS``, ``engine.crossmodel.METHODS``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
-from . import services
-from .engine.methods import METHODS
+from .engine.crossmodel import METHODS as CROSSMODEL_METHODS
+from .engine.methods import BOOTSTRAP, METHODS
+from .engine.options import Option
 
 # service error keys → the form field they are shown next to (the rest: the form's own name)
 ERROR_FIELDS = {"crossmodel": "rankings", "model_ablation": "model_ablation", "request": None, "aggregation": None}
@@ -32,6 +35,20 @@ RANKING_CHOICES = [
     ("svcca", "Cross-model: SVCCA"),
 ]
 RANKING_NAMES = dict(RANKING_CHOICES)
+
+
+def _options_of(registry: dict) -> dict[str, tuple[Option, str]]:
+    """Each option a dialog scheme of ``registry`` takes: name → (its declaration, the schemes taking it)."""
+    found: dict[str, tuple[Option, str]] = {}
+    for name, _ in RANKING_CHOICES:
+        for option in registry[name].options if name in registry else ():
+            declared, takers = found.get(option.name, (option, ""))
+            found[option.name] = (declared, f"{takers} {name}".strip())
+    return found
+
+
+def _schemes_in(registry: dict) -> str:
+    return " ".join(name for name, _ in RANKING_CHOICES if name in registry)
 
 
 def parse_layers(text: str) -> list[int] | None:
@@ -62,20 +79,22 @@ def describe_ranking(entry: dict) -> str:
     method = entry.get("method")
     parts = [RANKING_NAMES.get(method, str(method))]
     options = entry.get("options") if isinstance(entry.get("options"), dict) else {}
-    if "l1" in options:
-        parts.append(f"λ1 {_number(options['l1'])}")
-    if "l2" in options:
-        parts.append(f"λ2 {_number(options['l2'])}")
-    if options.get("control"):
-        parts.append("control task")
+    parts += _describe_values(options, _options_of(METHODS))  # under a ranking item's "options"
     if entry.get("bootstrap"):
         parts.append(f"confidence: {_number(entry['bootstrap'])} resamples")
     elif "bootstrap" in entry:
         parts.append("no confidence")
-    for name in ("ridge", "variance_kept"):
-        if name in entry:
-            parts.append(f"{name.replace('_', ' ')} {_number(entry[name])}")
+    parts += _describe_values(entry, _options_of(CROSSMODEL_METHODS))  # beside a cross-model item's "method"
     return " · ".join(parts)
+
+
+def _describe_values(values: dict, declared: dict) -> list[str]:
+    """ "λ1 0.01", "control task" (a flag only when set): each declared option present in ``values``."""
+    parts = []
+    for name, (option, _) in declared.items():
+        if name in values and (option.type is not bool or values[name]):
+            parts.append(option.title if option.type is bool else f"{option.title} {_number(values[name])}")
+    return parts
 
 
 class RankingsField(forms.Field):
@@ -135,8 +154,8 @@ class NewRunForm(forms.Form):
         """The API's request for what the form holds (call after ``is_valid()``)."""
         data = self.cleaned_data
         entries = data.get("rankings") or []
-        rankings = [e for e in entries if e.get("method") not in services.CROSSMODEL_OPTIONS]
-        crossmodel = [e for e in entries if e.get("method") in services.CROSSMODEL_OPTIONS]
+        rankings = [e for e in entries if e.get("method") not in CROSSMODEL_METHODS]
+        crossmodel = [e for e in entries if e.get("method") in CROSSMODEL_METHODS]
         test_set = data.get("model_ablation")
         return {
             "models": [m.pk for m in data.get("models") or []],
@@ -179,30 +198,61 @@ def method_defaults() -> dict:
     return {name: {"bootstrap": method.bootstrap} for name, method in METHODS.items()}
 
 
+def _dialog_field(option: Option, placeholder: str = "") -> forms.Field:
+    """The dialog's input for one declared option: its label, its help with the range and the default, and the
+    range as the input's min / max (the service checks the range with the whole request)."""
+    if option.type is bool:
+        return forms.BooleanField(required=False, label=option.label, help_text=f"{option.help[:1].upper()}"
+                                  f"{option.help[1:]}.")
+    default = f"{option.default:g}" if isinstance(option.default, (int, float)) else ""
+    attrs = {"step": "1" if option.type is int else "any"}
+    if placeholder or default:
+        attrs["placeholder"] = placeholder or default
+    attrs.update({key: f"{value:g}" for key, value in (("min", option.minimum), ("max", option.maximum))
+                  if value is not None})
+    facts = "; ".join(fact for fact in (option.bounds, default and f"empty: {default}") if fact)
+    help_text = f"{option.help[:1].upper()}{option.help[1:]}" + (f" ({facts})." if facts else ".")
+    field = forms.IntegerField if option.type is int else forms.FloatField
+    return field(required=False, label=option.label, help_text=help_text, widget=forms.NumberInput(attrs))
+
+
 class RankingForm(forms.Form):
     """The rankings dialog: one scheme and its parameters, read into the API's ranking item (a cross-model one
     into a ``crossmodel`` item). Ranges are checked by ``services.validate_request`` with the whole request."""
 
     method = forms.ChoiceField(choices=RANKING_CHOICES, label="Scheme")
-    l1 = forms.FloatField(required=False, label="λ1 (sparsity)")
-    l2 = forms.FloatField(required=False, label="λ2 (weight decay)")
-    control = forms.BooleanField(required=False, label="Control task (selectivity)")
-    confidence = forms.BooleanField(required=False, label="Confidence (bootstrap)")
-    bootstrap = forms.IntegerField(required=False, label="Resamples")
-    ridge = forms.FloatField(required=False, label="Ridge penalty")
-    variance_kept = forms.FloatField(required=False, label="Variance kept")
+    confidence = forms.BooleanField(required=False, initial=True, label="Confidence (bootstrap)")
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "id_dialog_%s")
+        super().__init__(*args, **kwargs)
+        # in the dialog's order: the single-model schemes' options, their confidence, the cross-model options
+        method_options, crossmodel_options = _options_of(METHODS), _options_of(CROSSMODEL_METHODS)
+        self.takers = {name: takers for name, (_, takers) in {**method_options, **crossmodel_options}.items()}
+        self.takers.update(confidence=_schemes_in(METHODS), bootstrap=_schemes_in(METHODS))
+        fields = {"method": self.fields["method"]}
+        fields.update({name: _dialog_field(option) for name, (option, _) in method_options.items()})
+        fields.update(confidence=self.fields["confidence"],
+                      bootstrap=_dialog_field(BOOTSTRAP, placeholder="the method's default"))
+        fields.update({name: _dialog_field(option) for name, (option, _) in crossmodel_options.items()})
+        self.fields = fields
+        self.crossmodel_schemes = _schemes_in(CROSSMODEL_METHODS)
+
+    def parameter_fields(self) -> list[tuple[forms.BoundField, str]]:
+        """(field, the schemes that take it, space-separated) for each input after the scheme."""
+        return [(self[name], self.takers[name]) for name in self.fields if name != "method"]
 
     def entry(self) -> dict:
         data = self.cleaned_data
         method = data["method"]
-        if method in services.CROSSMODEL_OPTIONS:
-            return {"method": method, **{name: data[name] for name in services.CROSSMODEL_OPTIONS[method]
-                                         if data.get(name) is not None}}
-        takes = services.RANKING_OPTIONS.get(method, {})
-        options = {name: data[name] for name in ("l1", "l2") if name in takes and data[name] is not None}
-        if "control" in takes and data["control"]:
-            options["control"] = True
+        if method in CROSSMODEL_METHODS:
+            return {"method": method, **self._values(CROSSMODEL_METHODS[method].options)}
         bootstrap = 0
         if data["confidence"]:
             bootstrap = data["bootstrap"] if data["bootstrap"] is not None else (METHODS[method].bootstrap or 20)
-        return {"method": method, "bootstrap": bootstrap, "options": options}
+        return {"method": method, "bootstrap": bootstrap, "options": self._values(METHODS[method].options)}
+
+    def _values(self, declared) -> dict:
+        """The values given for the ``declared`` options (a flag only when it is set)."""
+        values = {option.name: self.cleaned_data.get(option.name) for option in declared}
+        return {name: value for name, value in values.items() if value is not None and value is not False}
