@@ -26,10 +26,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from analysis.engine.confidence import CONSENSUS_METHODS
+from analysis.engine.crossmodel import METHODS as CROSSMODEL_METHODS
 from analysis.engine.extract import ExtractionParams, extraction_key
 from analysis.engine.hashing import sha256_json
-from analysis.engine.methods import METHODS
+from analysis.engine.methods import BOOTSTRAP, CONSENSUS, CONSENSUS_MIN_BOOTSTRAP, METHODS
+from analysis.engine.model_ablation import OPTIONS as MODEL_ABLATION_OPTIONS
+from analysis.engine.options import Option, OptionError, clean_fields, clean_options, names_in_words
+from analysis.engine.probe_ablation import OPTIONS as PROBE_ABLATION_OPTIONS
 from projects.selectors import can_write
 
 from .models import (
@@ -55,15 +58,10 @@ NEURON_SETS = ("hidden", "mlp")
 # One stack of an encoder-decoder (its "hidden" means both): what the Manipulation view can move at source words.
 SIDE_NEURON_SETS = tuple(f"{side}.{name}" for side in ("enc", "dec") for name in NEURON_SETS)
 ACTIVE_STEP_STATES = (StepState.QUEUED, StepState.RUNNING)
-# method → {option: (whether a value fits, what fits)}: the method options a request may set. λ1 / λ2 are the
-# probe's elastic-net penalties (left out: λ1 the engine's DEFAULT_L1, λ2 chosen on dev from its grid).
-_FLAG = (lambda v: isinstance(v, bool), "true or false")
-_PENALTY = (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
-            "a number from 0 to 1")
-RANKING_OPTIONS = {"lca": {"control": _FLAG, "l1": _PENALTY, "l2": _PENALTY},
-                   "lca_dense": {"control": _FLAG, "l2": _PENALTY}}
-MODEL_ABLATION_MODES = ("bottom", "random", "top")  # the orders neurons are removed in along a ranking
-MODEL_ABLATION_PERCENTS = (10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
+# What a request sets beside the engine's options (those are declared beside each engine function:
+# methods.METHODS, crossmodel.METHODS, probe_ablation.OPTIONS, model_ablation.OPTIONS).
+STATISTICS = Option("statistics", bool, True, "per-neuron statistics")
+SEED = Option("seed", int, 0, "the seed of splits, probes and resampling")
 
 
 class RunStateError(Exception):
@@ -77,101 +75,76 @@ class RunStateError(Exception):
 # ------------------------------------------------------------------------------------------------ the request
 
 
+class _Refused(Exception):
+    """One item of a list in the request that does not fit; its message, without the item's number."""
+
+
 def _is_id(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def _int_list(value, field: str, errors: dict) -> list[int] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                                              for v in value):
-        errors[field] = ["Give a list of layer numbers (0 or more), e.g. [0, 3], or leave it out for every layer."]
-        return None
-    return sorted(set(value))
+def _each(items: list, clean, label: str, field: str, errors: dict) -> list:
+    """``clean(item)`` for each item; the items it refuses are reported under ``field`` as "{label} {n}: …"."""
+    cleaned, messages = [], []
+    for number, item in enumerate(items, start=1):
+        try:
+            cleaned.append(clean(item))
+        except _Refused as refused:
+            messages.append(f"{label} {number}: {refused}")
+    if messages:
+        errors[field] = messages
+    return cleaned
 
 
-def _validate_rankings(value, corpus, errors: dict) -> list[dict]:
+def _method_of(item, registry: dict) -> tuple[dict, object]:
+    """A ranking item as an object (a bare name stands for ``{"method": name}``) and its method in ``registry``."""
+    item = {"method": item} if isinstance(item, str) else item
+    name = item.get("method") if isinstance(item, dict) else item
+    if not isinstance(name, str) or name not in registry:
+        raise _Refused(f"unknown method {name!r}; choose one of {', '.join(registry)}.")
+    return item, registry[name]
+
+
+def _ranking(item, corpus) -> dict:
+    """One item of ``rankings``: its method (``methods.METHODS``), bootstrap, options and consensus."""
+    item, method = _method_of(item, METHODS)
+    if method.needs_labels and corpus is not None and not corpus.n_labels:
+        raise _Refused(f"{method.name} needs labelled words and the corpus “{corpus.name}” has no labels; choose "
+                       "'variance', or a corpus read with a label column.")
+    bootstrap = item.get("bootstrap", method.bootstrap)
+    if not BOOTSTRAP.accepts(bootstrap):
+        raise _Refused(f"bootstrap is {BOOTSTRAP.help}: {BOOTSTRAP.range}, not {bootstrap!r}.")
+    try:
+        options = clean_options(item.get("options") or {}, method.options, method.name)
+    except OptionError as error:
+        raise _Refused(f"{error}." if error.unknown else "options are an object of true or false values and "
+                       f"numbers, e.g. {{\"control\": true, \"l1\": 0.001}}: {error}.") from None
+    consensus = item.get("consensus")
+    if consensus is not None and (not CONSENSUS.accepts(consensus) or bootstrap < CONSENSUS_MIN_BOOTSTRAP):
+        raise _Refused(f"consensus {CONSENSUS.help}: choose {' or '.join(CONSENSUS.choices)} with bootstrap "
+                       f"{CONSENSUS_MIN_BOOTSTRAP} or more (now {bootstrap}).")
+    ranking = {"method": method.name, "bootstrap": bootstrap, "options": options}
+    return {**ranking, "consensus": consensus} if consensus else ranking
+
+
+def _rankings(value, corpus, errors: dict) -> list[dict]:
     if not isinstance(value, list):
         errors["rankings"] = ["Give a list of rankings, e.g. [{\"method\": \"probeless\"}]."]
         return []
-    rankings, messages = [], []
-    for i, item in enumerate(value, start=1):
-        item = {"method": item} if isinstance(item, str) else item
-        if not isinstance(item, dict) or item.get("method") not in METHODS:
-            name = item.get("method") if isinstance(item, dict) else item
-            messages.append(f"Ranking {i}: unknown method {name!r}; choose one of {', '.join(METHODS)}.")
-            continue
-        method = METHODS[item["method"]]
-        if method.needs_labels and corpus is not None and not corpus.n_labels:
-            messages.append(f"Ranking {i}: {method.name} needs labelled words and the corpus “{corpus.name}” has "
-                            "no labels; choose 'variance', or a corpus read with a label column.")
-            continue
-        bootstrap = item.get("bootstrap", method.bootstrap)
-        if not isinstance(bootstrap, int) or isinstance(bootstrap, bool) or bootstrap < 0 or bootstrap == 1:
-            messages.append(f"Ranking {i}: bootstrap is the number of resamples for confidence intervals: 0 (none) "
-                            f"or at least 2, not {bootstrap!r}.")
-            continue
-        options = item.get("options") or {}
-        allowed = RANKING_OPTIONS.get(method.name, {})
-        unknown = sorted(map(str, set(options) - set(allowed))) if isinstance(options, dict) else []
-        if unknown:
-            messages.append(f"Ranking {i}: {method.name} takes no option {', '.join(unknown)} (options it takes: "
-                            f"{', '.join(sorted(allowed)) or 'none'}).")
-            continue
-        bad = [f"{name} is {allowed[name][1]}" for name, option in sorted(options.items())
-               if not allowed[name][0](option)] if isinstance(options, dict) else ["options is an object"]
-        if bad:
-            messages.append(f"Ranking {i}: options are an object of true or false values and numbers, e.g. "
-                            f"{{\"control\": true, \"l1\": 0.001}}: {'; '.join(bad)}.")
-            continue
-        options = {k: v if isinstance(v, bool) else float(v) for k, v in options.items()}
-        consensus = item.get("consensus")
-        if consensus is not None and (consensus not in CONSENSUS_METHODS or bootstrap < 4):
-            messages.append(f"Ranking {i}: consensus orders neurons over the bootstrap resamples: choose "
-                            f"{' or '.join(CONSENSUS_METHODS)} with bootstrap 4 or more (now {bootstrap}).")
-            continue
-        ranking = {"method": method.name, "bootstrap": bootstrap, "options": dict(sorted(options.items()))}
-        rankings.append({**ranking, "consensus": consensus} if consensus else ranking)
-    if messages:
-        errors["rankings"] = messages
-    return rankings
+    return _each(value, lambda item: _ranking(item, corpus), "Ranking", "rankings", errors)
 
 
-def _validate_probe_ablation(value, errors: dict) -> dict | None:
-    """``true`` (the engine's defaults), ``false``, or ``{"percents": [...], "random_seeds": n, "modes": [...]}``."""
-    from analysis.engine.probe_ablation import DEFAULT_PERCENTS, MODES
-
-    if value is False or value is None:
-        return None
-    value = {} if value is True else value
-    if not isinstance(value, dict) or set(value) - {"percents", "random_seeds", "modes"}:
-        errors["probe_ablation"] = ["probe_ablation is true, false, or an object with percents, random_seeds "
-                                    "and modes."]
-        return None
-    percents = value.get("percents", list(DEFAULT_PERCENTS))
-    random_seeds = value.get("random_seeds", 5)
-    modes = value.get("modes", list(MODES))
-    messages = []
-    if not isinstance(percents, list) or not percents or not all(
-            isinstance(p, (int, float)) and not isinstance(p, bool) and 0 < p <= 100 for p in percents):
-        messages.append("percents: the shares of neurons to keep, each above 0 and at most 100, e.g. [10, 50].")
-    if not isinstance(random_seeds, int) or isinstance(random_seeds, bool) or random_seeds < 1:
-        messages.append("random_seeds: how many random neuron sets to compare with, at least 1.")
-    if not isinstance(modes, list) or not modes or set(modes) - set(MODES):
-        messages.append(f"modes: choose among {', '.join(MODES)}.")
-    if messages:
-        errors["probe_ablation"] = messages
-        return None
-    return {"percents": sorted(set(percents)), "random_seeds": random_seeds, "modes": sorted(set(modes))}
+def _crossmodel_ranking(item) -> dict:
+    """One item of ``crossmodel``: its method (``crossmodel.METHODS``) and that method's options."""
+    item, method = _method_of(item, CROSSMODEL_METHODS)
+    try:
+        options = clean_options({k: v for k, v in item.items() if k != "method"}, method.options, method.name)
+    except OptionError as error:
+        raise _Refused(f"{error}.") from None
+    return {"method": method.name, **options}
 
 
-# method → {option: (whether a value fits, what fits)}
-CROSSMODEL_OPTIONS = {"maxcorr": {}, "mincorr": {}, "linreg": {"ridge": (lambda v: v >= 0, "at least 0")},
-                      "svcca": {"variance_kept": (lambda v: 0 < v <= 1, "above 0 and at most 1")}}
-
-
-def _validate_crossmodel(value, n_models: int, errors: dict) -> list[dict]:
+def _crossmodel(value, n_models: int, errors: dict) -> list[dict]:
     """``[{"method": "maxcorr"|"mincorr"|"linreg"|"svcca", ...options}]`` over every model of the request."""
     if value is None or value == []:
         return []
@@ -182,136 +155,156 @@ def _validate_crossmodel(value, n_models: int, errors: dict) -> list[dict]:
         errors["crossmodel"] = ["Cross-model correlation compares two or more models; choose at least two models "
                                 "of this project, or leave crossmodel out."]
         return []
-    entries, messages = [], []
-    for i, item in enumerate(value, start=1):
-        item = {"method": item} if isinstance(item, str) else item
-        method = item.get("method") if isinstance(item, dict) else item
-        if method not in CROSSMODEL_OPTIONS:
-            messages.append(f"Cross-model ranking {i}: unknown method {method!r}; choose one of "
-                            f"{', '.join(CROSSMODEL_OPTIONS)}.")
-            continue
-        allowed = CROSSMODEL_OPTIONS[method]
-        options = {k: v for k, v in item.items() if k != "method"}
-        unknown = sorted(map(str, set(options) - set(allowed)))
-        if unknown:
-            messages.append(f"Cross-model ranking {i}: {method} takes no option {', '.join(unknown)} (options it "
-                            f"takes: {', '.join(sorted(allowed)) or 'none'}).")
-            continue
-        bad = [f"{name} is a number {allowed[name][1]}" for name, option in options.items()
-               if not isinstance(option, (int, float)) or isinstance(option, bool) or not allowed[name][0](option)]
-        if bad:
-            messages.append(f"Cross-model ranking {i}: {'; '.join(bad)}.")
-            continue
-        entry = {"method": method, **{k: float(v) for k, v in sorted(options.items())}}
-        if entry not in entries:
-            entries.append(entry)
-    if messages:
-        errors["crossmodel"] = messages
-    return entries
+    entries = _each(value, _crossmodel_ranking, "Cross-model ranking", "crossmodel", errors)
+    return [entry for i, entry in enumerate(entries) if entry not in entries[:i]]
 
 
-def _validate_model_ablation(value, project, models, errors: dict) -> dict | None:
-    """``{"test_set": id, "percents": [...], "random_seeds": n, "modes": [...]}`` or false; the modes are the
-    orders neurons are removed in along each ranking, the percents the shares removed at each curve point."""
+def _probe_ablation(value, corpus, errors: dict) -> dict | None:
+    """``true`` (the engine's defaults), ``false``, or an object of ``probe_ablation.OPTIONS``."""
     if value is False or value is None:
         return None
-    if not isinstance(value, dict) or "test_set" not in value or set(value) - {"test_set", "percents",
-                                                                                 "random_seeds", "modes"}:
-        errors["model_ablation"] = ["model_ablation is false, or an object with test_set (a test set of this "
-                                    "project) and optionally percents, random_seeds and modes."]
+    value = {} if value is True else value
+    if not isinstance(value, dict) or set(value) - {option.name for option in PROBE_ABLATION_OPTIONS}:
+        errors["probe_ablation"] = [f"probe_ablation is true, false, or an object with "
+                                    f"{names_in_words(PROBE_ABLATION_OPTIONS)}."]
         return None
-    test_set_id = value["test_set"]
-    test_set = project.test_set_uploads.filter(pk=test_set_id).first() if _is_id(test_set_id) else None
-    percents = value.get("percents", list(MODEL_ABLATION_PERCENTS))
-    random_seeds = value.get("random_seeds", 1)
-    modes = value.get("modes", list(MODEL_ABLATION_MODES))
-    messages = []
-    if test_set is None:
-        messages.append("test_set: choose one of this project's test sets (add one to the project first).")
-    if not isinstance(percents, list) or not percents or not all(
-            isinstance(p, (int, float)) and not isinstance(p, bool) and 0 < p <= 100 for p in percents):
-        messages.append("percents: the shares of neurons to remove, each above 0 and at most 100, e.g. [10, 50].")
-    if not isinstance(random_seeds, int) or isinstance(random_seeds, bool) or random_seeds < 1:
-        messages.append("random_seeds: how many random removal orders to compare with, at least 1.")
-    if not isinstance(modes, list) or not modes or set(modes) - set(MODEL_ABLATION_MODES):
-        messages.append(f"modes: choose among {', '.join(MODEL_ABLATION_MODES)}.")
-    if test_set is not None and not test_set.has_references:
-        pairs = [m.name for m in models if m.model_kind == "encoder-decoder"]
-        if pairs:
-            messages.append(f"test_set: {', '.join(pairs)} is an encoder-decoder, measured by BLEU against "
-                            f"references, and the test set “{test_set.name}” has none; upload it with a "
-                            "reference file.")
+    ablation, messages = clean_fields(value, PROBE_ABLATION_OPTIONS)
+    if not messages and corpus is not None and not corpus.n_labels:
+        messages = [f"Probe ablation trains a probe on labelled words and the corpus “{corpus.name}” has no labels; "
+                    "choose a corpus read with a label column."]
+    if messages:
+        errors["probe_ablation"] = messages
+        return None
+    return ablation
+
+
+def _model_ablation(value, project, models, errors: dict) -> dict | None:
+    """``{"test_set": id, ...}`` with the options of ``model_ablation.OPTIONS`` (the percents removed at each
+    curve point, the random orders, the orders neurons are removed in), or false."""
+    if value is False or value is None:
+        return None
+    names = {option.name for option in MODEL_ABLATION_OPTIONS}
+    if not isinstance(value, dict) or "test_set" not in value or set(value) - names - {"test_set"}:
+        errors["model_ablation"] = [f"model_ablation is false, or an object with test_set (a test set of this "
+                                    f"project) and optionally {names_in_words(MODEL_ABLATION_OPTIONS)}."]
+        return None
+    test_set = project.test_set_uploads.filter(pk=value["test_set"]).first() if _is_id(value["test_set"]) else None
+    messages = [] if test_set else ["test_set: choose one of this project's test sets (add one to the project first)."]
+    curve, problems = clean_fields(value, MODEL_ABLATION_OPTIONS)
+    messages += problems + _references_missing(test_set, models)
     if messages:
         errors["model_ablation"] = messages
         return None
-    return {"test_set": test_set.pk, "test_set_sha256": test_set.sha256, "percents": sorted(set(percents)),
-            "random_seeds": random_seeds, "modes": sorted(set(modes))}
+    return {"test_set": test_set.pk, "test_set_sha256": test_set.sha256, **curve}
 
 
-def validate_request(project, request) -> dict:
-    """The request in its normal form, or ``ValidationError`` with one message per field a person can act on."""
-    if not isinstance(request, dict):
-        raise ValidationError({"request": ["Send the analysis request as a JSON object."]})
-    errors: dict[str, list[str]] = {}
-    model_ids = request.get("models")
-    models = []
+def _references_missing(test_set, models) -> list[str]:
+    """An encoder-decoder is measured by BLEU against the test set's references: a message if it has none."""
+    pairs = [m.name for m in models if m.model_kind == "encoder-decoder"]
+    if test_set is None or test_set.has_references or not pairs:
+        return []
+    return [f"test_set: {', '.join(pairs)} is an encoder-decoder, measured by BLEU against references, and the "
+            f"test set “{test_set.name}” has none; upload it with a reference file."]
+
+
+def _models(project, model_ids, errors: dict) -> list:
+    """The project's models the request names, in its order (without repeats)."""
     if not isinstance(model_ids, list) or not model_ids or not all(_is_id(pk) for pk in model_ids):
         errors["models"] = ["Choose at least one model of this project (a list of model ids)."]
-    else:
-        attached = {m.pk: m for m in project.model_uploads.all()}
-        missing = [str(pk) for pk in model_ids if pk not in attached]
-        if missing:
-            errors["models"] = [f"Model {', '.join(missing)} is not one of this project's models; add it to the "
-                                "project first."]
-        models = [attached[pk] for pk in dict.fromkeys(model_ids) if pk in attached]
-    corpus_id = request.get("corpus")
+        return []
+    attached = {m.pk: m for m in project.model_uploads.all()}
+    missing = [str(pk) for pk in model_ids if pk not in attached]
+    if missing:
+        errors["models"] = [f"Model {', '.join(missing)} is not one of this project's models; add it to the "
+                            "project first."]
+    return [attached[pk] for pk in dict.fromkeys(model_ids) if pk in attached]
+
+
+def _corpus(project, corpus_id, errors: dict):
     corpus = project.corpus_uploads.filter(pk=corpus_id).first() if _is_id(corpus_id) else None
     if corpus is None:
         errors["corpus"] = ["Choose one of this project's corpora."]
-    sets = request.get("neuron_sets", ["hidden"])
-    if not isinstance(sets, list) or not sets or set(sets) - set(NEURON_SETS) - set(SIDE_NEURON_SETS):
+    return corpus
+
+
+def _neuron_sets(sets, models, errors: dict) -> list[str]:
+    """The neuron sets asked for, sorted; one stack's sets (``enc.hidden``) only for encoder-decoders."""
+    known = set(NEURON_SETS) | set(SIDE_NEURON_SETS)
+    if not isinstance(sets, list) or not sets or not all(isinstance(s, str) and s in known for s in sets):
         errors["neuron_sets"] = [f"Choose neuron sets among {', '.join(NEURON_SETS)} (for encoder-decoder models "
                                  f"also one stack's: {', '.join(SIDE_NEURON_SETS)})."]
-    elif set(sets) & set(SIDE_NEURON_SETS) and any(m.model_kind != "encoder-decoder" for m in models):
-        others = [m.name for m in models if m.model_kind != "encoder-decoder"]
-        errors["neuron_sets"] = [f"{', '.join(sorted(set(sets) & set(SIDE_NEURON_SETS)))} name one stack of an "
-                                 f"encoder-decoder, and {', '.join(others)} is not one; choose hidden or mlp."]
-    layers = _int_list(request.get("layers"), "layers", errors)
-    if layers is not None:
-        too_deep = [m.name for m in models if m.n_layers is not None and max(layers) > m.n_layers]
-        if too_deep:
-            errors["layers"] = [f"Layer {max(layers)} does not exist in {', '.join(too_deep)}."]
-    rankings = _validate_rankings(request.get("rankings", []), corpus, errors)
-    statistics = request.get("statistics", True)
-    if not isinstance(statistics, bool):
-        errors["statistics"] = ["statistics is true or false."]
-    probe_ablation = _validate_probe_ablation(request.get("probe_ablation", False), errors)
-    if probe_ablation and corpus is not None and not corpus.n_labels:
-        errors["probe_ablation"] = [f"Probe ablation trains a probe on labelled words and the corpus "
-                                    f"“{corpus.name}” has no labels; choose a corpus read with a label column."]
-    crossmodel = _validate_crossmodel(request.get("crossmodel", []), len(models), errors)
-    model_ablation = _validate_model_ablation(request.get("model_ablation", False), project, models, errors)
+        return []
+    sides = sorted(set(sets) & set(SIDE_NEURON_SETS))
+    others = [m.name for m in models if m.model_kind != "encoder-decoder"]
+    if sides and others:
+        errors["neuron_sets"] = [f"{', '.join(sides)} name one stack of an encoder-decoder, and {', '.join(others)} "
+                                 "is not one; choose hidden or mlp."]
+    return sorted(set(sets))
+
+
+def _layers(value, models, errors: dict) -> list[int] | None:
+    """The layer numbers asked for, sorted (None: every layer), each one that exists in every model."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                           and v >= 0 for v in value):
+        errors["layers"] = ["Give a list of layer numbers (0 or more), e.g. [0, 3], or leave it out for every layer."]
+        return None
+    layers = sorted(set(value))
+    too_deep = [m.name for m in models if m.n_layers is not None and max(layers) > m.n_layers]
+    if too_deep:
+        errors["layers"] = [f"Layer {max(layers)} does not exist in {', '.join(too_deep)}."]
+    return layers
+
+
+def _option(request: dict, option: Option, errors: dict):
+    """A request field declared as an :class:`Option` (left out: its default)."""
+    value = request.get(option.name, option.default)
+    if not option.accepts(value):
+        errors[option.name] = [f"{option.problem()}."]
+    return value
+
+
+def _aggregation(value, errors: dict) -> str:
+    try:
+        ExtractionParams(aggregation=value)
+    except ValueError as error:
+        errors["aggregation"] = [f"{str(error).capitalize()}."]
+    return value
+
+
+def validate_request(project, request) -> dict:
+    """The request in its normal form, or ``ValidationError`` with one message per field a person can act on.
+
+    The project's rules live here (its models, corpus and test sets; labels; layers that exist; encoder-decoder
+    neuron sets; at least one thing to compute); what a method or a curve may set is checked against the
+    engine's declarations of its options.
+    """
+    if not isinstance(request, dict):
+        raise ValidationError({"request": ["Send the analysis request as a JSON object."]})
+    errors: dict[str, list[str]] = {}
+    models = _models(project, request.get("models"), errors)
+    corpus = _corpus(project, request.get("corpus"), errors)
+    sets = _neuron_sets(request.get("neuron_sets", ["hidden"]), models, errors)
+    layers = _layers(request.get("layers"), models, errors)
+    rankings = _rankings(request.get("rankings", []), corpus, errors)
+    statistics = _option(request, STATISTICS, errors)
+    probe_ablation = _probe_ablation(request.get("probe_ablation", False), corpus, errors)
+    crossmodel = _crossmodel(request.get("crossmodel", []), len(models), errors)
+    model_ablation = _model_ablation(request.get("model_ablation", False), project, models, errors)
     if model_ablation and not rankings and "rankings" not in errors:
         errors["model_ablation"] = ["Model-level ablation removes neurons along a ranking of this run; ask for "
                                     "at least one ranking too."]
-    seed = request.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        errors["seed"] = ["seed is a whole number."]
-    aggregation = request.get("aggregation", "last")
-    try:
-        ExtractionParams(neuron_sets=tuple(sets) if isinstance(sets, list) and sets else ("hidden",),
-                         aggregation=aggregation)
-    except ValueError as error:
-        errors["aggregation"] = [f"{str(error).capitalize()}."]
+    seed = _option(request, SEED, errors)
+    aggregation = _aggregation(request.get("aggregation", "last"), errors)
     more = _validate_registered_kinds(request, errors)
-    if not errors and not rankings and not statistics and not probe_ablation and not crossmodel and not any(
-            more.values()):
+    if not errors and not any((rankings, statistics, probe_ablation, crossmodel, *more.values())):
         errors["rankings"] = ["Ask for at least one ranking, for statistics or for a probe ablation (or, with "
                               "two or more models, for a cross-model ranking)."]
     if errors:
         raise ValidationError(errors)
-    return {"models": [m.pk for m in models], "corpus": corpus.pk, "neuron_sets": sorted(set(sets)),
-            "layers": layers, "aggregation": aggregation, "rankings": rankings, "statistics": statistics,
+    return {"models": [m.pk for m in models], "corpus": corpus.pk, "neuron_sets": sets, "layers": layers,
+            "aggregation": aggregation, "rankings": rankings, "statistics": statistics,
             "probe_ablation": probe_ablation, "crossmodel": crossmodel, "model_ablation": model_ablation,
             "seed": seed, **more}
 
