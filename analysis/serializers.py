@@ -1,7 +1,9 @@
 """REST serializers for runs, their steps, log lines and results.
 
 They describe the shape of requests and answers; what a run may ask for is decided by
-``analysis.services.validate_request``, whose messages reach the client unchanged.
+``analysis.services.validate_request``, whose messages reach the client unchanged. The schema of what each
+ranking method, cross-model method and ablation may set is made from the engine's declarations of their
+options (:class:`analysis.engine.options.Option`), the same ones the service checks against.
 """
 
 from __future__ import annotations
@@ -10,7 +12,125 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from . import selectors
+from .engine.crossmodel import METHODS as CROSSMODEL_METHODS
+from .engine.methods import BOOTSTRAP, CONSENSUS, CONSENSUS_MIN_BOOTSTRAP, METHODS
+from .engine.model_ablation import OPTIONS as MODEL_ABLATION_OPTIONS
+from .engine.options import Option
+from .engine.probe_ablation import OPTIONS as PROBE_ABLATION_OPTIONS
 from .models import LogLine, Run, Step
+
+_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
+
+
+def _sentence(text: str) -> str:
+    """ "the share kept" → "The share kept." (a text that starts with a name, e.g. zero_out, is left as it is)."""
+    first = text.split(" ", 1)[0]
+    return f"{text if '_' in first else text[:1].upper() + text[1:]}."
+
+
+def option_schema(option: Option, description: str = "") -> dict:
+    """The OpenAPI schema of one declared option: its type, range or choices, default and help."""
+    value: dict = {"type": _TYPES[option.type]}
+    if option.choices:
+        value["enum"] = list(option.choices)
+    low = option.minimum if option.off is None or option.minimum is None else min(option.off, option.minimum)
+    if low is not None:
+        value.update(minimum=low, **({"exclusiveMinimum": True} if option.above_minimum else {}))
+    if option.maximum is not None:
+        value["maximum"] = option.maximum
+    schema = {"type": "array", "items": value, "minItems": 1} if option.many else value
+    if option.default is not None:
+        schema["default"] = list(option.default) if option.many else option.default
+    fits = f" {_sentence(option.range)}" if option.range and not option.choices else ""
+    return {**schema, "description": description or f"{_sentence(option.help)}{fits}"}
+
+
+def _options_object(registries, description: str) -> dict:
+    """An object of the options the methods of ``registries`` take, each saying which methods take it."""
+    takers: dict[str, tuple[Option, list[str]]] = {}
+    for registry in registries:
+        for method in registry.values():
+            for option in method.options:
+                takers.setdefault(option.name, (option, []))[1].append(method.name)
+    properties = {name: option_schema(option, f"{', '.join(names)}: {option.help}."
+                                      + (f" {_sentence(option.range)}" if option.range else ""))
+                  for name, (option, names) in sorted(takers.items())}
+    return {"type": "object", "properties": properties, "additionalProperties": False, "description": description}
+
+
+def _methods_text(registry) -> str:
+    """One line per method: what it ranks by, and what its score means."""
+    return "\n".join(f"- `{m.name}`: {m.description}. Score: {m.score}." for m in registry.values())
+
+
+def ranking_item_schema() -> dict:
+    """A ``rankings`` item: a method name, or an object with the method, its resamples, consensus and options."""
+    defaults = ", ".join(f"{m.name} {m.bootstrap}" for m in METHODS.values())
+    return {"oneOf": [
+        {"type": "string", "enum": list(METHODS), "description": "A method, with its defaults."},
+        {"type": "object", "required": ["method"], "properties": {
+            "method": {"type": "string", "enum": list(METHODS), "description": _methods_text(METHODS)},
+            "bootstrap": option_schema(BOOTSTRAP, _sentence(
+                f"{BOOTSTRAP.help}: {BOOTSTRAP.range}; default: the method's own ({defaults})")),
+            "consensus": option_schema(CONSENSUS, _sentence(
+                f"{CONSENSUS.help} instead of ranking on the training sentences once; needs bootstrap "
+                f"{CONSENSUS_MIN_BOOTSTRAP} or more")),
+            "options": _options_object([METHODS], "The method's options; a method takes only its own."),
+        }},
+    ]}
+
+
+def crossmodel_item_schema() -> dict:
+    """A ``crossmodel`` item: a method name, or an object with the method and its options beside it."""
+    options = _options_object([CROSSMODEL_METHODS], "")
+    return {"oneOf": [
+        {"type": "string", "enum": list(CROSSMODEL_METHODS), "description": "A method, with its defaults."},
+        {"type": "object", "required": ["method"], "additionalProperties": False, "properties": {
+            "method": {"type": "string", "enum": list(CROSSMODEL_METHODS),
+                       "description": _methods_text(CROSSMODEL_METHODS)},
+            **options["properties"]}},
+    ]}
+
+
+def _fields_object(declared, **more) -> dict:
+    return {"type": "object", "additionalProperties": False,
+            "properties": {**more, **{option.name: option_schema(option) for option in declared}}}
+
+
+def _object_text(declared) -> str:
+    """ '"percents": [...], "random_seeds": n, "modes": [...]' """
+    return ", ".join(f'"{o.name}": {"[...]" if o.many and not o.choices else "n"}' if not o.choices
+                     else f'"{o.name}": [{", ".join(o.choices)}]' for o in declared)
+
+
+@extend_schema_field(ranking_item_schema())
+class RankingItemField(serializers.JSONField):
+    """One item of ``rankings`` (checked by the service)."""
+
+
+@extend_schema_field(crossmodel_item_schema())
+class CrossModelItemField(serializers.JSONField):
+    """One item of ``crossmodel`` (checked by the service)."""
+
+
+@extend_schema_field({"oneOf": [{"type": "boolean"}, _fields_object(PROBE_ABLATION_OPTIONS)]})
+class ProbeAblationField(serializers.JSONField):
+    """``probe_ablation`` (checked by the service)."""
+
+
+@extend_schema_field({"oneOf": [{"type": "boolean", "enum": [False]}, {
+    **_fields_object(MODEL_ABLATION_OPTIONS, test_set={"type": "integer", "description": "A test set of the project."}),
+    "required": ["test_set"]}]})
+class ModelAblationField(serializers.JSONField):
+    """``model_ablation`` (checked by the service)."""
+
+
+def _crossmodel_help() -> str:
+    methods = " | ".join(f'"{name}"' for name in CROSSMODEL_METHODS)
+    takes = [f'{m.name}{" takes" if i == 0 else ""} {", ".join(chr(34) + o.name + chr(34) for o in m.options)}'
+             for i, m in enumerate(m for m in CROSSMODEL_METHODS.values() if m.options)]
+    return (f"With two or more models: each {{\"method\": {methods}}} ({', '.join(takes)}), one ranking per model "
+            "over every model.")
 
 
 class RunRequestSerializer(serializers.Serializer):
@@ -25,20 +145,17 @@ class RunRequestSerializer(serializers.Serializer):
     aggregation = serializers.CharField(max_length=20, required=False,
                                         help_text="How a word's subword activations combine (default: last).")
     rankings = serializers.ListField(
-        child=serializers.JSONField(), required=False,
+        child=RankingItemField(), required=False,
         help_text="Each a method name or {\"method\": ..., \"bootstrap\": resamples, \"options\": {...}}.")
     statistics = serializers.BooleanField(required=False, help_text="Per-neuron statistics (default: true).")
-    probe_ablation = serializers.JSONField(
-        required=False, help_text="false, true, or {\"percents\": [...], \"random_seeds\": n, \"modes\": [...]}.")
-    crossmodel = serializers.ListField(
-        child=serializers.JSONField(), required=False,
-        help_text="With two or more models: each {\"method\": \"maxcorr\" | \"mincorr\" | \"linreg\" | \"svcca\"} "
-                  "(linreg takes \"ridge\", svcca \"variance_kept\"), one ranking per model over every model.")
-    model_ablation = serializers.JSONField(
-        required=False, help_text="false, or {\"test_set\": id, \"percents\": [...], \"random_seeds\": n, "
-                                  "\"modes\": [top, bottom, random]}: the model's own task as neurons are removed "
-                                  "along each ranking (an encoder without a masked-LM head: a probe's accuracy on "
-                                  "the corpus's test sentences, read through the ablated model).")
+    probe_ablation = ProbeAblationField(
+        required=False, help_text=f"false, true, or {{{_object_text(PROBE_ABLATION_OPTIONS)}}}.")
+    crossmodel = serializers.ListField(child=CrossModelItemField(), required=False, help_text=_crossmodel_help())
+    model_ablation = ModelAblationField(
+        required=False, help_text=f"false, or {{\"test_set\": id, {_object_text(MODEL_ABLATION_OPTIONS)}}}: the "
+                                  "model's own task as neurons are removed along each ranking (an encoder without a "
+                                  "masked-LM head: a probe's accuracy on the corpus's test sentences, read through "
+                                  "the ablated model).")
     seed = serializers.IntegerField(required=False, help_text="Seed for splits, probes and resampling.")
 
 
