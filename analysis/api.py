@@ -19,7 +19,7 @@ from rest_framework.response import Response
 
 from projects.selectors import project_for
 
-from . import selectors, services
+from . import realtime, selectors, services
 from .models import ManipulationRecipe, Run
 from .results import result_file, results_of
 from .serializers import (
@@ -266,13 +266,11 @@ class RealtimeView(viewsets.ViewSet):
     task_name = ""
 
     def post(self, request, project_pk=None):
-        from . import realtime, tasks
-
         project = project_for(request.user, project_pk)
         data = request.data if isinstance(request.data, dict) else {}
         try:
             arguments = type(self).validate(project, data)
-            answer = realtime.ask(getattr(tasks, self.task_name), arguments)
+            answer = realtime.ask(self.task_name, arguments)
         except realtime.RealtimeRequestError as error:
             raise exceptions.ValidationError({error.field: [error.message]}) from None
         except realtime.RealtimeUnavailable as error:
@@ -282,15 +280,9 @@ class RealtimeView(viewsets.ViewSet):
         return Response(answer)
 
 
-def _realtime_validator(name):
-    from . import realtime
-
-    return staticmethod(getattr(realtime, name))
-
-
 class RealtimeActivationsView(RealtimeView):
-    validate = _realtime_validator("validate_activations")
-    task_name = "realtime_activations"
+    validate = staticmethod(realtime.validate_activations)
+    task_name = realtime.ACTIVATIONS_TASK
 
     @extend_schema(
         summary="A typed sentence's most active neurons per word (any member)",
@@ -306,8 +298,8 @@ class RealtimeActivationsView(RealtimeView):
 
 
 class RealtimeManipulateView(RealtimeView):
-    validate = _realtime_validator("validate_manipulation")
-    task_name = "realtime_manipulate"
+    validate = staticmethod(realtime.validate_manipulation)
+    task_name = realtime.MANIPULATE_TASK
 
     @extend_schema(
         summary="Original vs manipulated output for a sentence and neuron edits (any member)",

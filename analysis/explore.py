@@ -561,7 +561,7 @@ def activation_map(chosen: Chosen, state: workspace.ViewState, neurons) -> dict:
 def typed_text(chosen: Chosen, text: str, neurons) -> dict:
     """Run a typed sentence on the realtime path: per word the most active neurons (z-scored by the statistics
     when the run has them) among the pool and the ranking's best ``TYPED_CANDIDATES``, and the pool's map."""
-    from . import realtime, tasks
+    from . import realtime
 
     run, ranking = chosen.run, chosen.ranking
     model = next((s.params for s in chosen.steps if s.kind == StepKind.EXTRACT and s.result_key == chosen.store_key),
@@ -576,7 +576,7 @@ def typed_text(chosen: Chosen, text: str, neurons) -> dict:
         arguments = realtime.validate_activations(run.project, {
             "model": model["model"], "sentence": text, "pool": candidates[:realtime.MAX_POOL],
             "top_k": 1, "aggregation": aggregation})
-        answer = realtime.ask(tasks.realtime_activations, arguments)
+        answer = realtime.ask(realtime.ACTIVATIONS_TASK, arguments)
     except realtime.RealtimeRequestError as error:
         raise ExploreError(error.message, status=200) from None
     except (realtime.RealtimeUnavailable, realtime.RealtimeTimeout) as error:

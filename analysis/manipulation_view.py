@@ -330,10 +330,8 @@ def realtime_request(recipe: dict, run=None) -> dict:
 def manipulate(project, recipe: dict, run=None) -> dict:
     """Original vs manipulated output of a clean recipe, from a realtime worker: the same validation and task
     as the realtime API (``RealtimeRequestError`` / ``RealtimeUnavailable`` / ``RealtimeTimeout`` pass up)."""
-    from . import tasks
-
     arguments = realtime.validate_manipulation(project, realtime_request(recipe, run))
-    return realtime.ask(tasks.realtime_manipulate, arguments)
+    return realtime.ask(realtime.MANIPULATE_TASK, arguments)
 
 
 def side_by_side(answer: dict) -> dict:

@@ -4,8 +4,9 @@ while the HTTP request waits.
 Three parts, one place each:
 
 * the web side: :func:`validate_activations` / :func:`validate_manipulation` check a request against the project
-  (its models, the model's layers and width) so nothing is queued for bad input; :func:`ask` sends the task,
-  waits at most ``NEUROX_REALTIME_TIMEOUT`` and turns "no realtime worker" and "too slow" into
+  (its models, the model's layers and width) so nothing is queued for bad input; :func:`ask` sends the task by
+  its name (``ACTIVATIONS_TASK``, ``MANIPULATE_TASK``: the web side does not import the worker's modules), waits
+  at most ``NEUROX_REALTIME_TIMEOUT`` and turns "no realtime worker" and "too slow" into
   :class:`RealtimeUnavailable` / :class:`RealtimeTimeout`;
 * the worker side: :class:`ModelCache` keeps recently used models loaded (LRU bounded by parameter bytes) and
   :func:`compute_activations` / :func:`compute_manipulation` do the work;
@@ -30,7 +31,10 @@ from django.core.cache import cache
 logger = logging.getLogger(__name__)
 
 REALTIME_QUEUE = "realtime"
-POSITION_MODES = ("all", "words")
+ACTIVATIONS_TASK = "analysis.tasks.realtime_activations"  # registered by analysis.tasks
+MANIPULATE_TASK = "analysis.tasks.realtime_manipulate"
+EDIT_MODES = ("all", "words")  # a manipulation request changes every word or the listed ones (a recipe's label
+# positions, analysis.recipes.POSITION_MODES, are turned into word positions before the request)
 AGGREGATIONS = ("first", "last", "mean")
 MAX_TOP_K = 100
 MAX_POOL = 2000
@@ -177,45 +181,58 @@ def validate_activations(project, data: dict) -> dict:
 
 def validate_manipulation(project, data: dict) -> dict:
     """The task's arguments for a manipulation request, or :class:`RealtimeRequestError`."""
-    from analysis.engine.interventions import OPERATIONS
-
     model = _model_of(project, data.get("model"))
     words = _words(data.get("sentence"))
-    edits = data.get("edits")
+    mode = data.get("mode", "all")
+    edits = _edits(model, data.get("edits"))
+    if mode not in EDIT_MODES:
+        raise RealtimeRequestError("mode", "mode must be 'all' (change the neurons at every word) or 'words' "
+                                   "(only at the words listed in `words`).")
+    return {**_model_part(model), "words": words, "edits": edits, "mode": mode,
+            "chosen_words": _chosen_words(data.get("words"), len(words)) if mode == "words" else None,
+            "mask_words": _mask_words(data.get("mask_words"), len(words)),
+            "max_new_tokens": _bounded_int(data, "max_new_tokens", 20, 1, 64),
+            "top_k": _bounded_int(data, "top_k", 5, 1, 20)}
+
+
+def _edits(model, edits) -> list[dict]:
     if not isinstance(edits, list) or not edits or len(edits) > MAX_EDITS:
         raise RealtimeRequestError("edits", f"edits is a list of 1 to {MAX_EDITS} changes, e.g. "
                                    "[{\"neuron\": \"L3:117\", \"operation\": \"zero\"}].")
-    clean = []
-    for edit in edits:
-        if not isinstance(edit, dict):
-            raise RealtimeRequestError("edits", "Each edit is an object with neuron, operation and value.")
-        neuron = _neuron(model, edit.get("neuron"), "edits")
-        operation = edit.get("operation", "zero")
-        if operation not in OPERATIONS:
-            raise RealtimeRequestError("edits", f"{neuron.label}: operation must be one of {', '.join(OPERATIONS)}.")
-        value = edit.get("value", 0.0)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
-            raise RealtimeRequestError("edits", f"{neuron.label}: value must be a finite number.")
-        clean.append({"neuron": neuron.label, "operation": operation, "value": float(value)})
-    mode = data.get("mode", "all")
-    if mode not in POSITION_MODES:
-        raise RealtimeRequestError("mode", "mode must be 'all' (change the neurons at every word) or 'words' "
-                                   "(only at the words listed in `words`).")
-    chosen = None
-    if mode == "words":
-        chosen = data.get("words")
-        if (not isinstance(chosen, list) or not chosen
-                or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(words) for i in chosen)):
-            raise RealtimeRequestError("words", f"With mode 'words', list the word positions to change (0 to "
-                                       f"{len(words) - 1}).")
-        chosen = sorted(set(chosen))
-    mask_words = data.get("mask_words")
-    if mask_words is not None and (not isinstance(mask_words, list) or not all(
-            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(words) for i in mask_words)):
-        raise RealtimeRequestError("mask_words", f"mask_words lists word positions (0 to {len(words) - 1}).")
-    return {**_model_part(model), "words": words, "edits": clean, "mode": mode, "chosen_words": chosen,
-            "mask_words": mask_words, "max_new_tokens": _bounded_int(data, "max_new_tokens", 20, 1, 64),
-            "top_k": _bounded_int(data, "top_k", 5, 1, 20)}
+    return [_edit(model, edit) for edit in edits]
+
+
+def _edit(model, edit) -> dict:
+    from analysis.engine.interventions import OPERATIONS
+
+    if not isinstance(edit, dict):
+        raise RealtimeRequestError("edits", "Each edit is an object with neuron, operation and value.")
+    neuron = _neuron(model, edit.get("neuron"), "edits")
+    operation = edit.get("operation", "zero")
+    if operation not in OPERATIONS:
+        raise RealtimeRequestError("edits", f"{neuron.label}: operation must be one of {', '.join(OPERATIONS)}.")
+    value = edit.get("value", 0.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
+        raise RealtimeRequestError("edits", f"{neuron.label}: value must be a finite number.")
+    return {"neuron": neuron.label, "operation": operation, "value": float(value)}
+
+
+def _are_positions(value, length: int) -> bool:
+    return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < length
+                                           for i in value)
+
+
+def _chosen_words(chosen, length: int) -> list[int]:
+    if not chosen or not _are_positions(chosen, length):
+        raise RealtimeRequestError("words", f"With mode 'words', list the word positions to change (0 to "
+                                   f"{length - 1}).")
+    return sorted(set(chosen))
+
+
+def _mask_words(mask_words, length: int) -> list[int] | None:
+    if mask_words is not None and not _are_positions(mask_words, length):
+        raise RealtimeRequestError("mask_words", f"mask_words lists word positions (0 to {length - 1}).")
+    return mask_words
 
 
 # ------------------------------------------------------------------------------------------------ web side
@@ -242,16 +259,18 @@ UNAVAILABLE_MESSAGE = ("No realtime worker is running; start one with `celery -A
                        "--concurrency 1` (scripts/serve starts one for you), then try again.")
 
 
-def ask(task, arguments: dict) -> dict:
-    """Send ``task`` to the realtime queue and wait for its answer; a request error the worker found (a unit
-    beyond the FFN width, a model that cannot load) comes back as :class:`RealtimeRequestError`."""
+def ask(task_name: str, arguments: dict) -> dict:
+    """Send the task ``task_name`` to the realtime queue and wait for its answer; a request error the worker
+    found (a unit beyond the FFN width, a model that cannot load) comes back as :class:`RealtimeRequestError`."""
     from celery.exceptions import TaskRevokedError
     from celery.exceptions import TimeoutError as CeleryTimeout
+
+    from neurox_site.celery import app
 
     if not settings.CELERY_TASK_ALWAYS_EAGER and not realtime_worker_listening():
         raise RealtimeUnavailable(UNAVAILABLE_MESSAGE)
     timeout = settings.NEUROX_REALTIME_TIMEOUT
-    result = task.apply_async(args=[arguments], queue=REALTIME_QUEUE, expires=timeout)
+    result = app.tasks[task_name].apply_async(args=[arguments], queue=REALTIME_QUEUE, expires=timeout)
     try:
         answer = result.get(timeout=timeout, interval=0.01, propagate=True)
     except (CeleryTimeout, TaskRevokedError):  # revoked: the message waited past its expiry in the queue

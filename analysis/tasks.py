@@ -35,12 +35,12 @@ def run_step(self, step_id: int) -> str:
 
 
 # acks_late off: an answer nobody waits for any more is not worth redelivering.
-@shared_task(name="analysis.tasks.realtime_activations", queue="realtime", ignore_result=False, acks_late=False)
+@shared_task(name=realtime.ACTIVATIONS_TASK, queue="realtime", ignore_result=False, acks_late=False)
 def realtime_activations(arguments: dict) -> dict:
     return realtime.answer_or_error(realtime.compute_activations, arguments)
 
 
-@shared_task(name="analysis.tasks.realtime_manipulate", queue="realtime", ignore_result=False, acks_late=False)
+@shared_task(name=realtime.MANIPULATE_TASK, queue="realtime", ignore_result=False, acks_late=False)
 def realtime_manipulate(arguments: dict) -> dict:
     return realtime.answer_or_error(realtime.compute_manipulation, arguments)
 

@@ -34,9 +34,9 @@ def get(url: str, data: bytes | None = None) -> tuple[int, bytes]:
 
 REALTIME_ROUND_TRIP = """
 import django; django.setup()
-from analysis import realtime, tasks
+from analysis import realtime
 try:
-    realtime.ask(tasks.realtime_activations, {"model": 10**9, "sha256": "0" * 64, "words": ["a"],
+    realtime.ask(realtime.ACTIVATIONS_TASK, {"model": 10**9, "sha256": "0" * 64, "words": ["a"],
                  "neuron_set": "hidden", "pool": None, "top_k": 1, "aggregation": "last"})
 except realtime.RealtimeRequestError as error:
     print(error.message)
