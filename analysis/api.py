@@ -30,6 +30,8 @@ from .serializers import (
     RunSummarySerializer,
     StepResultSerializer,
 )
+from .workspace import RunView
+from .workspace.downloads_presenter import download_response
 
 LOG_PAGE_LIMIT = 1000
 
@@ -200,9 +202,8 @@ class RunDownloadViewSet(viewsets.GenericViewSet):
         return Run.objects.none()
 
     def retrieve(self, request, run_pk=None, step_pk=None, name=None):
-        from .downloads import download
-
-        return download(selectors.run_for(request.user, run_pk), step_pk, name, request.query_params.get("set"))
+        view = RunView.of(selectors.run_for(request.user, run_pk))
+        return download_response(view, step_pk, name, request.query_params.get("set"))
 
 
 # ------------------------------------------------------------------------------------------------ realtime path
@@ -351,8 +352,17 @@ class ManipulationRecipeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin
         return context
 
     def perform_create(self, serializer):
-        serializer.save(project=serializer.context["project"], created_by=self.request.user)
+        """The serializer checked the request; the service checks the recipe again as it stores it (the one
+        rule, ``analysis.recipes``: a clean recipe passes unchanged)."""
+        from .recipes import RecipeError
+
+        data = serializer.validated_data
+        try:
+            serializer.instance = services.create_recipe(self.request.user, serializer.context["project"],
+                                                         name=data["name"], recipe=data["recipe"], run=data["run"])
+        except RecipeError as error:
+            raise exceptions.ValidationError({"recipe": [error.message]}) from None
 
     def perform_destroy(self, instance):
         self._project(write=True)
-        instance.delete()
+        services.delete_recipe(self.request.user, instance)

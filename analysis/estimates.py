@@ -20,7 +20,8 @@ from django.core.files.storage import default_storage
 
 from . import services
 from .engine.store import ACTIVATION_DTYPE, npy_bytes
-from .models import Result, ResultState, StepKind
+from .models import Result, ResultKind, ResultState
+from .steps.registry import step_type
 
 MINILM_PARAMETERS = 22_713_216  # the model the words/s rates were measured with
 FFN_WIDTH_KEYS = ("intermediate_size", "n_inner", "d_ff", "ffn_dim", "encoder_ffn_dim", "ffn_hidden_size")
@@ -116,7 +117,7 @@ def estimate(project, request: dict) -> Estimate:
         if step.model is None:
             continue
         shape = store_shape(step.model, plan.request["neuron_sets"])
-        if step.kind == StepKind.EXTRACT:
+        if step_type(step.kind).result_kind == ResultKind.STORE:  # an extraction
             weights = step.model.n_parameters * 4  # float32
             captured = sum(spec["layers"] * spec["units"] for spec in shape.values())
             memory = weights + batch_tokens * captured * (4 + 2)  # one batch: float32 captured, float16 kept

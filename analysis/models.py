@@ -145,7 +145,8 @@ class Result(models.Model):
 
 class ManipulationRecipe(models.Model):
     """A named manipulation a member saved to re-run: a sentence, the neuron edits and where they act.
-    ``recipe`` is the JSON that ``analysis.manipulation_view.clean_recipe`` accepts (the one check)."""
+    ``recipe`` is the JSON that ``analysis.recipes.clean_recipe`` accepts (the one check); it is written
+    through ``analysis.services`` (create_recipe, delete_recipe)."""
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="manipulation_recipes")
     run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="recipes",

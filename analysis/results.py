@@ -1,4 +1,5 @@
-"""Reading a run's results for clients: small ones (rankings, curves) as JSON, array results as files.
+"""Reading a run's results for clients (the API): small ones (rankings, curves) as JSON, array results as files,
+read through the run's ``RunView`` (``analysis.workspace``).
 
 Only results of the run's own succeeded steps are reachable, and a file only by a name taken from the result's
 own listing, so no path a client sends is ever joined onto the results folder.
@@ -6,14 +7,14 @@ own listing, so no path a client sends is ever joined onto the results folder.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.http import Http404
 
-from .models import Result, ResultState, Run, StepState, results_root
-from .steps import step_type
+from .models import Run, results_root
+from .steps.registry import step_type
+from .workspace import RunView, document_of
 
 
 @dataclass
@@ -39,19 +40,15 @@ def _files(root: Path, relative: str) -> dict[str, Path]:
 
 def results_of(run: Run, with_data: bool = True) -> list[StepResult]:
     """The results of ``run``'s succeeded steps, in step order (``with_data``: read the JSON ones)."""
-    steps = list(run.steps.filter(state=StepState.SUCCEEDED).order_by("id"))
-    ready = {r.key: r for r in Result.objects.filter(key__in=[s.result_key for s in steps],
-                                                     state=ResultState.READY)}
+    view = RunView.of(run)
     root = results_root()
     found = []
-    for step in steps:
-        result = ready.get(step.result_key)
+    for step in view.steps:
+        result = view.ready_results.get(step.result_key)
         if result is None:
             continue
         files = _files(root, result.path)
-        data = None
-        if with_data and step_type(step.kind).inline and len(files) == 1:
-            data = json.loads(next(iter(files.values())).read_text(encoding="utf-8"))
+        data = document_of(step) if with_data and step_type(step.kind).inline and len(files) == 1 else None
         found.append(StepResult(step=step.pk, kind=step.kind, title=step.title, key=result.key, bytes=result.bytes,
                                 meta=result.meta, data=data, files=files))
     return found

@@ -875,3 +875,29 @@ def _remove_result_files(root, relative: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists():
         path.unlink()
+
+
+# ------------------------------------------------------------------------------------------------ manipulation recipes
+# A recipe's rule (its JSON shape and check) lives with the model in analysis.recipes; these are its writes, for
+# the Manipulation page and the API alike.
+
+
+def create_recipe(user, project, *, name, recipe, run=None):
+    """Save a manipulation recipe of ``project`` (owners and editors), made with ``run`` (or none), after the
+    recipe's one check. ``PermissionDenied`` for a viewer; ``RecipeError`` (nothing stored) says what to change."""
+    from .models import ManipulationRecipe
+    from .recipes import RecipeError, clean_name, clean_recipe
+
+    if not can_write(user, project):
+        raise PermissionDenied("Viewers cannot save recipes; ask an owner for the editor role.")
+    if run is not None and run.project_id != project.pk:
+        raise RecipeError("run", "Not a run of this project.")
+    return ManipulationRecipe.objects.create(project=project, run=run, created_by=user, name=clean_name(name),
+                                             recipe=clean_recipe(project, recipe, run))
+
+
+def delete_recipe(user, recipe) -> None:
+    """Delete a saved manipulation recipe (owners and editors of its project); ``PermissionDenied`` for a viewer."""
+    if not can_write(user, recipe.project):
+        raise PermissionDenied("Viewers cannot delete recipes; ask an owner for the editor role.")
+    recipe.delete()

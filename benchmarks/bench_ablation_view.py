@@ -7,7 +7,7 @@ the SVG chart, and writing the CSV; prints a table of p50 / p95 in milliseconds.
 The curves are synthetic (the timing depends on their size, not their values): a probe-ablation document with
 both modes and a model-level one with two metrics, shaped as ``analysis.steps`` writes them. The page's
 database reads (the run, its steps, the result rows) are not included; the curve JSON itself is cached per
-process by ``analysis.workspace.curve_of``, so this is the work left on a warm request.
+process by ``analysis.workspace.document_of``, so this is the work left on a warm request.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from analysis import ablation_view as view
+    from analysis.workspace import ablation_presenter
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neurons", type=int, default=7 * 384)
@@ -78,13 +78,13 @@ def main() -> None:
     step = SimpleNamespace(pk=1, title="Ablation along a ranking", params={"method": "lca"})
     probe = probe_document(args.neurons, args.points, args.seeds, rng)
     model = model_document(args.neurons, args.points, args.seeds, rng)
-    curve = view._model_curves(step, model)[0]
-    directions = list(view.DIRECTIONS)
+    curve = ablation_presenter._model_curves(step, model)[0]
+    directions = list(ablation_presenter.DIRECTIONS)
     rows = [
-        ("probe JSON → 2 curves", timed(lambda: view._probe_curves(step, probe), args.repeats)),
-        ("model JSON → 2 curves", timed(lambda: view._model_curves(step, model), args.repeats)),
-        ("one chart (SVG)", timed(lambda: view.chart_svg(curve, directions), args.repeats)),
-        ("one CSV", timed(lambda: view.curve_csv(curve), args.repeats)),
+        ("probe JSON → 2 curves", timed(lambda: ablation_presenter._probe_curves(step, probe), args.repeats)),
+        ("model JSON → 2 curves", timed(lambda: ablation_presenter._model_curves(step, model), args.repeats)),
+        ("one chart (SVG)", timed(lambda: ablation_presenter.chart_svg(curve, directions), args.repeats)),
+        ("one CSV", timed(lambda: ablation_presenter.curve_csv(curve), args.repeats)),
     ]
     print(f"{args.neurons:,} neurons, {args.points} points, {args.seeds} random seeds, {args.repeats} repeats")
     print(f"{'work':<24}{'p50 ms':>10}{'p95 ms':>10}")

@@ -18,10 +18,11 @@ django.setup()
 
 from django.http import QueryDict  # noqa: E402
 
-from analysis import manipulation_view as logic  # noqa: E402
-from analysis.ablation_view import curves_of  # noqa: E402
 from analysis.examples.grammar import PAST, PRESENT, with_tense  # noqa: E402
 from analysis.models import Run, StepKind  # noqa: E402
+from analysis.recipes import clean_recipe  # noqa: E402
+from analysis.workspace import RunView, manipulation_presenter  # noqa: E402
+from analysis.workspace.ablation_presenter import curves_of  # noqa: E402
 
 
 def tense_flips(run: Run, model, alpha: float, n_sentences: int) -> tuple[int, int, float]:
@@ -31,15 +32,15 @@ def tense_flips(run: Run, model, alpha: float, n_sentences: int) -> tuple[int, i
     store = model.store()
     lca = next(s for s in model.ranking_steps if s.params.get("method") == "lca")
     sentences = [i for i in range(store.n_sentences)
-                 if [x for x in logic.sentence_labels(store, i) if x] == [PRESENT]][:n_sentences]
+                 if [x for x in manipulation_presenter.sentence_labels(store, i) if x] == [PRESENT]][:n_sentences]
     flipped, started = 0, time.perf_counter()
     for sentence in sentences:
         query = QueryDict(mutable=True)
         query.update({"model": str(model.pk), "ranking": str(lca.pk), "k": "10", "corpus": str(sentence),
                       "preset_from": PRESENT, "preset_to": PAST, "alpha": str(alpha)})
-        page = logic.page_state(run, query, ())
-        answer = logic.manipulate(run.project, logic.clean_recipe(run.project, page["recipe"], run), run)
-        shown = logic.side_by_side(answer)
+        page = manipulation_presenter.page_state(RunView.of(run), query, ())
+        answer = manipulation_presenter.manipulate(RunView.of(run), clean_recipe(run.project, page["recipe"], run))
+        shown = manipulation_presenter.side_by_side(answer)
         original, manipulated = shown["original"]["text"].split(), shown["manipulated"]["text"].split()
         flipped += manipulated == with_tense(original, PAST) != original
     return flipped, len(sentences), time.perf_counter() - started
@@ -61,7 +62,7 @@ def main() -> None:
             values = " / ".join(f"{last[d].value:.3g}" if d in last else "-" for d in ("top", "random", "bottom"))
             rows.append((f"  {curve.title[:70]}", f"{at:.0f} % removed", f"top / random / bottom {values}"))
         if "translation" in run.project.name.lower():
-            for model in logic.run_models(run):
+            for model in RunView.of(run).usable_models:
                 for alpha in args.alphas:
                     flipped, tried, seconds = tense_flips(run, model, alpha, args.sentences)
                     rows.append((f"  tense preset, {model.upload.name}, α = {alpha:g}",

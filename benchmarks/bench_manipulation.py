@@ -100,7 +100,8 @@ def main():
     user, project, model, corpus, session = setup(args.sentences)
     from analysis import services
     from analysis.models import RunState, StepKind
-    from analysis.workspace import ranking_of, succeeded_steps
+    from analysis.workspace import ranking_of
+    from tests.support.runs import succeeded_steps
 
     logs = Path(env["NEUROX_DATA_DIR"]) / "logs"
     logs.mkdir()

@@ -169,11 +169,12 @@ def world_of(run):
     from analysis import workspace
     from analysis.models import StepKind
     from analysis.results import results_of
+    from tests.support.runs import succeeded_steps
     from tests.workspace_tests.test_permission_matrix import World
 
-    ranking = workspace.ranking_of(workspace.succeeded_steps(run, StepKind.RANKING)[0])
+    ranking = workspace.ranking_of(succeeded_steps(run, StepKind.RANKING)[0])
     steps = {}
-    for step in workspace.succeeded_steps(run):
+    for step in workspace.RunView(run).steps:
         steps.setdefault(step.kind, step)
     first = next(r for r in results_of(run, with_data=False) if r.files)
     model = run.project.model_uploads.first()

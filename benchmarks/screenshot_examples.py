@@ -20,10 +20,10 @@ django.setup()
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.http import QueryDict  # noqa: E402
 
-from analysis import manipulation_view as logic  # noqa: E402
 from analysis.examples.grammar import PAST, PRESENT, with_tense  # noqa: E402
 from analysis.models import Run, StepKind  # noqa: E402
-from analysis.workspace import ranking_of  # noqa: E402
+from analysis.recipes import clean_recipe  # noqa: E402
+from analysis.workspace import RunView, manipulation_presenter, ranking_of  # noqa: E402
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
@@ -41,9 +41,9 @@ def tense_preset_query(run: Run, model, ranking_step, sentence: int) -> QueryDic
 
 
 def turns_past(run: Run, query: QueryDict) -> bool:
-    page = logic.page_state(run, query, ())
-    answer = logic.manipulate(run.project, logic.clean_recipe(run.project, page["recipe"], run), run)
-    shown = logic.side_by_side(answer)
+    page = manipulation_presenter.page_state(RunView.of(run), query, ())
+    answer = manipulation_presenter.manipulate(RunView.of(run), clean_recipe(run.project, page["recipe"], run))
+    shown = manipulation_presenter.side_by_side(answer)
     original, manipulated = shown["original"]["text"].split(), shown["manipulated"]["text"].split()
     return manipulated == with_tense(original, PAST) != original
 
@@ -52,10 +52,11 @@ def pages() -> dict[str, str]:
     minilm, translation = example_run("MiniLM"), example_run("translation")
     lca = next(s for s in minilm.steps.filter(kind=StepKind.RANKING) if s.params.get("method") == "lca")
     top = [n.label for n in ranking_of(lca).top(3)]
-    model = logic.run_models(translation)[1]
+    model = RunView.of(translation).usable_models[1]
     tense_lca = next(s for s in model.ranking_steps if s.params.get("method") == "lca")
     store = model.store()
-    present = (i for i in range(store.n_sentences) if [x for x in logic.sentence_labels(store, i) if x] == [PRESENT])
+    present = (i for i in range(store.n_sentences)
+               if [x for x in manipulation_presenter.sentence_labels(store, i) if x] == [PRESENT])
     query = next(q for q in (tense_preset_query(translation, model, tense_lca, i) for i in present)
                  if turns_past(translation, q))
     curve = next(s for s in translation.steps.filter(kind=StepKind.MODEL_ABLATION).order_by("pk")

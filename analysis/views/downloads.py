@@ -1,22 +1,22 @@
-"""The Downloads view of a run, and each download (the logic is in ``analysis.downloads``, shared with the API)."""
+"""The Downloads view of a run, and each download (what they hold is in ``analysis.workspace.downloads_presenter``,
+shared with the API)."""
 
 from django.shortcuts import render
 
-from .. import downloads as files
 from ..provenance import provenance_of
-from ..workspace import ViewState, run_in_project
+from ..workspace import ViewState, run_view_for
+from ..workspace.downloads_presenter import download_response, downloads_of
 
 
 def downloads(request, pk, run_id):
-    run = run_in_project(request.user, pk, run_id)
-    entries = files.downloads_of(run)
+    view = run_view_for(request.user, pk, run_id)
+    entries = downloads_of(view)
     for entry in entries:
         entry["provenance"] = provenance_of(entry["step"])
     return render(request, "analysis/workspace/downloads.html", {
-        "run": run, "project": run.project, "current_project": run.project, "state": ViewState.from_request(request),
-        "tab": "downloads", "title": "Downloads", "entries": entries})
+        "run": view.run, "project": view.run.project, "current_project": view.run.project,
+        "state": ViewState.from_request(request), "tab": "downloads", "title": "Downloads", "entries": entries})
 
 
 def download(request, pk, run_id, step_id, name):
-    run = run_in_project(request.user, pk, run_id)
-    return files.download(run, step_id, name, request.GET.get("set"))
+    return download_response(run_view_for(request.user, pk, run_id), step_id, name, request.GET.get("set"))

@@ -1,9 +1,9 @@
 """The Analysis view of a run: the page, and the partials htmx swaps into it (rankings, neuron list, the
 workbench of neuron list + pool + activation map, the map alone, typed-text search). Thin: parse the URL state,
-call ``analysis.explore``, render. Every panel's state is in the query string (``ViewState``): each control asks
-for its partial with the whole state, and the partial's answer moves the address bar to the page with that same
-query (the ``HX-Push-Url`` header), so the URL is always the shareable view. Without JavaScript the same links and
-forms load the whole page."""
+call ``analysis.workspace.explore_presenter``, render. Every panel's state is in the query string
+(``ViewState``): each control asks for its partial with the whole state, and the partial's answer moves the
+address bar to the page with that same query (the ``HX-Push-Url`` header), so the URL is always the shareable view.
+Without JavaScript the same links and forms load the whole page."""
 
 from __future__ import annotations
 
@@ -12,26 +12,25 @@ from urllib.parse import parse_qsl
 from django.shortcuts import render
 from django.urls import reverse
 
-from .. import explore
 from ..models import RunState
-from ..workspace import POOL_LIMIT, ViewState, run_in_project, succeeded_steps
+from ..workspace import POOL_LIMIT, ViewState, explore_presenter, run_view_for
 
 
 class _Page:
     """What every template of the view gets: the run, its state, the rankings and the chosen one (or why not)."""
 
     def __init__(self, request, pk, run_id):
-        self.run = run_in_project(request.user, pk, run_id)
+        self.view = run_view_for(request.user, pk, run_id)
+        self.run = self.view.run
         self.state = ViewState.from_request(request)
-        steps = succeeded_steps(self.run)  # the one query for the run's results
-        self.options = explore.ranking_options(steps)
+        self.options = explore_presenter.ranking_options(self.view)
         self.chosen, self.error, self.status = None, "", 200
         self.pool, self.unknown = [], []
         try:
-            self.chosen = explore.choose(self.run, steps, self.options, self.state)
+            self.chosen = explore_presenter.choose(self.view, self.options, self.state)
             if self.chosen is not None:
-                self.pool, self.unknown = explore.pool_of(self.chosen, self.state)
-        except explore.ExploreError as error:
+                self.pool, self.unknown = explore_presenter.pool_of(self.chosen, self.state)
+        except explore_presenter.ExploreError as error:
             self.error, self.status = error.message, error.status
 
     def context(self, **more) -> dict:
@@ -42,10 +41,10 @@ class _Page:
                 "tab": "analysis", "title": "Analysis", "options": self.options,
                 "option": self.chosen.option if self.chosen else None,
                 "option_links": [(o, o.query(state)) for o in self.options],
-                "typed_candidates": explore.TYPED_CANDIDATES, "typed_legend": explore.legend(),
+                "typed_candidates": explore_presenter.TYPED_CANDIDATES, "typed_legend": explore_presenter.legend(),
                 "map_clear_query": state.query(q="", page=1),
                 "error": self.error, "pool": self.pool, "unknown": self.unknown, "pool_limit": POOL_LIMIT,
-                "pool_changes": explore.pool_changes(state, self.pool), "page_url": page_url,
+                "pool_changes": explore_presenter.pool_changes(state, self.pool), "page_url": page_url,
                 "urls": {name: reverse(f"analysis:run-analysis-{name}", args=args)
                          for name in ("rankings", "neurons", "workbench", "map", "typed")},
                 "hidden": {name: _fields(state, exclude) for name, exclude in FORM_FIELDS.items()},
@@ -75,27 +74,27 @@ def _panel(page: _Page, build, *args):
         return None, page.error
     try:
         return build(page.chosen, *args), ""
-    except explore.ExploreError as error:
+    except explore_presenter.ExploreError as error:
         return None, error.message
 
 
 def _rankings(page):
-    return _panel(page, explore.ranking_panel, page.state)
+    return _panel(page, explore_presenter.ranking_panel, page.state)
 
 
 def _neurons(page):
-    return _panel(page, explore.neuron_list, page.state)
+    return _panel(page, explore_presenter.neuron_list, page.state)
 
 
 def _map(page):
-    return _panel(page, lambda chosen: explore.activation_map(chosen, page.state, page.pool))
+    return _panel(page, lambda chosen: explore_presenter.activation_map(chosen, page.state, page.pool))
 
 
 def _typed(page):
     text = page.state.extra.get("text", "").strip()
     if not text:
         return None, ""
-    return _panel(page, lambda chosen: explore.typed_text(chosen, text, page.pool))
+    return _panel(page, lambda chosen: explore_presenter.typed_text(chosen, text, page.pool))
 
 
 def analysis(request, pk, run_id):

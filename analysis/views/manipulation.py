@@ -1,6 +1,7 @@
 """The Manipulation view of a run: a sentence, a slider per neuron, the original and manipulated outputs side by
-side (updated as a slider moves, from a realtime worker), presets and saved recipes. The logic is in
-``analysis.manipulation_view``; these views parse, check permissions and render."""
+side (updated as a slider moves, from a realtime worker), presets and saved recipes. What the page shows comes
+from ``analysis.workspace.manipulation_presenter``; recipes are saved and deleted by ``analysis.services``; these
+views parse, check permissions and render."""
 
 import time
 from types import SimpleNamespace
@@ -15,10 +16,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from projects.selectors import can_write, project_for
 
-from .. import manipulation_view as logic
-from .. import realtime
+from .. import realtime, services
 from ..models import ManipulationRecipe
-from ..workspace import ViewState, run_in_project
+from ..recipes import RecipeError, clean_recipe
+from ..workspace import ViewState, manipulation_presenter, run_view_for
 
 
 def _recipe_row(project, recipe_id):
@@ -30,24 +31,26 @@ def _recipe_row(project, recipe_id):
         raise Http404("No such recipe in this project.")
 
 
-def _state(query, run):
+def _state(query, view):
     """(view state, the recipe row of ``recipe=`` or None, the page) for a query string."""
     state = ViewState.from_request(SimpleNamespace(GET=query))
-    recipe_row = _recipe_row(run.project, state.recipe)
-    query = logic.effective_query(query, recipe_row)
+    recipe_row = _recipe_row(view.run.project, state.recipe)
+    query = manipulation_presenter.effective_query(query, recipe_row)
     pool = ViewState.from_request(SimpleNamespace(GET=query)).pool
-    return state, recipe_row, logic.page_state(run, query, pool)
+    return state, recipe_row, manipulation_presenter.page_state(view, query, pool)
 
 
 @require_GET
 def manipulation(request, pk, run_id):
-    run = run_in_project(request.user, pk, run_id)
-    state, recipe_row, page = _state(request.GET, run)
+    view = run_view_for(request.user, pk, run_id)
+    run = view.run
+    state, recipe_row, page = _state(request.GET, view)
     corpus = None
     if page["model"] is not None:
         cpage = request.GET.get("cpage", "")
-        corpus = logic.corpus_sentences(page["model"].store(), request.GET.get("cq", "").strip()[:100],
-                                        int(cpage) if cpage.isdigit() and int(cpage) > 0 else 1)
+        corpus = manipulation_presenter.corpus_sentences(
+            page["model"].store(), request.GET.get("cq", "").strip()[:100],
+            int(cpage) if cpage.isdigit() and int(cpage) > 0 else 1)
     return render(request, "analysis/workspace/manipulation.html", {
         "run": run, "project": run.project, "current_project": run.project, "state": state, "tab": "manipulation",
         "title": "Manipulation", "page": page, "corpus": corpus, "recipe_row": recipe_row,
@@ -61,19 +64,19 @@ def manipulation(request, pk, run_id):
 def manipulation_output(request, pk, run_id):
     """The partial the sliders refresh: original vs manipulated output (400/503/504 with a readable message)."""
     started = time.perf_counter()
-    run = run_in_project(request.user, pk, run_id)
-    _, _, page = _state(request.GET, run)
+    view = run_view_for(request.user, pk, run_id)
+    _, _, page = _state(request.GET, view)
     context = {"page": page, "seq": request.GET.get("seq", "")}
     status, worker_ms = 200, None
     if not page["neurons"]:
         context["empty"] = True
     else:
         try:
-            recipe = logic.clean_recipe(run.project, page["recipe"], run)
-            answer = logic.manipulate(run.project, recipe, run)
+            recipe = clean_recipe(view.run.project, page["recipe"], view.run)
+            answer = manipulation_presenter.manipulate(view, recipe)
             worker_ms = answer.get("worker_ms")
-            context["shown"] = logic.side_by_side(answer)
-        except (logic.RecipeError, realtime.RealtimeRequestError) as error:
+            context["shown"] = manipulation_presenter.side_by_side(answer)
+        except (RecipeError, realtime.RealtimeRequestError) as error:
             context["error"], status = error.message, 400
         except realtime.RealtimeUnavailable as error:
             context["error"], status = str(error), 503
@@ -91,31 +94,28 @@ def manipulation_output(request, pk, run_id):
 @require_POST
 def recipe_save(request, pk, run_id):
     """Save the manipulation described by the page's query string (``query``) under ``name``."""
-    run = run_in_project(request.user, pk, run_id)
+    view = run_view_for(request.user, pk, run_id)
     project = project_for(request.user, pk, write=True)
     query = QueryDict(request.POST.get("query", "").lstrip("?")[:8000])
-    _, _, page = _state(query, run)
+    _, _, page = _state(query, view)
     page_url = reverse("analysis:run-manipulation", args=[pk, run_id])
     try:
-        name = logic.clean_name(request.POST.get("name"))
         if page["model"] is None:
-            raise logic.RecipeError("model", "This run has no finished activations to manipulate.")
-        recipe = logic.clean_recipe(project, page["recipe"], run)
-    except logic.RecipeError as error:
+            raise RecipeError("model", "This run has no finished activations to manipulate.")
+        row = services.create_recipe(request.user, project, name=request.POST.get("name"), recipe=page["recipe"],
+                                     run=view.run)
+    except RecipeError as error:
         messages.error(request, f"The recipe was not saved: {error.message}")
         return redirect(f"{page_url}?{query.urlencode()}" if query else page_url)
-    row = ManipulationRecipe.objects.create(project=project, run=run, created_by=request.user, name=name,
-                                            recipe=recipe)
     messages.success(request, f"Saved the recipe “{row.name}”.")
     return redirect(f"{page_url}?{urlencode({'recipe': row.pk})}")
 
 
 @require_POST
 def recipe_delete(request, pk, run_id, recipe_id):
-    run = run_in_project(request.user, pk, run_id)
+    view = run_view_for(request.user, pk, run_id)
     project = project_for(request.user, pk, write=True)
     row = get_object_or_404(ManipulationRecipe, pk=recipe_id, project=project)
-    row.delete()
+    services.delete_recipe(request.user, row)
     messages.success(request, f"Deleted the recipe “{row.name}”.")
-    return redirect("analysis:run-manipulation", pk, run.pk)
-
+    return redirect("analysis:run-manipulation", pk, view.run.pk)

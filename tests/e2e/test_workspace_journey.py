@@ -38,6 +38,7 @@ from neurox_site.celery import app
 from tests.support.browser import VIEWPORT, sign_in
 from tests.support.celery_worker import CeleryProcess
 from tests.support.corpora import WORDS, conllu_text
+from tests.support.runs import succeeded_steps
 
 from .a11y import assert_no_serious_violations
 from .server import ServerProcess
@@ -221,7 +222,7 @@ def watch_the_run(page: Page, run: Run, live, shoot) -> None:
 def top_neurons(run: Run, k: int) -> list[str]:
     """The labels of the first ranking's top ``k`` neurons (read as the views read them)."""
     workspace.loaded.clear()
-    step = workspace.succeeded_steps(run, StepKind.RANKING)[0]
+    step = succeeded_steps(run, StepKind.RANKING)[0]
     return [n.label for n in workspace.ranking_of(step).top(k)]
 
 
@@ -270,7 +271,7 @@ def ablation_view(page: Page, run: Run, pool: list[str], shoot):
     """The Ablation chart draws the probe-ablation curve the form asked for."""
     page.goto(workspace_url("run-ablation", run))
     shoot("ablation")
-    assert workspace.succeeded_steps(run, StepKind.PROBE_ABLATION), "the run computed no probe-ablation curve"
+    assert succeeded_steps(run, StepKind.PROBE_ABLATION), "the run computed no probe-ablation curve"
     curves = page.locator("main svg path, main svg polyline, main canvas")
     expect(curves.first).to_be_visible()
 

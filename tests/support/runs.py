@@ -20,3 +20,10 @@ def two_runs_over_a_limit_of_one(people, attached, capture):
         first = services.create_run(owner, people["project"], request_for(attached))
         second = services.create_run(owner, people["project"], request_for(attached, seed=1))
     return first, second
+
+
+def succeeded_steps(run, kind: str) -> list:
+    """The run's succeeded steps of ``kind``, in step order (as the run's RunView reads them)."""
+    from analysis.workspace import RunView
+
+    return [step for step in RunView(run).steps if step.kind == kind]

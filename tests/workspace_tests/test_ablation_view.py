@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from analysis import services
 from analysis.models import StepKind, StepState
-from analysis.workspace import curve_of
+from analysis.workspace import document_of
 from projects.services.attachments import attach_upload
 from projects.services.library import create_test_set_upload
 from tests.support.clients import client_for
@@ -50,7 +50,7 @@ def probe_step(run):
 
 def expected_probe_points(run) -> dict[str, list[tuple[float, float]]]:
     """The zero-out curve of the JSON as removal lines: keeping the bottom-ranked = removing the top first."""
-    curves = curve_of(probe_step(run))["curves"]["zero_out"]
+    curves = document_of(probe_step(run))["curves"]["zero_out"]
     kept_to_removed = {"bottom": "top", "top": "bottom", "random": "random"}
     return {kept_to_removed[kept]: sorted(zip(line["removed_percent"], line["accuracy"]))
             for kept, line in curves.items()}
@@ -72,7 +72,7 @@ def test_the_chart_draws_every_series_and_point_of_the_curve_json(people, finish
     assert "Probe accuracy (zero-out: the probe's other inputs set to their mean; higher is better)" in unescape(html)
     assert any(label.startswith("Neurons removed: % (count of") for label in labels)
     assert {"Top-ranked removed first", "Bottom-ranked removed first", "Random order (mean)"} <= set(labels)
-    baseline = curve_of(step)["baseline_accuracy"]
+    baseline = document_of(step)["baseline_accuracy"]
     assert f"No neurons removed ({baseline:.4f})" in labels
     assert "random baseline: one order, so no spread." in html  # the fixture asks for one random draw
     assert not [p for p in svg.iter(f"{SVG}path") if p.get("class") == "chart-band"]
@@ -84,7 +84,7 @@ def test_every_point_names_its_value_for_hover_and_focus(people, finished_run):
     [svg] = svgs_of(client_for(people, "owner").get(page(finished_run)).content.decode())
     points = [g for g in svg.iter(f"{SVG}g") if g.get("class") == "chart-point"]
     top = next(p for p in points if p.get("data-series") == "top" and float(p.get("data-x")) == 50)
-    total = curve_of(probe_step(finished_run))["n_neurons"]
+    total = document_of(probe_step(finished_run))["n_neurons"]
     assert top.get("tabindex") == "0"
     assert top.get("aria-label") == (f"Top-ranked removed first: 50 % removed ({total // 2} of {total}), accuracy "
                                      f"{float(top.get('data-y')):.4f}")
@@ -136,7 +136,7 @@ def test_the_csv_round_trips_to_the_curve_numbers(people, finished_run):
         read.setdefault(row["direction"], []).append((float(row["percent_removed"]), float(row["value"])))
         assert row["metric"] == "accuracy" and row["ranking"] == "lca ranking"
     assert read == expected_probe_points(finished_run)
-    data = curve_of(step)["curves"]["zero_out"]["random"]
+    data = document_of(step)["curves"]["zero_out"]["random"]
     random_rows = sorted((r for r in rows if r["direction"] == "random"), key=lambda r: -int(r["neurons_removed"]))
     assert [float(r["random_min"]) for r in random_rows] == data["accuracy_min"]
     assert [int(r["neurons_removed"]) for r in random_rows] == data["removed"]
@@ -220,7 +220,7 @@ def model_ablation_run(people, attached, django_capture_on_commit_callbacks):
 def test_a_model_ablation_curve_is_drawn_with_its_metric_and_random_spread(people, model_ablation_run):
     step = model_ablation_run.steps.get(kind=StepKind.MODEL_ABLATION)
     assert step.state == StepState.SUCCEEDED, step.error
-    data = curve_of(step)
+    data = document_of(step)
     opened = client_for(people, "owner").get(page(model_ablation_run)).content.decode()
     # the task's main metric until the toggles ask for more; every metric is offered as a toggle
     assert [s.get("id") for s in svgs_of(opened)] == [f"ablation-chart-{step.pk}"]
@@ -281,6 +281,6 @@ def test_a_headless_encoder_curve_says_it_measures_a_probe_through_the_model(
     assert "Probe accuracy" in [t.text for t in svg.iter(f"{SVG}text")]
     assert "the encoder has no masked-LM head: a probe's accuracy on the corpus's test sentences, neurons zeroed " \
            "inside the model" in unescape(html)
-    data = curve_of(step)
+    data = document_of(step)
     assert points_of(svg) == {order: list(zip(data["x"]["percent"], values["accuracy"]))
                               for order, values in data["curves"].items()}

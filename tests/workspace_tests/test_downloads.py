@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from django.http import StreamingHttpResponse
 
-from analysis.downloads import hdf5_path
+from analysis.workspace.downloads_presenter import hdf5_path
 from analysis.models import StepKind
-from analysis.workspace import curve_of, ranking_of, statistics_of, store_of
+from analysis.workspace import document_of, ranking_of, statistics_of, store_of
 from tests.support.clients import api_client_for, client_for
 from tests.support.roles import MEMBERS, ROLES, expected_status, page_status
 from tests.support.urls import run_page_url
@@ -104,10 +104,10 @@ def test_the_curve_csv_has_every_point(people, finished_run):
     curve_step = step(finished_run, StepKind.PROBE_ABLATION)
     client = client_for(people, "owner")
     rows = csv_rows(client.get(download_url(finished_run, curve_step, "curve.csv")))
-    points = curve_of(curve_step)["points"]
+    points = document_of(curve_step)["points"]
     assert len(rows) == len(points)
     assert [float(r["accuracy"]) for r in rows] == [p["accuracy"] for p in points]
-    assert json.loads(body(client.get(download_url(finished_run, curve_step, "curve.json")))) == curve_of(curve_step)
+    assert json.loads(body(client.get(download_url(finished_run, curve_step, "curve.json")))) == document_of(curve_step)
 
 
 def test_the_json_lines_export_reads_back(people, finished_run):

@@ -1,7 +1,7 @@
-"""The Analysis view (analysis/views/explore.py, analysis/explore.py) on a run computed to the end on a tiny BERT
-(probeless, anova with 2 bootstrap resamples, statistics): rankings, per-label sub-rankings, confidence, the
-comparison matrix, the neuron list, the pool's round trip through the URL, the activation map's values read
-back from the store, paging, search, typed-text search, the permission matrix and bad input.
+"""The Analysis view (analysis/views/explore.py, analysis/workspace/explore_presenter.py) on a run computed to the
+end on a tiny BERT (probeless, anova with 2 bootstrap resamples, statistics): rankings, per-label sub-rankings,
+confidence, the comparison matrix, the neuron list, the pool's round trip through the URL, the activation map's
+values read back from the store, paging, search, typed-text search, the permission matrix and bad input.
 
 Typed-text search runs here through the realtime module's own in-process path (Celery eager mode, the test
 settings' default: the same ``realtime.ask`` → ``compute_activations`` code a realtime worker runs); its 503 and
@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from django.core.cache import cache
 
-from analysis import explore, realtime, workspace
+from analysis import realtime, workspace
 from analysis.engine.confidence import method_agreement
 from analysis.models import StepKind
+from analysis.workspace import explore_presenter
 from tests.support.clients import client_for
 
 pytestmark = pytest.mark.django_db
@@ -32,10 +33,10 @@ PARTS = ("", "rankings/", "neurons/", "workbench/", "map/", "typed/")
 def fresh_caches():
     """Each test has its own results folder under the same content keys: forget what a previous one loaded."""
     workspace.loaded.clear()
-    explore._column_source.cache_clear()
+    explore_presenter._column_source.cache_clear()
     yield
     workspace.loaded.clear()
-    explore._column_source.cache_clear()
+    explore_presenter._column_source.cache_clear()
 
 
 def url(run, part="", query=""):
@@ -150,7 +151,7 @@ def test_the_neuron_list_filters_by_set_layer_and_label_and_pages(people, finish
     expected = [ranking.neuron_ids[i].label for i in ranking.per_label["VERB"]
                 if ranking.neuron_ids[i].layer == 1]
     listed = re.findall(NEURON_LINK, html)
-    assert listed == expected[explore.NEURONS_PER_PAGE:2 * explore.NEURONS_PER_PAGE]
+    assert listed == expected[explore_presenter.NEURONS_PER_PAGE:2 * explore_presenter.NEURONS_PER_PAGE]
     assert f"{len(expected)} neurons, page 2 of 2" in text(html)
     beyond = client.get(url(finished_run, "neurons/", f"ranking={anova.pk}&npage=99")).content.decode()
     assert "Page 99 is past the last page (5); showing page 5." in text(beyond)
@@ -180,7 +181,7 @@ def test_adding_and_removing_a_neuron_round_trips_through_the_url(people, finish
 
 
 def test_the_pool_holds_at_most_the_limit(people, finished_run, monkeypatch):
-    monkeypatch.setattr(workspace, "POOL_LIMIT", 2)
+    monkeypatch.setattr(explore_presenter, "POOL_LIMIT", 2)
     monkeypatch.setattr("analysis.views.explore.POOL_LIMIT", 2)
     html = client_for(people, "viewer").get(url(finished_run, "workbench/", "pools=L0:1,L0:2")).content.decode()
     assert "The pool is full (2 neurons)" in text(html) and "Add " not in text(html)
@@ -199,15 +200,15 @@ def test_the_map_shows_the_stores_values_one_row_per_neuron_per_sentence(people,
     html = client_for(people, "viewer").get(url(finished_run, "map/", "pools=L1:3,L2:5&page=2")).content.decode()
     store = store_of(finished_run)
     offsets = store.sentence_offsets
-    first = explore.MAP_SENTENCES  # page 2 starts at this sentence
+    first = explore_presenter.MAP_SENTENCES  # page 2 starts at this sentence
     expected = []
-    for s in range(first, first + explore.MAP_SENTENCES):
+    for s in range(first, first + explore_presenter.MAP_SENTENCES):
         for neuron_set, layer, unit in (("hidden", 1, 3), ("hidden", 2, 5)):
             column = store.array(neuron_set, layer)[offsets[s]:offsets[s + 1], unit]
             expected += [(w, f"L{layer}:{unit}", f"{float(v):.3g}") for w, v in zip(store.sentence(s), column)]
     assert map_cells(html) == expected
     assert f"Sentence {first + 1}" in html and "page 2 of 10" in text(html)
-    assert 'tabindex="0"' in html and html.count('tabindex="0"') == explore.MAP_SENTENCES  # one stop per map
+    assert 'tabindex="0"' in html and html.count('tabindex="0"') == explore_presenter.MAP_SENTENCES  # one stop per map
 
 
 def test_the_map_colours_by_the_neurons_percentile_bound(people, finished_run):
@@ -218,14 +219,15 @@ def test_the_map_colours_by_the_neurons_percentile_bound(people, finished_run):
     bound = max(abs(q[quantiles.index(0.01)]), abs(q[quantiles.index(0.99)]))
     assert f"L1:3 <span class=\"muted\">±{bound:.3g}</span>" in html
     assert "the larger magnitude of its 1st and 99th percentile" in html
-    assert explore.colour(bound * 2, bound) == explore.colour(bound, bound) == ("#b35806", "#ffffff")
-    assert explore.colour(0.0, bound)[0] == "#f7f7f7"
+    colour = explore_presenter.colour
+    assert colour(bound * 2, bound) == colour(bound, bound) == ("#b35806", "#ffffff")
+    assert explore_presenter.colour(0.0, bound)[0] == "#f7f7f7"
 
 
 def test_a_large_pool_shows_fewer_sentences_per_page(people, finished_run):
     pool = ",".join(f"L0:{u}" for u in range(30))
     html = client_for(people, "viewer").get(url(finished_run, "map/", f"pools={pool}&page=2")).content.decode()
-    per_page = explore.MAP_ROWS // 30
+    per_page = explore_presenter.MAP_ROWS // 30
     numbers = [int(n) for n in re.findall(r"<figcaption>Sentence (\d+)</figcaption>", html)]
     assert numbers == list(range(per_page + 1, 2 * per_page + 1))
     assert f"page 2 of {-(-40 // per_page)}" in text(html)
@@ -244,7 +246,7 @@ def test_word_search_finds_the_sentences_containing_the_word(people, finished_ru
     containing = [s for s in range(store.n_sentences) if "tea" in store.sentence(s)]
     html = client.get(url(finished_run, "map/", "pools=L1:3&q=TEA")).content.decode()
     numbers = [int(n) for n in re.findall(r"<figcaption>Sentence (\d+)</figcaption>", html)]
-    assert numbers == [s + 1 for s in containing[:explore.MAP_SENTENCES]]
+    assert numbers == [s + 1 for s in containing[:explore_presenter.MAP_SENTENCES]]
     assert f"{len(containing)} sentences contain “TEA”" in text(html)
     none = client.get(url(finished_run, "map/", "pools=L1:3&q=zebra")).content.decode()
     assert "No sentence contains “zebra”" in text(none)
@@ -258,7 +260,7 @@ def test_a_missing_store_is_a_message(people, finished_run):
     store = store_of(finished_run)
     shutil.rmtree(store.path)
     workspace.loaded.clear()
-    explore._column_source.cache_clear()
+    explore_presenter._column_source.cache_clear()
     response = client_for(people, "viewer").get(url(finished_run, "map/", "pools=L1:3"))
     assert response.status_code == 200
     assert "is missing or incomplete; retry the run to rebuild it." in text(response.content.decode())
@@ -281,7 +283,7 @@ def test_typed_text_shows_the_most_active_neurons_per_word_and_the_pools_map(peo
                                for i, w in enumerate(sentence.split())]
     words = re.findall(r'<tr><th scope="row">([^<]+)</th>', html)
     assert words == sentence.split()
-    assert len(re.findall(r"\(z [+-]\d", html)) == explore.TYPED_TOP * len(words)
+    assert len(re.findall(r"\(z [+-]\d", html)) == explore_presenter.TYPED_TOP * len(words)
     assert parse_qs(urlsplit(response["HX-Push-Url"]).query)["text"] == [sentence]
 
 

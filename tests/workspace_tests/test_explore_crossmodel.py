@@ -9,9 +9,10 @@ from html import unescape
 
 import pytest
 
-from analysis import explore, services, workspace
+from analysis import services, workspace
 from analysis.engine.confidence import method_agreement
 from analysis.models import RunState, StepKind
+from analysis.workspace import explore_presenter
 from tests.support.clients import client_for
 from tests.support.runs import request_for
 
@@ -21,10 +22,10 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def fresh_caches():
     workspace.loaded.clear()
-    explore._column_source.cache_clear()
+    explore_presenter._column_source.cache_clear()
     yield
     workspace.loaded.clear()
-    explore._column_source.cache_clear()
+    explore_presenter._column_source.cache_clear()
 
 
 @pytest.fixture

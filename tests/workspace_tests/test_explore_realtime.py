@@ -8,8 +8,9 @@ from html import unescape
 
 from django.core.cache import cache
 
-from analysis import explore, realtime, workspace
+from analysis import realtime, workspace
 from analysis.models import StepKind
+from analysis.workspace import explore_presenter
 from tests.support.clients import client_for
 from tests.support.real_workers import REAL_WORKER_MARKS
 
@@ -18,7 +19,7 @@ pytestmark = REAL_WORKER_MARKS
 
 def test_a_typed_sentence_is_answered_by_the_realtime_worker(people, finished_run, celery, settings):
     workspace.loaded.clear()
-    explore._column_source.cache_clear()
+    explore_presenter._column_source.cache_clear()
     settings.NEUROX_REALTIME_TIMEOUT = 60  # the cold first call imports torch and loads the model
     cache.delete(realtime._LIVE_KEY)
     celery("worker", "-Q", "realtime", "--concurrency", "1", name="realtime")

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from analysis import manipulation_view as logic
 from analysis import realtime
 from analysis.models import RunState, StepKind
-from analysis.workspace import ranking_of, statistics_of, succeeded_steps
+from analysis.recipes import clean_recipe
+from analysis.workspace import RunView, manipulation_presenter, ranking_of, statistics_of
 from tests.support.clients import client_for
 from tests.support.roles import ROLES
+from tests.support.runs import succeeded_steps
 
 pytestmark = pytest.mark.django_db
 
@@ -55,17 +56,18 @@ def test_slider_ranges_and_marks_come_from_the_statistics(people, manip_run):
     assert shift["min"] == pytest.approx(low - high) and shift["max"] == pytest.approx(high - low)
     assert shift["value"] == 0
     html = client_for(people, "viewer").get(page_url(people, manip_run, "pools=L1:3&op.L1:3=scale&sentence=a+b")).content.decode()
-    assert range_input(html, "L1:3") == {"min": logic.SCALE_RANGE[0], "max": logic.SCALE_RANGE[1], "value": 1.0}
+    low, high = manipulation_presenter.SCALE_RANGE
+    assert range_input(html, "L1:3") == {"min": low, "max": high, "value": 1.0}
 
 
 def test_slider_marks_and_a_value_outside_the_range():
     facts = {"min": -1.0, "max": 3.0, "mean": 0.5, "std": 1.0, "quantiles": {"0.05": -0.8, "0.95": 2.5},
              "label_means": {"NOUN": 0.0, "VERB": 2.0, "X": None}}
-    clamp = logic.slider("L0:1", facts, "clamp", None)
+    clamp = manipulation_presenter.slider("L0:1", facts, "clamp", None)
     assert {m["name"]: m["value"] for m in clamp["marks"]} == {
         "min": -1.0, "5 %": -0.8, "mean": 0.5, "95 %": 2.5, "max": 3.0, "NOUN mean": 0.0, "VERB mean": 2.0}
     assert [p["label"] for p in clamp["presets"]] == ["NOUN", "VERB"]  # a label with no words gives no preset
-    shift = logic.slider("L0:1", facts, "shift", 9.0)
+    shift = manipulation_presenter.slider("L0:1", facts, "shift", 9.0)
     assert (shift["low"], shift["high"], shift["value"]) == (-4.0, 9.0, 9.0)  # widened, never clipped
     assert {m["name"]: m["value"] for m in shift["marks"]} == {"unchanged": 0.0, "as NOUN": -0.5, "as VERB": 1.5}
 
@@ -74,12 +76,13 @@ def test_label_shift_preset_values(people, manip_run):
     stats = stats_of(manip_run)
     names = stats.label_names
     neurons = ["L1:3", "L2:5", "L0:7"]
-    shifts = logic.label_shift(stats, neurons, "NOUN", "VERB", 3.0)
+    shifts = manipulation_presenter.label_shift(stats, neurons, "NOUN", "VERB", 3.0)
     for label in neurons:
         means = stats.arrays["label_means"][stats.position(label)]
         expected = 3.0 * (means[names.index("VERB")] - means[names.index("NOUN")])
         assert shifts[label] == pytest.approx(float(expected))
-    assert logic.label_shift(stats, ["L1:999"], "NOUN", "VERB", 3.0) == {"L1:999": 0.0}  # no statistics
+    no_statistics = manipulation_presenter.label_shift(stats, ["L1:999"], "NOUN", "VERB", 3.0)
+    assert no_statistics == {"L1:999": 0.0}
 
     html = client_for(people, "viewer").get(page_url(
         people, manip_run, "pools=L1:3,L2:5&corpus=3&preset_from=NOUN&preset_to=VERB&alpha=3")).content.decode()
@@ -93,14 +96,14 @@ def test_label_shift_preset_values(people, manip_run):
 
 
 def test_label_positions_are_the_words_with_that_label(people, manip_run):
-    store = logic.run_models(manip_run)[0].store()
-    labels = logic.sentence_labels(store, 3)
-    recipe = logic.clean_recipe(people["project"], {
-        "model": logic.run_models(manip_run)[0].pk, "corpus_sentence": 3, "sentence": "",
+    store = RunView(manip_run).usable_models[0].store()
+    labels = manipulation_presenter.sentence_labels(store, 3)
+    recipe = clean_recipe(people["project"], {
+        "model": RunView(manip_run).usable_models[0].pk, "corpus_sentence": 3, "sentence": "",
         "edits": [{"neuron": "L1:3", "operation": "shift", "value": 1.0}],
         "positions": {"mode": "label", "label": "VERB"}}, manip_run)
     assert recipe["sentence"] == " ".join(store.sentence(3))
-    body = logic.realtime_request(recipe, manip_run)
+    body = manipulation_presenter.realtime_request(recipe, RunView(manip_run))
     assert body["mode"] == "words" and body["words"] == [i for i, name in enumerate(labels) if name == "VERB"]
 
 
@@ -111,7 +114,7 @@ def test_a_word_without_a_label_is_not_taken_for_the_last_label():
 
     store = SimpleNamespace(sentence_offsets=np.array([0, 4]), label_names=["Past", "Pres"],
                             labels=np.array([-1, -1, 1, -1]))
-    assert logic.sentence_labels(store, 0) == ["", "", "Pres", ""]
+    assert manipulation_presenter.sentence_labels(store, 0) == ["", "", "Pres", ""]
 
 
 def test_output_partial_shows_original_and_manipulated_with_changes_marked(people, manip_run):
@@ -136,7 +139,7 @@ def test_side_by_side_marks_changed_tokens_of_generated_text():
         "original": {"text": "der hund lauf -t", "tokens": ["der", "hund", "lauf", "-t"], "changed": [0, 0, 0, 1]},
         "manipulated": {"text": "der hund lauf -te", "tokens": ["der", "hund", "lauf", "-te"],
                         "changed": [0, 0, 0, 1]}}]}
-    shown = logic.side_by_side(answer)
+    shown = manipulation_presenter.side_by_side(answer)
     assert shown["manipulated"]["tokens"][-1] == ("-te", 1) and shown["changed_count"] == 1
     from django.template.loader import render_to_string
 
@@ -194,7 +197,7 @@ def test_neurons_from_the_top_of_a_ranking(people, manip_run):
 
 
 def test_corpus_picker_searches_the_store_sentences(people, manip_run):
-    store = logic.run_models(manip_run)[0].store()
+    store = RunView(manip_run).usable_models[0].store()
     html = client_for(people, "viewer").get(page_url(people, manip_run, "cq=sang")).content.decode()
     listed = re.findall(r'<li><a href="[^"]*corpus=(\d+)[^"]*">', html)
     assert listed and all("sang" in " ".join(store.sentence(int(i))) for i in listed)
@@ -203,11 +206,12 @@ def test_corpus_picker_searches_the_store_sentences(people, manip_run):
 
 
 def test_an_edited_corpus_sentence_becomes_typed_text(people, manip_run):
-    state = logic.page_state(manip_run, _query("corpus=3&sentence=something+else&pools=L1:3"), ("L1:3",))
+    state = manipulation_presenter.page_state(RunView(manip_run), _query("corpus=3&sentence=something+else&pools=L1:3"),
+                                              ("L1:3",))
     assert state["corpus_sentence"] is None and state["sentence"] == "something else"
-    store = logic.run_models(manip_run)[0].store()
+    store = RunView(manip_run).usable_models[0].store()
     same = " ".join(store.sentence(3)).replace(" ", "+")
-    state = logic.page_state(manip_run, _query(f"corpus=3&sentence={same}"), ())
+    state = manipulation_presenter.page_state(RunView(manip_run), _query(f"corpus=3&sentence={same}"), ())
     assert state["corpus_sentence"] == 3
 
 

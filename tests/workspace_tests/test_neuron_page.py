@@ -8,10 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from analysis import neuron_page as page
 from analysis.engine.neurons import NeuronId
 from analysis.models import StepKind
-from analysis.workspace import loaded, ranking_of, statistics_of, store_of
+from analysis.workspace import RunView, loaded, neuron_presenter, ranking_of, statistics_of, store_of
 from tests.support.clients import client_for
 from tests.support.roles import MEMBERS, ROLES, page_status
 from tests.support.urls import run_page_url
@@ -56,7 +55,7 @@ def test_the_page_shows_the_engines_statistics(people, finished_run):
     # contexts sampled across the range: every bin
     assert html.count('class="bin-title"') == len(expected["sampled_contexts"]) > 0
     best = expected["best_label"]
-    sentence = page.detection_sentence(best, list(expected["label_means"]))
+    sentence = neuron_presenter.detection_sentence(best, list(expected["label_means"]))
     assert sentence in html.replace("&#x27;", "'")
     assert f"AP {best['ap']:.2f}" in sentence
 
@@ -79,12 +78,13 @@ def test_the_page_shows_the_rank_in_each_ranking(people, finished_run):
 
 def test_readable_names_for_upos_labels_and_the_tag_otherwise():
     upos = ["ADP", "DET", "NOUN"]
-    assert page.label_name("DET", upos) == "determiners (DET)"
-    assert page.label_name("Past", ["Past", "Pres"]) == "Past"
+    assert neuron_presenter.label_name("DET", upos) == "determiners (DET)"
+    assert neuron_presenter.label_name("Past", ["Past", "Pres"]) == "Past"
     best = {"label": "DET", "ap": 0.934, "selectivity": 0.8, "direction": "high"}
-    assert page.detection_sentence(best, upos) == "Fires on determiners (DET): AP 0.93, selectivity 0.80"
-    assert page.detection_sentence({**best, "direction": "low"}, upos).startswith("Fires least on determiners")
-    assert page.detection_sentence(None, upos) is None
+    detection_sentence = neuron_presenter.detection_sentence
+    assert detection_sentence(best, upos) == "Fires on determiners (DET): AP 0.93, selectivity 0.80"
+    assert detection_sentence({**best, "direction": "low"}, upos).startswith("Fires least on determiners")
+    assert detection_sentence(None, upos) is None
 
 
 def reference_r(target, matrix):
@@ -92,31 +92,32 @@ def reference_r(target, matrix):
 
 
 def test_correlations_in_the_same_model_match_numpy(finished_run):
-    found = page.find_neuron(finished_run, NEURON)
-    features = page.selected_features(finished_run, found.model.store_key)
+    found = neuron_presenter.find_neuron(RunView(finished_run), NEURON)
+    features = neuron_presenter.selected_features(RunView(finished_run), found.model.store_key)
     matrix = features.rows(slice(None)).astype(np.float64)
     target = matrix[:, found.column]
     expected = reference_r(target, matrix)
     # small row chunks, so the pass really runs over several chunks of each layer
-    r = page.pearson_against(target, features, chunk_bytes=4 * 32 * 50)
+    r = neuron_presenter.pearson_against(target, features, chunk_bytes=4 * 32 * 50)
     np.testing.assert_allclose(r, expected, atol=1e-5)
-    answer = page.correlated_in_model(finished_run, found)
+    answer = neuron_presenter.correlated_in_model(RunView(finished_run), found)
     assert (answer["of"], answer["words"]) == (features.shape[1], features.shape[0]) and answer["seconds"] > 0
     listed = answer["neurons"]
-    order = [i for i in np.argsort(-np.abs(expected), kind="stable") if i != found.column][:page.TOP_CORRELATED]
+    order = [i for i in np.argsort(-np.abs(expected), kind="stable")
+             if i != found.column][:neuron_presenter.TOP_CORRELATED]
     # the same strengths in the same order (neurons with equal |r| may swap places)
     np.testing.assert_allclose([abs(c["r"]) for c in listed], np.abs(expected[order]), atol=1e-5)
     assert NEURON not in [c["neuron"] for c in listed]
 
 
 def test_correlations_are_cached_by_store_and_neuron(finished_run, monkeypatch):
-    found = page.find_neuron(finished_run, NEURON)
-    first = page.correlated_in_model(finished_run, found)
-    monkeypatch.setattr(page, "pearson_against", lambda *a, **k: pytest.fail("read the store again"))
-    assert page.correlated_in_model(finished_run, found) == first
+    found = neuron_presenter.find_neuron(RunView(finished_run), NEURON)
+    first = neuron_presenter.correlated_in_model(RunView(finished_run), found)
+    monkeypatch.setattr(neuron_presenter, "pearson_against", lambda *a, **k: pytest.fail("read the store again"))
+    assert neuron_presenter.correlated_in_model(RunView(finished_run), found) == first
     loaded.clear()
     with pytest.raises(pytest.fail.Exception):
-        page.correlated_in_model(finished_run, found)
+        neuron_presenter.correlated_in_model(RunView(finished_run), found)
 
 
 def test_a_constant_column_has_no_correlation():
@@ -124,17 +125,17 @@ def test_a_constant_column_has_no_correlation():
 
     values = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
     values[:, 1] = 2.5
-    r = page.pearson_against(values[:, 0].astype(np.float64), as_features(values))
+    r = neuron_presenter.pearson_against(values[:, 0].astype(np.float64), as_features(values))
     assert r[0] == pytest.approx(1.0) and np.isnan(r[1])
     assert r[2] == pytest.approx(np.corrcoef(values[:, 0], values[:, 2])[0, 1], abs=1e-6)
 
 
 def test_correlation_with_word_position_matches_numpy(finished_run):
-    found = page.find_neuron(finished_run, NEURON)
+    found = neuron_presenter.find_neuron(RunView(finished_run), NEURON)
     store = store_of(found.model.store_key)
     values = np.asarray(store.array("hidden", 1)[:, 3], dtype=np.float64)
     positions = np.concatenate([np.arange(1, n + 1) for n in np.diff(store.sentence_offsets)])
-    result = page.position_correlation(finished_run, found)
+    result = neuron_presenter.position_correlation(found)
     assert result["r"] == pytest.approx(np.corrcoef(values, positions)[0, 1], abs=1e-9)
     assert result["n"] == store.n_words
     means = {m["position"]: m["mean"] for m in result["means"]}
@@ -153,15 +154,15 @@ def test_the_correlations_partial_lists_neighbours_and_position(people, finished
 
 
 def test_correlations_in_the_other_model_are_word_by_word(people, two_model_run):
-    models = page.models_of(two_model_run)
+    models = RunView(two_model_run).models
     assert len(models) == 2
-    found = page.find_neuron(two_model_run, NEURON, models[0].store_key)
-    [other] = page.correlated_in_other_models(two_model_run, found)
+    found = neuron_presenter.find_neuron(RunView(two_model_run), NEURON, models[0].store_key)
+    [other] = neuron_presenter.correlated_in_other_models(RunView(two_model_run), found)
     assert other["model"] == models[1] and other["error"] is None
     target = np.asarray(store_of(models[0].store_key).array("hidden", 1)[:, 3], dtype=np.float64)
-    theirs = page.selected_features(two_model_run, models[1].store_key)
+    theirs = neuron_presenter.selected_features(RunView(two_model_run), models[1].store_key)
     expected = reference_r(target, theirs.rows(slice(None)).astype(np.float64))
-    best = np.argsort(-np.abs(expected), kind="stable")[:page.TOP_CORRELATED]
+    best = np.argsort(-np.abs(expected), kind="stable")[:neuron_presenter.TOP_CORRELATED]
     np.testing.assert_allclose([abs(c["r"]) for c in other["neurons"]], np.abs(expected[best]), atol=1e-5)
     html = client_for(people, "owner").get(run_page_url(two_model_run, f"neurons/{NEURON}/correlations/"))
     assert "Most correlated neurons in tiny bert two" in html.content.decode()

@@ -34,7 +34,7 @@ from analysis.models import StepKind
 from analysis.results import results_of
 from tests.support.clients import api_client_for, client_for
 from tests.support.roles import ROLES, WRITERS
-from tests.support.runs import request_for
+from tests.support.runs import request_for, succeeded_steps
 
 
 @dataclass(frozen=True)
@@ -196,10 +196,10 @@ class World:
 @pytest.fixture
 def world(people, attached, finished_run):
     workspace.loaded.clear()  # results are cached by content key; this test's files are in new folders
-    ranking_step = workspace.succeeded_steps(finished_run, StepKind.RANKING)[0]
+    ranking_step = succeeded_steps(finished_run, StepKind.RANKING)[0]
     ranking = workspace.ranking_of(ranking_step)
     steps = {}
-    for step in workspace.succeeded_steps(finished_run):
+    for step in workspace.RunView(finished_run).steps:
         steps.setdefault(step.kind, step)
     with_files = [r for r in results_of(finished_run, with_data=False) if r.files]
     first = with_files[0]

@@ -1,4 +1,5 @@
-"""Every download of a run's results, in one place for the Downloads page and the API.
+"""Every download of a run's results, in one place for the Downloads page (``analysis/views/downloads.py``) and
+the API, read through the run's :class:`RunView`.
 
 A download is (a succeeded step of the run, a format name its step type lists: ``StepType.downloads``).
 Rankings: CSV (neuron, rank, score, rank interval, a rank per label) and the JSON document; statistics: a CSV
@@ -24,9 +25,9 @@ import numpy as np
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.utils.text import slugify
 
-from .models import ResultKind, Run, Step, results_root
-from .steps import Download, step_type
-from .workspace import curve_of, ranking_of, ready_result, statistics_of, step_of, store_of
+from ..models import ResultKind, Step, results_root
+from ..steps.registry import Download, step_type
+from .run_view import RunView, builds, document_of, ranking_of, ready_result, statistics_of, store_of
 
 EXPORTS = "exports"
 
@@ -38,7 +39,7 @@ def format_of(step: Step, name: str) -> Download:
     raise Http404(f"No download “{name}” for this result.")
 
 
-def filename(run: Run, step: Step, fmt: Download, neuron_set: str | None = None) -> str:
+def filename(run, step: Step, fmt: Download, neuron_set: str | None = None) -> str:
     """A name that says what the file is: ``run7-ranking-anova-tiny-bert.csv``,
     ``run7-extract-activations-tiny-bert-x-toy-conllu-hidden.hdf5``, ``run7-neuron-statistics-tiny-bert-stats.npz``."""
     title = slugify(step.title)[:80].strip("-") or step.kind
@@ -142,7 +143,7 @@ def estimated_bytes(store, neuron_set: str, fmt: str) -> int:
 
 def prepared_hdf5(store, store_key: str, neuron_set: str) -> Path:
     """The HDF5 export of the store's ``neuron_set``, built on first request (atomically) and kept."""
-    from .engine.interchange import export_hdf5
+    from ..engine.interchange import export_hdf5
 
     target = hdf5_path(store_key, neuron_set)
     if not target.is_file():
@@ -178,45 +179,48 @@ def _file(path: Path, name: str, content_type: str) -> FileResponse:
     return FileResponse(path.open("rb"), as_attachment=True, filename=name, content_type=content_type)
 
 
-def download(run: Run, step_id: int, name: str, neuron_set: str | None = None):
-    """The response for the download ``name`` of ``run``'s step ``step_id``; ``Http404`` for anything else."""
-    step = step_of(run, step_id)
+def download_response(view: RunView, step_id: int, name: str, neuron_set: str | None = None):
+    """The response for the download ``name`` of the run's step ``step_id``; ``Http404`` for anything else."""
+    step = view.step(step_id)
     fmt = format_of(step, name)
-    result = ready_result(step)
-    path = results_root() / result.path
-    if step_type(step.kind).result_kind == ResultKind.STORE:
-        from .engine.interchange import jsonl_lines
-
-        try:
-            store = store_of(step.result_key)
-        except RuntimeError as error:  # its files are gone
-            raise Http404(f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
-        chosen = neuron_set_of(store, neuron_set)
-        out = filename(run, step, fmt, chosen)
-        if fmt.suffix == "hdf5":
-            return _file(prepared_hdf5(store, step.result_key, chosen), out, fmt.content_type)
-        neurox = fmt.name == "activations.json"
-        lines = jsonl_lines(store, neuron_set=chosen, decimals=8 if neurox else 6, neurox_layer_numbers=neurox)
-        return _streamed(lines, fmt.content_type, out)
-    out = filename(run, step, fmt)
+    if builds(step) == ResultKind.STORE:
+        return _activations(view, step, fmt, neuron_set)
+    out = filename(view.run, step, fmt)
     if fmt.name == "ranking.csv":
         ranking = ranking_of(step)  # a cross-model ranking: one per model, by store key
-        rows = _crossmodel_rows(run, ranking) if isinstance(ranking, dict) else ranking_rows(ranking)
+        rows = _crossmodel_rows(view, ranking) if isinstance(ranking, dict) else ranking_rows(ranking)
         return _streamed(_csv_stream(rows), fmt.content_type, out)
     if fmt.name == "statistics.csv":
         return _streamed(_csv_stream(statistics_rows(statistics_of(step))), fmt.content_type, out)
     if fmt.name == "curve.csv":
-        return _streamed(_csv_stream(curve_rows(curve_of(step))), fmt.content_type, out)
+        return _streamed(_csv_stream(curve_rows(document_of(step))), fmt.content_type, out)
+    path = results_root() / ready_result(step).path
     if fmt.name in ("stats.npz", "stats.json"):
         return _file(path / fmt.name, out, fmt.content_type)
     return _file(path, out, fmt.content_type)  # the result's own JSON document
 
 
-def _crossmodel_rows(run: Run, rankings: dict):
-    """One CSV over every model of a cross-model ranking, each row naming its model."""
-    from .neuron_page import models_of
+def _activations(view: RunView, step: Step, fmt: Download, neuron_set: str | None):
+    """An extraction's activations of one neuron set, in NeuroX's formats."""
+    from ..engine.interchange import jsonl_lines
 
-    names = {m.store_key: m.name for m in models_of(run)}
+    ready_result(step)  # 404 unless the store is ready
+    try:
+        store = store_of(step.result_key)
+    except RuntimeError as error:  # its files are gone
+        raise Http404(f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
+    chosen = neuron_set_of(store, neuron_set)
+    out = filename(view.run, step, fmt, chosen)
+    if fmt.suffix == "hdf5":
+        return _file(prepared_hdf5(store, step.result_key, chosen), out, fmt.content_type)
+    neurox = fmt.name == "activations.json"
+    lines = jsonl_lines(store, neuron_set=chosen, decimals=8 if neurox else 6, neurox_layer_numbers=neurox)
+    return _streamed(lines, fmt.content_type, out)
+
+
+def _crossmodel_rows(view: RunView, rankings: dict):
+    """One CSV over every model of a cross-model ranking, each row naming its model."""
+    names = {m.store_key: m.name for m in view.models}
     for n, (key, ranking) in enumerate(rankings.items()):
         rows = ranking_rows(ranking, model=names.get(key, key[:12]))
         header = next(rows)
@@ -225,13 +229,11 @@ def _crossmodel_rows(run: Run, rankings: dict):
         yield from rows
 
 
-def downloads_of(run: Run) -> list[dict]:
+def downloads_of(view: RunView) -> list[dict]:
     """What the Downloads page lists: each succeeded step with its formats (activations per neuron set, with
     their estimated sizes and whether the HDF5 file is already built)."""
-    from .workspace import succeeded_steps
-
     entries = []
-    for step in succeeded_steps(run):
+    for step in view.steps:
         kind = step_type(step.kind)
         entry = {"step": step, "formats": kind.downloads, "sets": []}
         if kind.result_kind == ResultKind.STORE:

@@ -1,11 +1,12 @@
-"""What a neuron's page shows: where the neuron is in the run, its statistics in words, its rank in each of the
-run's rankings, and its correlations (with the other neurons of its model, with the other models' neurons, and
-with the word's position in its sentence).
+"""What a neuron's page shows (``analysis/views/neuron.py``), read through the run's :class:`RunView`: where
+the neuron is in the run, its statistics in words, its rank in each of the run's rankings, and its correlations
+(with the other neurons of its model, with the other models' neurons, and with the word's position in its
+sentence).
 
 Correlations read the activation store in row blocks (never the whole store at once) and are cached per process
-by (store key, neuron) in ``analysis.workspace.loaded``: the first look at a neuron reads its model's selected
-layers once (``benchmarks/bench_neuron.py``: about 4 s on 25k words × 11,904 neurons, 2 cores loaded by other
-work), so the page loads them in a partial after it has drawn; a second look is a dictionary lookup.
+by (store key, neuron) in ``analysis.workspace.run_view.loaded``: the first look at a neuron reads its model's
+selected layers once (``benchmarks/bench_neuron.py``: about 4 s on 25k words × 11,904 neurons, 2 cores loaded by
+other work), so the page loads them in a partial after it has drawn; a second look is a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine.features import release_pages
-from .engine.neurons import NeuronId
-from .models import Run, StepKind, StepState
-from .workspace import loaded, ranking_of, statistics_of, store_of, succeeded_steps
+from ..engine.features import release_pages
+from ..engine.neurons import NeuronId
+from ..models import ResultKind, StepState
+from .run_view import RunModel, RunView, is_crossmodel, loaded, ranking_over, statistics_of, store_of, stores_of
 
 TOP_CORRELATED = 10
 CHUNK_BYTES = 1 << 20  # float32 rows of one layer read at once for a correlation pass (fits the CPU cache)
@@ -55,35 +56,16 @@ def detection_sentence(best: dict | None, label_names) -> str | None:
 # ------------------------------------------------------------------------------------------------ the neuron
 
 
-@dataclass(frozen=True)
-class RunModel:
-    store_key: str
-    name: str
-
-
-def models_of(run: Run) -> list[RunModel]:
-    """The run's models whose activations are extracted, in step order."""
-    from projects.models import ModelUpload
-
-    steps = succeeded_steps(run, StepKind.EXTRACT)
-    names = dict(ModelUpload.objects.filter(pk__in=[s.params["model"] for s in steps]).values_list("pk", "name"))
-    return [RunModel(s.result_key, names.get(s.params["model"], "deleted model")) for s in steps]
-
-
-def selection_of(run: Run) -> tuple[list[str], list[int] | None]:
-    return list(run.request.get("neuron_sets") or ["hidden"]), run.request.get("layers")
-
-
-def selected_features(run: Run, store_key: str):
+def selected_features(view: RunView, store_key: str):
     """The run's selected neurons (sets × layers) of one model's store, as engine Features (memmaps)."""
-    sets, layers = selection_of(run)
+    sets, layers = view.selection
     return store_of(store_key).features(sets, layers)
 
 
-def _positions(run: Run, store_key: str) -> dict:
-    sets, layers = selection_of(run)
+def _positions(view: RunView, store_key: str) -> dict:
+    sets, layers = view.selection
     return loaded.get(f"positions:{store_key}:{sets}:{layers}",
-                      lambda: {n: i for i, n in enumerate(selected_features(run, store_key).neuron_ids)})
+                      lambda: {n: i for i, n in enumerate(selected_features(view, store_key).neuron_ids)})
 
 
 @dataclass(frozen=True)
@@ -98,38 +80,33 @@ class NeuronInRun:
         return self.neuron.label
 
 
-def find_neuron(run: Run, label: str, store_key: str | None = None) -> NeuronInRun:
+def find_neuron(view: RunView, label: str, store_key: str | None = None) -> NeuronInRun:
     """The neuron ``label`` of the model ``store_key`` (default: the run's first), else ``NeuronNotFound``."""
     try:
         neuron = NeuronId.parse(label)
     except ValueError:
         raise NeuronNotFound(f"“{label}” is not a neuron label: write it as L3:117 (the hidden state of layer "
                              "3, unit 117) or mlp.L3:117.") from None
-    models = models_of(run)
+    models = view.models
     if not models:
-        state = "is still computing" if run.steps.filter(kind=StepKind.EXTRACT).exclude(
-            state=StepState.SUCCEEDED).exists() else "has no activations"
+        state = "is still computing" if any(step.state != StepState.SUCCEEDED for step in
+                                            view.steps_building(ResultKind.STORE)) else "has no activations"
         raise NeuronNotFound(f"This run {state}, so it has no neuron pages yet.")
     model = next((m for m in models if m.store_key == store_key), models[0])
     try:
-        column = _positions(run, model.store_key).get(neuron)
+        column = _positions(view, model.store_key).get(neuron)
     except RuntimeError as error:  # the store's files are gone: say so (and how to rebuild), not a server error
         raise NeuronNotFound(f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
     if column is None:
-        sets, layers = selection_of(run)
+        sets, layers = view.selection
         chosen = f"{', '.join(sets)}, layers {', '.join(map(str, layers)) if layers else 'all'}"
         raise NeuronNotFound(f"{neuron.label} is not one of this run's neurons ({chosen}) in {model.name}.")
     return NeuronInRun(neuron, model, tuple(models), column)
 
 
-def statistics_step(run: Run, store_key: str):
-    return next((s for s in succeeded_steps(run, StepKind.STATISTICS) if s.params.get("store_key") == store_key),
-                None)
-
-
-def neuron_statistics(run: Run, found: NeuronInRun) -> dict | None:
+def neuron_statistics(found: NeuronInRun) -> dict | None:
     """``NeuronStats.for_neuron`` of the neuron (with context words), or None when the run has no statistics."""
-    step = statistics_step(run, found.model.store_key)
+    step = found.model.statistics_step
     if step is None:
         return None
     store = store_of(found.model.store_key)
@@ -158,16 +135,13 @@ def _rank_entry(step, ranking, neuron: NeuronId, store_key: str) -> dict | None:
     }
 
 
-def ranks_of(run: Run, found: NeuronInRun) -> list[dict]:
+def ranks_of(found: NeuronInRun) -> list[dict]:
     """The neuron's rank (1 = best) in each ranking of the run over its model, with per-label ranks."""
     key, out = found.model.store_key, []
-    for step in succeeded_steps(run, StepKind.RANKING):
-        if step.params.get("store_key") == key and (entry := _rank_entry(step, ranking_of(step), found.neuron, key)):
-            out.append(entry)
-    for step in succeeded_steps(run, StepKind.CROSSMODEL):
-        ranking = ranking_of(step).get(key)
-        if ranking is not None and (entry := _rank_entry(step, ranking, found.neuron, key)):
-            out.append({**entry, "method": f"cross-model {ranking.method}"})
+    for step in found.model.ranking_steps:
+        ranking = ranking_over(step, key)
+        if entry := _rank_entry(step, ranking, found.neuron, key):
+            out.append({**entry, "method": f"cross-model {ranking.method}"} if is_crossmodel(step) else entry)
     return out
 
 
@@ -219,36 +193,36 @@ def _strongest(r: np.ndarray, neuron_ids, skip: int | None, k: int = TOP_CORRELA
     return [{"neuron": neuron_ids[i].label, "r": float(r[i])} for i in best]
 
 
-def correlated_in_model(run: Run, found: NeuronInRun) -> dict:
+def correlated_in_model(view: RunView, found: NeuronInRun) -> dict:
     """The neurons of the same model (the run's selection) most correlated with this one, by |r|, with how many
     neurons and words were compared and how long the (first, uncached) pass took."""
     key = found.model.store_key
 
     def compute():
         started = time.perf_counter()
-        features = selected_features(run, key)
+        features = selected_features(view, key)
         r = pearson_against(neuron_column(store_of(key), found.neuron), features)
         return {"neurons": _strongest(r, features.neuron_ids, skip=found.column), "of": features.shape[1],
                 "words": features.shape[0], "seconds": time.perf_counter() - started}
 
-    sets, layers = selection_of(run)
+    sets, layers = view.selection
     return loaded.get(f"correlated:{key}:{found.label}:{sets}:{layers}", compute)
 
 
-def crossmodel_stores(run: Run, found: NeuronInRun) -> list[RunModel]:
+def crossmodel_stores(view: RunView, found: NeuronInRun) -> list[RunModel]:
     """The other models of the run's cross-model rankings (their stores cover the same corpus)."""
-    keys = {k for step in succeeded_steps(run, StepKind.CROSSMODEL) for k in step.params.get("store_keys", [])}
+    keys = {k for step in view.rankings if is_crossmodel(step) for k in stores_of(step)}
     if found.model.store_key not in keys:
         return []
     return [m for m in found.models if m.store_key in keys and m.store_key != found.model.store_key]
 
 
-def correlated_in_other_models(run: Run, found: NeuronInRun) -> list[dict]:
+def correlated_in_other_models(view: RunView, found: NeuronInRun) -> list[dict]:
     """For each other model of the run's cross-model rankings: its neurons most correlated with this one,
     word by word (the stores hold one row per corpus word, in corpus order), or why they cannot be aligned."""
     key, out = found.model.store_key, []
     target = None
-    for other in crossmodel_stores(run, found):
+    for other in crossmodel_stores(view, found):
         store, other_store = store_of(key), store_of(other.store_key)
         if store.n_words != other_store.n_words or store.meta.get("corpus_sha256") != other_store.meta.get(
                 "corpus_sha256"):
@@ -259,16 +233,16 @@ def correlated_in_other_models(run: Run, found: NeuronInRun) -> list[dict]:
         def compute(other=other):
             nonlocal target
             target = neuron_column(store, found.neuron) if target is None else target
-            features = selected_features(run, other.store_key)
+            features = selected_features(view, other.store_key)
             return _strongest(pearson_against(target, features), features.neuron_ids, skip=None)
 
-        sets, layers = selection_of(run)
+        sets, layers = view.selection
         neurons = loaded.get(f"correlated:{key}:{found.label}:{other.store_key}:{sets}:{layers}", compute)
         out.append({"model": other, "neurons": neurons, "error": None})
     return out
 
 
-def position_correlation(run: Run, found: NeuronInRun) -> dict:
+def position_correlation(found: NeuronInRun) -> dict:
     """Pearson's r between the activation and the word's position in its sentence (1 = first word), with the
     mean activation at each position, so a pattern that is not a straight line shows too."""
     store = store_of(found.model.store_key)

@@ -1,10 +1,11 @@
-"""What the Ablation view shows: every ablation curve of a run in one form, whichever step wrote it.
+"""What the Ablation page shows (``analysis/views/ablation.py``): every ablation curve of a run in one form,
+whichever step wrote it, read through the run's :class:`RunView` (its steps that build a curve).
 
-Two step kinds write curves (see ``analysis.steps``):
+Two step kinds write curves (see ``analysis.steps``), told apart by their document:
 
-* probe ablation (``ProbeAblation.to_dict``): per mode (zero-out, retrain) and *kept* selection (top, bottom,
+* probe ablation (``ProbeAblation.to_dict``, with ``points``): per mode (zero-out, retrain) and *kept* selection (top, bottom,
   random), points of neurons kept / removed with the probe's accuracy (random: mean, sd, min, max over seeds);
-* model-level ablation (``model_ablation.ablation_curve``): x in neurons *removed*, one line per removal order
+* model-level ablation (``model_ablation.ablation_curve``, with a ``task``): x in neurons *removed*, one line per removal order
   (top, bottom, random mean) for each metric of the model's task (each metric becomes its own curve: BLEU and
   chrF, or loss and perplexity), and ``random_curves`` (one per seed).
 
@@ -21,11 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import charts
-from .models import FINISHED_STEP_STATES, Step, StepKind, StepState
-from .workspace import curve_of
+from .. import charts
+from ..models import FINISHED_STEP_STATES, ResultKind, Step, StepState
+from .run_view import RunView, document_of
 
-ABLATION_KINDS = (StepKind.PROBE_ABLATION, StepKind.MODEL_ABLATION)
 DIRECTIONS = {"top": "Top-ranked removed first", "bottom": "Bottom-ranked removed first",
               "random": "Random order (mean)"}
 STYLE_OF = {"top": 0, "bottom": 1, "random": 2}
@@ -144,8 +144,11 @@ def _model_curves(step: Step, data: dict) -> list[AblationCurve]:
 
 
 def curves_of(step: Step) -> list[AblationCurve]:
-    data = curve_of(step)
-    return _probe_curves(step, data) if step.kind == StepKind.PROBE_ABLATION else _model_curves(step, data)
+    """The curves of a succeeded step that builds a curve (none for a document of another shape)."""
+    data = document_of(step)
+    if "points" in data:
+        return _probe_curves(step, data)
+    return _model_curves(step, data) if "task" in data else []
 
 
 @dataclass
@@ -164,16 +167,15 @@ class AblationPanel:
         return self.step.state in (StepState.FAILED, StepState.CANCELLED)
 
 
-def panels_of(run) -> list[AblationPanel]:
-    steps = run.steps.filter(kind__in=ABLATION_KINDS).order_by("id")
-    return [AblationPanel(step, curves_of(step) if step.state == StepState.SUCCEEDED else []) for step in steps]
+def panels_of(view: RunView) -> list[AblationPanel]:
+    """Every step of the run that builds a curve, in any state."""
+    return [AblationPanel(step, curves_of(step) if step.state == StepState.SUCCEEDED else [])
+            for step in view.steps_building(ResultKind.CURVE)]
 
 
-def find_curve(run, curve_id: str) -> AblationCurve | None:
+def find_curve(view: RunView, curve_id: str) -> AblationCurve | None:
     step_id, _, _mode = curve_id.partition("-")
-    if not step_id.isdigit():
-        return None
-    step = run.steps.filter(pk=int(step_id), kind__in=ABLATION_KINDS, state=StepState.SUCCEEDED).first()
+    step = next((s for s in view.built(ResultKind.CURVE) if str(s.pk) == step_id), None)
     return next((c for c in curves_of(step) if c.id == curve_id), None) if step else None
 
 

@@ -1,8 +1,9 @@
-"""The Analysis view's logic: which ranking is shown, its neurons (filtered and paged), confidence, the
-comparison of methods, the pool, the activation map of the corpus and of a typed sentence.
+"""What the Analysis page shows (``analysis/views/explore.py``): which ranking is shown, its neurons (filtered and
+paged), confidence, the comparison of methods, the pool, the activation map of the corpus and of a typed sentence.
 
-Everything a request needs is read from the per-process caches of :mod:`analysis.workspace` (results never
-change once ready): a ranking's JSON is parsed once, and so are the arrays that filter its neurons
+Everything a request needs is read through the run's :class:`RunView` and the per-process caches of
+:mod:`analysis.workspace.run_view` (results never change once ready): a ranking's JSON is parsed once, and so
+are the arrays that filter its neurons
 (:class:`RankingIndex`); a store's word index for search is built once (:func:`sentence_search_index`); the
 activation map reads only the rows of the sentences it shows from the memory-mapped store.
 
@@ -25,10 +26,11 @@ import numpy as np
 from django.http import Http404
 from django.utils.safestring import mark_safe
 
-from . import workspace
-from .models import Step, StepKind
+from .. import realtime
+from ..models import Step
+from .run_view import RunView, is_crossmodel, loaded, ranking_over, store_of, stores_of
+from .view_state import POOL_LIMIT, ViewState
 
-RANKING_KINDS = (StepKind.RANKING, StepKind.CROSSMODEL)
 TOP_SHOWN = 10  # neurons listed in the ranking panel
 NEURONS_PER_PAGE = 20  # rows of the neuron list
 MAP_SENTENCES = 4  # sentences per page of the activation map …
@@ -58,39 +60,30 @@ class RankingOption:
     of: int | None
     name: str
 
-    def query(self, state: workspace.ViewState) -> str:
+    def query(self, state: ViewState) -> str:
         return state.query(ranking=self.step.pk, of=self.of, sub="", label="", npage="", set="", layer="")
 
 
-def model_names(steps) -> dict[str, str]:
-    """store key → model name, from the run's extraction steps."""
-    from projects.models import ModelUpload
-
-    extracts = {s.result_key: s.params.get("model") for s in steps if s.kind == StepKind.EXTRACT}
-    names = dict(ModelUpload.objects.filter(pk__in=[m for m in extracts.values() if m]).values_list("pk", "name"))
-    return {key: names.get(model, "the model") for key, model in extracts.items()}
-
-
-def ranking_options(steps) -> list[RankingOption]:
-    """Every ranking among the run's succeeded ``steps``; model names only where the run has several models."""
-    rankings = [s for s in steps if s.kind in RANKING_KINDS]
-    several = sum(s.kind == StepKind.EXTRACT for s in steps) > 1
-    names = model_names(steps) if several else {}
+def ranking_options(view: RunView) -> list[RankingOption]:
+    """Every finished ranking of the run (a cross-model one: one per model); model names only where the run has
+    several models."""
+    names = {m.store_key: m.name for m in view.models} if len(view.models) > 1 else {}
     options = []
-    for step in rankings:
-        p = step.params
-        if step.kind == StepKind.CROSSMODEL:
-            for i, key in enumerate(p["store_keys"]):
-                options.append(RankingOption(step, key, i, f"cross-model {p['method']} · {names.get(key, key[:8])}"))
+    for step in view.rankings:
+        p, keys = step.params, stores_of(step)
+        method = p.get("method", step.kind)
+        if is_crossmodel(step):
+            options += [RankingOption(step, key, i, f"cross-model {method} · {names.get(key, key[:8])}")
+                        for i, key in enumerate(keys)]
             continue
-        name = p["method"] + (f" · {p['bootstrap']} resamples" if p.get("bootstrap") else "")
+        name = method + (f" · {p['bootstrap']} resamples" if p.get("bootstrap") else "")
         name += f" · consensus {p['consensus']}" if p.get("consensus") else ""
-        name += f" · {names[p['store_key']]}" if p["store_key"] in names else ""
-        options.append(RankingOption(step, p["store_key"], None, name))
+        name += f" · {names[keys[0]]}" if keys[0] in names else ""
+        options.append(RankingOption(step, keys[0], None, name))
     return options
 
 
-def chosen_option(options: list[RankingOption], state: workspace.ViewState) -> RankingOption:
+def chosen_option(options: list[RankingOption], state: ViewState) -> RankingOption:
     """The ranking the URL asks for (the first one by default)."""
     if state.ranking is None:
         return options[0]
@@ -103,26 +96,18 @@ def chosen_option(options: list[RankingOption], state: workspace.ViewState) -> R
                        "listed.", status=404)
 
 
-def _cached(step: Step, load):
-    """A succeeded step's loaded result without asking the database again once this process has it (a
-    succeeded step's result is ready, and results never change)."""
-    return workspace.loaded.get(step.result_key, lambda: load(step))
-
-
 def ranking_for(option: RankingOption):
     try:
-        ranking = _cached(option.step, workspace.ranking_of)
+        return ranking_over(option.step, option.store_key)
     except Http404:
         raise ExploreError("This ranking's result is not available any more; retry the run.", status=200) from None
-    return ranking[option.store_key] if isinstance(ranking, dict) else ranking
 
 
 @dataclass
 class Chosen:
-    """One request's view of the run: its succeeded steps (queried once), its rankings and the chosen one."""
+    """One request's view of the run: its rankings and the chosen one."""
 
-    run: object
-    steps: list
+    view: RunView
     options: list[RankingOption]
     option: RankingOption
     ranking: object
@@ -132,28 +117,27 @@ class Chosen:
     def store_key(self) -> str:
         return self.option.store_key
 
+    @property
+    def model(self):
+        return self.view.model(self.store_key)
+
     def statistics(self):
-        """The NeuronStats of the run's statistics step over this store, or None when there is none."""
+        """The NeuronStats of the run over this store, or None when there is none (or it is not ready)."""
         if not hasattr(self, "_stats"):
-            self._stats = None
-            for step in self.steps:
-                if step.kind == StepKind.STATISTICS and step.params.get("store_key") == self.store_key:
-                    try:
-                        self._stats = _cached(step, workspace.statistics_of)
-                    except Http404:
-                        pass
-                    break
+            try:
+                self._stats = self.model.statistics() if self.model else None
+            except Http404:
+                self._stats = None
         return self._stats
 
 
-def choose(run, steps, options: list[RankingOption], state: workspace.ViewState) -> Chosen | None:
-    """The ranking the URL asks for among ``options`` (from the run's succeeded ``steps``); None when the run
-    has no ranking yet."""
+def choose(view: RunView, options: list[RankingOption], state: ViewState) -> Chosen | None:
+    """The ranking the URL asks for among ``options``; None when the run has no ranking yet."""
     if not options:
         return None
     option = chosen_option(options, state)
     ranking = ranking_for(option)
-    return Chosen(run, steps, options, option, ranking, index_of(option, ranking))
+    return Chosen(view, options, option, ranking, index_of(option, ranking))
 
 
 @dataclass
@@ -186,7 +170,7 @@ def index_of(option: RankingOption, ranking) -> RankingIndex:
                             {s: sorted(set(layer[set_code == i].tolist())) for s, i in code.items()}, label_rank,
                             hash(tuple(ranking.neuron_ids)))
 
-    return workspace.loaded.get(f"explore-index:{option.step.result_key}:{option.store_key}", build)
+    return loaded.get(f"explore-index:{option.step.result_key}:{option.store_key}", build)
 
 
 def neuron_row(ranking, index: RankingIndex, position: int, label: str | None = None) -> dict:
@@ -211,7 +195,7 @@ def per_label_choice(ranking, label: str) -> str:
     return label
 
 
-def ranking_panel(chosen: Chosen, state: workspace.ViewState) -> dict:
+def ranking_panel(chosen: Chosen, state: ViewState) -> dict:
     """The chosen ranking's top neurons (overall or for one label), its confidence and the method comparison."""
     ranking, index = chosen.ranking, chosen.index
     label = per_label_choice(ranking, state.extra.get("sub", ""))  # the panel's label; the list has its own
@@ -253,7 +237,7 @@ def comparison(chosen: Chosen, k: str) -> dict:
         agreement = method_agreement([r for _, r in peers], k=int(k) if k.isdigit() else k)
         return agreement["k"], agreement["jaccard"]
 
-    size, jaccard = workspace.loaded.get(f"explore-agree:{keys}:{k}", compute)
+    size, jaccard = loaded.get(f"explore-agree:{keys}:{k}", compute)
     names = [o.name for o, _ in peers]
     cells = [[{"value": value, "shade": shade(value), "self": i == j} for j, value in enumerate(row)]
              for i, row in enumerate(jaccard)]
@@ -284,14 +268,18 @@ def _int_param(state, name: str, what: str) -> int | None:
     return value
 
 
-def neuron_list(chosen: Chosen, state: workspace.ViewState) -> dict:
-    """One page of the ranking's neurons, filtered by set / layer / label (best first)."""
+def _page_within(page: int, total: int, per_page: int) -> tuple[int, int, str]:
+    """(page, pages, note): the page asked for, or the last one with a note saying so."""
+    pages = max(1, -(-total // per_page))
+    if page > pages:
+        return pages, pages, f"Page {page} is past the last page ({pages}); showing page {pages}."
+    return page, pages, ""
+
+
+def _filtered_order(chosen: Chosen, label: str, neuron_set: str, layer: int | None) -> np.ndarray:
+    """The ranking's order (or its sub-ranking for ``label``), keeping the neurons of ``neuron_set`` and
+    ``layer`` when given (a set of the ranking)."""
     ranking, index = chosen.ranking, chosen.index
-    label = per_label_choice(ranking, state.extra.get("label", ""))
-    neuron_set = state.extra.get("set", "")
-    if neuron_set and neuron_set not in index.sets:
-        raise ExploreError(f"This ranking has no neuron set “{neuron_set}” (it has: {', '.join(index.sets)}).")
-    layer = _int_param(state, "layer", "The layer")
     order = ranking.per_label[label] if label else ranking.order
     keep = np.ones(len(order), bool)
     if neuron_set:
@@ -301,13 +289,19 @@ def neuron_list(chosen: Chosen, state: workspace.ViewState) -> dict:
         if layer not in known:
             raise ExploreError(f"There is no layer {layer} here (layers {known[0]}–{known[-1]}).")
         keep &= index.layer[order] == layer
-    chosen = order[keep] if not keep.all() else order
-    pages = max(1, -(-len(chosen) // NEURONS_PER_PAGE))
-    page = _int_param(state, "npage", "The page") or 1
-    note = ""
-    if page > pages:
-        note = f"Page {page} is past the last page ({pages}); showing page {pages}."
-        page = pages
+    return order[keep] if not keep.all() else order
+
+
+def neuron_list(chosen: Chosen, state: ViewState) -> dict:
+    """One page of the ranking's neurons, filtered by set / layer / label (best first)."""
+    ranking, index = chosen.ranking, chosen.index
+    label = per_label_choice(ranking, state.extra.get("label", ""))
+    neuron_set = state.extra.get("set", "")
+    if neuron_set and neuron_set not in index.sets:
+        raise ExploreError(f"This ranking has no neuron set “{neuron_set}” (it has: {', '.join(index.sets)}).")
+    layer = _int_param(state, "layer", "The layer")
+    chosen = _filtered_order(chosen, label, neuron_set, layer)
+    page, pages, note = _page_within(_int_param(state, "npage", "The page") or 1, len(chosen), NEURONS_PER_PAGE)
     start = (page - 1) * NEURONS_PER_PAGE
     pool = set(state.pool)
     rows = [dict(neuron_row(ranking, index, int(p), label)) for p in chosen[start:start + NEURONS_PER_PAGE]]
@@ -320,13 +314,13 @@ def neuron_list(chosen: Chosen, state: workspace.ViewState) -> dict:
             "labels": sorted(ranking.per_label), "has_interval": bool(ranking.confidence),
             "prev": state.query(npage=page - 1) if page > 1 else None,
             "next": state.query(npage=page + 1) if page < pages else None,
-            "pool_full": len(state.pool) >= workspace.POOL_LIMIT}
+            "pool_full": len(state.pool) >= POOL_LIMIT}
 
 
 # ------------------------------------------------------------------------------------------------ pool
 
 
-def pool_of(chosen: Chosen, state: workspace.ViewState) -> tuple[list, list[str]]:
+def pool_of(chosen: Chosen, state: ViewState) -> tuple[list, list[str]]:
     """The pool's neurons that this ranking knows (NeuronIds, in pool order) and the labels it does not."""
     ranking, index = chosen.ranking, chosen.index
     known, unknown = [], []
@@ -346,17 +340,17 @@ def pool_of(chosen: Chosen, state: workspace.ViewState) -> tuple[list, list[str]
     return known, unknown
 
 
-def pool_changes(state: workspace.ViewState, neurons) -> dict:
+def pool_changes(state: ViewState, neurons) -> dict:
     """For each pooled neuron, the query string that removes it; and the one that empties the pool."""
     return {"remove": [(n, removed(state, n.label)) for n in neurons],
             "clear": state.query(pool=())}
 
 
-def added(state: workspace.ViewState, label: str) -> str:
+def added(state: ViewState, label: str) -> str:
     return state.query(pool=state.pool + (label,))
 
 
-def removed(state: workspace.ViewState, label: str) -> str:
+def removed(state: ViewState, label: str) -> str:
     return state.query(pool=tuple(p for p in state.pool if p != label))
 
 
@@ -469,7 +463,7 @@ def sentence_search_index(store_key: str) -> dict[str, np.ndarray]:
     """Lower-cased word → the sentences (ascending) that contain it; built once per store per process."""
 
     def build():
-        store = workspace.store_of(store_key)
+        store = store_of(store_key)
         lowered = np.array([w.lower() for w in store.words], dtype=object)
         sentences = store.sentence_index
         order = np.argsort(lowered, kind="stable")
@@ -478,19 +472,19 @@ def sentence_search_index(store_key: str) -> dict[str, np.ndarray]:
         starts, stops = np.r_[0, cuts], np.r_[cuts, len(words_sorted)]
         return {str(words_sorted[a]): np.unique(sentence_sorted[a:b]) for a, b in zip(starts, stops)}
 
-    return workspace.loaded.get(f"explore-search:{store_key}", build)
+    return loaded.get(f"explore-search:{store_key}", build)
 
 
 def _store(store_key: str):
     try:
-        return workspace.store_of(store_key)
+        return store_of(store_key)
     except RuntimeError as error:  # the store is missing or incomplete
         raise ExploreError(str(error)[:1].upper() + str(error)[1:] + ".", status=200) from None
 
 
 @lru_cache(maxsize=256)
 def _column_source(store_key: str, neuron_set: str, layer: int):
-    return workspace.store_of(store_key).array(neuron_set, layer)
+    return store_of(store_key).array(neuron_set, layer)
 
 
 def read_values(store_key: str, neurons, rows: np.ndarray) -> np.ndarray:
@@ -509,7 +503,7 @@ def sentences_per_page(pool_size: int) -> int:
     return max(1, min(MAP_SENTENCES, MAP_ROWS // max(1, pool_size)))
 
 
-def activation_map(chosen: Chosen, state: workspace.ViewState, neurons) -> dict:
+def activation_map(chosen: Chosen, state: ViewState, neurons) -> dict:
     """The corpus page ``state.page`` (sentences matching ``state.q`` when given) with one row per pooled
     neuron per sentence."""
     key = chosen.store_key
@@ -524,11 +518,7 @@ def activation_map(chosen: Chosen, state: workspace.ViewState, neurons) -> dict:
         sentences = None
     total = store.n_sentences if sentences is None else len(sentences)
     per_page = sentences_per_page(len(neurons))
-    pages = max(1, -(-total // per_page))
-    page, note = state.page, ""
-    if page > pages:
-        note = f"Page {page} is past the last page ({pages}); showing page {pages}."
-        page = pages
+    page, pages, note = _page_within(state.page, total, per_page)
     start = (page - 1) * per_page
     shown = (np.arange(start, min(start + per_page, total)) if sentences is None
              else sentences[start:start + per_page])
@@ -561,52 +551,57 @@ def activation_map(chosen: Chosen, state: workspace.ViewState, neurons) -> dict:
 def typed_text(chosen: Chosen, text: str, neurons) -> dict:
     """Run a typed sentence on the realtime path: per word the most active neurons (z-scored by the statistics
     when the run has them) among the pool and the ranking's best ``TYPED_CANDIDATES``, and the pool's map."""
-    from . import realtime
+    from analysis.engine.neurons import NeuronId
 
-    run, ranking = chosen.run, chosen.ranking
-    model = next((s.params for s in chosen.steps if s.kind == StepKind.EXTRACT and s.result_key == chosen.store_key),
-                 None)
-    if not model or not model.get("model"):
+    answer = _typed_activations(chosen, text, neurons)
+    words, labels = answer["words"], answer["neurons"]
+    values = np.asarray(answer["values"], dtype=np.float64)  # [words, neurons]
+    ids = [NeuronId.parse(label) for label in labels]
+    stats = chosen.statistics()
+    z = _z_scores(stats, ids, values)
+    per_word = []
+    for w, word in enumerate(words):
+        best = np.argsort(-np.abs((values if z is None else z)[w]), kind="stable")[:TYPED_TOP]
+        per_word.append({"word": word, "neurons": [{"label": labels[j], "value": f"{values[w, j]:.3g}",
+                                                   "z": None if z is None else f"{z[w, j]:+.2f}"} for j in best]})
+    pooled = [labels.index(n.label) for n in neurons if n.label in labels]
+    rows = []
+    if pooled:
+        pool_ids, pool_values = [ids[j] for j in pooled], values[:, pooled]
+        rows = render_activation_rows(words, pool_ids, pool_values, scales_for(stats, pool_ids, pool_values))
+    return {"text": text, "per_word": per_word, "z_scored": z is not None, "map_rows": rows,
+            "searched": len(labels), "worker_ms": answer.get("worker_ms")}
+
+
+def _typed_activations(chosen: Chosen, text: str, neurons) -> dict:
+    """The realtime worker's activations of the pool and the ranking's best neurons on each typed word."""
+    model = chosen.model
+    if model is None or model.upload is None:
         raise ExploreError("The model of this ranking is no longer in the project, so a typed sentence cannot run.",
                            status=200)
     candidates = list(dict.fromkeys([n.label for n in neurons] + [n.label for n in
-                                                                  ranking.top(TYPED_CANDIDATES)]))
-    aggregation = run.request.get("aggregation", "last")
+                                                                  chosen.ranking.top(TYPED_CANDIDATES)]))
+    run = chosen.view.run
     try:
         arguments = realtime.validate_activations(run.project, {
-            "model": model["model"], "sentence": text, "pool": candidates[:realtime.MAX_POOL],
-            "top_k": 1, "aggregation": aggregation})
-        answer = realtime.ask(realtime.ACTIVATIONS_TASK, arguments)
+            "model": model.pk, "sentence": text, "pool": candidates[:realtime.MAX_POOL],
+            "top_k": 1, "aggregation": run.request.get("aggregation", "last")})
+        return realtime.ask(realtime.ACTIVATIONS_TASK, arguments)
     except realtime.RealtimeRequestError as error:
         raise ExploreError(error.message, status=200) from None
     except (realtime.RealtimeUnavailable, realtime.RealtimeTimeout) as error:
         raise ExploreError(str(error), status=200) from None
-    words, labels = answer["words"], answer["neurons"]
-    values = np.asarray(answer["values"], dtype=np.float64)  # [words, neurons]
-    stats = chosen.statistics()
-    from analysis.engine.neurons import NeuronId
 
-    ids = [NeuronId.parse(label) for label in labels]
-    z, scored = values, False
-    if stats is not None:
-        mean, std = np.zeros(len(ids)), np.ones(len(ids))
-        for j, n in enumerate(ids):
-            try:
-                i = stats.position(n)
-            except KeyError:
-                continue
-            mean[j], std[j] = stats.arrays["mean"][i], stats.arrays["std"][i] or 1.0
-        z, scored = (values - mean) / std, True
-    per_word = []
-    for w, word in enumerate(words):
-        best = np.argsort(-np.abs(z[w]), kind="stable")[:TYPED_TOP]
-        per_word.append({"word": word, "neurons": [{"label": labels[j], "value": f"{values[w, j]:.3g}",
-                                                   "z": f"{z[w, j]:+.2f}" if scored else None} for j in best]})
-    pooled = [labels.index(n.label) for n in neurons if n.label in labels]
-    rows = []
-    if pooled:
-        pool_values = values[:, pooled]
-        rows = render_activation_rows(words, [ids[j] for j in pooled], pool_values,
-                                      scales_for(stats, [ids[j] for j in pooled], pool_values))
-    return {"text": text, "per_word": per_word, "z_scored": scored, "map_rows": rows,
-            "searched": len(labels), "worker_ms": answer.get("worker_ms")}
+
+def _z_scores(stats, ids, values: np.ndarray) -> np.ndarray | None:
+    """``values`` [words, neurons] as z-scores over the corpus (the run's statistics); None without them."""
+    if stats is None:
+        return None
+    mean, std = np.zeros(len(ids)), np.ones(len(ids))
+    for j, neuron in enumerate(ids):
+        try:
+            i = stats.position(neuron)
+        except KeyError:
+            continue
+        mean[j], std[j] = stats.arrays["mean"][i], stats.arrays["std"][i] or 1.0
+    return (values - mean) / std
