@@ -236,7 +236,7 @@ class StepResultSerializer(serializers.Serializer):
 
 
 class ManipulationRecipeSerializer(serializers.ModelSerializer):
-    """A saved manipulation. ``recipe`` is checked by ``analysis.manipulation_view.clean_recipe`` (the same check
+    """A saved manipulation. ``recipe`` is checked by ``analysis.recipes.clean_recipe`` (the same check
     as the Manipulation view's save form); its messages come back under ``recipe``."""
 
     created_by = serializers.CharField(source="created_by.username", read_only=True)
@@ -257,7 +257,7 @@ class ManipulationRecipeSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_by", "created_at"]
 
     def validate_name(self, value):
-        from .manipulation_view import RecipeError, clean_name
+        from .recipes import RecipeError, clean_name
 
         try:
             return clean_name(value)
@@ -265,7 +265,7 @@ class ManipulationRecipeSerializer(serializers.ModelSerializer):
             raise serializers.ValidationError(error.message) from None
 
     def validate(self, data):
-        from .manipulation_view import RecipeError, clean_recipe
+        from .recipes import RecipeError, clean_recipe
 
         project = self.context["project"]
         run = None
