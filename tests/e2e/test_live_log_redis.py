@@ -176,6 +176,7 @@ def test_with_redis_down_the_socket_opens_and_lines_arrive(server, redis_server,
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SOAK_SECONDS + 180)
 def test_soak_one_socket_for_minutes_across_a_redis_restart(server, redis_server, run_and_cookie):
     run, cookie = run_and_cookie
     written = {write_line(run, "soak start"): time.monotonic()}

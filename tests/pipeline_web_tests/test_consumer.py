@@ -78,6 +78,7 @@ async def test_strangers_and_anonymous_clients_are_refused(cookies, bare_run, wh
     socket = socket_for(bare_run, cookies[who] if who else None)
     connected, code = await socket.connect()
     assert not connected and code == consumers.CLOSE_NOT_ALLOWED
+    await socket.disconnect()  # the client's side of the close: the consumer ends (else it waits on the layer)
 
 
 @pytest.mark.parametrize("origin", [b"http://evil.example", b"http://testserver:9999", b"https://testserver",
@@ -87,6 +88,7 @@ async def test_another_sites_page_cannot_open_the_socket(cookies, bare_run, orig
     socket = socket_for(bare_run, cookies["owner"], origin=origin)
     connected, _ = await socket.connect()
     assert not connected
+    await socket.disconnect()
 
 
 async def test_an_origin_the_operator_trusts_can_open_the_socket(cookies, bare_run, settings):
@@ -176,6 +178,7 @@ async def test_a_member_removed_while_watching_is_closed(cookies, people, bare_r
     await database_sync_to_async(people["project"].memberships.filter(user=people["viewer"]).delete)()
     closed = await socket.receive_output(timeout=2)
     assert closed == {"type": "websocket.close", "code": consumers.CLOSE_NOT_ALLOWED}
+    await socket.disconnect()
 
 
 @pytest.mark.parametrize(("query", "expected"), [
