@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from projects import selectors
-from projects.models import CorpusUpload, ModelUpload, Role, TestSetUpload
+from projects.models import CorpusUpload, ModelUpload, TestSetUpload
 from tests.assets import minilm_model_dir
-from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+from tests.factories import UserFactory
+from tests.support.roles import people_of
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
 
@@ -27,12 +28,7 @@ def alice(db):
 @pytest.fixture
 def people(db):
     """One user per relation to ``project``: owner, editor, viewer, stranger."""
-    owner = UserFactory(username="olivia")
-    project = ProjectFactory(owner=owner, name="Probing MiniLM")
-    editor = MembershipFactory(project=project, user=UserFactory(username="eddie"), role=Role.EDITOR).user
-    viewer = MembershipFactory(project=project, user=UserFactory(username="vera"), role=Role.VIEWER).user
-    stranger = UserFactory(username="sam")
-    return {"project": project, "owner": owner, "editor": editor, "viewer": viewer, "stranger": stranger}
+    return people_of("Probing MiniLM")
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from projects.models import Role
+from tests.factories import MembershipFactory, ProjectFactory, UserFactory
+
 ROLES = ("owner", "editor", "viewer", "stranger", "anonymous")
 MEMBERS = {"owner", "editor", "viewer"}
 WRITERS = {"owner", "editor"}
@@ -20,3 +23,14 @@ def expected_status(who: str, allowed: set[str], ok: int = 200) -> int:
 def page_status(who: str, allowed: set[str], ok: int = 200) -> int:
     """As the API, except that anonymous visitors are sent to sign in (302)."""
     return 302 if who == "anonymous" else expected_status(who, allowed, ok)
+
+
+def people_of(project_name: str) -> dict:
+    """A project named ``project_name`` and one user per relation to it: its ``owner`` (olivia), ``editor``
+    (eddie), ``viewer`` (vera), and a ``stranger`` (sam)."""
+    owner = UserFactory(username="olivia")
+    project = ProjectFactory(owner=owner, name=project_name)
+    editor = MembershipFactory(project=project, user=UserFactory(username="eddie"), role=Role.EDITOR).user
+    viewer = MembershipFactory(project=project, user=UserFactory(username="vera"), role=Role.VIEWER).user
+    stranger = UserFactory(username="sam")
+    return {"project": project, "owner": owner, "editor": editor, "viewer": viewer, "stranger": stranger}
