@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import ApiToken, User
+from accounts.models import LIMITS, ApiToken, QuotaGroup, User
 
 
 class ApiTokenInline(admin.TabularInline):
@@ -18,21 +19,37 @@ class ApiTokenInline(admin.TabularInline):
         return False  # a token's secret can only be shown to its owner, on the tokens page
 
 
+LIMIT_FIELDS = ["quota_group", *LIMITS]
+
+
+@admin.register(QuotaGroup)
+class QuotaGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", *LIMITS, "member_count"]
+    search_fields = ["name"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_total=Count("members"))
+
+    @admin.display(description="members", ordering="member_total")
+    def member_count(self, group):
+        return group.member_total
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     list_display = [
         "username", "email", "first_name", "last_name", "is_active", "is_staff",
-        "storage_quota_bytes", "max_concurrent_runs", "last_login", "date_joined",
+        "quota_group", "storage_quota_bytes", "max_concurrent_runs", "last_login", "date_joined",
     ]
-    list_filter = ["is_active", "is_staff", "is_superuser", "date_joined"]
+    list_filter = ["is_active", "is_staff", "is_superuser", "quota_group", "date_joined"]
     search_fields = ["username", "email", "first_name", "last_name"]
     fieldsets = [
         *DjangoUserAdmin.fieldsets,
-        ("Quotas (empty = site default)", {"fields": ["storage_quota_bytes", "max_concurrent_runs"]}),
+        ("Limits (empty = the group's, else the site default)", {"fields": LIMIT_FIELDS}),
     ]
     add_fieldsets = [
         (None, {"classes": ["wide"], "fields": ["username", "email", "password1", "password2"]}),
-        ("Quotas (empty = site default)", {"fields": ["storage_quota_bytes", "max_concurrent_runs"]}),
+        ("Limits (empty = the group's, else the site default)", {"fields": LIMIT_FIELDS}),
     ]
     inlines = [ApiTokenInline]
 

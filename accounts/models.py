@@ -8,36 +8,99 @@ from django.db import models
 from django.utils import timezone
 
 
+class QuotaGroup(models.Model):
+    """A group of people who share limits (a faculty, the students, a lab): set by an operator in the admin,
+    or given at first institutional sign-in by a claim or e-mail domain rule. Empty fields: the site default."""
+
+    name = models.CharField(max_length=100, unique=True)
+    storage_quota_bytes = models.BigIntegerField(
+        null=True, blank=True, help_text="Storage (uploads and results) allowed per member, in bytes."
+    )
+    max_concurrent_runs = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Runs a member may have queued or running at once."
+    )
+    max_run_compute_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The largest estimated cost, in compute-seconds, of one run."
+    )
+    compute_quota_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Compute-seconds a member may use per period (NEUROX_COMPUTE_PERIOD_DAYS).",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# Each limit: (field on User and QuotaGroup, the setting that holds the site default).
+LIMITS = {
+    "storage_quota_bytes": "NEUROX_DEFAULT_STORAGE_QUOTA_BYTES",
+    "max_concurrent_runs": "NEUROX_DEFAULT_MAX_CONCURRENT_RUNS",
+    "max_run_compute_seconds": "NEUROX_DEFAULT_MAX_RUN_COMPUTE_SECONDS",
+    "compute_quota_seconds": "NEUROX_DEFAULT_COMPUTE_QUOTA_SECONDS",
+}
+
+
 class User(AbstractUser):
-    """A person using NeuroX. Quota fields left empty mean "the site default" (settings)."""
+    """A person using NeuroX. Each limit is the user's own value if set, else their quota group's, else the
+    site default (settings)."""
 
     email = models.EmailField("e-mail address", unique=True)
+    quota_group = models.ForeignKey(
+        QuotaGroup,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="members",
+        help_text="Where this user's limits come from when their own are empty.",
+    )
     storage_quota_bytes = models.BigIntegerField(
         null=True,
         blank=True,
-        help_text="Upload storage allowed, in bytes. Empty: the site default (NEUROX_DEFAULT_STORAGE_QUOTA_BYTES).",
+        help_text="Storage (uploads and results) allowed, in bytes. Empty: the group's, else the site default "
+        "(NEUROX_DEFAULT_STORAGE_QUOTA_BYTES).",
     )
     max_concurrent_runs = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="Runs this user may have queued or running at once. Empty: the site default "
+        help_text="Runs this user may have queued or running at once. Empty: the group's, else the site default "
         "(NEUROX_DEFAULT_MAX_CONCURRENT_RUNS).",
+    )
+    max_run_compute_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="The largest estimated cost of one run, in compute-seconds. Empty: the group's, else the site "
+        "default (NEUROX_DEFAULT_MAX_RUN_COMPUTE_SECONDS).",
+    )
+    compute_quota_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Compute-seconds allowed per period. Empty: the group's, else the site default "
+        "(NEUROX_DEFAULT_COMPUTE_QUOTA_SECONDS).",
     )
 
     class Meta(AbstractUser.Meta):
         swappable = "AUTH_USER_MODEL"
 
+    def limit(self, name: str) -> int:
+        """The limit ``name`` (a key of LIMITS) that applies to this user: own value, else group's, else site's."""
+        own = getattr(self, name)
+        if own is not None:
+            return own
+        if self.quota_group is not None and getattr(self.quota_group, name) is not None:
+            return getattr(self.quota_group, name)
+        return getattr(settings, LIMITS[name])
+
     @property
     def effective_storage_quota(self) -> int:
-        if self.storage_quota_bytes is not None:
-            return self.storage_quota_bytes
-        return settings.NEUROX_DEFAULT_STORAGE_QUOTA_BYTES
+        return self.limit("storage_quota_bytes")
 
     @property
     def effective_run_limit(self) -> int:
-        if self.max_concurrent_runs is not None:
-            return self.max_concurrent_runs
-        return settings.NEUROX_DEFAULT_MAX_CONCURRENT_RUNS
+        return self.limit("max_concurrent_runs")
 
 
 class ApiTokenQuerySet(models.QuerySet):

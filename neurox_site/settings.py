@@ -344,6 +344,10 @@ NEUROX_MAX_SENTENCE_WORDS = env.int("NEUROX_MAX_SENTENCE_WORDS", default=512)
 NEUROX_DEFAULT_STORAGE_QUOTA_BYTES = env.int("NEUROX_DEFAULT_STORAGE_QUOTA_BYTES", default=20 * 1024**3)
 NEUROX_DEFAULT_MAX_CONCURRENT_RUNS = env.int("NEUROX_DEFAULT_MAX_CONCURRENT_RUNS", default=2)
 NEUROX_ALLOW_SIGNUP = env.bool("NEUROX_ALLOW_SIGNUP", default=True)
+# Compute: the largest estimated cost of one run, and the compute-seconds a user may use per period.
+NEUROX_DEFAULT_MAX_RUN_COMPUTE_SECONDS = env.int("NEUROX_DEFAULT_MAX_RUN_COMPUTE_SECONDS", default=4 * 3600)
+NEUROX_DEFAULT_COMPUTE_QUOTA_SECONDS = env.int("NEUROX_DEFAULT_COMPUTE_QUOTA_SECONDS", default=40 * 3600)
+NEUROX_COMPUTE_PERIOD_DAYS = env.int("NEUROX_COMPUTE_PERIOD_DAYS", default=30)
 
 # --- Accounts -----------------------------------------------------------------------------------------------------
 

@@ -25,6 +25,20 @@ def test_user_overrides_win_including_zero(make_user, settings):
     assert (generous.effective_storage_quota, generous.effective_run_limit) == (10**12, 8)
 
 
+@pytest.mark.parametrize("name", ["storage_quota_bytes", "max_concurrent_runs", "max_run_compute_seconds",
+                                  "compute_quota_seconds"])
+def test_each_limit_is_the_users_own_else_the_groups_else_the_sites(make_user, settings, name):
+    from accounts.models import LIMITS, QuotaGroup
+
+    setattr(settings, LIMITS[name], 11)
+    group = QuotaGroup.objects.create(name="Students", **{name: 22})
+    nobody, member, own = make_user(), make_user(quota_group=group), make_user(quota_group=group, **{name: 0})
+    assert (nobody.limit(name), member.limit(name), own.limit(name)) == (11, 22, 0)
+    group.__class__.objects.filter(pk=group.pk).update(**{name: None})
+    member.refresh_from_db()
+    assert member.limit(name) == 11  # an empty group field falls back to the site default
+
+
 def test_check_storage_allows_up_to_the_limit_and_refuses_beyond(make_user):
     user = make_user(storage_quota_bytes=5_000_000)
     check_storage(user, 2_000_000, used=3_000_000)  # exactly at the limit is allowed
