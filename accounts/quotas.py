@@ -1,7 +1,7 @@
 """Per-user limits: storage bytes and concurrent runs. Defaults in settings, per-user overrides on the User row.
 
 The storage check is here; the concurrent-run limit (``User.effective_run_limit``) is applied where runs are
-admitted, in ``analysis.services``."""
+admitted, in ``analysis.runs.services``."""
 
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ from django.template.defaultfilters import filesizeformat
 
 from projects.selectors import projects_visible_to
 
-from .models import LogLine, ManipulationRecipe, Result, Run, Step
-from .services import reclaim_unreferenced_results
+from analysis.models import LogLine, ManipulationRecipe, Result, Run, Step
+from analysis.runs.services import reclaim_unreferenced_results
 
 
 class StepInline(admin.TabularInline):

@@ -6,4 +6,4 @@ class AnalysisConfig(AppConfig):
     name = "analysis"
 
     def ready(self):
-        from . import tasks  # noqa: F401  registers the step tasks that services send by name
+        from analysis import tasks

@@ -11,9 +11,8 @@ read the Run and Step rows, never a task's return value.
 from celery import shared_task
 from celery.signals import worker_process_init
 
-from . import realtime, services
-from .runs import runner
-from .steps.queues import RUN_STEP_TASK
+from analysis.runs import realtime, runner, services
+from analysis.steps.queues import RUN_STEP_TASK
 
 
 @worker_process_init.connect

@@ -3,7 +3,13 @@ workspace of a run (Analysis, a neuron's page, Ablation, Manipulation, downloads
 
 from django.urls import path
 
-from .views import ablation, downloads, explore, manipulation, neuron, new_run, runs
+from analysis.workspace.ablation import views as ablation
+from analysis.workspace.downloads import views as downloads
+from analysis.workspace.explore import views as explore
+from analysis.workspace.manipulation import views as manipulation
+from analysis.workspace.neuron import views as neuron
+from analysis.runs import views as new_run
+from analysis.workspace.run import views as runs
 
 app_name = "analysis"
 

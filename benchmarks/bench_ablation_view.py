@@ -66,7 +66,7 @@ def main() -> None:
     import django
 
     django.setup()
-    from analysis.workspace import ablation_presenter
+    from analysis.workspace.ablation import presenter as ablation_presenter
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neurons", type=int, default=7 * 384)

@@ -20,9 +20,10 @@ from django.http import QueryDict  # noqa: E402
 
 from analysis.examples.grammar import PAST, PRESENT, with_tense  # noqa: E402
 from analysis.models import Run, StepKind  # noqa: E402
-from analysis.recipes import clean_recipe  # noqa: E402
-from analysis.workspace import RunView, manipulation_presenter  # noqa: E402
-from analysis.workspace.ablation_presenter import curves_of  # noqa: E402
+from analysis.workspace.recipes import clean_recipe  # noqa: E402
+from analysis.workspace import RunView
+from analysis.workspace.manipulation import presenter as manipulation_presenter
+from analysis.workspace.ablation.presenter import curves_of  # noqa: E402
 
 
 def tense_flips(run: Run, model, alpha: float, n_sentences: int) -> tuple[int, int, float]:

@@ -98,7 +98,7 @@ def main():
     args = parser.parse_args()
     env = prepare_environment("manipulation")
     user, project, model, corpus, session = setup(args.sentences)
-    from analysis import services
+    from analysis.runs import services
     from analysis.models import RunState, StepKind
     from analysis.workspace import ranking_of
     from tests.support.runs import succeeded_steps

@@ -2,10 +2,10 @@
 6 MLP layers × 1,536), prints a table:
 
 * the correlation of one neuron with every neuron of its model
-  (``analysis.workspace.neuron_presenter.pearson_against``, one pass over the store in row blocks), cold (pages dropped from this process; the OS page cache may still hold
+  (``analysis.workspace.neuron.presenter.pearson_against``, one pass over the store in row blocks), cold (pages dropped from this process; the OS page cache may still hold
   them) and warm, and the cached answer the page gets afterwards;
 * the correlation with word position (one column read);
-* the ranking CSV of all 11,904 neurons (``analysis.workspace.downloads_presenter.ranking_rows`` through the CSV
+* the ranking CSV of all 11,904 neurons (``analysis.workspace.downloads.presenter.ranking_rows`` through the CSV
   writer).
 
     /path/to/python benchmarks/bench_neuron.py [--store PATH_TO_A_COMPLETE_STORE] [--repeat 3]
@@ -78,8 +78,8 @@ def main() -> None:
 
     from analysis.engine.features import release_pages
     from analysis.engine.ranking import ranking_from_scores
-    from analysis.workspace.downloads_presenter import _Echo, ranking_rows
-    from analysis.workspace.neuron_presenter import _strongest, pearson_against
+    from analysis.workspace.downloads.presenter import _Echo, ranking_rows
+    from analysis.workspace.neuron.presenter import _strongest, pearson_against
 
     temporary = None
     if args.store:
@@ -147,7 +147,7 @@ def statistics_rows(folder: Path, store, repeat: int) -> list:
     from django.template.loader import render_to_string
 
     from analysis.engine.stats import NeuronStats
-    from analysis.workspace.neuron_presenter import histogram_chart, label_mean_rows
+    from analysis.workspace.neuron.presenter import histogram_chart, label_mean_rows
 
     loaded = {}
     out = [("statistics file load (once per process)",

@@ -313,7 +313,7 @@ def websocket_latency(url: str, run_id: int, cookie: str, lines: int = 150, gap:
     import websockets
     from django.db import connection
 
-    from analysis import services
+    from analysis.runs import services
 
     written: dict[int, float] = {}
     arrived: dict[int, float] = {}

@@ -140,7 +140,7 @@ def main():
     args = parser.parse_args()
     env = prepare_environment()
     user, project, model, corpus, secret = setup_project()
-    from analysis import services
+    from analysis.runs import services
     from analysis.models import Step, StepKind, StepState
 
     logs = Path(env["NEUROX_DATA_DIR"]) / "logs"

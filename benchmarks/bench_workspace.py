@@ -114,7 +114,7 @@ def build_run(users: int):
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.files.uploadedfile import SimpleUploadedFile
-    from analysis import services
+    from analysis.runs import services
     from neurox_site.celery import app
     from projects.models import Role
     from projects.services.attachments import attach_upload
@@ -168,7 +168,7 @@ def world_of(run):
     """The permission matrix's ``World`` for ``run`` (its kwargs fillers read it)."""
     from analysis import workspace
     from analysis.models import StepKind
-    from analysis.results import results_of
+    from analysis.workspace.results import results_of
     from tests.support.runs import succeeded_steps
     from tests.workspace_tests.test_permission_matrix import World
 

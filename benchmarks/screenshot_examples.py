@@ -22,8 +22,9 @@ from django.http import QueryDict  # noqa: E402
 
 from analysis.examples.grammar import PAST, PRESENT, with_tense  # noqa: E402
 from analysis.models import Run, StepKind  # noqa: E402
-from analysis.recipes import clean_recipe  # noqa: E402
-from analysis.workspace import RunView, manipulation_presenter, ranking_of  # noqa: E402
+from analysis.workspace.recipes import clean_recipe  # noqa: E402
+from analysis.workspace import RunView, ranking_of
+from analysis.workspace.manipulation import presenter as manipulation_presenter
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]

@@ -8,7 +8,7 @@ of Redis that delays wake-ups instead of ending every websocket.
 - **Redis down.** The consumers read the database (the truth) on a timer, so a lost wake-up costs at most that
   timer. What must not happen is the layer's error killing the websocket: ``receive`` waits and tries again
   while Redis cannot be reached, and ``group_add`` / ``group_discard`` / ``group_send`` failures are the
-  caller's to soften (``analysis.consumers``).
+  caller's to soften (``analysis.runs.consumers``).
 """
 
 from __future__ import annotations

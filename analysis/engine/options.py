@@ -3,8 +3,8 @@ value against its declaration.
 
 A method's or a curve's options are a tuple of Options: name, type, range, choices, default and help. The
 platform derives from them what a run request may set and the messages it refuses with
-(``analysis.services``), the API's schema (``analysis.serializers``) and the new-analysis form
-(``analysis.forms``); nothing there restates a range.
+(``analysis.runs.services``), the API's schema (``analysis.runs.serializers``) and the new-analysis form
+(``analysis.runs.forms``); nothing there restates a range.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What a worker does with a step, whatever its kind: claim it, call its type's ``compute`` (``analysis.steps``)
-with a Job wired to the Step row, and finish, fail or stop it through ``analysis.services``, with one message a
+with a Job wired to the Step row, and finish, fail or stop it through ``analysis.runs.services``, with one message a
 person can act on when it fails. Nothing here holds a transaction while computing.
 
 The Job adapter writes progress to the Step row at most every ``PROGRESS_EVERY`` seconds (and at the end),
@@ -19,14 +19,14 @@ import time
 from django.conf import settings
 from django.db import connection
 
-from analysis import services
+from analysis.runs import services
 from analysis.engine.formats import CorpusError
 from analysis.engine.jobs import Cancelled, Job
 from analysis.engine.loading import ModelLoadError, UnsupportedArchitecture
 from analysis.engine.modeldir import ModelDirError
 from analysis.engine.store import StoreError
 from analysis.models import Step, results_root
-from analysis.realtime import configure_torch_threads
+from analysis.runs.realtime import configure_torch_threads
 from analysis.steps import step_type
 from analysis.steps.storage import tree_bytes
 from analysis.steps.versions import library_versions
@@ -149,7 +149,7 @@ def execute(step_id: int, worker: str) -> str:
         with beating:
             relative, meta = step_type(step.kind).compute(step, adapter.job())
         adapter.close()
-        # the one place a result records what computed it (shown by analysis.provenance)
+        # the one place a result records what computed it (shown by analysis.steps.provenance)
         meta = {**meta, "versions": library_versions()}
         services.finish_step(step, relative, tree_bytes(results_root() / relative), meta)
         return "succeeded"

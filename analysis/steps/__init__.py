@@ -7,8 +7,8 @@ from importlib import import_module
 
 from django.conf import settings
 
-from . import crossmodel, extract, model_ablation, probe_ablation, ranking, statistics  # noqa: F401 — they register
-from .registry import CPU, GPU, Download, StepType, register, step_type, step_types, unregister
+from analysis.steps import crossmodel, extract, model_ablation, probe_ablation, ranking, statistics
+from analysis.steps.registry import CPU, GPU, Download, StepType, register, step_type, step_types, unregister
 
 for _module in getattr(settings, "NEUROX_STEP_MODULES", ()):
     import_module(_module)

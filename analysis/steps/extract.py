@@ -6,9 +6,9 @@ from django.conf import settings
 
 from analysis.models import ResultKind, results_root
 
-from .commands import ENGINE
-from .registry import GPU, Download, StepType, register
-from .storage import stores_root
+from analysis.steps.commands import ENGINE
+from analysis.steps.registry import GPU, Download, StepType, register
+from analysis.steps.storage import stores_root
 
 
 @register

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from analysis.models import ResultKind, results_root
 
-from .commands import ENGINE, test_set_arguments
-from .registry import GPU, Download, StepType, register
-from .storage import open_store, publish_json, read_json
+from analysis.steps.commands import ENGINE, test_set_arguments
+from analysis.steps.registry import GPU, Download, StepType, register
+from analysis.steps.storage import open_store, publish_json, read_json
 
 
 def read_test_set(test_set_row):

@@ -6,21 +6,21 @@ services already)."""
 
 from __future__ import annotations
 
-from .registry import step_type
+from analysis.steps.registry import step_type
 
 RUN_STEP_TASK = "analysis.tasks.run_step"
 
 
 def send_step(kind: str, step_id: int, task_id: str) -> None:
     """Send the step's message (eager in tests: the registered task runs in-process)."""
-    from neurox_site.celery import app
+    from celery import current_app as app  # the project's app (neurox_site/__init__ loads it)
 
     app.tasks[RUN_STEP_TASK].apply_async(args=[step_id], task_id=task_id, queue=step_type(kind).queue)
 
 
 def messages_waiting(queue: str) -> int | None:
     """How many messages the broker holds for ``queue`` (not yet taken by a worker); None when unknown."""
-    from neurox_site.celery import app
+    from celery import current_app as app  # the project's app (neurox_site/__init__ loads it)
 
     try:
         with app.connection_for_read() as connection:

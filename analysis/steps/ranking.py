@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from analysis.models import ResultKind, results_root
 
-from .commands import ENGINE, selection_flags
-from .registry import CPU, Download, StepType, register
-from .storage import open_store, publish_json, read_json
+from analysis.steps.commands import ENGINE, selection_flags
+from analysis.steps.registry import CPU, Download, StepType, register
+from analysis.steps.storage import open_store, publish_json, read_json
 
 
 @register

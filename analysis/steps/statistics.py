@@ -6,9 +6,9 @@ from pathlib import Path
 
 from analysis.models import ResultKind, results_root
 
-from .commands import CACHE_DIR, ENGINE
-from .registry import CPU, Download, StepType, register
-from .storage import open_store, publish_folder
+from analysis.steps.commands import CACHE_DIR, ENGINE
+from analysis.steps.registry import CPU, Download, StepType, register
+from analysis.steps.storage import open_store, publish_folder
 
 
 @register

@@ -2,7 +2,7 @@
 
 from django import template
 
-from ..provenance import provenance_of
+from analysis.steps.provenance import provenance_of
 
 register = template.Library()
 

@@ -26,9 +26,9 @@ from threading import Lock
 
 from django.http import Http404
 
-from .. import selectors
-from ..models import Result, ResultKind, ResultState, Run, Step, StepState, results_root
-from ..steps.registry import step_type
+from analysis.runs import selectors
+from analysis.models import Result, ResultKind, ResultState, Run, Step, StepState, results_root
+from analysis.steps.registry import step_type
 
 REMOVED_MODEL = "removed model"  # the name of a run's model that is no longer in its project
 
@@ -129,7 +129,7 @@ def statistics_of(step: Step):
 def store_of(store_key: str):
     """The memory-mapped activation store ``store_key`` (only the rows a page reads are read from disk);
     ``RuntimeError`` saying how to get it back when its files are gone."""
-    from ..steps.storage import open_store
+    from analysis.steps.storage import open_store
 
     return loaded.get(f"store:{store_key}", lambda: open_store(store_key))
 

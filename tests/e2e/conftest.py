@@ -14,7 +14,7 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import Run, Step, StepKind
 from tests.assets import skip_or_fail_in_ci
 from tests.e2e.server import ServerProcess

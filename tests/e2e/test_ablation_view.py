@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import RunState
 from tests.support.browser import sign_in
 from tests.support.runs import request_for

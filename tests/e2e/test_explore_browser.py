@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import Page, expect
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import StepKind
 from tests.support.browser import sign_in
 from tests.support.runs import request_for

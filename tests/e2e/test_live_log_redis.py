@@ -25,7 +25,7 @@ from django.test import Client
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as websocket_connect
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import Run, Step, StepKind
 from tests.assets import skip_or_fail_in_ci
 from tests.e2e.server import ServerProcess

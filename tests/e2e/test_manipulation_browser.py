@@ -12,7 +12,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from analysis import services
+from analysis.runs import services
 from tests.support.browser import sign_in
 from tests.support.runs import request_for
 

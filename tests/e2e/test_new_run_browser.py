@@ -83,7 +83,7 @@ def test_the_run_page_becomes_the_way_into_the_views_when_the_run_finishes(page:
 
     from django.utils import timezone
 
-    from analysis import services
+    from analysis.runs import services
     from analysis.models import RunState, Step, StepKind
 
     run = Run.objects.create(project=people["project"], created_by=people["owner"], request={}, state="running")

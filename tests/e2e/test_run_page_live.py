@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import RunState, Step
 from tests.support.browser import sign_in
 

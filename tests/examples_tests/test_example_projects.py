@@ -8,7 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from analysis.example_projects import EXAMPLES_USERNAME, load_examples
+from analysis.runs.example_projects import EXAMPLES_USERNAME, load_examples
 from analysis.models import Run, RunState, StepKind
 from projects.models import ModelUpload, Project
 from projects.selectors import projects_visible_to, role_of
@@ -110,7 +110,7 @@ def test_the_command_refuses_an_unknown_example(example_folders):
 
 
 def test_the_examples_account_gets_the_quotas_the_catalogue_needs_on_every_load_keeping_larger_ones():
-    from analysis.example_projects import EXAMPLES_STORAGE_BYTES, examples_account
+    from analysis.runs.example_projects import EXAMPLES_STORAGE_BYTES, examples_account
     from analysis.examples.catalogue import EXAMPLES
 
     account = UserFactory(username=EXAMPLES_USERNAME, max_concurrent_runs=1, storage_quota_bytes=10**9)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from django.core.management import call_command
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import Result, Run
 from tests.factories import UserFactory
 from tests.support.runs import request_for

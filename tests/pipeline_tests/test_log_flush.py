@@ -56,7 +56,7 @@ def test_a_line_logged_before_a_quiet_computation_is_written_within_a_second(peo
 
 
 def test_flush_if_due_writes_a_batch_only_once_it_has_waited_its_time(people, django_assert_num_queries):
-    from analysis.services import LogBuffer
+    from analysis.runs.services import LogBuffer
 
     run = Run.objects.create(project=people["project"], created_by=people["owner"], request={})
     buffer = LogBuffer(run.pk, None, every=0.2)

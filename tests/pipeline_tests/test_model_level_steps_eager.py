@@ -8,7 +8,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from analysis import results, services
+from analysis.workspace import results
+from analysis.runs import services
 from analysis.engine.model_ablation import PROBE_METRIC
 from analysis.models import LogLine, Result, Run, RunState, Step, StepKind, StepState
 from projects.services.attachments import attach_upload

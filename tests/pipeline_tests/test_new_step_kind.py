@@ -14,7 +14,7 @@ from collections import Counter
 import pytest
 from rest_framework.test import APIClient
 
-from analysis import services
+from analysis.runs import services
 from analysis.engine.hashing import sha256_json
 from analysis.models import Result, ResultKind, RunState, StepState, results_root
 from analysis.steps.registry import CPU, Download, StepType, register

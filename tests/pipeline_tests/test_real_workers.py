@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from analysis import services, tasks
+from analysis import tasks
+from analysis.runs import services
 from analysis.models import Result, RunState, Step, StepKind, StepState
 from neurox_site.celery import app
 from projects.services.attachments import attach_upload

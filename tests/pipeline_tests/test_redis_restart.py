@@ -15,7 +15,7 @@ import pytest
 from django.db.models import Q
 from kombu import pools
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import RunState, Step, StepKind, StepState
 from neurox_site.celery import app
 from projects.services.attachments import attach_upload
@@ -129,7 +129,7 @@ def test_a_run_created_while_redis_is_down_is_stored_queued_and_sent_once_redis_
     app.conf.task_always_eager = False
     try:
         private_redis.kill()
-        with caplog.at_level("WARNING", logger="analysis.services"):
+        with caplog.at_level("WARNING", logger="analysis.runs.services"):
             run = services.create_run(people["owner"], people["project"], request_for(attached))  # no error
         extract = run.steps.get(kind=StepKind.EXTRACT)
         assert extract.state == StepState.QUEUED

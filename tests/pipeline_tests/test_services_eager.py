@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import LogLine, Result, ResultState, Run, RunState, Step, StepKind, StepState
 
 from tests.support.runs import request_for, two_runs_over_a_limit_of_one
@@ -339,7 +339,7 @@ def test_runs_are_visible_to_members_only(people, attached, django_capture_on_co
     from django.contrib.auth.models import AnonymousUser
     from django.http import Http404
 
-    from analysis import selectors
+    from analysis.runs import selectors
 
     with django_capture_on_commit_callbacks(execute=False):
         run = services.create_run(people["owner"], people["project"], request_for(attached))

@@ -8,8 +8,7 @@ from types import SimpleNamespace
 import pytest
 from django.core.exceptions import ValidationError
 
-from analysis import services
-from analysis.runs import runner
+from analysis.runs import runner, services
 from analysis.engine.formats import CorpusError
 from analysis.engine.loading import ModelLoadError
 from analysis.engine.store import StoreError

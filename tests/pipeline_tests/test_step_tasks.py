@@ -21,7 +21,7 @@ def test_every_step_kind_has_a_type_on_a_worker_queue_and_one_task_runs_them_all
 
 
 def test_services_do_not_import_the_tasks_module():
-    tree = ast.parse(Path("analysis/services.py").read_text())
+    tree = ast.parse(Path("analysis/runs/services.py").read_text())
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
                  for alias in node.names}

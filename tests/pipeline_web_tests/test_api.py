@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import LogLine, Run, RunState, Step, StepKind, StepState
 from tests.support.clients import api_client_for
 from tests.support.roles import MEMBERS, ROLES, WRITERS, expected_status

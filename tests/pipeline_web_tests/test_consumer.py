@@ -13,7 +13,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections
 from django.test import Client
 
-from analysis import consumers, services
+from analysis.runs import consumers, services
 from analysis.models import Run, RunState, Step, StepKind
 from neurox_site.asgi import application
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import LogLine, Run, RunState, Step
 from tests.support.clients import client_for
 from tests.support.roles import MEMBERS, ROLES, WRITERS, page_status

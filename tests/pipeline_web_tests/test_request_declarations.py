@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from analysis import services
+from analysis.runs import services
 from analysis.engine import crossmodel, methods, model_ablation, probe_ablation
 from analysis.engine.options import Option
 from analysis.models import Run, RunState, StepKind

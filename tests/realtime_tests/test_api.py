@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from analysis import realtime
+from analysis.runs import realtime
 from tests.support.clients import api_client_for
 
 pytestmark = pytest.mark.django_db

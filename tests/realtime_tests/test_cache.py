@@ -1,6 +1,6 @@
 """The realtime worker's model LRU: bounded by bytes, least recently used evicted first."""
 
-from analysis.realtime import ModelCache
+from analysis.runs.realtime import ModelCache
 
 
 def loader(calls, name):

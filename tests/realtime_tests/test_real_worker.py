@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from analysis import realtime
+from analysis.runs import realtime
 from tests.support.real_workers import REAL_WORKER_MARKS
 
 pytestmark = REAL_WORKER_MARKS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analysis import services
+from analysis.runs import services
 
 
 def request_for(attached, **overrides):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analysis import realtime, services
+from analysis.runs import realtime, services
 from analysis.workspace import loaded
 from projects.services.attachments import attach_upload
 from tests.support.runs import request_for

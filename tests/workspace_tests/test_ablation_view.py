@@ -13,7 +13,7 @@ from html import unescape
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import StepKind, StepState
 from analysis.workspace import document_of
 from projects.services.attachments import attach_upload

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from django.http import StreamingHttpResponse
 
-from analysis.workspace.downloads_presenter import hdf5_path
+from analysis.workspace.downloads.presenter import hdf5_path
 from analysis.models import StepKind
 from analysis.workspace import document_of, ranking_of, statistics_of, store_of
 from tests.support.clients import api_client_for, client_for

@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from django.core.cache import cache
 
-from analysis import realtime, workspace
+from analysis import workspace
+from analysis.runs import realtime
 from analysis.engine.confidence import method_agreement
 from analysis.models import StepKind
-from analysis.workspace import explore_presenter
+from analysis.workspace.explore import presenter as explore_presenter
 from tests.support.clients import client_for
 
 pytestmark = pytest.mark.django_db
@@ -182,7 +183,7 @@ def test_adding_and_removing_a_neuron_round_trips_through_the_url(people, finish
 
 def test_the_pool_holds_at_most_the_limit(people, finished_run, monkeypatch):
     monkeypatch.setattr(explore_presenter, "POOL_LIMIT", 2)
-    monkeypatch.setattr("analysis.views.explore.POOL_LIMIT", 2)
+    monkeypatch.setattr("analysis.workspace.explore.views.POOL_LIMIT", 2)
     html = client_for(people, "viewer").get(url(finished_run, "workbench/", "pools=L0:1,L0:2")).content.decode()
     assert "The pool is full (2 neurons)" in text(html) and "Add " not in text(html)
 

@@ -9,10 +9,11 @@ from html import unescape
 
 import pytest
 
-from analysis import services, workspace
+from analysis import workspace
+from analysis.runs import services
 from analysis.engine.confidence import method_agreement
 from analysis.models import RunState, StepKind
-from analysis.workspace import explore_presenter
+from analysis.workspace.explore import presenter as explore_presenter
 from tests.support.clients import client_for
 from tests.support.runs import request_for
 

@@ -8,9 +8,10 @@ from html import unescape
 
 from django.core.cache import cache
 
-from analysis import realtime, workspace
+from analysis import workspace
+from analysis.runs import realtime
 from analysis.models import StepKind
-from analysis.workspace import explore_presenter
+from analysis.workspace.explore import presenter as explore_presenter
 from tests.support.clients import client_for
 from tests.support.real_workers import REAL_WORKER_MARKS
 

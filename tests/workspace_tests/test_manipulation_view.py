@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from django.urls import reverse
 
-from analysis import realtime
+from analysis.runs import realtime
 from analysis.models import RunState, StepKind
-from analysis.recipes import clean_recipe
-from analysis.workspace import RunView, manipulation_presenter, ranking_of, statistics_of
+from analysis.workspace.recipes import clean_recipe
+from analysis.workspace import RunView, ranking_of, statistics_of
+from analysis.workspace.manipulation import presenter as manipulation_presenter
 from tests.support.clients import client_for
 from tests.support.roles import ROLES
 from tests.support.runs import succeeded_steps
@@ -236,7 +237,7 @@ def test_permission_matrix_page_and_partial(people, manip_run, who):
 
 
 def test_a_run_without_activations_says_so(people, attached, django_capture_on_commit_callbacks):
-    from analysis import services
+    from analysis.runs import services
     from tests.support.runs import request_for
 
     with django_capture_on_commit_callbacks(execute=False):
@@ -248,7 +249,7 @@ def test_a_run_without_activations_says_so(people, attached, django_capture_on_c
 @pytest.mark.parametrize("arch,task,neuron_set", [("gpt2", "generation", "L"), ("marian", "translation", "enc.L")])
 def test_text_models_show_generated_text_side_by_side(people, folders, arch, task, neuron_set, tmp_path,
                                                       django_capture_on_commit_callbacks, monkeypatch):
-    from analysis import services
+    from analysis.runs import services
     from projects.services.attachments import attach_upload
     from tests.support.tiny_models import make_tiny_model
     from tests.support.uploads import upload_corpus, upload_model

@@ -10,7 +10,8 @@ import pytest
 
 from analysis.engine.neurons import NeuronId
 from analysis.models import StepKind
-from analysis.workspace import RunView, loaded, neuron_presenter, ranking_of, statistics_of, store_of
+from analysis.workspace import RunView, loaded, ranking_of, statistics_of, store_of
+from analysis.workspace.neuron import presenter as neuron_presenter
 from tests.support.clients import client_for
 from tests.support.roles import MEMBERS, ROLES, page_status
 from tests.support.urls import run_page_url
@@ -200,7 +201,7 @@ def test_links_keep_the_view_state_and_add_to_the_pool(people, finished_run):
 
 
 def test_a_run_without_statistics_says_so(people, attached, django_capture_on_commit_callbacks):
-    from analysis import services
+    from analysis.runs import services
     from tests.support.runs import request_for
 
     with django_capture_on_commit_callbacks(execute=True):

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from analysis import estimates, services
+from analysis.runs import estimates, services
 from analysis.models import LogLine, Result, ResultKind, Run, Step, StepKind
 from analysis.workspace import ranking_of
 from tests.support.clients import client_for

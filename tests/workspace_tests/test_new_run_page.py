@@ -12,7 +12,7 @@ from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
-from analysis import consumers, selectors, services
+from analysis.runs import consumers, selectors, services
 from analysis.models import Run, RunState, Step, StepKind
 from neurox_site.asgi import application
 from tests.support.clients import client_for

@@ -31,7 +31,7 @@ from rest_framework.test import APIClient
 
 from analysis import api_urls, urls, workspace
 from analysis.models import StepKind
-from analysis.results import results_of
+from analysis.workspace.results import results_of
 from tests.support.clients import api_client_for, client_for
 from tests.support.roles import ROLES, WRITERS
 from tests.support.runs import request_for, succeeded_steps
@@ -360,7 +360,7 @@ def test_each_role_gets_what_the_table_says(key, world):
 
 def test_the_matrix_catches_a_stranger_who_sees_a_run(world, monkeypatch):
     """The check itself: were the one permission path to let a stranger see the run, it would say so."""
-    from analysis import selectors
+    from analysis.runs import selectors
 
     monkeypatch.setattr(selectors, "run_for", lambda user, run_pk: world.run)
     problem = check("page:run-analysis", "GET", READ(), "stranger", world)

@@ -12,7 +12,7 @@ import pytest
 
 from analysis.engine.cli import build_parser, main
 from analysis.models import Result, StepKind
-from analysis.provenance import provenance_of
+from analysis.steps.provenance import provenance_of
 from analysis.steps.versions import engine_version
 from analysis.steps.commands import ENGINE
 from analysis.workspace import ranking_of

@@ -22,9 +22,9 @@ from tests.support.urls import run_page_url
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_results_cache")]
 
-READ_SIDE = ["analysis.workspace", "analysis.results", "analysis.recipes", "analysis.views.explore",
-             "analysis.views.neuron", "analysis.views.ablation", "analysis.views.manipulation",
-             "analysis.views.downloads"]
+READ_SIDE = ["analysis.workspace", "analysis.workspace.results", "analysis.workspace.recipes", "analysis.workspace.explore.views",
+             "analysis.workspace.neuron.views", "analysis.workspace.ablation.views", "analysis.workspace.manipulation.views",
+             "analysis.workspace.downloads.views"]
 WORKER_SIDE = {"analysis.tasks", "analysis.runs.runner"}
 OURS = ("analysis", "projects", "accounts", "neurox_site")
 
@@ -107,5 +107,5 @@ def test_the_read_side_never_imports_the_worker_side():
         parts = module.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # importing a module imports its packages
         todo += sorted(_imports(module))
-    assert "analysis.workspace.explore_presenter" in seen and "analysis.steps.registry" in seen
+    assert "analysis.workspace.explore.presenter" in seen and "analysis.steps.registry" in seen
     assert not seen & WORKER_SIDE, sorted(seen & WORKER_SIDE)

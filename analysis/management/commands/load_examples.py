@@ -3,7 +3,7 @@ their runs; safe to run again (everything already there is reused)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from analysis.example_projects import load_examples
+from analysis.runs.example_projects import load_examples
 from analysis.examples.catalogue import EXAMPLES
 
 

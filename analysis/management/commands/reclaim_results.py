@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 from django.template.defaultfilters import filesizeformat
 
-from analysis.services import reclaim_unreferenced_results
+from analysis.runs.services import reclaim_unreferenced_results
 
 
 class Command(BaseCommand):

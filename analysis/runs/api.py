@@ -1,7 +1,8 @@
-"""REST endpoints for runs (under /api/v1/): start a run for a project, read it and its steps, page through its
-log, cancel, retry, and read its results.
+"""REST endpoints of the pipeline (under /api/v1/): start a run for a project, read it and its steps, page through
+its log, cancel, retry; and the realtime path. The run's results, downloads and recipes are the read side's
+(``analysis.workspace.api``).
 
-Thin: runs are found through ``analysis.selectors`` (a stranger gets 404) and changed by ``analysis.services``
+Thin: runs are found through ``analysis.runs.selectors`` (a stranger gets 404) and changed by ``analysis.runs.services``
 (a viewer who tries to write gets 403), the same functions the HTML pages call. A script can start a run, go
 away, and read it later by id.
 """
@@ -19,19 +20,9 @@ from rest_framework.response import Response
 
 from projects.selectors import project_for
 
-from . import realtime, selectors, services
-from .models import ManipulationRecipe, Run
-from .results import result_file, results_of
-from .serializers import (
-    LogPageSerializer,
-    ManipulationRecipeSerializer,
-    RunRequestSerializer,
-    RunSerializer,
-    RunSummarySerializer,
-    StepResultSerializer,
-)
-from .workspace import RunView
-from .workspace.downloads_presenter import download_response
+from analysis.models import Run
+from analysis.runs import realtime, selectors, services
+from analysis.runs.serializers import LogPageSerializer, RunRequestSerializer, RunSerializer, RunSummarySerializer
 
 LOG_PAGE_LIMIT = 1000
 
@@ -161,50 +152,6 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             raise _conflict(error) from None
         return Response(RunSerializer(run).data)
 
-    @extend_schema(summary="Results of the run's finished steps: rankings (with confidence) and curves as JSON, "
-                   "statistics and activations as files to download",
-                   responses={200: StepResultSerializer(many=True), 404: NOT_FOUND})
-    @action(detail=True, methods=["get"], pagination_class=None)
-    def results(self, request, pk=None):
-        run = self.get_object()
-        found = [{**vars(result), "files": [
-            {"name": name, "bytes": path.stat().st_size,
-             "url": reverse("api-run-result-file", args=[run.pk, result.step, name])}
-            for name, path in result.files.items()]} for result in results_of(run)]
-        return Response(StepResultSerializer(found, many=True).data)
-
-
-@extend_schema(summary="Download one file of a run's result", parameters=[
-    OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="A name from the result's "
-                     "`files` listing.")],
-    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: NOT_FOUND})
-class RunResultFileViewSet(viewsets.GenericViewSet):
-    def get_queryset(self):  # for the schema generator only: the action reads through selectors
-        return Run.objects.none()
-
-    def retrieve(self, request, run_pk=None, step_pk=None, name=None):
-        run = selectors.run_for(request.user, run_pk)
-        path = result_file(run, step_pk, name)
-        return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
-
-
-@extend_schema(summary="Download a result of the run in one format (members)", description=(
-    "Rankings: `ranking.csv` (neuron, rank, score, rank interval, rank per label) or `ranking.json`; statistics: "
-    "`statistics.csv`, `stats.npz`, `stats.json`; curves: `curve.csv`, `curve.json`; activations (an "
-    "extraction step, `set` = neuron set, default the first): `activations.hdf5` (NeuroX HDF5, built once on "
-    "first request), `activations.jsonl`, `activations.json` (NeuroX JSON). CSV and JSON lines are streamed."),
-    parameters=[OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH, description="The format."),
-                OpenApiParameter("set", OpenApiTypes.STR, OpenApiParameter.QUERY, required=False,
-                                 description="Activations: the neuron set (e.g. hidden, mlp).")],
-    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: NOT_FOUND})
-class RunDownloadViewSet(viewsets.GenericViewSet):
-    def get_queryset(self):  # for the schema generator only: the action reads through selectors
-        return Run.objects.none()
-
-    def retrieve(self, request, run_pk=None, step_pk=None, name=None):
-        view = RunView.of(selectors.run_for(request.user, run_pk))
-        return download_response(view, step_pk, name, request.query_params.get("set"))
-
 
 # ------------------------------------------------------------------------------------------------ realtime path
 
@@ -313,56 +260,3 @@ class RealtimeManipulateView(RealtimeView):
                                                   {"neuron": "mlp.L2:5", "operation": "scale", "value": 3}]})])
     def post(self, request, project_pk=None):
         return super().post(request, project_pk)
-
-
-# ------------------------------------------------------------------------------------------------ manipulation recipes
-
-
-@extend_schema_view(
-    list=extend_schema(summary="The project's saved manipulation recipes (any member)",
-                       responses={200: ManipulationRecipeSerializer(many=True), 404: NOT_FOUND}),
-    retrieve=extend_schema(summary="One saved manipulation recipe (any member)",
-                           responses={200: ManipulationRecipeSerializer, 404: NOT_FOUND}),
-    create=extend_schema(summary="Save a manipulation recipe (owners and editors)",
-                         request=ManipulationRecipeSerializer,
-                         responses={201: ManipulationRecipeSerializer,
-                                    400: OpenApiResponse(description="What to change, by field (recipe "
-                                                         "errors under `recipe`); nothing was saved."),
-                                    403: FORBIDDEN, 404: NOT_FOUND}),
-    destroy=extend_schema(summary="Delete a manipulation recipe (owners and editors)",
-                          responses={204: None, 403: FORBIDDEN, 404: NOT_FOUND}),
-)
-class ManipulationRecipeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                                mixins.DestroyModelMixin, viewsets.GenericViewSet):
-    serializer_class = ManipulationRecipeSerializer
-    lookup_value_converter = "int"
-
-    def _project(self, write=False):
-        return project_for(self.request.user, self.kwargs["project_pk"], write=write)
-
-    def get_queryset(self):
-        if _fake(self):
-            return ManipulationRecipe.objects.none()
-        return self._project().manipulation_recipes.select_related("created_by")
-
-    def get_serializer_context(self):
-        context = super().get_serializer_context()
-        if not _fake(self) and self.action == "create":
-            context["project"] = self._project(write=True)
-        return context
-
-    def perform_create(self, serializer):
-        """The serializer checked the request; the service checks the recipe again as it stores it (the one
-        rule, ``analysis.recipes``: a clean recipe passes unchanged)."""
-        from .recipes import RecipeError
-
-        data = serializer.validated_data
-        try:
-            serializer.instance = services.create_recipe(self.request.user, serializer.context["project"],
-                                                         name=data["name"], recipe=data["recipe"], run=data["run"])
-        except RecipeError as error:
-            raise exceptions.ValidationError({"recipe": [error.message]}) from None
-
-    def perform_destroy(self, instance):
-        self._project(write=True)
-        services.delete_recipe(self.request.user, instance)

@@ -1,5 +1,5 @@
 """The rule of a ManipulationRecipe (``analysis.models``): its one JSON shape and its one check, for the
-Manipulation page, the form that saves a recipe, the API and the services that store it.
+Manipulation page, the form that saves a recipe, the API, and its writes (:func:`create_recipe`, :func:`delete_recipe`).
 
 A recipe is ``{"model": id, "sentence": "...", "corpus_sentence": index | null, "edits": [{"neuron": "L3:117",
 "operation": "clamp" | "scale" | "shift", "value": 1.5}], "positions": {"mode": "all"} | {"mode": "label",
@@ -12,8 +12,11 @@ from __future__ import annotations
 import math
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 
-from .workspace import POOL_LIMIT, RunView
+from analysis.models import ManipulationRecipe
+from analysis.workspace import POOL_LIMIT, RunView
+from projects.selectors import can_write
 
 SLIDER_OPERATIONS = ("clamp", "scale", "shift")
 POSITION_MODES = ("all", "label", "words")  # where the edits act: every word, the words with a label, chosen words
@@ -151,3 +154,24 @@ def _word_positions(value, field: str, length: int, what: str) -> list[int]:
                                               for i in value):
         raise RecipeError(field, f"{what} lists word positions from 0 to {length - 1}.")
     return sorted(set(value))
+
+
+# ------------------------------------------------------------------------------------------------ the writes
+# For the Manipulation page and the API alike.
+
+def create_recipe(user, project, *, name, recipe, run=None):
+    """Save a manipulation recipe of ``project`` (owners and editors), made with ``run`` (or none), after the
+    recipe's one check. ``PermissionDenied`` for a viewer; ``RecipeError`` (nothing stored) says what to change."""
+    if not can_write(user, project):
+        raise PermissionDenied("Viewers cannot save recipes; ask an owner for the editor role.")
+    if run is not None and run.project_id != project.pk:
+        raise RecipeError("run", "Not a run of this project.")
+    return ManipulationRecipe.objects.create(project=project, run=run, created_by=user, name=clean_name(name),
+                                             recipe=clean_recipe(project, recipe, run))
+
+
+def delete_recipe(user, recipe) -> None:
+    """Delete a saved manipulation recipe (owners and editors of its project); ``PermissionDenied`` for a viewer."""
+    if not can_write(user, recipe.project):
+        raise PermissionDenied("Viewers cannot delete recipes; ask an owner for the editor role.")
+    recipe.delete()

@@ -1,6 +1,6 @@
 """The Analysis view of a run: the page, and the partials htmx swaps into it (rankings, neuron list, the
 workbench of neuron list + pool + activation map, the map alone, typed-text search). Thin: parse the URL state,
-call ``analysis.workspace.explore_presenter``, render. Every panel's state is in the query string
+call ``analysis.workspace.explore.presenter``, render. Every panel's state is in the query string
 (``ViewState``): each control asks for its partial with the whole state, and the partial's answer moves the
 address bar to the page with that same query (the ``HX-Push-Url`` header), so the URL is always the shareable view.
 Without JavaScript the same links and forms load the whole page."""
@@ -12,8 +12,9 @@ from urllib.parse import parse_qsl
 from django.shortcuts import render
 from django.urls import reverse
 
-from ..models import RunState
-from ..workspace import POOL_LIMIT, ViewState, explore_presenter, run_view_for
+from analysis.models import RunState
+from analysis.workspace import POOL_LIMIT, ViewState, run_view_for
+from analysis.workspace.explore import presenter as explore_presenter
 
 
 class _Page:

@@ -25,9 +25,9 @@ import numpy as np
 from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.utils.text import slugify
 
-from ..models import ResultKind, Step, results_root
-from ..steps.registry import Download, step_type
-from .run_view import RunView, builds, document_of, ranking_of, ready_result, statistics_of, store_of
+from analysis.models import ResultKind, Step, results_root
+from analysis.steps.registry import Download, step_type
+from analysis.workspace.run_view import RunView, builds, document_of, ranking_of, ready_result, statistics_of, store_of
 
 EXPORTS = "exports"
 
@@ -143,7 +143,7 @@ def estimated_bytes(store, neuron_set: str, fmt: str) -> int:
 
 def prepared_hdf5(store, store_key: str, neuron_set: str) -> Path:
     """The HDF5 export of the store's ``neuron_set``, built on first request (atomically) and kept."""
-    from ..engine.interchange import export_hdf5
+    from analysis.engine.interchange import export_hdf5
 
     target = hdf5_path(store_key, neuron_set)
     if not target.is_file():
@@ -202,7 +202,7 @@ def download_response(view: RunView, step_id: int, name: str, neuron_set: str | 
 
 def _activations(view: RunView, step: Step, fmt: Download, neuron_set: str | None):
     """An extraction's activations of one neuron set, in NeuroX's formats."""
-    from ..engine.interchange import jsonl_lines
+    from analysis.engine.interchange import jsonl_lines
 
     ready_result(step)  # 404 unless the store is ready
     try:

@@ -1,7 +1,7 @@
 """REST serializers for runs, their steps, log lines and results.
 
 They describe the shape of requests and answers; what a run may ask for is decided by
-``analysis.services.validate_request``, whose messages reach the client unchanged. The schema of what each
+``analysis.runs.services.validate_request``, whose messages reach the client unchanged. The schema of what each
 ranking method, cross-model method and ablation may set is made from the engine's declarations of their
 options (:class:`analysis.engine.options.Option`), the same ones the service checks against.
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from . import selectors
-from .engine.crossmodel import METHODS as CROSSMODEL_METHODS
-from .engine.methods import BOOTSTRAP, CONSENSUS, CONSENSUS_MIN_BOOTSTRAP, METHODS
-from .engine.model_ablation import OPTIONS as MODEL_ABLATION_OPTIONS
-from .engine.options import Option
-from .engine.probe_ablation import OPTIONS as PROBE_ABLATION_OPTIONS
-from .models import LogLine, Run, Step
+from analysis.runs import selectors
+from analysis.engine.crossmodel import METHODS as CROSSMODEL_METHODS
+from analysis.engine.methods import BOOTSTRAP, CONSENSUS, CONSENSUS_MIN_BOOTSTRAP, METHODS
+from analysis.engine.model_ablation import OPTIONS as MODEL_ABLATION_OPTIONS
+from analysis.engine.options import Option
+from analysis.engine.probe_ablation import OPTIONS as PROBE_ABLATION_OPTIONS
+from analysis.models import LogLine, Run, Step
 
 _TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
@@ -233,49 +233,3 @@ class StepResultSerializer(serializers.Serializer):
                                  help_text="Rankings (with confidence when resampled) and curves as JSON; null "
                                  "for results that are arrays (download their files).")
     files = ResultFileSerializer(many=True)
-
-
-class ManipulationRecipeSerializer(serializers.ModelSerializer):
-    """A saved manipulation. ``recipe`` is checked by ``analysis.recipes.clean_recipe`` (the same check
-    as the Manipulation view's save form); its messages come back under ``recipe``."""
-
-    created_by = serializers.CharField(source="created_by.username", read_only=True)
-    name = serializers.CharField(allow_blank=True, help_text="At most 120 characters.")
-    run = serializers.IntegerField(source="run_id", required=False, allow_null=True,
-                                   help_text="A run of the project (for a corpus sentence or label positions).")
-    recipe = serializers.JSONField(help_text="{\"model\": id, \"sentence\": text, \"corpus_sentence\": index or "
-                                   "null, \"edits\": [{\"neuron\": \"L3:117\", \"operation\": \"clamp\" | \"scale\" "
-                                   "| \"shift\", \"value\": number}], \"positions\": {\"mode\": \"all\"} | "
-                                   "{\"mode\": \"label\", \"label\": \"VERB\"} | {\"mode\": \"words\", \"words\": "
-                                   "[0, 2]}, \"mask_words\": [...]}")
-
-    class Meta:
-        from .models import ManipulationRecipe
-
-        model = ManipulationRecipe
-        fields = ["id", "name", "run", "recipe", "created_by", "created_at"]
-        read_only_fields = ["id", "created_by", "created_at"]
-
-    def validate_name(self, value):
-        from .recipes import RecipeError, clean_name
-
-        try:
-            return clean_name(value)
-        except RecipeError as error:
-            raise serializers.ValidationError(error.message) from None
-
-    def validate(self, data):
-        from .recipes import RecipeError, clean_recipe
-
-        project = self.context["project"]
-        run = None
-        if data.get("run_id") is not None:
-            run = project.runs.filter(pk=data["run_id"]).first()
-            if run is None:
-                raise serializers.ValidationError({"run": ["Not a run of this project."]})
-        try:
-            recipe = clean_recipe(project, data["recipe"], run)
-        except RecipeError as error:
-            where = {error.field: [error.message]} if error.field != "recipe" else [error.message]
-            raise serializers.ValidationError({"recipe": where}) from None
-        return {"name": data["name"], "run": run, "recipe": recipe}

@@ -1,10 +1,11 @@
 """A neuron's page (deep-linkable, keeps the view state) and its correlations partial, loaded after the page
-because the first look at a neuron reads its model's store (see ``analysis.workspace.neuron_presenter``)."""
+because the first look at a neuron reads its model's store (see ``analysis.workspace.neuron.presenter``)."""
 
 from django.shortcuts import render
 
-from ..provenance import provenance_of
-from ..workspace import POOL_LIMIT, ViewState, neuron_presenter, run_view_for
+from analysis.steps.provenance import provenance_of
+from analysis.workspace import POOL_LIMIT, ViewState, run_view_for
+from analysis.workspace.neuron import presenter as neuron_presenter
 
 
 def _context(request, run, **more):

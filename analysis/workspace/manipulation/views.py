@@ -1,6 +1,6 @@
 """The Manipulation view of a run: a sentence, a slider per neuron, the original and manipulated outputs side by
 side (updated as a slider moves, from a realtime worker), presets and saved recipes. What the page shows comes
-from ``analysis.workspace.manipulation_presenter``; recipes are saved and deleted by ``analysis.services``; these
+from ``analysis.workspace.manipulation.presenter``; recipes are saved and deleted by ``analysis.workspace.recipes``; these
 views parse, check permissions and render."""
 
 import time
@@ -16,10 +16,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from projects.selectors import can_write, project_for
 
-from .. import realtime, services
-from ..models import ManipulationRecipe
-from ..recipes import RecipeError, clean_recipe
-from ..workspace import ViewState, manipulation_presenter, run_view_for
+from analysis.models import ManipulationRecipe
+from analysis.runs import realtime
+from analysis.workspace import ViewState, recipes, run_view_for
+from analysis.workspace.manipulation import presenter as manipulation_presenter
+from analysis.workspace.recipes import RecipeError, clean_recipe
 
 
 def _recipe_row(project, recipe_id):
@@ -102,7 +103,7 @@ def recipe_save(request, pk, run_id):
     try:
         if page["model"] is None:
             raise RecipeError("model", "This run has no finished activations to manipulate.")
-        row = services.create_recipe(request.user, project, name=request.POST.get("name"), recipe=page["recipe"],
+        row = recipes.create_recipe(request.user, project, name=request.POST.get("name"), recipe=page["recipe"],
                                      run=view.run)
     except RecipeError as error:
         messages.error(request, f"The recipe was not saved: {error.message}")
@@ -116,6 +117,6 @@ def recipe_delete(request, pk, run_id, recipe_id):
     view = run_view_for(request.user, pk, run_id)
     project = project_for(request.user, pk, write=True)
     row = get_object_or_404(ManipulationRecipe, pk=recipe_id, project=project)
-    services.delete_recipe(request.user, row)
+    recipes.delete_recipe(request.user, row)
     messages.success(request, f"Deleted the recipe “{row.name}”.")
     return redirect("analysis:run-manipulation", pk, view.run.pk)

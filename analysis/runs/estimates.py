@@ -18,10 +18,10 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from . import services
-from .engine.store import ACTIVATION_DTYPE, npy_bytes
-from .models import Result, ResultKind, ResultState
-from .steps.registry import step_type
+from analysis.runs import services
+from analysis.engine.store import ACTIVATION_DTYPE, npy_bytes
+from analysis.models import Result, ResultKind, ResultState
+from analysis.steps.registry import step_type
 
 MINILM_PARAMETERS = 22_713_216  # the model the words/s rates were measured with
 FFN_WIDTH_KEYS = ("intermediate_size", "n_inner", "d_ff", "ffn_dim", "encoder_ffn_dim", "ffn_hidden_size")

@@ -13,7 +13,7 @@ so a socket that was down for a while gets every line written meanwhile, not onl
 does not say gets the last ``selectors.SNAPSHOT_LINES`` lines in place of its log. Redis being down (the channel
 layer) costs the wake-ups only: the handshake, the timer and the lines come from the database.
 
-The run is found only through ``analysis.selectors`` on every read: a stranger or an anonymous client is closed
+The run is found only through ``analysis.runs.selectors`` on every read: a stranger or an anonymous client is closed
 before the handshake, and someone who loses their membership is closed at the next read. Viewers receive
 everything but cannot cancel (``{"action": "cancel"}``; editors and owners can).
 """
@@ -35,7 +35,7 @@ from django.utils.html import escape
 
 from projects.selectors import can_write
 
-from . import selectors, services
+from analysis.runs import selectors, services
 
 log = logging.getLogger(__name__)
 

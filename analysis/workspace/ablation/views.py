@@ -1,7 +1,7 @@
 """The Ablation view of a run: every ablation curve (probe and model-level) as a server-rendered SVG chart,
 with toggles per curve and per removal direction kept in the URL (``curves=``, ``series=``), a partial that htmx
 swaps when a toggle changes (and polls while a curve is still computing), and CSV / SVG downloads of each curve.
-What they show comes from ``analysis.workspace.ablation_presenter``; these views only read the run and render."""
+What they show comes from ``analysis.workspace.ablation.presenter``; these views only read the run and render."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django_htmx.http import push_url
 
-from ..workspace import ViewState, run_view_for
-from ..workspace.ablation_presenter import DIRECTIONS, canonical, chart_svg, chosen, curve_csv, find_curve, panels_of
+from analysis.workspace import ViewState, run_view_for
+from analysis.workspace.ablation.presenter import (
+    canonical, chart_svg, chosen, curve_csv, DIRECTIONS, find_curve, panels_of,
+)
 
 
 def _context(request, view) -> dict:

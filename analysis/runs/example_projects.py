@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core.files import File
 from django.db import transaction
 
-from analysis import services
+from analysis.runs import services
 from analysis.examples.catalogue import EXAMPLES, Example, ExampleFiles, Unavailable
 from analysis.models import Run, RunState
 from projects.models import Project

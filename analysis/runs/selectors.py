@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from projects.selectors import projects_visible_to
 
-from .models import FINISHED_RUN_STATES, LogLine, Run, RunState, Step, StepState
+from analysis.models import FINISHED_RUN_STATES, LogLine, Run, RunState, Step, StepState
 
 SNAPSHOT_LINES = 200  # log lines a run page opens with; older ones are in the API (…/logs/?after=)
 

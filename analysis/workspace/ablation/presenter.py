@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import charts
-from ..models import FINISHED_STEP_STATES, ResultKind, Step, StepState
-from .run_view import RunView, document_of
+from analysis.workspace import charts
+from analysis.models import FINISHED_STEP_STATES, ResultKind, Step, StepState
+from analysis.workspace.run_view import RunView, document_of
 
 DIRECTIONS = {"top": "Top-ranked removed first", "bottom": "Bottom-ranked removed first",
               "random": "Random order (mean)"}

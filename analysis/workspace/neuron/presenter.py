@@ -16,10 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.features import release_pages
-from ..engine.neurons import NeuronId
-from ..models import ResultKind, StepState
-from .run_view import RunModel, RunView, is_crossmodel, loaded, ranking_over, statistics_of, store_of, stores_of
+from analysis.engine.features import release_pages
+from analysis.engine.neurons import NeuronId
+from analysis.models import ResultKind, StepState
+from analysis.workspace.run_view import (
+    is_crossmodel, loaded, ranking_over, RunModel, RunView, statistics_of, store_of, stores_of,
+)
 
 TOP_CORRELATED = 10
 CHUNK_BYTES = 1 << 20  # float32 rows of one layer read at once for a correlation pass (fits the CPU cache)

@@ -1,11 +1,11 @@
-"""The Downloads view of a run, and each download (what they hold is in ``analysis.workspace.downloads_presenter``,
+"""The Downloads view of a run, and each download (what they hold is in ``analysis.workspace.downloads.presenter``,
 shared with the API)."""
 
 from django.shortcuts import render
 
-from ..provenance import provenance_of
-from ..workspace import ViewState, run_view_for
-from ..workspace.downloads_presenter import download_response, downloads_of
+from analysis.steps.provenance import provenance_of
+from analysis.workspace import ViewState, run_view_for
+from analysis.workspace.downloads.presenter import download_response, downloads_of
 
 
 def downloads(request, pk, run_id):

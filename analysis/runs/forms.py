@@ -15,9 +15,9 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 
-from .engine.crossmodel import METHODS as CROSSMODEL_METHODS
-from .engine.methods import BOOTSTRAP, METHODS
-from .engine.options import Option
+from analysis.engine.crossmodel import METHODS as CROSSMODEL_METHODS
+from analysis.engine.methods import BOOTSTRAP, METHODS
+from analysis.engine.options import Option
 
 # service error keys → the form field they are shown next to (the rest: the form's own name)
 ERROR_FIELDS = {"crossmodel": "rankings", "model_ablation": "model_ablation", "request": None, "aggregation": None}

@@ -35,22 +35,13 @@ from analysis.engine.options import Option, OptionError, clean_fields, clean_opt
 from analysis.engine.probe_ablation import OPTIONS as PROBE_ABLATION_OPTIONS
 from projects.selectors import can_write
 
-from .models import (
-    FINISHED_RUN_STATES,
-    FINISHED_STEP_STATES,
-    LogLine,
-    Result,
-    ResultState,
-    Run,
-    RunState,
-    Step,
-    StepKind,
-    StepState,
-    results_root,
+from analysis.models import (
+    FINISHED_RUN_STATES, FINISHED_STEP_STATES, LogLine, Result, results_root, ResultState, Run, RunState, Step,
+    StepKind, StepState,
 )
-from .selectors import active_runs_of, waiting_reason
-from .steps import step_type, step_types
-from .steps.queues import messages_waiting, send_step
+from analysis.runs.selectors import active_runs_of, waiting_reason
+from analysis.steps import step_type, step_types
+from analysis.steps.queues import messages_waiting, send_step
 
 log = logging.getLogger(__name__)
 
@@ -708,7 +699,7 @@ def _release_build(step: Step) -> None:
 
 def _revoke(task_ids: list[str]) -> None:
     if task_ids and not settings.CELERY_TASK_ALWAYS_EAGER:
-        from neurox_site.celery import app
+        from celery import current_app as app  # the project's app (neurox_site/__init__ loads it)
 
         transaction.on_commit(lambda: app.control.revoke(task_ids))
 
@@ -875,29 +866,3 @@ def _remove_result_files(root, relative: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists():
         path.unlink()
-
-
-# ------------------------------------------------------------------------------------------------ manipulation recipes
-# A recipe's rule (its JSON shape and check) lives with the model in analysis.recipes; these are its writes, for
-# the Manipulation page and the API alike.
-
-
-def create_recipe(user, project, *, name, recipe, run=None):
-    """Save a manipulation recipe of ``project`` (owners and editors), made with ``run`` (or none), after the
-    recipe's one check. ``PermissionDenied`` for a viewer; ``RecipeError`` (nothing stored) says what to change."""
-    from .models import ManipulationRecipe
-    from .recipes import RecipeError, clean_name, clean_recipe
-
-    if not can_write(user, project):
-        raise PermissionDenied("Viewers cannot save recipes; ask an owner for the editor role.")
-    if run is not None and run.project_id != project.pk:
-        raise RecipeError("run", "Not a run of this project.")
-    return ManipulationRecipe.objects.create(project=project, run=run, created_by=user, name=clean_name(name),
-                                             recipe=clean_recipe(project, recipe, run))
-
-
-def delete_recipe(user, recipe) -> None:
-    """Delete a saved manipulation recipe (owners and editors of its project); ``PermissionDenied`` for a viewer."""
-    if not can_write(user, recipe.project):
-        raise PermissionDenied("Viewers cannot delete recipes; ask an owner for the editor role.")
-    recipe.delete()

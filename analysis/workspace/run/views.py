@@ -1,8 +1,8 @@
 """HTML pages for runs: a project's runs (a link to the new-analysis form, and a "Start a run with the
-defaults" button) and the run page, live over the run websocket (``analysis.consumers``), with cancel and
+defaults" button) and the run page, live over the run websocket (``analysis.runs.consumers``), with cancel and
 retry for editors and owners.
 
-Runs are found through ``analysis.selectors`` and changed by ``analysis.services``, as in the API.
+Runs are found through ``analysis.runs.selectors`` and changed by ``analysis.runs.services``, as in the API.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from projects.selectors import can_write, project_for
 
-from .. import selectors, services
-from ..workspace import ViewState, run_in_project
+from analysis.runs import selectors, services
+from analysis.workspace import ViewState, run_in_project
 
 DEFAULT_RANKINGS = ["lca", "anova", "probeless"]
 

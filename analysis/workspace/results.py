@@ -12,9 +12,9 @@ from pathlib import Path
 
 from django.http import Http404
 
-from .models import Run, results_root
-from .steps.registry import step_type
-from .workspace import RunView, document_of
+from analysis.models import Run, results_root
+from analysis.steps.registry import step_type
+from analysis.workspace import RunView, document_of
 
 
 @dataclass

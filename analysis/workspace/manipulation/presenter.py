@@ -3,7 +3,7 @@ of the run it can use, the sliders (ranges and marks from each neuron's statisti
 the page's query string, and the call to the realtime path. Read through the run's :class:`RunView`.
 
 A *recipe* is what a manipulation is; its shape and its one check live with the model, in
-:mod:`analysis.recipes`. The page keeps the same recipe in its query string (:func:`recipe_query` /
+:mod:`analysis.workspace.recipes`. The page keeps the same recipe in its query string (:func:`recipe_query` /
 :func:`recipe_from_query`), so a shared URL, a saved recipe and an API client all go through ``clean_recipe``.
 """
 
@@ -13,10 +13,10 @@ import math
 
 from django.http import QueryDict
 
-from .. import realtime
-from ..recipes import SLIDER_OPERATIONS, RecipeError, is_finite_number
-from .run_view import RunModel, RunView, ranking_over
-from .view_state import POOL_LIMIT
+from analysis.runs import realtime
+from analysis.workspace.recipes import SLIDER_OPERATIONS, RecipeError, is_finite_number
+from analysis.workspace.run_view import RunModel, RunView, ranking_over
+from analysis.workspace.view_state import POOL_LIMIT
 
 SCALE_RANGE = (-2.0, 4.0)
 SLIDER_STEPS = 200
@@ -223,7 +223,7 @@ def requested_edits(query: QueryDict, neurons: list[str]) -> list[tuple[str, str
 
 def recipe_from_query(query: QueryDict, sliders: list[dict], model_id) -> dict:
     """The recipe the page's form (or a shared URL) describes, with each neuron's value from its slider; not yet
-    checked (see ``analysis.recipes.clean_recipe``). Parameters: ``positions``, ``label``, ``word``, ``mask``,
+    checked (see ``analysis.workspace.recipes.clean_recipe``). Parameters: ``positions``, ``label``, ``word``, ``mask``,
     ``sentence``, ``corpus``."""
     corpus = query.get("corpus", "")
     mode = query.get("positions", "all")

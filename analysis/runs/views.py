@@ -2,7 +2,7 @@
 rankings added through a dialog, and an estimate that updates as the form changes.
 
 The form builds the API's request dict and ``services.create_run`` validates it (one place); its messages are
-shown next to their fields. The estimate (``analysis.estimates``) plans the same steps and keys without
+shown next to their fields. The estimate (``analysis.runs.estimates``) plans the same steps and keys without
 storing anything.
 """
 
@@ -16,8 +16,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from projects.selectors import can_write, project_for
 
-from .. import estimates, services
-from ..forms import NewRunForm, RankingForm, describe_ranking, method_defaults
+from analysis.runs import estimates, services
+from analysis.runs.forms import NewRunForm, RankingForm, describe_ranking, method_defaults
 
 
 def _project_to_run_in(request, pk):

@@ -26,10 +26,10 @@ import numpy as np
 from django.http import Http404
 from django.utils.safestring import mark_safe
 
-from .. import realtime
-from ..models import Step
-from .run_view import RunView, is_crossmodel, loaded, ranking_over, store_of, stores_of
-from .view_state import POOL_LIMIT, ViewState
+from analysis.runs import realtime
+from analysis.models import Step
+from analysis.workspace.run_view import RunView, is_crossmodel, loaded, ranking_over, store_of, stores_of
+from analysis.workspace.view_state import POOL_LIMIT, ViewState
 
 TOP_SHOWN = 10  # neurons listed in the ranking panel
 NEURONS_PER_PAGE = 20  # rows of the neuron list

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 from django.utils.text import slugify
 
-from .models import Result, Step
-from .steps import step_type
-from .steps.commands import extraction_flags
+from analysis.models import Result, Step
+from analysis.steps import step_type
+from analysis.steps.commands import extraction_flags
 
 
 @dataclass

@@ -34,7 +34,7 @@ REALTIME_QUEUE = "realtime"
 ACTIVATIONS_TASK = "analysis.tasks.realtime_activations"  # registered by analysis.tasks
 MANIPULATE_TASK = "analysis.tasks.realtime_manipulate"
 EDIT_MODES = ("all", "words")  # a manipulation request changes every word or the listed ones (a recipe's label
-# positions, analysis.recipes.POSITION_MODES, are turned into word positions before the request)
+# positions, analysis.workspace.recipes.POSITION_MODES, are turned into word positions before the request)
 AGGREGATIONS = ("first", "last", "mean")
 MAX_TOP_K = 100
 MAX_POOL = 2000
@@ -243,7 +243,7 @@ def realtime_worker_listening() -> bool:
     a yes is believed for NEUROX_REALTIME_WORKER_CHECK_SECONDS, a no is asked again next time)."""
     if cache.get(_LIVE_KEY):
         return True
-    from neurox_site.celery import app
+    from celery import current_app as app  # the project's app (neurox_site/__init__ loads it)
 
     try:
         replies = app.control.inspect(timeout=0.5).active_queues() or {}
@@ -262,10 +262,9 @@ UNAVAILABLE_MESSAGE = ("No realtime worker is running; start one with `celery -A
 def ask(task_name: str, arguments: dict) -> dict:
     """Send the task ``task_name`` to the realtime queue and wait for its answer; a request error the worker
     found (a unit beyond the FFN width, a model that cannot load) comes back as :class:`RealtimeRequestError`."""
-    from celery.exceptions import TaskRevokedError
-    from celery.exceptions import TimeoutError as CeleryTimeout
+    from celery.exceptions import TaskRevokedError, TimeoutError as CeleryTimeout
 
-    from neurox_site.celery import app
+    from celery import current_app as app  # the project's app (neurox_site/__init__ loads it)
 
     if not settings.CELERY_TASK_ALWAYS_EAGER and not realtime_worker_listening():
         raise RealtimeUnavailable(UNAVAILABLE_MESSAGE)

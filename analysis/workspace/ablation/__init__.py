@@ -1,0 +1,1 @@
+"""The Ablation view: performance as top / bottom / random neurons are switched off."""

@@ -1,0 +1,1 @@
+"""A run's downloads in each format."""

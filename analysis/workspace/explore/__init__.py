@@ -1,0 +1,1 @@
+"""The Analysis view: rankings, the pool, the activation map, top words."""

@@ -1,0 +1,1 @@
+"""The Manipulation view: set neurons to chosen values and compare the outputs."""

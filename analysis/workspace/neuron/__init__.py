@@ -1,0 +1,1 @@
+"""A neuron's page: its statistics, top words and contexts."""

@@ -1,0 +1,1 @@
+"""The run page: its state, steps and live log; cancel and retry."""
