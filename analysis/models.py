@@ -2,7 +2,7 @@
 Results they produce, keyed by content and shared by every run that asks the same question.
 
 The Run row is the truth: clients read these rows, never Celery's result backend. Every change of state goes
-through ``analysis.services``.
+through ``analysis.runs.services``.
 """
 
 from __future__ import annotations
@@ -97,9 +97,13 @@ class Step(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    compute_seconds = models.FloatField(default=0.0, help_text="Seconds this step held a worker (every attempt "
+                                        "together); 0 for a reused result. What compute quotas count.")
+    device = models.CharField(max_length=10, blank=True, help_text="Where it computed: cpu or cuda.")
 
     class Meta:
         ordering = ["run", "id"]
+        indexes = [models.Index(fields=["queue", "state"], name="step_queue_state")]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.state})"
@@ -145,8 +149,8 @@ class Result(models.Model):
 
 class ManipulationRecipe(models.Model):
     """A named manipulation a member saved to re-run: a sentence, the neuron edits and where they act.
-    ``recipe`` is the JSON that ``analysis.recipes.clean_recipe`` accepts (the one check); it is written
-    through ``analysis.services`` (create_recipe, delete_recipe)."""
+    ``recipe`` is the JSON that ``analysis.workspace.recipes.clean_recipe`` accepts (the one check); it is written
+    through ``analysis.workspace.recipes`` (create_recipe, delete_recipe)."""
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="manipulation_recipes")
     run = models.ForeignKey(Run, on_delete=models.SET_NULL, null=True, blank=True, related_name="recipes",
