@@ -147,9 +147,10 @@ def _provider_error(error: Exception) -> str:
         body = response.json() if response is not None else {}
     except ValueError:
         body = {}
-    if isinstance(body, dict) and body.get("error"):
-        return f" ({body['error']}: {body.get('error_description', '')})".replace(": )", ")")
-    return ""
+    if not isinstance(body, dict) or not body.get("error"):
+        return ""
+    description = str(body.get("error_description") or "").strip()
+    return f" ({body['error']}: {description})" if description else f" ({body['error']})"
 
 
 class SignInStartView(OIDCAuthenticationRequestView):

@@ -149,7 +149,7 @@ def sign_in_with_identity(*, issuer: str, claims: dict):
     if not subject:
         raise SignInRefused("The sign-in service sent no subject (sub) claim, so the account cannot be identified.")
     email = _claim_text(claims, "email", 254)
-    identity = (ExternalIdentity.objects.select_for_update().select_related("user", "user__quota_group")
+    identity = (ExternalIdentity.objects.select_for_update().select_related("user")
                 .filter(issuer=issuer, subject=subject).first())
     if identity is None:
         if not email:
