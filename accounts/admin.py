@@ -4,7 +4,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from accounts import services
-from accounts.models import LIMITS, ApiToken, QuotaGroup, User
+from accounts.models import LIMITS, ApiToken, ExternalIdentity, QuotaGroup, QuotaGroupRule, User
 
 
 class ApiTokenInline(admin.TabularInline):
@@ -22,10 +22,36 @@ class ApiTokenInline(admin.TabularInline):
 LIMIT_FIELDS = ["quota_group", *LIMITS]
 
 
+class QuotaGroupRuleInline(admin.TabularInline):
+    model = QuotaGroupRule
+    extra = 0
+    fields = ["priority", "kind", "claim", "value"]
+
+
+@admin.register(QuotaGroupRule)
+class QuotaGroupRuleAdmin(admin.ModelAdmin):
+    """Which university sign-ins get which group (applied at every sign-in; the first match by priority)."""
+
+    list_display = ["__str__", "priority", "kind", "claim", "value", "group"]
+    list_editable = ["priority"]
+    list_filter = ["kind", "group"]
+    list_select_related = ["group"]
+
+
+class ExternalIdentityInline(admin.TabularInline):
+    """An operator may link an existing account to a university identity by adding (issuer, sub) here."""
+
+    model = ExternalIdentity
+    extra = 0
+    fields = ["issuer", "subject", "created_at", "last_sign_in_at", "rule_group"]
+    readonly_fields = ["created_at", "last_sign_in_at", "rule_group"]
+
+
 @admin.register(QuotaGroup)
 class QuotaGroupAdmin(admin.ModelAdmin):
     list_display = ["name", *LIMITS, "member_count"]
     search_fields = ["name"]
+    inlines = [QuotaGroupRuleInline]
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(member_total=Count("members"))
@@ -51,7 +77,7 @@ class UserAdmin(DjangoUserAdmin):
         (None, {"classes": ["wide"], "fields": ["username", "email", "password1", "password2"]}),
         ("Limits (empty = the group's, else the site default)", {"fields": LIMIT_FIELDS}),
     ]
-    inlines = [ApiTokenInline]
+    inlines = [ExternalIdentityInline, ApiTokenInline]
 
 
 @admin.register(ApiToken)

@@ -103,6 +103,85 @@ class User(AbstractUser):
         return self.limit("max_concurrent_runs")
 
 
+class QuotaGroupRule(models.Model):
+    """An operator's rule, applied at every university (OpenID Connect) sign-in: a person whose claims match
+    gets ``group``. Rules are tried by ``priority`` (lowest first, then id); the first match wins."""
+
+    class Kind(models.TextChoices):
+        EMAIL_DOMAIN = "email_domain", "e-mail domain"
+        CLAIM = "claim", "claim value"
+
+    group = models.ForeignKey(QuotaGroup, on_delete=models.CASCADE, related_name="rules")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.EMAIL_DOMAIN)
+    claim = models.CharField(
+        max_length=100, blank=True,
+        help_text="For a claim rule: the claim's name, e.g. eduperson_affiliation or groups (a list claim matches "
+        "when any of its values does).",
+    )
+    value = models.CharField(
+        max_length=255,
+        help_text="The claim's value (exact), or the e-mail domain: example.edu matches ada@example.edu and "
+        "ada@cs.example.edu, not ada@badexample.edu. Case is ignored.",
+    )
+    priority = models.PositiveIntegerField(default=100, help_text="Lower is tried first.")
+
+    class Meta:
+        ordering = ["priority", "id"]
+        verbose_name = "quota group rule"
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.EMAIL_DOMAIN:
+            return f"e-mail @{self.value} → {self.group}"
+        return f"{self.claim} = {self.value} → {self.group}"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        self.value = self.value.strip()
+        self.claim = self.claim.strip()
+        if self.kind == self.Kind.CLAIM and not self.claim:
+            raise ValidationError({"claim": "A claim rule needs the claim's name."})
+        if self.kind == self.Kind.EMAIL_DOMAIN:
+            self.value = self.value.lstrip("@").lower()
+            self.claim = ""
+
+    def matches(self, claims: dict) -> bool:
+        wanted = self.value.strip().lower()
+        if self.kind == self.Kind.EMAIL_DOMAIN:
+            email = str(claims.get("email") or "")
+            if "@" not in email or claims.get("email_verified") is False:
+                return False  # the provider says it has not checked this address: it proves no membership
+            domain = email.rsplit("@", 1)[1].lower()
+            wanted = wanted.lstrip("@")
+            return domain == wanted or domain.endswith("." + wanted)
+        found = claims.get(self.claim)
+        values = found if isinstance(found, (list, tuple)) else [found]
+        return any(value is not None and str(value).strip().lower() == wanted for value in values)
+
+
+class ExternalIdentity(models.Model):
+    """A person's account at an OpenID provider (issuer + ``sub``), linked to one user here. Later sign-ins
+    find the user through this, never by e-mail address (an address can be reassigned or unverified)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identities")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255, help_text="The provider's sub claim: stable, never reassigned.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+    rule_group = models.ForeignKey(
+        QuotaGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The group the rules gave at the last sign-in (a group set by hand is left alone).",
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="unique_external_identity")]
+        verbose_name = "university sign-in identity"
+        verbose_name_plural = "university sign-in identities"
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
+
+
 class ApiTokenQuerySet(models.QuerySet):
     def active(self, now=None):
         now = now or timezone.now()

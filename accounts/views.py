@@ -70,6 +70,9 @@ def signin_locked_out(request, original_response=None, credentials=None):
 @require_http_methods(["GET", "POST"])
 def signup(request):
     if not settings.NEUROX_ALLOW_SIGNUP:
+        if settings.NEUROX_OIDC_ENABLED:
+            raise Http404(f"Self sign-up is turned off on this site. Use “Sign in with {settings.NEUROX_OIDC_NAME}” "
+                          "on the sign-in page: your first sign-in creates your account.")
         raise Http404("Self sign-up is turned off on this site; ask an administrator for an account.")
     if request.user.is_authenticated:
         return redirect("home")

@@ -14,7 +14,8 @@ def sidebar_projects(request):
 
 
 def site_flags(request):
-    return {"signup_enabled": settings.NEUROX_ALLOW_SIGNUP}
+    return {"signup_enabled": settings.NEUROX_ALLOW_SIGNUP, "oidc_enabled": settings.NEUROX_OIDC_ENABLED,
+            "oidc_name": settings.NEUROX_OIDC_NAME}
 
 
 def upload_rules(request):

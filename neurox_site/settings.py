@@ -363,11 +363,45 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# The sign-in limit (django-axes) checks before the password does; see "Sign-in and API limits" below.
+# The sign-in limit (django-axes) checks before the password does; see "Sign-in and API limits" below. The
+# university sign-in backend answers only the OpenID Connect callback, and only while it is configured.
 AUTHENTICATION_BACKENDS = [
     "accounts.backends.SignInLimitBackend",
     "django.contrib.auth.backends.ModelBackend",
+    "accounts.oidc.UniversitySignInBackend",
 ]
+
+# University sign-in (OpenID Connect, mozilla-django-oidc; accounts/oidc.py). Off unless both the issuer and the
+# client id are set. Endpoints come from <issuer>/.well-known/openid-configuration at the first sign-in, unless
+# given explicitly. Accounts are found by (issuer, sub); see the README's "University sign-in".
+NEUROX_OIDC_ISSUER = env.str("NEUROX_OIDC_ISSUER", default="").strip()
+OIDC_RP_CLIENT_ID = env.str("NEUROX_OIDC_CLIENT_ID", default="").strip()
+OIDC_RP_CLIENT_SECRET = env.str("NEUROX_OIDC_CLIENT_SECRET", default="")
+NEUROX_OIDC_ENABLED = bool(NEUROX_OIDC_ISSUER and OIDC_RP_CLIENT_ID)
+if bool(NEUROX_OIDC_ISSUER) != bool(OIDC_RP_CLIENT_ID):
+    raise ImproperlyConfigured(
+        "University sign-in needs both NEUROX_OIDC_ISSUER and NEUROX_OIDC_CLIENT_ID (or neither, to turn it off)."
+    )
+# The button says "Sign in with <this>".
+NEUROX_OIDC_NAME = env.str("NEUROX_OIDC_NAME", default="your university")
+OIDC_RP_SCOPES = " ".join(env.list("NEUROX_OIDC_SCOPES", default=["openid", "email", "profile"]))
+if NEUROX_OIDC_ENABLED and "openid" not in OIDC_RP_SCOPES.split():
+    raise ImproperlyConfigured(f"NEUROX_OIDC_SCOPES must include openid, not only {OIDC_RP_SCOPES!r}.")
+OIDC_RP_SIGN_ALGO = env.str("NEUROX_OIDC_SIGN_ALGO", default="RS256")
+NEUROX_OIDC_ENDPOINTS = {
+    "authorization_endpoint": env.str("NEUROX_OIDC_AUTHORIZATION_ENDPOINT", default=""),
+    "token_endpoint": env.str("NEUROX_OIDC_TOKEN_ENDPOINT", default=""),
+    "userinfo_endpoint": env.str("NEUROX_OIDC_USERINFO_ENDPOINT", default=""),
+    "jwks_uri": env.str("NEUROX_OIDC_JWKS_URI", default=""),
+}
+# First sign-in creates the account (also with NEUROX_ALLOW_SIGNUP=false); false: only accounts an operator linked.
+NEUROX_OIDC_CREATE_ACCOUNTS = env.bool("NEUROX_OIDC_CREATE_ACCOUNTS", default=True)
+OIDC_USE_PKCE = True
+OIDC_USE_NONCE = True
+OIDC_TOKEN_USE_BASIC_AUTH = env.bool("NEUROX_OIDC_TOKEN_BASIC_AUTH", default=True)  # client_secret_basic
+OIDC_TIMEOUT = env.float("NEUROX_OIDC_TIMEOUT", default=10.0)
+OIDC_VERIFY_SSL = env.bool("NEUROX_OIDC_VERIFY_TLS", default=True)
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc-callback"
 
 # last_used_at is written at most this often per token, so API calls do not each cost a write.
 NEUROX_TOKEN_LAST_USED_RESOLUTION = timedelta(seconds=60)

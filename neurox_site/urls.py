@@ -11,12 +11,17 @@ from health_check.checks import Cache, Database, Storage
 from health_check.contrib.celery import Ping
 from health_check.views import HealthCheckView
 
+from accounts import oidc
 from accounts import views as account_views
 
 urlpatterns = [
     path("", account_views.home, name="home"),
     path("accounts/", include("accounts.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
+    # University sign-in (OpenID Connect; 404 while it is not configured). The callback is the redirect URI to
+    # register at the provider: https://<host>/oidc/callback/
+    path("oidc/authenticate/", login_not_required(oidc.SignInStartView.as_view()), name="oidc-start"),
+    path("oidc/callback/", login_not_required(oidc.SignInCallbackView.as_view()), name="oidc-callback"),
     path("projects/", include("projects.urls")),
     path("projects/", include("analysis.urls")),
     path("admin/", admin.site.urls),
