@@ -260,6 +260,10 @@ NEUROX_STEP_HEARTBEAT_SECONDS = env.float("NEUROX_STEP_HEARTBEAT_SECONDS", defau
 NEUROX_STEP_MAX_ATTEMPTS = env.int("NEUROX_STEP_MAX_ATTEMPTS", default=3)
 # A step queued for longer than this with no worker taking it is sent again (its message may have been lost).
 NEUROX_STEP_RESEND_SECONDS = env.int("NEUROX_STEP_RESEND_SECONDS", default=900)
+# The reaper removes log lines older than this many days of finished runs (0: keep every line).
+NEUROX_LOG_RETENTION_DAYS = env.int("NEUROX_LOG_RETENTION_DAYS", default=90)
+# The operator's page (admin → Operations) waits this long for workers to answer Celery's ping.
+NEUROX_ADMIN_PING_TIMEOUT = env.float("NEUROX_ADMIN_PING_TIMEOUT", default=1.0)
 # The example projects (manage.py load_examples): the UD English-EWT dev file the MiniLM example reads (beside the
 # checkout in development; the example is skipped, saying why, where the file is not).
 NEUROX_EXAMPLES_UD_CONLLU = Path(env.str(

@@ -28,6 +28,7 @@ from analysis.engine.store import StoreError
 from analysis.models import Step, results_root
 from analysis.runs.realtime import configure_torch_threads
 from analysis.steps import step_type
+from analysis.steps.registry import GPU
 from analysis.steps.storage import tree_bytes
 from analysis.steps.versions import library_versions
 
@@ -132,6 +133,62 @@ def explain(step: Step, error: BaseException) -> str:
             "retry the run, and report it if it happens again.")
 
 
+# ------------------------------------------------------------------------------------------------ metering
+
+
+def _cuda_allocated() -> int | None:
+    """Bytes of CUDA memory this process holds now, or None while it has not used CUDA at all. torch is not
+    imported here just to ask (every worker pool process imports it anyway, so being loaded says nothing)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return None
+    return torch.cuda.memory_allocated()
+
+
+class Meter:
+    """What one attempt of a step costs: the seconds it held the worker (claim to finish, failure or stop) and
+    the device it computed on — ``cuda`` when the step put anything on a CUDA device (CUDA was first used by this
+    step, or its peak allocation rose above what the process held before), else ``cpu`` (array steps, a model
+    on the CPU). Recorded once, by ``services.record_compute``, only while the attempt still holds the step:
+    an attempt the reaper took back was charged by the reaper up to its last heartbeat."""
+
+    def __init__(self, step: Step, worker: str):
+        self.step_id, self.worker, self.attempt = step.pk, worker, step.attempts
+        self.started = time.monotonic()
+        self.cuda_before = _cuda_allocated()
+        if self.cuda_before is not None:
+            sys.modules["torch"].cuda.reset_peak_memory_stats()
+        self.recorded = False
+        # what the operator's page shows while it runs; the end corrects it to where it really computed
+        self._write(0.0, self.expected_device(step))
+
+    @staticmethod
+    def expected_device(step: Step) -> str:
+        torch = sys.modules.get("torch")
+        loads_a_model = step_type(step.kind).queue == GPU  # model work: extraction, model-level ablation
+        return "cuda" if loads_a_model and torch is not None and torch.cuda.is_available() else "cpu"
+
+    def device(self) -> str:
+        torch = sys.modules.get("torch")
+        if torch is None or not torch.cuda.is_initialized():
+            return "cpu"
+        if self.cuda_before is None:
+            return "cuda"  # this step was the first to use CUDA in the process
+        return "cuda" if torch.cuda.max_memory_allocated() > self.cuda_before else "cpu"
+
+    def record(self) -> None:
+        if self.recorded:
+            return
+        self.recorded = True
+        self._write(time.monotonic() - self.started, self.device())
+
+    def _write(self, seconds: float, device: str) -> None:
+        try:
+            services.record_compute(self.step_id, self.worker, self.attempt, seconds, device)
+        except Exception:  # noqa: BLE001 — metering must not turn a finished step into a failed one
+            log.exception("could not record the compute-seconds of step %s", self.step_id)
+
+
 # ------------------------------------------------------------------------------------------------ the whole step
 
 
@@ -141,6 +198,7 @@ def execute(step_id: int, worker: str) -> str:
     if step is None:
         return "skipped"
     configure_torch_threads(step.queue)
+    meter = Meter(step, worker)
     adapter = StepJob(step)
     # Eager execution (unit tests only) runs inside the caller's transaction, which another connection cannot see.
     beating = contextlib.nullcontext() if settings.CELERY_TASK_ALWAYS_EAGER else \
@@ -151,14 +209,17 @@ def execute(step_id: int, worker: str) -> str:
         adapter.close()
         # the one place a result records what computed it (shown by analysis.steps.provenance)
         meta = {**meta, "versions": library_versions()}
+        meter.record()
         services.finish_step(step, relative, tree_bytes(results_root() / relative), meta)
         return "succeeded"
     except Cancelled:
         adapter.close()
+        meter.record()
         services.step_stopped(step)
         return "cancelled"
     except Exception as error:  # noqa: BLE001 — every failure becomes the step's reason
         log.exception("step %s (%s) failed", step.pk, step.title)
         adapter.close()
+        meter.record()
         services.fail_step(step, explain(step, error))
         return "failed"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from django.utils import timezone
 
 from projects.selectors import projects_visible_to
 
-from analysis.models import FINISHED_RUN_STATES, LogLine, Run, RunState, Step, StepState
+from analysis.models import FINISHED_RUN_STATES, LogLine, Result, ResultState, Run, RunState, Step, StepState
 
 SNAPSHOT_LINES = 200  # log lines a run page opens with; older ones are in the API (…/logs/?after=)
 
@@ -70,6 +73,11 @@ def active_runs_of(user_id: int) -> int:
     return Run.objects.filter(created_by_id=user_id, admitted=True).exclude(state__in=FINISHED_RUN_STATES).count()
 
 
+def waiting_runs_of(user_id: int) -> int:
+    """How many of the user's runs wait for a concurrent-run slot (queued, not admitted)."""
+    return Run.objects.filter(created_by_id=user_id, admitted=False, state=RunState.QUEUED).count()
+
+
 def waiting_reason(run: Run) -> str:
     """Why a queued run has not started: its creator's quota is full; empty when it is not waiting on it."""
     if run.admitted or run.state != RunState.QUEUED:
@@ -89,3 +97,41 @@ def log_lines_after(run: Run, after: int = 0, limit: int = 1000):
 def last_log_lines(run: Run, count: int = SNAPSHOT_LINES):
     """The run's last ``count`` log lines, in order (what a run page opens with)."""
     return log_lines_after(run, max(run.log_seq - count, 0), count)
+
+
+# ------------------------------------------------------------------------------------------------ metering
+
+
+def result_keys_of(user):
+    """The result keys every step of every run ``user`` created refers to (reused steps included)."""
+    return Step.objects.filter(run__created_by=user).values("result_key")
+
+
+def results_bytes_of(user) -> int:
+    """Bytes of results counted towards ``user``'s storage quota (registered as the "results" storage counter,
+    beside the projects' "uploads"). The rule: the full size of every distinct ready result that a step of a run
+    they created refers to. A result shared by content counts in full for each user whose runs use it (nobody
+    can free space by pointing at another's result, and nobody loses quota when another deletes theirs); the
+    same result in two of one's own runs counts once; deleting one's runs (or the project holding them) frees it
+    for that user, and the bytes on disk once no run refers to them (``reclaim_unreferenced_results``)."""
+    return Result.objects.filter(state=ResultState.READY, key__in=result_keys_of(user)).aggregate(
+        total=Sum("bytes"))["total"] or 0
+
+
+def results_bytes_new_to(user, keys) -> int:
+    """Bytes of the ready results among ``keys`` that ``user``'s runs do not refer to yet: what reusing them in a
+    new run adds to the user's storage."""
+    return Result.objects.filter(state=ResultState.READY, key__in=list(keys)).exclude(
+        key__in=result_keys_of(user)).aggregate(total=Sum("bytes"))["total"] or 0
+
+
+def compute_period_start(now=None):
+    """The start of the compute period that ends ``now`` (``NEUROX_COMPUTE_PERIOD_DAYS`` back, a sliding window)."""
+    return (now or timezone.now()) - timedelta(days=settings.NEUROX_COMPUTE_PERIOD_DAYS)
+
+
+def compute_seconds_used(user, now=None) -> float:
+    """Compute-seconds ``user`` used this period: ``Step.compute_seconds`` over the steps of their runs that
+    finished in the last ``NEUROX_COMPUTE_PERIOD_DAYS`` (the one sum: account page, admin, compute quota)."""
+    return Step.objects.filter(run__created_by=user, run__finished_at__gte=compute_period_start(now)).aggregate(
+        total=Sum("compute_seconds"))["total"] or 0.0

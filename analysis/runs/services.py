@@ -806,11 +806,13 @@ def reap(now=None) -> dict:
         silent = f"the worker {step.worker or '?'} running it stopped answering (no heartbeat for over " \
                  f"{stale_seconds} s: killed, out of memory, or its machine went down)"
         if step.attempts >= max_attempts:
+            charge_lost_attempt(step)
             fail_step(step, f"Gave up after {step.attempts} attempts: each time {silent}. If it ran out of "
                             "memory, choose fewer neuron sets or layers, or a smaller corpus.")
             failed.append(step.pk)
             continue
         with transaction.atomic():
+            charge_lost_attempt(step)  # before _queue clears the worker; both only while the heartbeat is stale
             # only if its heartbeat is still the stale one we read (the worker did not just come back)
             sent = _queue([step.pk], {step.pk: step.kind}, (StepState.RUNNING,), heartbeat_at=step.heartbeat_at)
             if sent:
@@ -830,7 +832,7 @@ def reap(now=None) -> dict:
     for waiting in Run.objects.filter(admitted=False, state=RunState.QUEUED).values_list("created_by_id",
                                                                                          flat=True).distinct():
         _admit_waiting(waiting)  # in case a finishing run's wake-up was missed
-    return {"requeued": requeued, "failed": failed, "resent": resent}
+    return {"requeued": requeued, "failed": failed, "resent": resent, "log_lines_removed": remove_old_log_lines(now)}
 
 
 # ------------------------------------------------------------------------------------------------ reclaiming space
@@ -866,3 +868,41 @@ def _remove_result_files(root, relative: str) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists():
         path.unlink()
+
+
+# ------------------------------------------------------------------------------------------------ metering
+
+
+def record_compute(step_id: int, worker: str, attempt: int, seconds: float, device: str) -> bool:
+    """Add the seconds one attempt held its worker to the step (and where it computed). Only while that attempt
+    still holds the step (same worker, same attempt number): an attempt the reaper took back was charged by
+    ``charge_lost_attempt`` instead, so no second is counted twice. A reused step records nothing (0 s)."""
+    return bool(Step.objects.filter(pk=step_id, worker=worker, attempts=attempt).update(
+        compute_seconds=F("compute_seconds") + max(0.0, seconds), device=device))
+
+
+def charge_lost_attempt(step: Step) -> bool:
+    """The reaper takes back a running step whose worker stopped answering (killed, out of memory): charge the
+    attempt from its claim to its last heartbeat, the last moment it is known to have held the worker. Only while
+    its heartbeat is still the stale one read (a worker that came back records its own time)."""
+    if step.started_at is None or step.heartbeat_at is None:
+        return False
+    seconds = max(0.0, (step.heartbeat_at - step.started_at).total_seconds())
+    return bool(Step.objects.filter(pk=step.pk, state=StepState.RUNNING, worker=step.worker,
+                                    attempts=step.attempts, heartbeat_at=step.heartbeat_at).update(
+        compute_seconds=F("compute_seconds") + seconds))
+
+
+# ------------------------------------------------------------------------------------------------ log retention
+
+
+def remove_old_log_lines(now=None) -> int:
+    """Delete the log lines older than ``NEUROX_LOG_RETENTION_DAYS`` (0: keep every line) of finished runs; a
+    run still going keeps its whole log. The run's line counter is left alone, so numbering goes on and a client
+    asking for lines after N is unaffected. Returns how many lines were removed (run by the reaper)."""
+    days = settings.NEUROX_LOG_RETENTION_DAYS
+    if not days or days <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    removed, _ = LogLine.objects.filter(created_at__lt=cutoff, run__state__in=FINISHED_RUN_STATES).delete()
+    return removed
