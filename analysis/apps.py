@@ -6,4 +6,8 @@ class AnalysisConfig(AppConfig):
     name = "analysis"
 
     def ready(self):
-        from analysis import tasks
+        from analysis import tasks  # noqa: F401
+        from accounts.quotas import register_storage_counter
+        from analysis.runs.selectors import results_bytes_of
+
+        register_storage_counter("results", results_bytes_of)  # the uploads are projects' (it registers them)

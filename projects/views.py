@@ -15,6 +15,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.quotas import storage_used
+
 from . import selectors, services
 from .forms import (
     AddMemberForm,
@@ -259,7 +261,7 @@ def library(request):
             kind: selectors.uploads_visible_to(request.user, kind).exclude(owner=request.user).select_related("owner")
             for kind in UploadKind
         },
-        "storage_used": selectors.storage_used_by(request.user),
+        "storage_used": storage_used(request.user),  # uploads and the results of the user's runs
         "storage_quota": request.user.effective_storage_quota,
     }
     return render(request, "projects/library.html", context)

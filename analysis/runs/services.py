@@ -426,6 +426,7 @@ def create_run(user, project, request) -> Run:
     if not can_write(user, project):
         raise PermissionDenied("Viewers cannot start runs; ask an owner for the editor role.")
     plan = plan_run(project, request)
+    _refuse_over_storage(user, project, request, plan)
     run = Run.objects.create(project=project, created_by=user, request=plan.request)
     created: list[Step] = []
     for planned in plan.steps:
@@ -906,3 +907,28 @@ def remove_old_log_lines(now=None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=days)
     removed, _ = LogLine.objects.filter(created_at__lt=cutoff, run__state__in=FINISHED_RUN_STATES).delete()
     return removed
+
+
+# ------------------------------------------------------------------------------------------------ storage
+
+
+def _refuse_over_storage(user, project, request, plan: RunPlan) -> None:
+    """A run whose new results would take its creator over their storage quota is refused (``ValidationError``
+    under ``storage``, a 400; nothing stored). What it adds (the rule in ``analysis.runs.selectors.results_bytes_of``):
+    the estimated size of the activation stores it would compute, and the full size of the ready results of
+    others it would reuse that none of the user's runs refers to yet."""
+    from accounts.quotas import QuotaExceeded, check_storage, human_bytes
+    from analysis.runs import estimates
+    from analysis.runs.selectors import results_bytes_new_to
+
+    new_disk = estimates.estimate(project, request).disk_bytes
+    reused = results_bytes_new_to(user, [step.key for step in plan.steps])
+    try:
+        check_storage(user, new_disk + reused)
+    except QuotaExceeded as error:
+        parts = f" ({human_bytes(new_disk)} new, {human_bytes(reused)} reused from others' runs)" if reused else ""
+        raise ValidationError({"storage": [
+            f"This run would add about {human_bytes(error.requested)} of results{parts} but only "
+            f"{human_bytes(max(0, error.limit - error.used))} of your {human_bytes(error.limit)} storage quota is left ({human_bytes(error.used)} used by your "
+            "uploads and your runs' results). Delete runs or uploads you no longer need, choose fewer models, "
+            "neuron sets or a smaller corpus, or ask an administrator for a larger quota."]}) from None

@@ -46,14 +46,14 @@ def workdir():
 
 def quota_check(user, incoming_bytes: int) -> None:
     try:
-        check_storage(user, incoming_bytes, used=selectors.storage_used_by(user))
+        check_storage(user, incoming_bytes)  # uploads and results: accounts.quotas.storage_used
     except QuotaExceeded as error:
         raise UploadRefused(error.message, code="quota") from None
 
 
 def bytes_left(user) -> int:
-    """What the user may still store."""
-    return storage_left(user, used=selectors.storage_used_by(user))
+    """What the user may still store (their uploads and their runs' results counted)."""
+    return storage_left(user)
 
 
 def check_incoming(user, files) -> int:
