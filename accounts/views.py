@@ -1,4 +1,4 @@
-"""Account pages: home, self sign-up, API tokens. Sign-in, sign-out and passwords are Django's auth views."""
+"""Account pages: home, self sign-up, usage and limits, API tokens. Sign-in, sign-out and passwords are Django's auth views."""
 
 from django.conf import settings
 from django.contrib import admin, messages
@@ -125,3 +125,44 @@ def revoke_token(request, token_id: int):
         return _tokens_response(request, TokenCreateForm())
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("accounts:tokens")
+
+
+def _duration(seconds: float) -> str:
+    """Compute-seconds as a person reads them: "42 s", "12.5 min", "3.2 h"."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _share(used: float, limit: float) -> int:
+    return 100 if limit <= 0 and used > 0 else (0 if limit <= 0 else min(100, round(100 * used / limit)))
+
+
+def usage(request):
+    """What the user uses against each of their limits (user → quota group → site default): storage (uploads
+    and their runs' results), compute-seconds this period, the largest run, concurrent runs."""
+    from analysis.runs.selectors import active_runs_of, compute_seconds_used, waiting_runs_of
+
+    from accounts.quotas import human_bytes, storage_use
+
+    user = request.user
+    use = storage_use(user)  # the registered counters: projects' "uploads", analysis's "results"
+    storage = {"uploads": use.get("uploads", 0), "results": use.get("results", 0), "used": sum(use.values()),
+               "quota": user.limit("storage_quota_bytes")}
+    storage["share"] = _share(storage["used"], storage["quota"])
+    storage["text"] = {key: human_bytes(value) for key, value in storage.items() if key != "share"}
+    seconds = compute_seconds_used(user)
+    quota = user.limit("compute_quota_seconds")
+    compute = {"used": seconds, "quota": quota, "share": _share(seconds, quota),
+               "left": max(0.0, quota - seconds), "period_days": settings.NEUROX_COMPUTE_PERIOD_DAYS,
+               "text": {"used": _duration(seconds), "quota": _duration(quota),
+                        "left": _duration(max(0.0, quota - seconds)),
+                        "per_run": _duration(user.limit("max_run_compute_seconds"))},
+               "per_run": user.limit("max_run_compute_seconds")}
+    runs = {"active": active_runs_of(user.pk), "waiting": waiting_runs_of(user.pk),
+            "limit": user.limit("max_concurrent_runs")}
+    return render(request, "accounts/usage.html", {
+        "storage": storage, "compute": compute, "runs": runs, "group": user.quota_group,
+    })
