@@ -13,6 +13,7 @@ from health_check.views import HealthCheckView
 
 from accounts import oidc
 from accounts import views as account_views
+from analysis.admin import operator_urls
 
 urlpatterns = [
     path("", account_views.home, name="home"),
@@ -24,6 +25,7 @@ urlpatterns = [
     path("oidc/callback/", login_not_required(oidc.SignInCallbackView.as_view()), name="oidc-callback"),
     path("projects/", include("projects.urls")),
     path("projects/", include("analysis.urls")),
+    *operator_urls(),  # the operator's page (admin → Operations), before the admin's own catch-all
     path("admin/", admin.site.urls),
     path("api/v1/", include("neurox_site.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -748,6 +748,10 @@ def step_stopped(step: Step) -> None:
 def cancel_run(user, run: Run) -> Run:
     if not can_write(user, run.project):
         raise PermissionDenied("Viewers cannot cancel runs.")
+    return _cancel(user, run)
+
+
+def _cancel(user, run: Run) -> Run:
     with transaction.atomic():
         if not Run.objects.filter(pk=run.pk).exclude(state__in=FINISHED_RUN_STATES).update(
                 state=RunState.CANCELLED, finished_at=timezone.now()):
@@ -932,3 +936,14 @@ def _refuse_over_storage(user, project, request, plan: RunPlan) -> None:
             f"{human_bytes(max(0, error.limit - error.used))} of your {human_bytes(error.limit)} storage quota is left ({human_bytes(error.used)} used by your "
             "uploads and your runs' results). Delete runs or uploads you no longer need, choose fewer models, "
             "neuron sets or a smaller corpus, or ask an administrator for a larger quota."]}) from None
+
+
+# ------------------------------------------------------------------------------------------------ operators
+
+
+def cancel_run_as_operator(operator, run: Run) -> Run:
+    """An operator (the admin's "change run" permission; superusers have it) cancels anyone's run, e.g. one that
+    holds the workers; the run's log says who. ``RunStateError`` if it has already finished."""
+    if not (operator.is_active and operator.is_staff and operator.has_perm("analysis.change_run")):
+        raise PermissionDenied("Only operators with the change-run permission cancel others' runs.")
+    return _cancel(operator, run)
