@@ -101,6 +101,7 @@ def test_cancel_stops_a_running_extraction_and_the_worker_takes_new_work_within_
     wait_for(lambda: run_state(quick_run) == RunState.SUCCEEDED, 30, "the next run to succeed", [worker])
     extract.refresh_from_db()
     assert extract.state == StepState.CANCELLED and 0 < extract.done < extract.total
+    assert extract.compute_seconds > 0  # a stopped attempt held the worker too
     assert slow_run.log_lines.filter(text__contains=": stopped.").exists()
     assert not Result.objects.filter(key=extract.result_key).exists()
 
@@ -134,6 +135,8 @@ def test_a_worker_killed_during_extraction_is_replaced_and_the_results_equal_an_
     assert run.state == RunState.SUCCEEDED, run.error
     extract.refresh_from_db()
     assert extract.attempts == 2 and extract.worker.startswith("survivor@")
+    # the killed attempt was charged up to its last heartbeat, on top of the survivor's own attempt
+    assert extract.compute_seconds > (extract.finished_at - extract.started_at).total_seconds()
     assert killed_at < extract.total
     assert run.log_lines.filter(text__contains="doomed@").filter(text__contains="stopped answering").exists()
     assert run.log_lines.filter(text__contains="resum").exists(), list(run.log_lines.values_list("text", flat=True))
