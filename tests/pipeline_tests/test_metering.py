@@ -136,3 +136,50 @@ def test_a_retention_of_zero_keeps_every_line(people, attached, settings, django
     with django_capture_on_commit_callbacks(execute=False):
         assert services.reap(now)["log_lines_removed"] == 0
     assert LogLine.objects.filter(run=finished).count() == count
+
+
+class FakeCuda:
+    """torch.cuda as the meter asks it: initialized or not, memory held now and at the peak since a reset."""
+
+    def __init__(self, initialized=False, allocated=0):
+        self.initialized, self.allocated, self.peak = initialized, allocated, allocated
+
+    def is_initialized(self):
+        return self.initialized
+
+    def is_available(self):
+        return True
+
+    def memory_allocated(self):
+        return self.allocated
+
+    def reset_peak_memory_stats(self):
+        self.peak = self.allocated
+
+    def max_memory_allocated(self):
+        return self.peak
+
+
+@pytest.mark.parametrize("before, during, expected", [
+    (None, None, "cpu"),  # CUDA never used in this process
+    (None, 4096, "cuda"),  # this step was the first to use CUDA
+    (1024, 8192, "cuda"),  # an earlier step used CUDA; this one allocated more on it
+    (1024, None, "cpu"),  # an earlier step used CUDA; this one did not touch it
+])
+def test_the_device_is_cuda_only_when_the_step_itself_used_cuda(queued_run, monkeypatch, before, during, expected):
+    import sys
+    from types import SimpleNamespace
+
+    from analysis.runs import runner
+
+    cuda = FakeCuda(initialized=before is not None, allocated=before or 0)
+    monkeypatch.setitem(sys.modules, "torch", SimpleNamespace(cuda=cuda))
+    extract = queued_run.steps.get(kind=StepKind.EXTRACT)
+    Step.objects.filter(pk=extract.pk).update(state=StepState.RUNNING, worker="gpu@node", attempts=1)
+    extract.refresh_from_db()
+    meter = runner.Meter(extract, "gpu@node")
+    assert Step.objects.get(pk=extract.pk).device == "cuda"  # while it runs: a gpu-queue step, CUDA available
+    if during is not None:
+        cuda.initialized, cuda.peak = True, max(cuda.peak, during)
+    meter.record()
+    assert Step.objects.get(pk=extract.pk).device == expected
