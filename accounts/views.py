@@ -1,4 +1,5 @@
-"""Account pages: home, self sign-up, usage and limits, API tokens. Sign-in, sign-out and passwords are Django's auth views."""
+"""Account pages: home, self sign-up, usage and limits, API tokens. Sign-in, sign-out and passwords are Django's
+auth views."""
 
 from django.conf import settings
 from django.contrib import admin, messages

@@ -27,7 +27,7 @@ from projects.services import (attach_upload, create_corpus_upload, create_model
                                create_test_set_upload)
 
 EXAMPLES_USERNAME = "examples"
-EXAMPLES_STORAGE_BYTES = 20 * 1024**3  # room for the examples' uploads (MPNet alone is 440 MB)
+EXAMPLES_STORAGE_BYTES = 20 * 1024**3  # room for the examples' uploads (MPNet alone is 440 MB) and their results
 
 
 @dataclass

@@ -933,8 +933,8 @@ def _refuse_over_storage(user, project, request, plan: RunPlan) -> None:
         parts = f" ({human_bytes(new_disk)} new, {human_bytes(reused)} reused from others' runs)" if reused else ""
         raise ValidationError({"storage": [
             f"This run would add about {human_bytes(error.requested)} of results{parts} but only "
-            f"{human_bytes(max(0, error.limit - error.used))} of your {human_bytes(error.limit)} storage quota is left ({human_bytes(error.used)} used by your "
-            "uploads and your runs' results). Delete runs or uploads you no longer need, choose fewer models, "
+            f"{human_bytes(max(0, error.limit - error.used))} of your {human_bytes(error.limit)} storage quota is left "
+            f"({human_bytes(error.used)} used by your uploads and your runs' results). Delete runs or uploads you no longer need, choose fewer models, "
             "neuron sets or a smaller corpus, or ask an administrator for a larger quota."]}) from None
 
 
