@@ -45,13 +45,13 @@ def build_folder_result(relative: str) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in target.iterdir()}
 
 
-def test_with_no_environment_results_and_uploads_stay_in_local_folders():
+def test_with_no_environment_results_and_uploads_stay_in_local_folders(tmp_path):
     """The embedded default: no NEUROX_* variables, so local storage and no results storage at all."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NEUROX_", "AWS_", "DATABASE_URL", "REDIS_URL"))}
     code = ("import os; os.environ['DJANGO_SETTINGS_MODULE']='neurox_site.settings'; "
             "from django.conf import settings as s; "
             "print(sorted(s.STORAGES), s.STORAGES['default']['BACKEND'], s.NEUROX_RESULTS_IN_S3)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env={**env, "NEUROX_DATA_DIR": "/tmp/nx-x"},
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env={**env, "NEUROX_DATA_DIR": str(tmp_path)},
                          capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
     assert out == "['default', 'staticfiles'] django.core.files.storage.FileSystemStorage False"
 
