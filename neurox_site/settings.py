@@ -250,7 +250,8 @@ CELERY_TASK_SEND_SENT_EVENT = True
 
 # --- The pipeline (analysis runs) ---------------------------------------------------------------------------------
 
-# Results (activation stores, rankings, statistics), keyed by content; a local folder every worker shares.
+# Results (activation stores, rankings, statistics), keyed by content; a local folder every worker shares, or
+# with NEUROX_RESULTS_IN_S3 (below) this node's cache of the results in the bucket.
 NEUROX_RESULTS_DIR = Path(env.str("NEUROX_RESULTS_DIR", default=str(DATA_DIR / "results"))).expanduser().resolve()
 # A running step whose heartbeat is older than this is taken for dead (its worker was killed).
 NEUROX_STEP_STALE_SECONDS = env.int("NEUROX_STEP_STALE_SECONDS", default=300)
@@ -304,21 +305,47 @@ if DEBUG:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing root; collectstatic fills it
 
 NEUROX_S3_BUCKET = env.str("NEUROX_S3_BUCKET", default="")
-if NEUROX_S3_BUCKET:
-    _default_storage = {
+# Results in the bucket too (under <prefix>/results/), each node's NEUROX_RESULTS_DIR then a cache of them
+# (analysis/steps/object_store.py): workers on several machines need no shared folder.
+NEUROX_RESULTS_IN_S3 = env.bool("NEUROX_RESULTS_IN_S3", default=False)
+# With NEUROX_RESULTS_IN_S3: bytes of fetched results a node keeps, least recently used removed first (0: no bound).
+NEUROX_RESULTS_CACHE_BYTES = env.int("NEUROX_RESULTS_CACHE_BYTES", default=0)
+if NEUROX_RESULTS_IN_S3 and not NEUROX_S3_BUCKET:
+    raise ImproperlyConfigured("NEUROX_RESULTS_IN_S3 needs NEUROX_S3_BUCKET (and its endpoint and credentials).")
+
+
+def s3_storage(prefix: str, *, file_overwrite: bool, bucket_name: str, endpoint_url=None, region_name=None,
+               access_key=None, secret_key=None, root_prefix: str = "") -> dict:
+    """A ``STORAGES`` entry: django-storages' S3Storage on ``bucket_name`` under ``root_prefix``/``prefix``."""
+    return {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": NEUROX_S3_BUCKET,
-            "endpoint_url": env.str("NEUROX_S3_ENDPOINT_URL", default="") or None,
-            "region_name": env.str("NEUROX_S3_REGION", default="") or None,
-            "access_key": env.str("NEUROX_S3_ACCESS_KEY_ID", default="") or None,
-            "secret_key": env.str("NEUROX_S3_SECRET_ACCESS_KEY", default="") or None,
-            "location": env.str("NEUROX_S3_PREFIX", default=""),
+            "bucket_name": bucket_name,
+            "endpoint_url": endpoint_url,
+            "region_name": region_name,
+            "access_key": access_key,
+            "secret_key": secret_key,
+            "location": "/".join(part.strip("/") for part in (root_prefix, prefix) if part.strip("/")),
             "default_acl": None,
             "querystring_auth": True,
-            "file_overwrite": False,
+            "file_overwrite": file_overwrite,
+            # a file read through the storage (an upload's local copy) spools to disk past this, not all in memory
+            "max_memory_size": 16 * 1024**2,
         },
     }
+
+
+_S3_CONNECTION = {
+    "bucket_name": NEUROX_S3_BUCKET,
+    "endpoint_url": env.str("NEUROX_S3_ENDPOINT_URL", default="") or None,
+    "region_name": env.str("NEUROX_S3_REGION", default="") or None,
+    "access_key": env.str("NEUROX_S3_ACCESS_KEY_ID", default="") or None,  # else the usual AWS variables / role
+    "secret_key": env.str("NEUROX_S3_SECRET_ACCESS_KEY", default="") or None,
+    "root_prefix": env.str("NEUROX_S3_PREFIX", default=""),
+}
+
+if NEUROX_S3_BUCKET:
+    _default_storage = s3_storage("", file_overwrite=False, **_S3_CONNECTION)  # uploads: keys uploads/<user>/…
 else:
     _default_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -334,6 +361,8 @@ STORAGES = {
         )
     },
 }
+if NEUROX_RESULTS_IN_S3:  # results are keyed by content: writing one again writes the same bytes
+    STORAGES["results"] = s3_storage("results", file_overwrite=True, **_S3_CONNECTION)
 
 # Uploads: anything above this many bytes goes to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024

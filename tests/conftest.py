@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.uploads",
     "tests.fixtures.runs",
     "tests.fixtures.workers",
+    "tests.fixtures.object_store",
 ]
 
 

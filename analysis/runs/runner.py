@@ -28,6 +28,7 @@ from analysis.engine.store import StoreError
 from analysis.models import Step, results_root
 from analysis.runs.realtime import configure_torch_threads
 from analysis.steps import step_type
+from analysis.steps import object_store
 from analysis.steps.registry import GPU
 from analysis.steps.storage import tree_bytes
 from analysis.steps.versions import library_versions
@@ -209,6 +210,7 @@ def execute(step_id: int, worker: str) -> str:
         adapter.close()
         # the one place a result records what computed it (shown by analysis.steps.provenance)
         meta = {**meta, "versions": library_versions()}
+        object_store.publish(relative)  # with NEUROX_RESULTS_IN_S3: other nodes fetch it from there
         meter.record()
         services.finish_step(step, relative, tree_bytes(results_root() / relative), meta)
         return "succeeded"

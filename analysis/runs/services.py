@@ -40,7 +40,7 @@ from analysis.models import (
     StepKind, StepState,
 )
 from analysis.runs.selectors import active_runs_of, waiting_reason
-from analysis.steps import step_type, step_types
+from analysis.steps import object_store, step_type, step_types
 from analysis.steps.queues import messages_waiting, send_step
 
 log = logging.getLogger(__name__)
@@ -856,6 +856,7 @@ def reclaim_unreferenced_results(results=None) -> tuple[int, int]:
                 key__in=Step.objects.values("result_key")).delete()
         if deleted:
             _remove_result_files(results_root(), result.path)
+            object_store.remove(result.path)  # and from the bucket, with NEUROX_RESULTS_IN_S3
             count, size = count + 1, size + result.bytes
     return count, size
 

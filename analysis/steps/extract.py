@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from analysis.models import ResultKind, results_root
+from analysis.models import ResultKind
 
 from analysis.steps.commands import ENGINE
 from analysis.steps.registry import GPU, Download, StepType, register
-from analysis.steps.storage import stores_root
+from analysis.steps.storage import result_path, stores_root
 
 
 @register
@@ -34,7 +34,7 @@ class Extract(StepType):
 
         key = step.result_key
         relative = f"stores/{key}"
-        existing = open_complete(results_root() / relative, key)
+        existing = open_complete(result_path(relative), key)
         if existing is not None:  # a redelivered step whose previous attempt finished the store
             job.log(f"activation store {key[:12]} is already complete")
             return relative, {"words": existing.n_words, "neuron_sets": existing.neuron_sets}

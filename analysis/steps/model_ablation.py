@@ -7,7 +7,7 @@ from analysis.models import ResultKind, results_root
 
 from analysis.steps.commands import ENGINE, test_set_arguments
 from analysis.steps.registry import GPU, Download, StepType, register
-from analysis.steps.storage import open_store, publish_json, read_json
+from analysis.steps.storage import open_store, publish_json, read_json, result_path
 
 
 def read_test_set(test_set_row):
@@ -50,7 +50,7 @@ class ModelAblation(StepType):
         target = results_root() / relative
         if not target.is_file():
             p = step.params
-            ranking_file = results_root() / "rankings" / f"{p['ranking_key']}.json"
+            ranking_file = result_path(f"rankings/{p['ranking_key']}.json")
             if not ranking_file.is_file():
                 raise RuntimeError(f"the ranking {p['ranking_key'][:12]} is missing; retry the run to rebuild it")
             ranking = Ranking.from_dict(read_json(ranking_file))

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from django.http import Http404
 
-from analysis.models import Run, results_root
+from analysis.models import Run
 from analysis.steps.registry import step_type
+from analysis.steps.storage import result_path
 from analysis.workspace import RunView, document_of
 
 
@@ -29,8 +30,8 @@ class StepResult:
     files: dict[str, Path]  # name inside the result → file on disk
 
 
-def _files(root: Path, relative: str) -> dict[str, Path]:
-    path = root / relative
+def _files(relative: str) -> dict[str, Path]:
+    path = result_path(relative)
     if path.is_file():
         return {path.name: path}
     if path.is_dir():
@@ -41,13 +42,12 @@ def _files(root: Path, relative: str) -> dict[str, Path]:
 def results_of(run: Run, with_data: bool = True) -> list[StepResult]:
     """The results of ``run``'s succeeded steps, in step order (``with_data``: read the JSON ones)."""
     view = RunView.of(run)
-    root = results_root()
     found = []
     for step in view.steps:
         result = view.ready_results.get(step.result_key)
         if result is None:
             continue
-        files = _files(root, result.path)
+        files = _files(result.path)
         data = document_of(step) if with_data and step_type(step.kind).inline and len(files) == 1 else None
         found.append(StepResult(step=step.pk, kind=step.kind, title=step.title, key=result.key, bytes=result.bytes,
                                 meta=result.meta, data=data, files=files))

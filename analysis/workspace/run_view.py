@@ -26,9 +26,10 @@ from threading import Lock
 
 from django.http import Http404
 
+from analysis.models import Result, ResultKind, ResultState, Run, Step, StepState
 from analysis.runs import selectors
-from analysis.models import Result, ResultKind, ResultState, Run, Step, StepState, results_root
 from analysis.steps.registry import step_type
+from analysis.steps.storage import result_path
 
 REMOVED_MODEL = "removed model"  # the name of a run's model that is no longer in its project
 
@@ -86,7 +87,7 @@ def ready_result(step: Step) -> Result:
 def _cached(step: Step, prefix: str, read):
     """``read(path)`` of a succeeded step's result, cached by its content key: once this process has it, the
     database is not asked again (a succeeded step's result is ready, and results never change)."""
-    return loaded.get(prefix + step.result_key, lambda: read(results_root() / ready_result(step).path))
+    return loaded.get(prefix + step.result_key, lambda: read(result_path(ready_result(step).path)))
 
 
 def _read_json(path) -> dict:

@@ -157,10 +157,42 @@ def relative_files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
+class UploadMissing(RuntimeError):
+    """An upload's file is gone from storage (its text says which, and what to do)."""
+
+
+def copy_from_storage(upload, name: str, destination: Path) -> None:
+    """Copy the upload's file ``name`` from (remote) storage to ``destination``: from S3 straight to the file
+    (boto3's managed transfer: ranged, parallel, never whole in memory), else through the storage API."""
+    stored = upload.storage_name(name)
+    try:
+        if (bucket := getattr(default_storage, "bucket", None)) is not None:  # django-storages' S3Storage
+            bucket.download_file(default_storage._normalize_name(stored), str(destination),
+                                 Config=default_storage.transfer_config)
+            return
+        with default_storage.open(stored, "rb") as source, open(destination, "wb") as sink:
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                sink.write(chunk)
+    except Exception as error:
+        if not _is_missing(error):
+            raise
+        raise UploadMissing(f"the file {name} of the upload “{upload.name}” is missing from storage ({stored}); "
+                            "upload it again, or ask an operator to restore it") from None
+
+
+def _is_missing(error: Exception) -> bool:
+    if isinstance(error, FileNotFoundError):
+        return True
+    response = getattr(error, "response", None)  # botocore's ClientError
+    return isinstance(response, dict) and str(response.get("Error", {}).get("Code")) in ("404", "NoSuchKey",
+                                                                                          "NotFound")
+
+
 def local_folder(upload, cache_dir: Path | None = None) -> Path:
     """A local folder holding the upload's files, for code that needs paths (loading a model, reading a
     corpus). Local storage: the storage folder itself. Remote storage (S3): a copy under ``cache_dir``
-    (default ``NEUROX_DATA_DIR/cache/uploads``), keyed by the upload's uuid and made once."""
+    (default ``NEUROX_DATA_DIR/cache/uploads``), keyed by the upload's uuid and made once; a file missing there
+    raises ``UploadMissing`` saying so."""
     try:
         return Path(default_storage.path(upload.storage_prefix))
     except NotImplementedError:
@@ -175,9 +207,7 @@ def local_folder(upload, cache_dir: Path | None = None) -> Path:
         for name in upload.files:
             destination = partial / name
             destination.parent.mkdir(parents=True, exist_ok=True)
-            with default_storage.open(upload.storage_name(name), "rb") as source, open(destination, "wb") as sink:
-                for chunk in iter(lambda: source.read(1 << 20), b""):
-                    sink.write(chunk)
+            copy_from_storage(upload, name, destination)
         os.replace(partial, target)
     except BaseException:
         uploads.remove_tree(partial)

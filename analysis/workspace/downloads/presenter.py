@@ -27,7 +27,10 @@ from django.utils.text import slugify
 
 from analysis.models import ResultKind, Step, results_root
 from analysis.steps.registry import Download, step_type
-from analysis.workspace.run_view import RunView, builds, document_of, ranking_of, ready_result, statistics_of, store_of
+from analysis.steps.storage import result_path
+from analysis.workspace.run_view import (
+    RunView, builds, document_of, ranking_of, ready_result, statistics_of, store_of,
+)
 
 EXPORTS = "exports"
 
@@ -194,7 +197,7 @@ def download_response(view: RunView, step_id: int, name: str, neuron_set: str | 
         return _streamed(_csv_stream(statistics_rows(statistics_of(step))), fmt.content_type, out)
     if fmt.name == "curve.csv":
         return _streamed(_csv_stream(curve_rows(document_of(step))), fmt.content_type, out)
-    path = results_root() / ready_result(step).path
+    path = result_path(ready_result(step).path)
     if fmt.name in ("stats.npz", "stats.json"):
         return _file(path / fmt.name, out, fmt.content_type)
     return _file(path, out, fmt.content_type)  # the result's own JSON document
