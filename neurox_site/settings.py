@@ -380,6 +380,9 @@ NEUROX_ALLOW_SIGNUP = env.bool("NEUROX_ALLOW_SIGNUP", default=True)
 # Compute: the largest estimated cost of one run, and the compute-seconds a user may use per period.
 NEUROX_DEFAULT_MAX_RUN_COMPUTE_SECONDS = env.int("NEUROX_DEFAULT_MAX_RUN_COMPUTE_SECONDS", default=4 * 3600)
 NEUROX_DEFAULT_COMPUTE_QUOTA_SECONDS = env.int("NEUROX_DEFAULT_COMPUTE_QUOTA_SECONDS", default=40 * 3600)
+# Workers take queued steps in turns by person, the example projects last (analysis/runs/fair_share.py); false:
+# first come, first served.
+NEUROX_FAIR_SHARE = env.bool("NEUROX_FAIR_SHARE", default=True)
 NEUROX_COMPUTE_PERIOD_DAYS = env.int("NEUROX_COMPUTE_PERIOD_DAYS", default=30)
 
 # --- Accounts -----------------------------------------------------------------------------------------------------

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models import Sum
 from django.http import Http404
 from django.utils import timezone
 
 from projects.selectors import projects_visible_to
 
 from analysis.models import FINISHED_RUN_STATES, LogLine, Result, ResultState, Run, RunState, Step, StepState
+from analysis.runs import fair_share
 
 SNAPSHOT_LINES = 200  # log lines a run page opens with; older ones are in the API (…/logs/?after=)
 
@@ -30,20 +30,17 @@ def run_for(user, pk) -> Run:
         raise Http404("No such run.")
 
 
-def _steps_ahead_in_queue():
-    """For each outer step: queued steps of every user on the same queue sent before it (oldest first)."""
-    ahead = Step.objects.filter(state=StepState.QUEUED, queue=OuterRef("queue")).filter(
-        Q(queued_at__lt=OuterRef("queued_at")) | Q(queued_at=OuterRef("queued_at"), id__lt=OuterRef("id")))
-    return Subquery(ahead.order_by().values("queue").annotate(n=Count("id")).values("n")[:1],
-                    output_field=IntegerField())
-
-
-def steps_of(run: Run):
+def steps_of(run: Run) -> list[Step]:
     """The run's steps in order, each with ``queue_position``: 1 for the next one a worker of its queue takes,
-    N when N-1 queued steps (of any user) are ahead of it; None unless the step is queued."""
-    position = Case(When(state=StepState.QUEUED, then=Coalesce(_steps_ahead_in_queue(), Value(0)) + 1),
-                    default=None, output_field=IntegerField())
-    return run.steps.prefetch_related("needs").annotate(queue_position=position).order_by("id")
+    N when N-1 queued steps (of any user) are really ahead of it in the fair order (``fair_share``); None
+    unless the step is queued."""
+    steps = list(run.steps.prefetch_related("needs").order_by("id"))
+    positions = {}
+    for queue in {step.queue for step in steps if step.state == StepState.QUEUED}:
+        positions.update(fair_share.queue_positions(queue))
+    for step in steps:
+        step.queue_position = positions.get(step.pk) if step.state == StepState.QUEUED else None
+    return steps
 
 
 def _duration_text(seconds: float) -> str:

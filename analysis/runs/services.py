@@ -39,6 +39,7 @@ from analysis.models import (
     FINISHED_RUN_STATES, FINISHED_STEP_STATES, LogLine, Result, results_root, ResultState, Run, RunState, Step,
     StepKind, StepState,
 )
+from analysis.runs import fair_share
 from analysis.runs.selectors import active_runs_of, waiting_reason
 from analysis.steps import object_store, step_type, step_types
 from analysis.steps.queues import messages_waiting, send_step
@@ -627,12 +628,25 @@ def _dispatch_waiting_for(key: str) -> None:
 # ------------------------------------------------------------------------------------------------ a worker's side
 
 
+def _take_a_turn(queue: str, worker: str, now) -> int | None:
+    """Move the fairest queued step of ``queue`` (``fair_share``) to running for ``worker``; its id, or None
+    when none is queued. Two workers asking at once take different steps: each claim is a conditional update."""
+    for step_id in fair_share.turn_order(queue):
+        if Step.objects.filter(pk=step_id, state=StepState.QUEUED).update(
+                state=StepState.RUNNING, attempts=F("attempts") + 1, worker=worker, started_at=now,
+                heartbeat_at=now):
+            return step_id
+    return None
+
+
 def claim_step(step_id: int, worker: str) -> Step | None:
-    """Take a queued step for ``worker`` and hold its result's build. None: nothing to compute (a duplicate
-    delivery, a cancelled step, a result that exists or that another run is building right now)."""
+    """Take the turn the message for step ``step_id`` brings: the fairest queued step of that step's queue,
+    for ``worker``, and hold its result's build. None: nothing to compute (nothing queued there any more, or
+    the step taken finds its result exists or another run building it right now)."""
     now = timezone.now()
-    if not Step.objects.filter(pk=step_id, state=StepState.QUEUED).update(
-            state=StepState.RUNNING, attempts=F("attempts") + 1, worker=worker, started_at=now, heartbeat_at=now):
+    queue = Step.objects.filter(pk=step_id).values_list("queue", flat=True).first()
+    step_id = _take_a_turn(queue, worker, now) if queue is not None else None
+    if step_id is None:
         return None
     step = Step.objects.select_related("run").get(pk=step_id)
     Run.objects.filter(pk=step.run_id, state=RunState.QUEUED).update(state=RunState.RUNNING, started_at=now)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import Result, ResultKind, ResultState, RunState, StepKind, StepState, results_root
 from analysis.steps import object_store
 from analysis.steps.storage import open_store, publish_json, result_path

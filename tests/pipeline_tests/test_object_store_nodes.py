@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from analysis import services
+from analysis.runs import services
 from analysis.models import Result, RunState, StepKind, StepState
 from analysis.steps import object_store
 from tests.support.clients import client_for
