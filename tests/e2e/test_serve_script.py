@@ -34,7 +34,7 @@ def get(url: str, data: bytes | None = None) -> tuple[int, bytes]:
 
 REALTIME_ROUND_TRIP = """
 import django; django.setup()
-from analysis import realtime
+from analysis.runs import realtime
 try:
     realtime.ask(realtime.ACTIVATIONS_TASK, {"model": 10**9, "sha256": "0" * 64, "words": ["a"],
                  "neuron_set": "hidden", "pool": None, "top_k": 1, "aggregation": "last"})
