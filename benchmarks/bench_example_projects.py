@@ -21,8 +21,8 @@ from django.http import QueryDict  # noqa: E402
 from analysis.examples.grammar import PAST, PRESENT, with_tense  # noqa: E402
 from analysis.models import Run, StepKind  # noqa: E402
 from analysis.workspace.recipes import clean_recipe  # noqa: E402
-from analysis.workspace import RunView
-from analysis.workspace.manipulation import presenter as manipulation_presenter
+from analysis.workspace import RunView  # noqa: E402
+from analysis.workspace.manipulation import presenter as manipulation_presenter  # noqa: E402
 from analysis.workspace.ablation.presenter import curves_of  # noqa: E402
 
 
