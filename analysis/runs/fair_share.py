@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, defaultdict, deque
+from itertools import islice
 from datetime import datetime
 
 from django.conf import settings
@@ -47,8 +48,10 @@ def _served(queue: str, people: set[int]) -> tuple[Counter, dict[int, float]]:
     return running, {person: started.timestamp() for person, started in last.items()}
 
 
-def turn_order(queue: str) -> list[int]:
+def turn_order(queue: str, named: int | None = None) -> list[int]:
     """The queue's queued steps (ids) in the order its workers take them, if nothing else arrives meanwhile.
+    ``named``: the step a message names goes first among its person's steps (when it is their turn, the message's
+    own step runs).
 
     A simulation of the rules above: each turn goes to the line (one person's own steps, or their example steps)
     with the smallest (example, running now, last served, first queued); the step taken then counts as that
@@ -59,13 +62,15 @@ def turn_order(queue: str) -> list[int]:
     lines: dict[tuple[bool, int], deque] = defaultdict(deque)
     arrival: dict[int, int] = {}
     for index, (step_id, person, example) in enumerate(waiting):
-        lines[(bool(example), person)].append(step_id)
+        line = lines[(bool(example), person)]
+        line.appendleft(step_id) if step_id == named else line.append(step_id)
         arrival[step_id] = index
     running, last = _served(queue, {person for _, person, _ in waiting}) if waiting else (Counter(), {})
 
     def key(line):
         example, person = line
-        return example, running[person], last.get(person, NEVER), arrival[lines[line][0]]
+        first_queued = min(arrival[step_id] for step_id in islice(lines[line], 2))  # ``named`` may lead it
+        return example, running[person], last.get(person, NEVER), first_queued
 
     heap = [(key(line), line) for line in lines]
     heapq.heapify(heap)

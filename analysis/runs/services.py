@@ -628,10 +628,10 @@ def _dispatch_waiting_for(key: str) -> None:
 # ------------------------------------------------------------------------------------------------ a worker's side
 
 
-def _take_a_turn(queue: str, worker: str, now) -> int | None:
+def _take_a_turn(queue: str, named: int, worker: str, now) -> int | None:
     """Move the fairest queued step of ``queue`` (``fair_share``) to running for ``worker``; its id, or None
     when none is queued. Two workers asking at once take different steps: each claim is a conditional update."""
-    for step_id in fair_share.turn_order(queue):
+    for step_id in fair_share.turn_order(queue, named):
         if Step.objects.filter(pk=step_id, state=StepState.QUEUED).update(
                 state=StepState.RUNNING, attempts=F("attempts") + 1, worker=worker, started_at=now,
                 heartbeat_at=now):
@@ -645,7 +645,7 @@ def claim_step(step_id: int, worker: str) -> Step | None:
     the step taken finds its result exists or another run building it right now)."""
     now = timezone.now()
     queue = Step.objects.filter(pk=step_id).values_list("queue", flat=True).first()
-    step_id = _take_a_turn(queue, worker, now) if queue is not None else None
+    step_id = _take_a_turn(queue, step_id, worker, now) if queue is not None else None
     if step_id is None:
         return None
     step = Step.objects.select_related("run").get(pk=step_id)

@@ -95,6 +95,14 @@ def test_example_projects_wait_until_no_one_elses_step_is_queued(person):
     assert set(order[:3]) == {mine[0].pk, mine[1].pk, later.pk} and own_example.pk in order[3:]
 
 
+def test_a_message_runs_its_own_step_when_it_is_its_persons_turn(person):
+    first, named = queue(person("a"), 2)
+    queue(person("b"), 1, state=StepState.RUNNING, started_at=START)
+    queue(person("b"), 1)
+    assert fair_share.turn_order("cpu", named=named.pk)[0] == named.pk
+    assert services.claim_step(named.pk, "cpu@test").pk == named.pk
+
+
 def test_queues_are_separate_and_only_queued_steps_count(person):
     queue(person("a"), 2, queue="gpu")
     (cancelled,) = queue(person("b"), 1, state=StepState.CANCELLED)
