@@ -43,6 +43,15 @@ class QuotaExceeded(Exception):
         self.requested = requested
 
 
+def human_duration(seconds: float) -> str:
+    """Seconds as a person reads them: "42 s", "13 min", "3.2 h"."""
+    if seconds < 60:
+        return f"{max(seconds, 1):.0f} s" if seconds > 0 else "0 s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def human_bytes(n: int) -> str:
     value = float(n)
     for unit in ("bytes", "KB", "MB", "GB", "TB"):

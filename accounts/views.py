@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
 from accounts.forms import LockedSignInForm, SignUpForm, TokenCreateForm
+from accounts.quotas import human_duration
 
 
 RECENT_PROJECTS = 5
@@ -128,15 +129,6 @@ def revoke_token(request, token_id: int):
     return redirect("accounts:tokens")
 
 
-def _duration(seconds: float) -> str:
-    """Compute-seconds as a person reads them: "42 s", "12.5 min", "3.2 h"."""
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _share(used: float, limit: float) -> int:
     return 100 if limit <= 0 and used > 0 else (0 if limit <= 0 else min(100, round(100 * used / limit)))
 
@@ -158,9 +150,9 @@ def usage(request):
     quota = user.limit("compute_quota_seconds")
     compute = {"used": seconds, "quota": quota, "share": _share(seconds, quota),
                "left": max(0.0, quota - seconds), "period_days": settings.NEUROX_COMPUTE_PERIOD_DAYS,
-               "text": {"used": _duration(seconds), "quota": _duration(quota),
-                        "left": _duration(max(0.0, quota - seconds)),
-                        "per_run": _duration(user.limit("max_run_compute_seconds"))},
+               "text": {"used": human_duration(seconds), "quota": human_duration(quota),
+                        "left": human_duration(max(0.0, quota - seconds)),
+                        "per_run": human_duration(user.limit("max_run_compute_seconds"))},
                "per_run": user.limit("max_run_compute_seconds")}
     runs = {"active": active_runs_of(user.pk), "waiting": waiting_runs_of(user.pk),
             "limit": user.limit("max_concurrent_runs")}

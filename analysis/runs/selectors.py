@@ -9,6 +9,7 @@ from django.db.models import Sum
 from django.http import Http404
 from django.utils import timezone
 
+from accounts.quotas import human_duration
 from projects.selectors import projects_visible_to
 
 from analysis.models import FINISHED_RUN_STATES, LogLine, Result, ResultState, Run, RunState, Step, StepState
@@ -43,14 +44,6 @@ def steps_of(run: Run) -> list[Step]:
     return steps
 
 
-def _duration_text(seconds: float) -> str:
-    if seconds < 60:
-        return f"{max(seconds, 1):.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def steps_with_time_left(run: Run, now=None) -> list:
     """The run's steps (``steps_of``), each with ``time_left``: for a running step that has counted some of its
     units, the rest at the rate it has gone since it started ("about 3 min left"), else ""."""
@@ -61,7 +54,7 @@ def steps_with_time_left(run: Run, now=None) -> list:
         if step.state == StepState.RUNNING and step.started_at and 0 < step.done < step.total:
             elapsed = (now - step.started_at).total_seconds()
             if elapsed > 0:
-                step.time_left = f"about {_duration_text((step.total - step.done) * elapsed / step.done)} left"
+                step.time_left = f"about {human_duration((step.total - step.done) * elapsed / step.done)} left"
     return steps
 
 

@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from django.conf import settings
 
 from analysis import tasks
 from analysis.runs import services
+from analysis.runs.selectors import compute_seconds_used
 from analysis.models import Result, RunState, Step, StepKind, StepState
 from neurox_site.celery import app
 from projects.services.attachments import attach_upload
@@ -49,6 +51,10 @@ def test_gpu_and_cpu_workers_run_a_whole_run_and_a_second_run_reuses_everything(
     for step in steps:
         result = Result.objects.get(key=step.result_key)
         assert result.bytes > 0 and (Path(settings.NEUROX_RESULTS_DIR) / result.path).exists()
+        # metered (issue #18): the seconds it held its worker, within its wall time, and where (no CUDA here)
+        wall = (step.finished_at - step.started_at).total_seconds()
+        assert 0 < step.compute_seconds <= wall + 0.05 and step.device == "cpu", (step.title, step.compute_seconds)
+    assert compute_seconds_used(people["owner"]) == pytest.approx(sum(s.compute_seconds for s in steps))
 
     # the same message delivered twice: the claim lets only the first run it
     extract = run.steps.get(kind=StepKind.EXTRACT)
@@ -61,7 +67,8 @@ def test_gpu_and_cpu_workers_run_a_whole_run_and_a_second_run_reuses_everything(
     again = services.create_run(people["editor"], people["project"], request_for(attached))
     wait_for(lambda: run_state(again) == RunState.SUCCEEDED, 2, "the second run to succeed at once")
     assert time.monotonic() - started < 2
-    assert all(s.reused for s in again.steps.all())
+    assert all(s.reused and s.compute_seconds == 0 for s in again.steps.all())
+    assert compute_seconds_used(people["editor"]) == 0
 
 
 def test_two_runs_needing_the_same_missing_store_compute_it_once(people, attached, tiny_bert, celery):
