@@ -53,7 +53,24 @@ ACTIVE_STEP_STATES = (StepState.QUEUED, StepState.RUNNING)
 # What a request sets beside the engine's options (those are declared beside each engine function:
 # methods.METHODS, crossmodel.METHODS, probe_ablation.OPTIONS, model_ablation.OPTIONS).
 STATISTICS = Option("statistics", bool, True, "per-neuron statistics")
-SEED = Option("seed", int, 0, "the seed of splits, probes and resampling")
+SEED = Option("seed", int, 0, "the seed of splits, probes and resampling", minimum=0, maximum=2**32 - 1)
+# The most items each list of a request may hold: the one table the checks, the API schema (maxItems) and the
+# README read. What the items cost together is bounded by the run's compute-seconds (``_refuse_over_compute``).
+MAX_ITEMS = {"models": 8, "rankings": 20, "crossmodel": 8}
+ITEM_NAMES = {"models": "models", "rankings": "rankings", "crossmodel": "cross-model rankings"}
+
+
+def too_many_message(field: str) -> str:
+    """ "A run holds at most 20 rankings; …" (the service's and the API serializer's message)."""
+    return (f"A run holds at most {MAX_ITEMS[field]} {ITEM_NAMES[field]}; split the work into several runs "
+            "(results already computed are reused by the next one).")
+
+
+def _too_many(value, field: str, errors: dict) -> bool:
+    if isinstance(value, list) and len(value) > MAX_ITEMS[field]:
+        errors[field] = [f"{too_many_message(field)} This request has {len(value):,}."]
+        return True
+    return False
 
 
 class RunStateError(Exception):
@@ -123,6 +140,8 @@ def _rankings(value, corpus, errors: dict) -> list[dict]:
     if not isinstance(value, list):
         errors["rankings"] = ["Give a list of rankings, e.g. [{\"method\": \"probeless\"}]."]
         return []
+    if _too_many(value, "rankings", errors):
+        return []
     return _each(value, lambda item: _ranking(item, corpus), "Ranking", "rankings", errors)
 
 
@@ -142,6 +161,8 @@ def _crossmodel(value, n_models: int, errors: dict) -> list[dict]:
         return []
     if not isinstance(value, list):
         errors["crossmodel"] = ["Give a list of cross-model rankings, e.g. [{\"method\": \"maxcorr\"}]."]
+        return []
+    if _too_many(value, "crossmodel", errors):
         return []
     if n_models < 2:
         errors["crossmodel"] = ["Cross-model correlation compares two or more models; choose at least two models "
@@ -203,6 +224,8 @@ def _models(project, model_ids, errors: dict) -> list:
     """The project's models the request names, in its order (without repeats)."""
     if not isinstance(model_ids, list) or not model_ids or not all(_is_id(pk) for pk in model_ids):
         errors["models"] = ["Choose at least one model of this project (a list of model ids)."]
+        return []
+    if _too_many(list(dict.fromkeys(model_ids)), "models", errors):
         return []
     attached = {m.pk: m for m in project.model_uploads.all()}
     missing = [str(pk) for pk in model_ids if pk not in attached]
