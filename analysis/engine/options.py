@@ -71,7 +71,8 @@ class Option:
     @property
     def bounds(self) -> str:
         """The range of one number in words ("from 0 to 1", "above 0 and at most 1"), without ``off``."""
-        low = None if self.minimum is None else f"{'above' if self.above_minimum else 'at least'} {_number(self.minimum)}"
+        low = None if self.minimum is None else (
+            f"{'above' if self.above_minimum else 'at least'} {_number(self.minimum)}")
         high = None if self.maximum is None else f"at most {_number(self.maximum)}"
         if low and high and not self.above_minimum:
             return f"from {_number(self.minimum)} to {_number(self.maximum)}"
