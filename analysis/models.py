@@ -100,6 +100,9 @@ class Step(models.Model):
     compute_seconds = models.FloatField(default=0.0, help_text="Seconds this step held a worker (every attempt "
                                         "together); 0 for a reused result. What compute quotas count.")
     device = models.CharField(max_length=10, blank=True, help_text="Where it computed: cpu or cuda.")
+    estimated_seconds = models.FloatField(default=0.0, help_text="Its cost when the run was created (compute-seconds, "
+                                          "analysis/runs/estimates.py; 0 when reused): the compute quota counts it "
+                                          "until the step finishes.")
 
     class Meta:
         ordering = ["run", "id"]

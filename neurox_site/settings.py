@@ -281,6 +281,19 @@ NEUROX_EXTRACT_BATCH_TOKENS = env.int("NEUROX_EXTRACT_BATCH_TOKENS", default=409
 NEUROX_ESTIMATE_WORDS_PER_SECOND = {device: rate for device, rate in {
     "cpu": env.float("NEUROX_ESTIMATE_CPU_WORDS_PER_SECOND", default=970.0),
     "cuda": env.float("NEUROX_ESTIMATE_CUDA_WORDS_PER_SECOND", default=0.0)}.items() if rate > 0}
+# The cost model (analysis/runs/estimates.py): compute-seconds per unit of work of each step kind, for the per-run
+# limit and the compute quota. PROVISIONAL: to be replaced by benchmarks/bench_cost_rates.py's numbers.
+NEUROX_COST_RATES = {
+    "statistics_cells_per_second": 2.0e6,
+    "ranking_cells_per_second": {"lca": 2.0e5, "lca_dense": 2.0e5, "anova": 2.0e7, "mutual_info": 2.0e6,
+                                 "probeless": 2.0e7, "probeless_raw": 2.0e7, "mean_difference": 2.0e7,
+                                 "mean_difference_raw": 2.0e7, "variance": 5.0e7},
+    "resample_share": {"lca": 0.3, "lca_dense": 0.3, "anova": 1.0, "mutual_info": 1.0, "probeless": 1.0,
+                       "probeless_raw": 1.0, "mean_difference": 1.0, "mean_difference_raw": 1.0, "variance": 1.0},
+    "probe_evaluation_share": 0.01,
+    "crossmodel_cells_per_second": {"maxcorr": 1.0e10, "mincorr": 1.0e10, "linreg": 1.0e9, "svcca": 1.0e9},
+    "step_seconds": 1.0,
+}
 
 # --- The realtime path (typed sentences, manipulation): answered by `realtime` workers while the request waits
 # Models a realtime worker keeps loaded, least recently used evicted first, bounded by their parameter bytes.

@@ -47,7 +47,7 @@ from .ranking import Ranking, order_by_score
 
 UNIT = "row passes"
 RIDGE = Option("ridge", float, 1e-3, "LinReg's ridge penalty on the correlation matrix; 0 is plain least squares",
-               minimum=0, label="Ridge penalty")
+               minimum=0, maximum=1000, label="Ridge penalty")  # correlations are at most 1: 1000 is all penalty
 VARIANCE_KEPT = Option("variance_kept", float, 0.99, "the share of each model's variance its principal "
                        "directions keep before CCA", minimum=0, above_minimum=True, maximum=1, label="Variance kept")
 

@@ -62,8 +62,11 @@ class Method:
     score: str = ""  # what ``Ranking.scores`` holds (higher ranks first)
 
 
-BOOTSTRAP = Option("bootstrap", int, None, "the number of resamples for confidence intervals", minimum=2, off=0,
-                   label="Resamples")  # the default is each method's own (Method.bootstrap)
+# Resamples: 1,000 is far past where rank intervals settle (methods.md §2.7 asks for 20 for the cheap methods);
+# the run's cost in compute-seconds (analysis.runs.estimates) bounds what one person may ask for below that.
+MAX_BOOTSTRAP = 1000
+BOOTSTRAP = Option("bootstrap", int, None, "the number of resamples for confidence intervals", minimum=2,
+                   maximum=MAX_BOOTSTRAP, off=0, label="Resamples")  # the default is each method's own
 CONSENSUS = Option("consensus", str, None, "orders neurons over the bootstrap resamples", choices=CONSENSUS_METHODS)
 CONSENSUS_MIN_BOOTSTRAP = 4  # its stability is split-half (confidence.bootstrap_confidence refuses fewer)
 

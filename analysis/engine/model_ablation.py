@@ -41,12 +41,17 @@ from .options import Option
 
 DEFAULT_POINTS = 11
 MASK_RATE = 0.15
-CURVE_MODES = ("bottom", "random", "top")  # the orders neurons are removed in along a ranking
+CURVE_MODES = ("bottom", "random", "top")
+# Each point runs the whole test set through the model once per order (and per random seed): bounded so that one
+# request cannot ask for a million forward passes; the run's cost bounds the rest.
+MAX_POINTS = 50
+MAX_RANDOM_SEEDS = 20  # the orders neurons are removed in along a ranking
 # what a run may set of :func:`ablation_curves`
 OPTIONS = (
     Option("percents", float, tuple(range(10, 101, 10)), "the shares of neurons to remove", minimum=0,
-           above_minimum=True, maximum=100, many=True, example="[10, 50]"),
-    Option("random_seeds", int, 1, "how many random removal orders to compare with", minimum=1),
+           above_minimum=True, maximum=100, many=True, max_count=MAX_POINTS, example="[10, 50]"),
+    Option("random_seeds", int, 1, "how many random removal orders to compare with", minimum=1,
+           maximum=MAX_RANDOM_SEEDS),
     Option("modes", str, CURVE_MODES, "top removes the ranking's best neurons first, bottom its worst, random "
            "neurons in a seeded random order", choices=CURVE_MODES, many=True),
 )

@@ -14,6 +14,11 @@ import numbers
 from dataclasses import dataclass
 from typing import Sequence
 
+def _number(value) -> str:
+    """A bound in words: whole numbers in full (4294967295, not 4.29497e+09), others as ``:g`` writes them."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e16 else f"{value:g}"
+
+
 TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a text"}
 
 
@@ -32,6 +37,7 @@ class Option:
 
     The range is ``minimum`` .. ``maximum`` (either may be open: ``None``), the minimum itself excluded with
     ``above_minimum``; ``off`` is one more value outside the range that switches the option off (bootstrap 0).
+    ``max_count``: the most values a list (``many``) may hold, repeats counted (each one is work for a worker).
     ``choices`` are the only values a text option takes. ``label`` names it on a form, ``example`` is a value
     to show in a message.
     """
@@ -46,6 +52,7 @@ class Option:
     off: object = None
     choices: tuple = ()
     many: bool = False
+    max_count: int | None = None
     label: str = ""
     example: str = ""
 
@@ -57,16 +64,24 @@ class Option:
         words = self.bounds
         if self.many and words:
             words = f"each {words}"
+        if self.many and self.max_count:
+            words = f"{self.count_words}, {words}" if words else self.count_words
         return f"{self.off!r} (none) or {words}" if self.off is not None else words
 
     @property
     def bounds(self) -> str:
         """The range of one number in words ("from 0 to 1", "above 0 and at most 1"), without ``off``."""
-        low = None if self.minimum is None else f"{'above' if self.above_minimum else 'at least'} {self.minimum:g}"
-        high = None if self.maximum is None else f"at most {self.maximum:g}"
+        low = None if self.minimum is None else (
+            f"{'above' if self.above_minimum else 'at least'} {_number(self.minimum)}")
+        high = None if self.maximum is None else f"at most {_number(self.maximum)}"
         if low and high and not self.above_minimum:
-            return f"from {self.minimum:g} to {self.maximum:g}"
+            return f"from {_number(self.minimum)} to {_number(self.maximum)}"
         return " and ".join(w for w in (low, high) if w)
+
+    @property
+    def count_words(self) -> str:
+        """ "1 to 50 values" (a list option with ``max_count``), else "". """
+        return f"1 to {self.max_count} values" if self.many and self.max_count else ""
 
     @property
     def fits(self) -> str:
@@ -76,6 +91,8 @@ class Option:
         if self.choices:
             return f"a list {self.range}" if self.many else self.range
         kind = f"a list of {TYPE_NAMES[self.type][2:]}s" if self.many else TYPE_NAMES[self.type]
+        if self.count_words:
+            kind = f"{kind} ({self.count_words})"
         bounds = self.bounds
         words = f"{kind}, each {bounds}" if self.many and bounds else f"{kind} {bounds}".strip()
         return f"{self.off!r} (none) or {words}" if self.off is not None else words
@@ -99,7 +116,9 @@ class Option:
 
     def accepts(self, value) -> bool:
         if self.many:
-            return isinstance(value, (list, tuple)) and bool(value) and all(self._accepts_one(v) for v in value)
+            return (isinstance(value, (list, tuple)) and bool(value)
+                    and (self.max_count is None or len(value) <= self.max_count)
+                    and all(self._accepts_one(v) for v in value))
         return self._accepts_one(value)
 
     def _accepts_one(self, value) -> bool:

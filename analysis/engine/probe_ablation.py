@@ -35,11 +35,16 @@ DEFAULT_RANDOM_SEEDS = 5
 SELECTIONS = ("top", "random", "bottom")
 MODES = ("zero_out", "retrain")
 TRAIN_AND_ABLATE_UNIT = "probe epochs + evaluations"
+# Each point is a probe trained (retrain) or scored (zero_out) per selection, each random seed one more: a curve of
+# 50 points is finer than a chart shows, and 50 random sets give a spread as tight as it gets.
+MAX_POINTS = 50
+MAX_RANDOM_SEEDS = 50
 # what a run may set of :func:`train_and_ablate`
 OPTIONS = (
     Option("percents", float, DEFAULT_PERCENTS, "the shares of neurons to keep", minimum=0, above_minimum=True,
-           maximum=100, many=True, example="[10, 50]"),
-    Option("random_seeds", int, DEFAULT_RANDOM_SEEDS, "how many random neuron sets to compare with", minimum=1),
+           maximum=100, many=True, max_count=MAX_POINTS, example="[10, 50]"),
+    Option("random_seeds", int, DEFAULT_RANDOM_SEEDS, "how many random neuron sets to compare with", minimum=1,
+           maximum=MAX_RANDOM_SEEDS),
     Option("modes", str, MODES, "zero_out scores the trained probe with the other neurons at their mean, retrain "
            "trains a new probe on the kept neurons", choices=MODES, many=True),
 )

@@ -1,12 +1,22 @@
-"""The estimate the new-analysis form shows before a run is started: disk, memory and time, and which parts
-are already computed.
+"""The estimate the new-analysis form shows before a run is started: disk, memory, its cost in compute-seconds,
+and which parts are already computed. ``create_run`` refuses a run whose cost is over the user's limits with the
+same numbers.
 
 The steps and their result keys come from ``services.plan_run`` (the same plan ``create_run`` stores), so a
 part marked "reused" is exactly a step that would finish at once. Sizes come from the model's config (hidden
 size, layers, MLP width, read from its ``config.json``) and the corpus's word count, through the activation
-store's own size function (``engine.store.npy_bytes``). Time: the extraction's words per second on each device
-(``settings.NEUROX_ESTIMATE_WORDS_PER_SECOND``, measured with all-MiniLM-L6-v2, see benchmarks/
-bench_extract.py), scaled by the model's parameter count against MiniLM's.
+store's own size function (``engine.store.npy_bytes``).
+
+**Cost** (:func:`step_seconds`): the compute-seconds each planned step would hold a worker, per step kind, from
+rates measured with all-MiniLM-L6-v2 over UD EWT (``settings.NEUROX_COST_RATES``, ``benchmarks/
+bench_cost_rates.py`` measures them and prints measured against estimated). The work of a step is counted in
+what its time grows with: an extraction in words (× the model's parameters over MiniLM's: a forward pass grows
+with the model), statistics and rankings in cells (words × the neurons selected, which grow with the model's
+width and depth) times the fits they make (1 + bootstrap resamples, each at the method's measured share of a
+fit), a probe ablation in probe fits on the kept neurons, a cross-model ranking in words × (all neurons)², a
+model-level ablation in forward passes over the test set (one per curve point and order). Every step adds
+``step_seconds`` (claim, opening the store, writing the result). A step whose result exists (reused), or that
+another run is computing now (it will be reused), costs 0.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ class Part:
     title: str
     kind: str
     state: str  # "new", "reused" (a ready result exists) or "building" (another run computes it now)
+    seconds: float = 0.0  # its cost in compute-seconds (0 unless new)
 
 
 @dataclass
@@ -43,10 +54,116 @@ class Estimate:
     memory_bytes: int = 0  # the largest single step's working set
     seconds: dict[str, float] = field(default_factory=dict)  # device → extraction seconds of the new stores
     words: int = 0
+    compute_seconds: float = 0.0  # the run's cost: every new step's compute-seconds
+    limits: dict = field(default_factory=dict)  # the user's, when asked for: see ``with_limits``
 
     @property
     def reused(self) -> int:
         return sum(part.state == "reused" for part in self.parts)
+
+    @property
+    def by_kind(self) -> dict[str, float]:
+        """Compute-seconds per step kind, largest first."""
+        totals: dict[str, float] = {}
+        for part in self.parts:
+            totals[part.kind] = totals.get(part.kind, 0.0) + part.seconds
+        return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+    @property
+    def cost_text(self) -> str:
+        return duration_text(self.compute_seconds)
+
+
+def duration_text(seconds: float) -> str:
+    """Compute-seconds for people: "under a minute", "about 12 min", "about 5 h 20 min", "about 3 days 4 h"."""
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "under a minute"
+    if minutes < 60:
+        return f"about {minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"about {hours} h" + (f" {minutes} min" if minutes else "")
+    days, hours = divmod(hours, 24)
+    return f"about {days:,} days" + (f" {hours} h" if hours else "")
+
+
+def limit_text(seconds: float) -> str:
+    """A limit in compute-seconds for people, exact where it is round: "4 h", "90 min", "40 h"."""
+    return duration_text(seconds).removeprefix("about ")
+
+
+# ------------------------------------------------------------------------------------------------ the cost model
+
+
+@dataclass(frozen=True)
+class Work:
+    """What one step's cost grows with: the corpus's words, the neurons it reads (its model's, or each model's for
+    a cross-model step), the model's parameters, and a model-level ablation's test set."""
+
+    words: int
+    units: int = 0  # neurons selected (a cross-model step: the sum over its models)
+    unit_squares: int = 0  # a cross-model step: (the sum over its models of their neurons)²
+    n_parameters: int = MINILM_PARAMETERS
+    test_words: int = 0
+
+
+def _rates() -> dict:
+    return settings.NEUROX_COST_RATES
+
+
+def _words_per_second() -> float:
+    """Forward passes (extraction, model-level ablation) run on the gpu queue: its device's measured rate (the
+    CUDA one once an operator sets it, else the CPU one)."""
+    rates = settings.NEUROX_ESTIMATE_WORDS_PER_SECOND
+    return rates.get("cuda") or rates.get("cpu") or 970.0
+
+
+def _fits(method: str, bootstrap: int) -> float:
+    """A ranking's fits in units of its main fit: 1, plus each resample at its method's measured share."""
+    share = _rates()["resample_share"].get(method, 1.0)
+    return 1.0 + (bootstrap or 0) * share
+
+
+def _ablation_orders(params: dict) -> int:
+    """Selections per curve point: top and bottom once each, random once per random seed."""
+    modes = params.get("modes") or ()
+    return sum(params.get("random_seeds", 1) if m == "random" else 1 for m in modes)
+
+
+def step_seconds(kind: str, params: dict, work: Work) -> float:
+    """The compute-seconds one new step of ``kind`` with ``params`` would take (``settings.NEUROX_COST_RATES``).
+    A kind the platform does not know (a site's own) costs the per-step overhead only."""
+    rates = _rates()
+    scale = max(work.n_parameters, 1) / MINILM_PARAMETERS
+    cells = work.words * work.units
+    if kind == "extract":
+        seconds = work.words / _words_per_second() * scale
+    elif kind == "statistics":
+        seconds = cells / rates["statistics_cells_per_second"]
+    elif kind == "ranking":
+        by_method = rates["ranking_cells_per_second"]
+        rate = by_method.get(params.get("method"), min(by_method.values()))
+        seconds = cells / rate * _fits(params.get("method"), params.get("bootstrap", 0))
+    elif kind == "probe_ablation":
+        # the lca probe once, then per point and selection: retrain fits a probe on the kept share of the neurons
+        # (one fit at a fixed λ2: lca's resample share), zero_out only scores the trained probe
+        fit = cells / rates["ranking_cells_per_second"]["lca"]
+        per_selection = _ablation_orders({**params, "modes": ["top", "bottom", "random"]})
+        retrain = sum(p / 100 for p in params.get("percents", ())) if "retrain" in params.get("modes", ()) else 0
+        zero_out = len(params.get("percents", ())) if "zero_out" in params.get("modes", ()) else 0
+        seconds = fit * (1 + per_selection * (retrain * rates["resample_share"]["lca"]
+                                              + zero_out * rates["probe_evaluation_share"]))
+    elif kind == "crossmodel":
+        rate = rates["crossmodel_cells_per_second"].get(params.get("method"),
+                                                         min(rates["crossmodel_cells_per_second"].values()))
+        seconds = work.words * work.unit_squares / rate
+    elif kind == "model_ablation":
+        passes = 1 + len(params.get("percents", ())) * _ablation_orders(params)
+        seconds = work.test_words * passes / _words_per_second() * scale
+    else:
+        seconds = 0.0
+    return seconds + rates["step_seconds"]
 
 
 def _model_config(model) -> dict:
@@ -102,18 +219,47 @@ def _states(keys: list[str]) -> dict[str, str]:
             for key in keys}
 
 
-def estimate(project, request: dict) -> Estimate:
-    """The estimate for ``request``; ``ValidationError`` (as ``create_run`` raises it) when it cannot run."""
-    plan = services.plan_run(project, request)
+def _test_words(plan, step) -> int:
+    """A model-level ablation's test set in words: its sentences at the corpus's mean sentence length."""
+    from projects.models import TestSetUpload
+
+    test_set = TestSetUpload.objects.filter(pk=step.params.get("test_set")).first()
+    per_sentence = plan.corpus.n_words / max(plan.corpus.n_sentences, 1)
+    return round((test_set.n_sentences if test_set else 0) * per_sentence)
+
+
+def _work(plan, step, shapes: dict) -> Work:
+    corpus, layers = plan.corpus, plan.request["layers"]
+    if step.model is None:  # a cross-model step: every model of the run
+        units = [_selected_units(shapes[m.pk], layers) for m in plan.models]
+        return Work(words=corpus.n_words, units=sum(units), unit_squares=sum(units) ** 2)
+    test_words = _test_words(plan, step) if step.kind == "model_ablation" else 0
+    return Work(words=corpus.n_words, units=_selected_units(shapes[step.model.pk], layers),
+                n_parameters=step.model.n_parameters or MINILM_PARAMETERS, test_words=test_words)
+
+
+def plan_cost(plan, states: dict | None = None) -> list[float]:
+    """Each planned step's compute-seconds (0 for one whose result exists or is being built by another run)."""
+    states = states or _states([step.key for step in plan.steps])
+    shapes = {model.pk: store_shape(model, plan.request["neuron_sets"]) for model in plan.models}
+    return [0.0 if states[step.key] != "new" else step_seconds(step.kind, step.params, _work(plan, step, shapes))
+            for step in plan.steps]
+
+
+def estimate(project, request: dict, plan=None) -> Estimate:
+    """The estimate for ``request`` (or its ``plan``, already made); ``ValidationError`` (as ``create_run`` raises
+    it) when it cannot run."""
+    plan = plan or services.plan_run(project, request)
     corpus = plan.corpus
     states = _states([step.key for step in plan.steps])
-    result = Estimate(words=corpus.n_words)
+    costs = plan_cost(plan, states)
+    result = Estimate(words=corpus.n_words, compute_seconds=sum(costs))
     rates = settings.NEUROX_ESTIMATE_WORDS_PER_SECOND
     result.seconds = {device: 0.0 for device in rates}
     batch_tokens = settings.NEUROX_EXTRACT_BATCH_TOKENS
-    for step in plan.steps:
+    for step, cost in zip(plan.steps, costs):
         state = states[step.key]
-        result.parts.append(Part(step.title, step.kind, state))
+        result.parts.append(Part(step.title, step.kind, state, cost))
         if step.model is None:
             continue
         shape = store_shape(step.model, plan.request["neuron_sets"])
@@ -130,4 +276,19 @@ def estimate(project, request: dict) -> Estimate:
             memory = corpus.n_words * _selected_units(shape, plan.request["layers"]) * FEATURE_BYTES
         if state != "reused":
             result.memory_bytes = max(result.memory_bytes, memory)
+    return result
+
+
+def with_limits(result: Estimate, user) -> Estimate:
+    """The estimate with the user's compute limits beside it (what the new-analysis page shows)."""
+    from analysis.runs.selectors import compute_seconds_committed
+
+    quota, used = user.limit("compute_quota_seconds"), compute_seconds_committed(user)
+    result.limits = {"per_run": user.limit("max_run_compute_seconds"), "quota": quota, "used": used,
+                     "left": max(0.0, quota - used), "period_days": settings.NEUROX_COMPUTE_PERIOD_DAYS,
+                     "per_run_text": limit_text(user.limit("max_run_compute_seconds")),
+                     "quota_text": limit_text(quota), "used_text": duration_text(used).removeprefix("about "),
+                     "left_text": duration_text(max(0.0, quota - used)).removeprefix("about "),
+                     "over_per_run": result.compute_seconds > user.limit("max_run_compute_seconds"),
+                     "over_quota": used + result.compute_seconds > quota}
     return result

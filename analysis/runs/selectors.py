@@ -12,7 +12,9 @@ from django.utils import timezone
 from accounts.quotas import human_duration
 from projects.selectors import projects_visible_to
 
-from analysis.models import FINISHED_RUN_STATES, LogLine, Result, ResultState, Run, RunState, Step, StepState
+from analysis.models import (
+    FINISHED_RUN_STATES, FINISHED_STEP_STATES, LogLine, Result, ResultState, Run, RunState, Step, StepState,
+)
 from analysis.runs import fair_share
 
 SNAPSHOT_LINES = 200  # log lines a run page opens with; older ones are in the API (…/logs/?after=)
@@ -125,3 +127,31 @@ def compute_seconds_used(user, now=None) -> float:
     finished in the last ``NEUROX_COMPUTE_PERIOD_DAYS`` (the one sum: account page, admin, compute quota)."""
     return Step.objects.filter(run__created_by=user, run__finished_at__gte=compute_period_start(now)).aggregate(
         total=Sum("compute_seconds"))["total"] or 0.0
+
+
+# ------------------------------------------------------------------------------------------------ compute quota
+
+
+def compute_seconds_committed(user, now=None) -> float:
+    """What ``user``'s compute quota counts now: ``compute_seconds_used`` (runs finished this period) plus their
+    runs not finished yet — each finished step's recorded compute-seconds, and each step still to finish at the
+    larger of its estimated cost (``Step.estimated_seconds``, set by ``create_run``) and what it has used so far.
+    So runs queued behind the concurrent-run limit count from the moment they are created: one cannot queue a
+    hundred runs, each under the limit, before the first is charged."""
+    from django.db.models import Case, F, FloatField, When
+    from django.db.models.functions import Greatest
+
+    open_steps = Step.objects.filter(run__created_by=user).exclude(run__state__in=FINISHED_RUN_STATES)
+    charge = Case(When(state__in=FINISHED_STEP_STATES, then=F("compute_seconds")),
+                  default=Greatest(F("compute_seconds"), F("estimated_seconds")), output_field=FloatField())
+    pending = open_steps.aggregate(total=Sum(charge))["total"] or 0.0
+    return compute_seconds_used(user, now) + pending
+
+
+def compute_period_frees(user, now=None):
+    """When the oldest compute-seconds counted this period leave it (a sliding window): the earliest finish of
+    the user's runs counted by ``compute_seconds_used`` plus the period; None when none are counted."""
+    start = compute_period_start(now)
+    first = (Run.objects.filter(created_by=user, finished_at__gte=start, steps__compute_seconds__gt=0)
+             .order_by("finished_at").values_list("finished_at", flat=True).first())
+    return first + timedelta(days=settings.NEUROX_COMPUTE_PERIOD_DAYS) if first else None

@@ -12,6 +12,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from analysis.runs import selectors
+from analysis.runs.services import MAX_ITEMS, SEED, too_many_message
 from analysis.engine.crossmodel import METHODS as CROSSMODEL_METHODS
 from analysis.engine.methods import BOOTSTRAP, CONSENSUS, CONSENSUS_MIN_BOOTSTRAP, METHODS
 from analysis.engine.model_ablation import OPTIONS as MODEL_ABLATION_OPTIONS
@@ -39,6 +40,8 @@ def option_schema(option: Option, description: str = "") -> dict:
     if option.maximum is not None:
         value["maximum"] = option.maximum
     schema = {"type": "array", "items": value, "minItems": 1} if option.many else value
+    if option.many and option.max_count:
+        schema["maxItems"] = option.max_count
     if option.default is not None:
         schema["default"] = list(option.default) if option.many else option.default
     fits = f" {_sentence(option.range)}" if option.range and not option.choices else ""
@@ -133,10 +136,16 @@ def _crossmodel_help() -> str:
             "over every model.")
 
 
+def _at_most(field: str) -> dict:
+    """A list field's bound (``services.MAX_ITEMS``): DRF refuses longer lists with the service's message."""
+    return {"max_length": MAX_ITEMS[field], "error_messages": {"max_length": too_many_message(field)}}
+
+
 class RunRequestSerializer(serializers.Serializer):
     """What to compute. Only the fields sent are passed on; the service fills in its defaults."""
 
-    models = serializers.ListField(child=serializers.IntegerField(), help_text="Ids of the project's models.")
+    models = serializers.ListField(child=serializers.IntegerField(), help_text="Ids of the project's models.",
+                                   **_at_most("models"))
     corpus = serializers.IntegerField(help_text="Id of one of the project's corpora.")
     neuron_sets = serializers.ListField(child=serializers.CharField(max_length=20), required=False,
                                         help_text="Among hidden and mlp (default: hidden).")
@@ -145,18 +154,22 @@ class RunRequestSerializer(serializers.Serializer):
     aggregation = serializers.CharField(max_length=20, required=False,
                                         help_text="How a word's subword activations combine (default: last).")
     rankings = serializers.ListField(
-        child=RankingItemField(), required=False,
+        child=RankingItemField(), required=False, **_at_most("rankings"),
         help_text="Each a method name or {\"method\": ..., \"bootstrap\": resamples, \"options\": {...}}.")
     statistics = serializers.BooleanField(required=False, help_text="Per-neuron statistics (default: true).")
     probe_ablation = ProbeAblationField(
         required=False, help_text=f"false, true, or {{{_object_text(PROBE_ABLATION_OPTIONS)}}}.")
-    crossmodel = serializers.ListField(child=CrossModelItemField(), required=False, help_text=_crossmodel_help())
+    crossmodel = serializers.ListField(child=CrossModelItemField(), required=False, help_text=_crossmodel_help(),
+                                       **_at_most("crossmodel"))
     model_ablation = ModelAblationField(
         required=False, help_text=f"false, or {{\"test_set\": id, {_object_text(MODEL_ABLATION_OPTIONS)}}}: the "
                                   "model's own task as neurons are removed along each ranking (an encoder without a "
                                   "masked-LM head: a probe's accuracy on the corpus's test sentences, read through "
                                   "the ablated model).")
-    seed = serializers.IntegerField(required=False, help_text="Seed for splits, probes and resampling.")
+    seed = serializers.IntegerField(
+        required=False, min_value=SEED.minimum, max_value=SEED.maximum,
+        error_messages={key: f"{SEED.problem()}." for key in ("min_value", "max_value")},
+        help_text=f"Seed for splits, probes and resampling: {SEED.range}.")
 
 
 class StepSerializer(serializers.ModelSerializer):

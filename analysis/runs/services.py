@@ -53,7 +53,24 @@ ACTIVE_STEP_STATES = (StepState.QUEUED, StepState.RUNNING)
 # What a request sets beside the engine's options (those are declared beside each engine function:
 # methods.METHODS, crossmodel.METHODS, probe_ablation.OPTIONS, model_ablation.OPTIONS).
 STATISTICS = Option("statistics", bool, True, "per-neuron statistics")
-SEED = Option("seed", int, 0, "the seed of splits, probes and resampling")
+SEED = Option("seed", int, 0, "the seed of splits, probes and resampling", minimum=0, maximum=2**32 - 1)
+# The most items each list of a request may hold: the one table the checks, the API schema (maxItems) and the
+# README read. What the items cost together is bounded by the run's compute-seconds (``_refuse_over_compute``).
+MAX_ITEMS = {"models": 8, "rankings": 20, "crossmodel": 8}
+ITEM_NAMES = {"models": "models", "rankings": "rankings", "crossmodel": "cross-model rankings"}
+
+
+def too_many_message(field: str) -> str:
+    """ "A run holds at most 20 rankings; …" (the service's and the API serializer's message)."""
+    return (f"A run holds at most {MAX_ITEMS[field]} {ITEM_NAMES[field]}; split the work into several runs "
+            "(results already computed are reused by the next one).")
+
+
+def _too_many(value, field: str, errors: dict) -> bool:
+    if isinstance(value, list) and len(value) > MAX_ITEMS[field]:
+        errors[field] = [f"{too_many_message(field)} This request has {len(value):,}."]
+        return True
+    return False
 
 
 class RunStateError(Exception):
@@ -123,6 +140,8 @@ def _rankings(value, corpus, errors: dict) -> list[dict]:
     if not isinstance(value, list):
         errors["rankings"] = ["Give a list of rankings, e.g. [{\"method\": \"probeless\"}]."]
         return []
+    if _too_many(value, "rankings", errors):
+        return []
     return _each(value, lambda item: _ranking(item, corpus), "Ranking", "rankings", errors)
 
 
@@ -142,6 +161,8 @@ def _crossmodel(value, n_models: int, errors: dict) -> list[dict]:
         return []
     if not isinstance(value, list):
         errors["crossmodel"] = ["Give a list of cross-model rankings, e.g. [{\"method\": \"maxcorr\"}]."]
+        return []
+    if _too_many(value, "crossmodel", errors):
         return []
     if n_models < 2:
         errors["crossmodel"] = ["Cross-model correlation compares two or more models; choose at least two models "
@@ -203,6 +224,8 @@ def _models(project, model_ids, errors: dict) -> list:
     """The project's models the request names, in its order (without repeats)."""
     if not isinstance(model_ids, list) or not model_ids or not all(_is_id(pk) for pk in model_ids):
         errors["models"] = ["Choose at least one model of this project (a list of model ids)."]
+        return []
+    if _too_many(list(dict.fromkeys(model_ids)), "models", errors):
         return []
     attached = {m.pk: m for m in project.model_uploads.all()}
     missing = [str(pk) for pk in model_ids if pk not in attached]
@@ -427,12 +450,14 @@ def create_run(user, project, request) -> Run:
     if not can_write(user, project):
         raise PermissionDenied("Viewers cannot start runs; ask an owner for the editor role.")
     plan = plan_run(project, request)
+    costs = _refuse_over_compute(user, plan)
     _refuse_over_storage(user, project, request, plan)
     run = Run.objects.create(project=project, created_by=user, request=plan.request)
     created: list[Step] = []
-    for planned in plan.steps:
+    for planned, cost in zip(plan.steps, costs):
         step = Step.objects.create(run=run, kind=planned.kind, title=planned.title, params=planned.params,
-                                   result_key=planned.key, queue=step_type(planned.kind).queue)
+                                   result_key=planned.key, queue=step_type(planned.kind).queue,
+                                   estimated_seconds=cost)
         step.needs.set([created[i] for i in planned.needs])
         created.append(step)
     write_log(run.pk, [f"Run created by {user.get_username()}: {len(created)} steps."])
@@ -928,6 +953,46 @@ def remove_old_log_lines(now=None) -> int:
     return removed
 
 
+# ------------------------------------------------------------------------------------------------ compute
+
+
+def _refuse_over_compute(user, plan: RunPlan) -> list[float]:
+    """Each planned step's cost in compute-seconds (``estimates.plan_cost``); ``ValidationError`` (a 400 under
+    ``compute``, nothing stored) when the run's cost is over the user's per-run limit, or when what their compute
+    quota already counts this period (``selectors.compute_seconds_committed``) plus this cost is over the quota.
+    Both limits resolve user → quota group → site default (``User.limit``). The lock on the user row makes two
+    runs created at once see each other's cost."""
+    from django.contrib.auth import get_user_model
+
+    from analysis.runs.estimates import duration_text, limit_text, plan_cost
+    from analysis.runs.selectors import compute_period_frees, compute_seconds_committed
+
+    costs = plan_cost(plan)
+    cost, per_run = sum(costs), user.limit("max_run_compute_seconds")
+    biggest = max(zip(costs, plan.steps), key=lambda pair: pair[0], default=(0, None))[1]
+    hint = f" The largest part is “{biggest.title}”." if biggest and cost else ""
+    if cost > per_run:
+        raise ValidationError({"compute": [
+            f"This run would take {duration_text(cost)} of compute ({cost:,.0f} compute-seconds); your limit per run "
+            f"is {limit_text(per_run)} ({per_run:,} s).{hint} Ask for fewer bootstrap resamples, rankings, ablation "
+            "points or random seeds, fewer layers, neuron sets or models, or a smaller corpus; split the work into "
+            "several runs (what one computes, the next reuses); or ask an administrator for a larger limit."]})
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    quota, used = user.limit("compute_quota_seconds"), compute_seconds_committed(user)
+    if cost and used + cost > quota:
+        frees = compute_period_frees(user)
+        when = (f" Compute used in the last {settings.NEUROX_COMPUTE_PERIOD_DAYS} days counts; the oldest of it "
+                f"leaves the period on {frees:%Y-%m-%d %H:%M} UTC." if frees else
+                " Most of it is held by your runs that have not finished: it is freed as they finish or when "
+                "you cancel them.")
+        raise ValidationError({"compute": [
+            f"This run would take {duration_text(cost)} of compute ({cost:,.0f} compute-seconds), and "
+            f"{duration_text(max(0.0, quota - used)).removeprefix('about ')} of your compute quota of "
+            f"{limit_text(quota)} per {settings.NEUROX_COMPUTE_PERIOD_DAYS} days is left ({used:,.0f} s used or held "
+            f"by your unfinished runs).{when} Make the run smaller, or ask an administrator for a larger quota."]})
+    return costs
+
+
 # ------------------------------------------------------------------------------------------------ storage
 
 
@@ -940,7 +1005,7 @@ def _refuse_over_storage(user, project, request, plan: RunPlan) -> None:
     from analysis.runs import estimates
     from analysis.runs.selectors import results_bytes_new_to
 
-    new_disk = estimates.estimate(project, request).disk_bytes
+    new_disk = estimates.estimate(project, request, plan).disk_bytes
     reused = results_bytes_new_to(user, [step.key for step in plan.steps])
     try:
         check_storage(user, new_disk + reused)

@@ -52,7 +52,7 @@ def new_run_estimate(request, pk):
     context = {"project": project}
     if form.is_valid():
         try:
-            context["estimate"] = estimates.estimate(project, form.request_dict())
+            context["estimate"] = estimates.with_limits(estimates.estimate(project, form.request_dict()), request.user)
         except ValidationError as error:
             form.add_service_errors(error)
     context["problems"] = [message for messages in form.errors.values() for message in messages]
