@@ -281,19 +281,25 @@ NEUROX_EXTRACT_BATCH_TOKENS = env.int("NEUROX_EXTRACT_BATCH_TOKENS", default=409
 NEUROX_ESTIMATE_WORDS_PER_SECOND = {device: rate for device, rate in {
     "cpu": env.float("NEUROX_ESTIMATE_CPU_WORDS_PER_SECOND", default=970.0),
     "cuda": env.float("NEUROX_ESTIMATE_CUDA_WORDS_PER_SECOND", default=0.0)}.items() if rate > 0}
-# The cost model (analysis/runs/estimates.py): compute-seconds per unit of work of each step kind, for the per-run
-# limit and the compute quota. PROVISIONAL: to be replaced by benchmarks/bench_cost_rates.py's numbers.
+# The cost model (analysis/runs/estimates.py): compute-seconds per unit of work of each step kind, behind the per-run
+# limit and the compute quota. Measured 2026-12-07 on the 2-core development machine (shared with other work) by
+# benchmarks/bench_cost_rates.py: all-MiniLM-L6-v2 × the first 500 sentences of UD EWT dev (7,621 words × 2,688
+# hidden neurons), one fit per method; a "cell" is a word × a neuron read. lca / lca_dense: from the 1,200-sentence
+# check instead (their time grows faster than the cells: 69.7 s there, 4.6× the 500-sentence rate's estimate), so
+# the limit errs on the high side. probeless' resample share: 1 (its measured 0 was noise under a second).
+# NEUROX_COST_RATES (JSON) overrides any of them.
 NEUROX_COST_RATES = {
-    "statistics_cells_per_second": 2.0e6,
-    "ranking_cells_per_second": {"lca": 2.0e5, "lca_dense": 2.0e5, "anova": 2.0e7, "mutual_info": 2.0e6,
-                                 "probeless": 2.0e7, "probeless_raw": 2.0e7, "mean_difference": 2.0e7,
-                                 "mean_difference_raw": 2.0e7, "variance": 5.0e7},
-    "resample_share": {"lca": 0.3, "lca_dense": 0.3, "anova": 1.0, "mutual_info": 1.0, "probeless": 1.0,
-                       "probeless_raw": 1.0, "mean_difference": 1.0, "mean_difference_raw": 1.0, "variance": 1.0},
-    "probe_evaluation_share": 0.01,
-    "crossmodel_cells_per_second": {"maxcorr": 1.0e10, "mincorr": 1.0e10, "linreg": 1.0e9, "svcca": 1.0e9},
-    "step_seconds": 1.0,
+    "statistics_cells_per_second": 3.4e7,
+    "ranking_cells_per_second": {"lca": 6.3e5, "lca_dense": 7.0e5, "anova": 9.2e7, "mutual_info": 1.35e7,
+                                 "probeless": 2.9e7, "probeless_raw": 1.35e8, "mean_difference": 1.17e8,
+                                 "mean_difference_raw": 1.38e8, "variance": 1.35e8},
+    "resample_share": {"lca": 0.33, "lca_dense": 0.33, "anova": 1.88, "mutual_info": 0.96, "probeless": 1.0,
+                       "probeless_raw": 1.0, "mean_difference": 1.36, "mean_difference_raw": 1.36, "variance": 0.99},
+    "probe_evaluation_share": 0.2,  # a zero_out point's scoring, as a share of one lca fit
+    "crossmodel_cells_per_second": {"maxcorr": 9.7e10, "mincorr": 9.7e10, "linreg": 3.3e10, "svcca": 1.6e10},
+    "step_seconds": 1.0,  # claim, opening the store, writing the result: assumed, not measured
 }
+NEUROX_COST_RATES.update(env.json("NEUROX_COST_RATES", default={}))
 
 # --- The realtime path (typed sentences, manipulation): answered by `realtime` workers while the request waits
 # Models a realtime worker keeps loaded, least recently used evicted first, bounded by their parameter bytes.

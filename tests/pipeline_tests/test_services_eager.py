@@ -128,7 +128,7 @@ def test_two_runs_needing_the_same_missing_result_compute_it_once(people, attach
     ({"layers": [-1]}, "layers", "list of layer numbers"),
     ({"layers": [7]}, "layers", "Layer 7 does not exist"),
     ({"rankings": [{"method": "magic"}]}, "rankings", "unknown method 'magic'"),
-    ({"rankings": [{"method": "anova", "bootstrap": 1}]}, "rankings", "0 (none) or at least 2"),
+    ({"rankings": [{"method": "anova", "bootstrap": 1}]}, "rankings", "0 (none) or from 2 to 1000"),
     ({"rankings": [{"method": "anova", "options": {"l1": 2}}]}, "rankings", "anova takes no option l1"),
     ({"rankings": [{"method": "anova", "bootstrap": 3, "consensus": "mean_rank"}]}, "rankings",
      "consensus orders neurons over the bootstrap resamples: choose mean_rank or selection_frequency with "
