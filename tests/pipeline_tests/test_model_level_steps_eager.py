@@ -97,7 +97,7 @@ def test_a_second_crossmodel_run_reuses_the_result_whatever_the_model_order(
     ([{"method": "cka"}], "Cross-model ranking 1: unknown method 'cka'; choose one of maxcorr, mincorr, linreg"),
     ([{"method": "maxcorr", "ridge": 1}], "maxcorr takes no option ridge"),
     ([{"method": "svcca", "variance_kept": 1.5}], "variance_kept is a number above 0 and at most 1"),
-    ([{"method": "linreg", "ridge": -1}], "ridge is a number at least 0"),
+    ([{"method": "linreg", "ridge": -1}], "ridge is a number from 0 to 1000"),
     ("maxcorr", "Give a list of cross-model rankings"),
 ])
 def test_a_bad_crossmodel_request_says_what_to_change_and_stores_nothing(people, two_berts, crossmodel, message):
