@@ -21,14 +21,16 @@ from __future__ import annotations
 import heapq
 from collections import Counter, defaultdict, deque
 from itertools import islice
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Max
+from django.utils import timezone
 
 from analysis.models import Step, StepState
 
 NEVER = float("-inf")  # "last served" of a person never served on the queue
+SERVED_WINDOW = timedelta(days=1)  # a person last served before this counts as never served
 SIMULATED = 1e12  # "last served" of a turn the simulation gives: later than any real start (a POSIX timestamp)
 
 
@@ -39,11 +41,13 @@ def _waiting(queue: str) -> list[tuple[int, int, bool]]:
 
 
 def _served(queue: str, people: set[int]) -> tuple[Counter, dict[int, float]]:
-    """Per person: their steps running on ``queue`` now, and when their last step there started (a timestamp)."""
+    """Per person: their steps running on ``queue`` now, and when their last step there started (a timestamp;
+    only starts within ``SERVED_WINDOW`` count, so a claim reads recent rows, not the queue's whole history)."""
     running = Counter(Step.objects.filter(queue=queue, state=StepState.RUNNING, run__created_by_id__in=people)
                       .values_list("run__created_by_id", flat=True))
     last: dict[int, datetime] = dict(
-        Step.objects.filter(queue=queue, run__created_by_id__in=people, started_at__isnull=False)
+        Step.objects.filter(queue=queue, run__created_by_id__in=people,
+                            started_at__gte=timezone.now() - SERVED_WINDOW)
         .values("run__created_by_id").annotate(last=Max("started_at")).values_list("run__created_by_id", "last"))
     return running, {person: started.timestamp() for person, started in last.items()}
 

@@ -998,7 +998,7 @@ def _refuse_over_compute(user, plan: RunPlan) -> list[float]:
 
 def _refuse_over_storage(user, project, request, plan: RunPlan) -> None:
     """A run whose new results would take its creator over their storage quota is refused (``ValidationError``
-    under ``storage``, a 400; nothing stored). What it adds (the rule in ``analysis.runs.selectors.results_bytes_of``):
+    under ``storage``, a 400; nothing stored). What it adds (the rule: ``analysis.runs.selectors.results_bytes_of``):
     the estimated size of the activation stores it would compute, and the full size of the ready results of
     others it would reuse that none of the user's runs refers to yet."""
     from accounts.quotas import QuotaExceeded, check_storage, human_bytes
@@ -1013,9 +1013,10 @@ def _refuse_over_storage(user, project, request, plan: RunPlan) -> None:
         parts = f" ({human_bytes(new_disk)} new, {human_bytes(reused)} reused from others' runs)" if reused else ""
         raise ValidationError({"storage": [
             f"This run would add about {human_bytes(error.requested)} of results{parts} but only "
-            f"{human_bytes(max(0, error.limit - error.used))} of your {human_bytes(error.limit)} storage quota is left "
-            f"({human_bytes(error.used)} used by your uploads and your runs' results). Delete runs or uploads you no longer need, choose fewer models, "
-            "neuron sets or a smaller corpus, or ask an administrator for a larger quota."]}) from None
+            f"{human_bytes(max(0, error.limit - error.used))} of your {human_bytes(error.limit)} storage quota is "
+            f"left ({human_bytes(error.used)} used by your uploads and your runs' results). Delete runs or uploads "
+            "you no longer need, choose fewer models, neuron sets or a smaller corpus, or ask an administrator for "
+            "a larger quota."]}) from None
 
 
 # ------------------------------------------------------------------------------------------------ operators

@@ -1,4 +1,4 @@
-"""The Analysis view (analysis/views/explore.py, analysis/workspace/explore_presenter.py) on a run computed to the
+"""The Analysis view (analysis/workspace/explore/) on a run computed to the
 end on a tiny BERT (probeless, anova with 2 bootstrap resamples, statistics): rankings, per-label sub-rankings,
 confidence, the comparison matrix, the neuron list, the pool's round trip through the URL, the activation map's
 values read back from the store, paging, search, typed-text search, the permission matrix and bad input.

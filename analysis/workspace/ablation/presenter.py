@@ -1,4 +1,4 @@
-"""What the Ablation page shows (``analysis/views/ablation.py``): every ablation curve of a run in one form,
+"""What the Ablation page shows (its ``views.py``): every ablation curve of a run in one form,
 whichever step wrote it, read through the run's :class:`RunView` (its steps that build a curve).
 
 Two step kinds write curves (see ``analysis.steps``), told apart by their document:

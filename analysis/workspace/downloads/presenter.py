@@ -1,4 +1,4 @@
-"""Every download of a run's results, in one place for the Downloads page (``analysis/views/downloads.py``) and
+"""Every download of a run's results, in one place for the Downloads page (its ``views.py``) and
 the API, read through the run's :class:`RunView`.
 
 A download is (a succeeded step of the run, a format name its step type lists: ``StepType.downloads``).

@@ -1,4 +1,4 @@
-"""What the Analysis page shows (``analysis/views/explore.py``): which ranking is shown, its neurons (filtered and
+"""What the Analysis page shows (its ``views.py``): which ranking is shown, its neurons (filtered and
 paged), confidence, the comparison of methods, the pool, the activation map of the corpus and of a typed sentence.
 
 Everything a request needs is read through the run's :class:`RunView` and the per-process caches of

@@ -1,4 +1,4 @@
-"""What the Manipulation page shows (``analysis/views/manipulation.py``): which models, statistics and rankings
+"""What the Manipulation page shows (its ``views.py``): which models, statistics and rankings
 of the run it can use, the sliders (ranges and marks from each neuron's statistics), the presets, the recipe in
 the page's query string, and the call to the realtime path. Read through the run's :class:`RunView`.
 

@@ -1,7 +1,7 @@
 """The Manipulation view of a run: a sentence, a slider per neuron, the original and manipulated outputs side by
 side (updated as a slider moves, from a realtime worker), presets and saved recipes. What the page shows comes
-from ``analysis.workspace.manipulation.presenter``; recipes are saved and deleted by ``analysis.workspace.recipes``; these
-views parse, check permissions and render."""
+from its ``presenter``; recipes are saved and deleted by ``analysis.workspace.recipes``; these views parse, check
+permissions and render."""
 
 import time
 from types import SimpleNamespace

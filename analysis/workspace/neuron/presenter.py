@@ -1,4 +1,4 @@
-"""What a neuron's page shows (``analysis/views/neuron.py``), read through the run's :class:`RunView`: where
+"""What a neuron's page shows (its ``views.py``), read through the run's :class:`RunView`: where
 the neuron is in the run, its statistics in words, its rank in each of the run's rankings, and its correlations
 (with the other neurons of its model, with the other models' neurons, and with the word's position in its
 sentence).
